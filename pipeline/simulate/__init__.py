@@ -1,0 +1,1 @@
+"""Synthetic PET data with known truth: compartment models, noise, phantoms and studies."""
