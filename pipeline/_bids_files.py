@@ -1,0 +1,180 @@
+"""File-level helpers of :mod:`pipeline.bids`: labels, file names, sidecars, headers.
+
+Public names (``check_label``, ``normalize_labels``) are re-exported by :mod:`pipeline.bids`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError, format_problem
+
+__all__ = ["LABEL_PATTERN", "check_label", "normalize_labels"]
+
+#: What every BIDS label must match before petbp uses it in a path.
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
+IMAGE_SUFFIXES = ("_pet.nii.gz", "_pet.nii")
+
+
+def check_label(label: Any, entity: str, where: str | PathLike | None = None) -> str:
+    """Return ``label`` if it is a valid BIDS label, else raise :class:`InputError`.
+
+    Examples
+    --------
+    >>> check_label("01", "sub")
+    '01'
+    """
+    text = str(label)
+    if not LABEL_PATTERN.match(text):
+        raise InputError(format_problem(
+            where, f"{entity} label {text!r} has characters outside [A-Za-z0-9]",
+            "BIDS labels may contain only letters and digits (no '-', '_', '.', '/' or spaces)."))
+    return text
+
+
+def normalize_labels(values: Iterable[Any] | str | None, entity: str,
+                     where: str | PathLike | None = None) -> list[str] | None:
+    """Strip an optional ``<entity>-`` prefix from each label and validate it.
+
+    ``["sub-01", "02"]`` becomes ``["01", "02"]``; None stays None.
+    """
+    if values is None:
+        return None
+    if isinstance(values, str | int):
+        values = [values]
+    out = []
+    for value in values:
+        text = str(value)
+        if text.startswith(f"{entity}-"):
+            text = text[len(entity) + 1:]
+        out.append(check_label(text, entity, where))
+    return out
+
+
+def _parse_name(path: Path) -> dict[str, str]:
+    """Entities of a ``*_pet.nii[.gz]`` or ``*_pet.json`` file name (labels validated)."""
+    name = path.name
+    for ending in (*IMAGE_SUFFIXES, "_pet.json"):
+        if name.endswith(ending):
+            name = name[: -len(ending)]
+            break
+    entities: dict[str, str] = {}
+    if not name:
+        return entities
+    for part in name.split("_"):
+        key, sep, value = part.partition("-")
+        if not sep or not key:
+            raise InputError(format_problem(
+                path, f"file name part {part!r} is not a BIDS entity (key-label)",
+                "Name PET files sub-<l>[_ses-<l>][_task-<l>][_run-<l>]_pet.nii.gz."))
+        if key in entities:
+            raise InputError(format_problem(path, f"entity {key!r} appears twice in the name",
+                                            "Give each entity once."))
+        entities[key] = check_label(value, key, path)
+    return entities
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(format_problem(path, f"cannot read the sidecar ({err})",
+                                        "Make it a readable UTF-8 JSON file.")) from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(format_problem(
+            path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})",
+            "Fix the JSON syntax, e.g. with a JSON validator.")) from err
+    if not isinstance(data, dict):
+        raise InputError(format_problem(path, f"holds a JSON {type(data).__name__}, not an object",
+                                        "A sidecar must be one JSON object of field: value."))
+    return data
+
+
+def _infer_root(image_path: Path) -> Path:
+    """The BIDS root above ``sub-*/[ses-*/]pet/``, or the image's folder if not in that layout."""
+    parts = image_path.parent
+    if parts.name == "pet":
+        up = parts.parent
+        if up.name.startswith("ses-") and up.parent.name.startswith("sub-"):
+            return up.parent.parent
+        if up.name.startswith("sub-"):
+            return up.parent
+    return image_path.parent
+
+
+def _sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str]) -> list[Path]:
+    """Applicable ``*_pet.json`` files, root first, down to the image's folder (inheritance)."""
+    try:
+        rel = image_path.parent.resolve().relative_to(root.resolve())
+        folders = [root]
+        for part in rel.parts:
+            folders.append(folders[-1] / part)
+    except ValueError:
+        folders = [image_path.parent]
+    chain = []
+    for folder in folders:
+        found = []
+        for candidate in sorted(folder.glob("*_pet.json")):
+            try:
+                names = _parse_name(candidate)
+            except InputError:
+                continue
+            if all(entities.get(k) == v for k, v in names.items()):
+                found.append(candidate)
+        if len(found) > 1:
+            # the most specific wins only if one file's entities include all the others'
+            found.sort(key=lambda p: len(_parse_name(p)))
+            sizes = [len(_parse_name(p)) for p in found]
+            if sizes[-1] == sizes[-2]:
+                raise InputError(format_problem(
+                    found[-1], f"this sidecar and {found[-2].name} both apply to "
+                    f"{image_path.name} at the same level",
+                    "Keep one sidecar per scan and level (BIDS inheritance is ambiguous)."))
+        chain.extend(found)
+    return chain
+
+
+def _number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
+    if key not in sidecar:
+        raise InputError(format_problem(where, f"{key} is missing",
+                                        f"Add {key}: one value per frame, in seconds."))
+    value = sidecar[key]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise InputError(format_problem(
+            where, f"{key} must be a non-empty list of numbers; got {str(value)[:60]!r}",
+            f"Give {key} as a JSON list of numbers, one per frame, in seconds."))
+    return [float(v) for v in value]
+
+
+def _optional_seconds(sidecar: Mapping, key: str, where: Path) -> float:
+    value = sidecar.get(key, 0.0)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(format_problem(where, f"{key} must be a number of seconds; got {value!r}",
+                                        f"Set {key} to seconds relative to TimeZero."))
+    return float(value)
+
+
+def _image_shape(image_path: Path) -> tuple[int, ...]:
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(image_path)).header
+        return tuple(int(d) for d in header.get_data_shape())
+    except Exception as err:  # nibabel raises many types for unreadable files
+        raise InputError(format_problem(
+            image_path, f"cannot read the NIfTI header ({type(err).__name__}: {err})",
+            "Check that the file is a complete NIfTI-1/2 image (re-copy or re-export it).")
+        ) from err

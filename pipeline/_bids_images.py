@@ -1,0 +1,217 @@
+"""Loading a PET scan's 4D image in Bq/mL, decay-corrected to injection, with checks.
+
+Public names are re-exported by :mod:`pipeline.bids`.
+
+Rule for NaN and Inf ("inside the brain"): any infinite value is an error; a voxel with
+NaN in some frames but not all is an error (a corrupt frame inside the field of view);
+a voxel that is NaN in every frame counts as outside the field of view or mask, unless it
+lies inside the MNI152 brain mask (nilearn's, 2 mm) at its world coordinates, which
+is where petbp's atlases put regions. An image that is NaN everywhere is an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.errors import InputError, format_problem
+from pipeline.frames import Frames, decay_correction_factors
+
+if TYPE_CHECKING:
+    from pipeline.bids import Scan
+
+__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem"]
+
+#: Bytes per voxel that loading needs: the float32 result plus one decoding buffer.
+_BYTES_PER_VOXEL = 8
+
+
+@dataclass
+class PetImage:
+    """A loaded dynamic PET image.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (x, y, z, n_frames)
+        Activity in Bq/mL, decay-corrected to injection time.
+    frames : Frames
+        Frame times, minutes after injection.
+    affine : ndarray of shape (4, 4)
+        Voxel to world (mm) transform.
+    scan : Scan or None
+        The scan it came from.
+    notes : list of str
+        What was done on load (unit conversion, decay correction), for provenance.
+    """
+
+    data: np.ndarray
+    frames: Frames
+    affine: np.ndarray
+    scan: Scan | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Image dimensions (x, y, z, n_frames)."""
+        return tuple(self.data.shape)
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process, bytes: ``MemAvailable`` and any cgroup limit."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 2**62
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            available = min(available, int(limit))
+    except OSError:
+        pass
+    return int(available)
+
+
+def check_memory(shape: tuple[int, ...], source: str | PathLike) -> None:
+    """Raise :class:`InputError` if an image of ``shape`` would not fit in available memory.
+
+    Loading needs about 8 bytes per voxel and frame (float32 result + decoding buffer).
+    """
+    need = math.prod(int(d) for d in shape) * _BYTES_PER_VOXEL
+    have = available_memory_bytes()
+    if need > have:
+        raise InputError(format_problem(
+            source, f"the header's dimensions {tuple(shape)} need about {need / 2**30:.1f} GiB "
+            f"to load, but only {have / 2**30:.1f} GiB of memory is available",
+            "Check the header dimensions (a corrupt header?), or run on a machine with more "
+            "memory, or crop/downsample the image."))
+
+
+def _mni_brain_hits(ijk: np.ndarray, affine: np.ndarray) -> int:
+    """How many voxels (rows of ``ijk``) lie inside the MNI152 brain mask."""
+    from nilearn.datasets import load_mni152_brain_mask
+
+    mask = load_mni152_brain_mask(resolution=2)
+    mask_data = np.asarray(mask.dataobj) > 0
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    inv = np.linalg.inv(mask.affine)
+    vox = np.rint(world @ inv[:3, :3].T + inv[:3, 3]).astype(int)
+    inside = np.all((vox >= 0) & (vox < np.array(mask_data.shape)), axis=1)
+    vox = vox[inside]
+    return int(mask_data[vox[:, 0], vox[:, 1], vox[:, 2]].sum())
+
+
+def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
+    """Describe NaN/Inf voxels that matter (see the module's rule), or None if there are none."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return None
+    n_inf = int(np.isinf(data).sum())
+    if n_inf:
+        return f"{n_inf} infinite values (first in frame " \
+               f"{int(np.argwhere(np.isinf(data))[0, 3]) + 1})"
+    n_bad = (~finite).sum(axis=3)
+    n_frames = data.shape[3]
+    partial = (n_bad > 0) & (n_bad < n_frames)
+    if partial.any():
+        bad_frames = np.flatnonzero((~finite)[partial].any(axis=0)) + 1
+        return (f"{int(partial.sum())} voxels are NaN in some frames only "
+                f"(frames {', '.join(map(str, bad_frames[:5]))}"
+                f"{' ...' if bad_frames.size > 5 else ''})")
+    all_nan = n_bad == n_frames
+    if all_nan.all():
+        return "every voxel is NaN"
+    hits = _mni_brain_hits(np.argwhere(all_nan).astype(float), affine)
+    if hits:
+        return f"{hits} voxels inside the MNI brain mask are NaN in every frame"
+    return None
+
+
+def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
+             check_values: bool = True) -> PetImage:
+    """Load a scan's 4D image as float32 Bq/mL, decay-corrected to injection time.
+
+    Parameters
+    ----------
+    scan_or_path : Scan or path-like
+        A scan from :func:`pipeline.bids.discover_scans`, or a ``*_pet.nii[.gz]`` path
+        (its sidecar is then found by :func:`pipeline.bids.read_scan`).
+    mmap : bool, default=True
+        Memory-map uncompressed files while reading (nibabel's ``mmap``); the returned
+        array is always a private copy, so the file is never modified.
+    check_values : bool, default=True
+        Check for NaN/Inf inside the brain (module docstring).
+
+    Returns
+    -------
+    PetImage
+        With ``notes`` saying which conversions were made.
+
+    Raises
+    ------
+    InputError
+        If the image is not 4D, its frame count differs from the sidecar, it needs more
+        memory than is available, the file is truncated or corrupt, or it holds NaN/Inf
+        inside the brain.
+    """
+    import nibabel as nib
+
+    from pipeline.bids import Scan, read_scan
+
+    scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
+    path = scan.image_path
+    check_memory(scan.shape, path)
+    try:
+        img = nib.load(str(path), mmap=mmap)
+        proxy = img.dataobj
+        data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
+            else np.asarray(proxy, dtype=np.float32)
+        data = np.array(data, dtype=np.float32, copy=True)
+    except (EOFError, zlib.error, OSError, ValueError) as err:
+        raise InputError(format_problem(
+            path, f"the image data cannot be read; the file is truncated or corrupt "
+            f"({type(err).__name__}: {err})",
+            "Copy or export the image again and check its size (gzip -t tests .nii.gz files)."
+        )) from err
+    if data.ndim != 4 or data.shape[3] != scan.frames.n_frames:
+        raise InputError(format_problem(
+            path, f"image shape {data.shape} does not match {scan.frames.n_frames} frames",
+            "Give the 4D image with one volume per sidecar frame."))
+    notes: list[str] = []
+    if scan.bq_scale != 1.0:
+        data *= np.float32(scan.bq_scale)
+        notes.append(f"converted from {scan.units} to Bq/mL (x {scan.bq_scale:g})")
+    if not scan.decay_corrected:
+        data *= decay_correction_factors(scan.frames, scan.half_life).astype(np.float32)
+        notes.append(f"decay-corrected on load to injection time with {scan.radionuclide} "
+                     f"half-life {scan.half_life:g} min")
+    elif scan.decay_correction_time != 0.0:
+        factor = math.exp(math.log(2.0) * scan.decay_correction_time / scan.half_life)
+        data *= np.float32(factor)
+        notes.append(f"decay correction moved from {scan.decay_correction_time:g} min to "
+                     f"injection (x {factor:.6g}, {scan.radionuclide})")
+    if check_values:
+        problem = nonfinite_problem(data, img.affine)
+        if problem:
+            raise InputError(format_problem(
+                path, f"NaN or infinite values inside the brain: {problem}",
+                "Fix the reconstruction or preprocessing that produced them; set voxels "
+                "outside the field of view to 0 or NaN in every frame."))
+    return PetImage(data=data, frames=scan.frames, affine=np.asarray(img.affine, float),
+                    scan=scan, notes=notes)
