@@ -9,6 +9,7 @@ chunk of voxels (a voxel is a column of ``tacs``).
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 import numpy as np
@@ -62,9 +63,20 @@ def fit(model: str, frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     **options
         Model options (``window``, ``t_star``, ``k2prime``, ...).
     """
+    from pipeline.errors import ConfigError, format_problem
     from pipeline.kinetics.weights import frame_weights
 
+    func = get_model(model)
+    accepted = inspect.signature(func).parameters
+    unknown = sorted(k for k in options if k not in accepted)
+    if unknown:
+        usable = [k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY and k != "weights"]
+        raise ConfigError(format_problem(
+            None, f"model {model!r} does not take option(s) {', '.join(unknown)}",
+            f"Options of {model}: {', '.join(usable)}."))
+    scheme = weights if isinstance(weights, str) or weights is None else "custom"
     if isinstance(weights, str) or weights is None:
         weights = frame_weights(weights or "uniform", frames, ref_tac, half_life=half_life)
-    result = get_model(model)(frames, ref_tac, tacs, weights=weights, **options)
+    result = func(frames, ref_tac, tacs, weights=weights, **options)
+    result.options["weights_scheme"] = scheme or "uniform"
     return result

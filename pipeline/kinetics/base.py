@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ModelFit", "PreparedInputs", "prepare_inputs"]
+__all__ = ["ModelFit", "PreparedInputs", "fit_quality", "join_flags", "prepare_inputs"]
 
 
 @dataclass(frozen=True)
@@ -216,3 +216,49 @@ def prepare_inputs(
     w = w / w[used].mean()
     bad = ~np.all(np.isfinite(arr[used]), axis=0)
     return PreparedInputs(frames, ref, arr, used, w, bad, was_1d)
+
+
+def fit_quality(prepared: PreparedInputs, fitted: np.ndarray) -> dict[str, np.ndarray]:
+    """Residual root mean square over the fitted frames, absolute and relative.
+
+    Parameters
+    ----------
+    prepared : PreparedInputs
+    fitted : ndarray of shape (n_frames, n_tacs)
+        Model prediction, Bq/mL.
+
+    Returns
+    -------
+    dict
+        ``rmse`` (Bq/mL, unweighted) and ``nrmse`` (rmse / mean absolute target activity
+        over the fitted frames), each of shape (n_tacs,); NaN for TACs with bad input.
+    """
+    used = prepared.used
+    data = prepared.tacs[used]
+    resid = data - np.asarray(fitted)[used]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rmse = np.sqrt(np.mean(resid * resid, axis=0))
+        level = np.mean(np.abs(data), axis=0)
+        nrmse = np.where(level > 0, rmse / level, np.nan)
+    rmse = np.where(prepared.bad_tacs, np.nan, rmse)
+    nrmse = np.where(prepared.bad_tacs, np.nan, nrmse)
+    return {"rmse": rmse, "nrmse": nrmse}
+
+
+def join_flags(*conditions: tuple[str, np.ndarray], n: int) -> np.ndarray:
+    """Per-TAC flag strings: the names of the true conditions joined by ``;`` (``""`` if none).
+
+    Parameters
+    ----------
+    *conditions : (name, bool array of shape (n,))
+    n : int
+        Number of TACs.
+    """
+    flags = np.full(n, "", dtype=object)
+    for name, mask in conditions:
+        mask = np.asarray(mask, bool)
+        if not mask.any():
+            continue
+        has = flags[mask] != ""
+        flags[mask] = np.where(has, flags[mask] + ";" + name, name)
+    return flags

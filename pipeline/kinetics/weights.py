@@ -1,10 +1,12 @@
 """Frame weights for kinetic fits: uniform, frame duration, or counts.
 
-Weights are relative (only ratios matter). ``counts`` follows the usual noise model of
-reconstructed PET: a frame's variance is proportional to activity / (duration x decay
-factor), so its weight is ``duration x decay-uncorrected activity`` of a low-noise curve
-(the reference or whole-brain TAC) divided by the squared decay-correction factor's ...
-see :func:`frame_weights` for the exact form.
+Weights are relative: only their ratios matter, and models rescale them to mean 1 over
+the fitted frames. ``counts`` follows the usual noise model of reconstructed PET, in which
+the variance of a decay-corrected frame average is proportional to
+``C_dc x DCF / duration`` (``C_dc`` the decay-corrected activity of a low-noise curve such
+as the reference or whole-brain TAC, ``DCF`` the frame's decay-correction factor). The
+weight is the inverse of that variance, ``duration / (C_dc x DCF)``, which equals
+``duration x uncorrected activity / DCF**2`` up to a constant.
 """
 
 from __future__ import annotations

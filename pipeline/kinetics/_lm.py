@@ -1,0 +1,122 @@
+"""Batched, bounded Levenberg-Marquardt for many small least-squares problems (private).
+
+Each column of the data is its own problem with the same few parameters (SRTM: 3), so
+every iteration is a handful of array operations and one batched ``p x p`` solve for all
+columns at once: a few regions and 200,000 voxels share one code path. Bounds are kept by
+projecting each trial step onto the box; a step is accepted for a column only if its
+weighted residual sum of squares decreases, otherwise that column's damping grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__: list[str] = []
+
+#: model(params (m, p)) -> (prediction (n, m), jacobian (n, m, p)) on the fitted frames
+_Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _LMResult:
+    params: np.ndarray      # (m, p)
+    rss: np.ndarray         # (m,) weighted residual sum of squares
+    prediction: np.ndarray  # (n, m)
+    jacobian: np.ndarray    # (n, m, p)
+    converged: np.ndarray   # (m,) bool
+    n_iter: int
+
+
+def _levenberg_marquardt(model: _Model, data: np.ndarray, sqrt_w: np.ndarray,
+                         start: np.ndarray, lower: np.ndarray, upper: np.ndarray, *,
+                         max_iter: int = 100, ftol: float = 1e-10,
+                         xtol: float = 1e-9) -> _LMResult:
+    """Minimize ``sum_f w_f (data_f - model_f)^2`` per column within ``[lower, upper]``.
+
+    Parameters
+    ----------
+    model : callable
+        ``params (m, p) -> (prediction (n, m), jacobian (n, m, p))``, evaluated on the
+        fitted frames only; it must accept any subset of columns.
+    data : ndarray of shape (n, m)
+    sqrt_w : ndarray of shape (n,)
+        Square roots of the frame weights.
+    start : ndarray of shape (m, p)
+        Initial values (clipped into the bounds).
+    lower, upper : ndarray of shape (p,)
+    """
+    params = np.clip(np.asarray(start, float), lower, upper)
+    m, p = params.shape
+    pred, jac = model(params)
+    rss = _rss(data, pred, sqrt_w)
+    lam = np.full(m, 1e-3)
+    active = np.ones(m, dtype=bool)
+    converged = np.zeros(m, dtype=bool)
+    n_iter = 0
+    eye = np.eye(p)
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        jw = jac[:, idx, :] * sqrt_w[:, None, None]
+        resid = (data[:, idx] - pred[:, idx]) * sqrt_w[:, None]
+        jtj = np.einsum("nmp,nmq->mpq", jw, jw)
+        grad = np.einsum("nmp,nm->mp", jw, resid)
+        diag = np.einsum("mpp->mp", jtj)
+        diag = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
+        system = jtj + lam[idx, None, None] * diag[:, :, None] * eye
+        try:
+            step = np.linalg.solve(system, grad[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:  # a singular system in some column: pseudo-inverse
+            step = np.einsum("mpq,mq->mp", np.linalg.pinv(system), grad)
+        trial = np.clip(params[idx] + step, lower, upper)
+        t_pred, t_jac = model(trial)
+        t_rss = _rss(data[:, idx], t_pred, sqrt_w)
+        better = np.isfinite(t_rss) & (t_rss <= rss[idx])
+        moved = np.abs(trial - params[idx]) <= xtol * (np.abs(params[idx]) + xtol)
+        gain = (rss[idx] - t_rss) <= ftol * np.maximum(rss[idx], 1e-300)
+        ok = idx[better]
+        params[ok] = trial[better]
+        pred[:, ok] = t_pred[:, better]
+        jac[:, ok, :] = t_jac[:, better, :]
+        rss[ok] = t_rss[better]
+        lam[ok] = np.maximum(lam[ok] / 10.0, 1e-12)
+        lam[idx[~better]] *= 10.0
+        done = (better & (gain | np.all(moved, axis=1))) | (lam[idx] > 1e12)
+        converged[idx[done]] = True
+        active[idx[done]] = False
+    return _LMResult(params, rss, pred, jac, converged, n_iter)
+
+
+def _rss(data: np.ndarray, pred: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+    resid = (data - pred) * sqrt_w[:, None]
+    return np.einsum("nm,nm->m", resid, resid)
+
+
+def _covariance(jacobian: np.ndarray, sqrt_w: np.ndarray, rss: np.ndarray) -> np.ndarray:
+    """``sigma^2 (J^T W J)^-1`` per column, ``sigma^2 = rss / (n - p)``; NaN if singular.
+
+    Returns
+    -------
+    ndarray of shape (m, p, p)
+    """
+    n, m, p = jacobian.shape
+    jw = jacobian * sqrt_w[:, None, None]
+    jtj = np.einsum("nmp,nmq->mpq", jw, jw)
+    cov = np.full((m, p, p), np.nan)
+    det_ok = np.all(np.isfinite(jtj), axis=(1, 2))
+    if n > p and det_ok.any():
+        scale = np.sqrt(np.einsum("mpp->mp", jtj[det_ok]))
+        scale = np.where(scale > 0, scale, 1.0)
+        normed = jtj[det_ok] / (scale[:, :, None] * scale[:, None, :])
+        cond = np.linalg.cond(normed)
+        good = cond < 1e12
+        inv = np.full(normed.shape, np.nan)
+        if good.any():
+            inv[good] = np.linalg.inv(normed[good])
+        inv = inv / (scale[:, :, None] * scale[:, None, :])
+        cov[det_ok] = inv * (rss[det_ok] / (n - p))[:, None, None]
+    return cov

@@ -1,0 +1,187 @@
+"""SRTM2 (Wu & Carson 2002): SRTM with the reference efflux k2' fixed for every target.
+
+With k2' known, each target has two free parameters, R1 and BP_ND:
+``C_T = R1 C_R + R1 (k2' - k2a) C_R (*) exp(-k2a t)`` with ``k2a = R1 k2' / (1 + BP_ND)``.
+Fixing k2' (from high-binding regions, where it is best determined) lowers the variance of
+BP_ND in noisy regions and voxels. Predictions are frame averages, as in
+:mod:`pipeline.kinetics.srtm`. Times are minutes, rates 1/min.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.frames import Frames
+from pipeline.kinetics._lm import _covariance, _levenberg_marquardt
+from pipeline.kinetics._reference import _ReferenceConvolver
+from pipeline.kinetics.base import ModelFit
+from pipeline.kinetics.srtm import DEFAULT_BOUNDS, _finish, _prepare, fit_srtm
+
+__all__ = ["describe", "fit_srtm2", "k2prime_from_srtm", "predict_srtm2"]
+
+
+def predict_srtm2(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
+                  bp_nd: np.ndarray | float, k2prime: float) -> np.ndarray:
+    """Frame-averaged SRTM2 prediction (Bq/mL), shape (n_frames, m), for R1 and BP_ND arrays."""
+    from pipeline.kinetics.srtm import predict_srtm
+
+    r1, bp_nd = np.broadcast_arrays(np.atleast_1d(np.asarray(r1, float)),
+                                    np.atleast_1d(np.asarray(bp_nd, float)))
+    return predict_srtm(frames, ref_tac, r1, r1 * float(k2prime), bp_nd)
+
+
+def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+              k2prime: float | None = None,
+              window: tuple[float | None, float | None] | None = None,
+              weights: np.ndarray | None = None,
+              bounds: dict[str, tuple[float, float]] | None = None,
+              n_basis: int = 200, max_iter: int = 100) -> ModelFit:
+    """Fit SRTM2 with a fixed k2' to one or many target TACs.
+
+    A grid over k2a gives each TAC its starting point (one linear parameter per basis),
+    then a bounded Levenberg-Marquardt refines R1 and BP_ND for all TACs at once.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL, decay-corrected.
+    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
+        Target TACs, Bq/mL.
+    k2prime : float
+        Reference efflux rate constant, 1/min (e.g. from :func:`k2prime_from_srtm`).
+    window : (start, end), default=None
+        Minutes; only frames whose mid-time lies inside are fitted.
+    weights : ndarray of shape (n_frames,), default=None
+        Relative frame weights; None means uniform.
+    bounds : dict, default=None
+        ``{"r1": (lo, hi), "bp_nd": (lo, hi)}``; defaults as for SRTM.
+    n_basis : int, default=200
+        Grid size of the starting search.
+    max_iter : int, default=100
+
+    Returns
+    -------
+    ModelFit
+        ``k2 = R1 k2'``; ``k2prime`` is the given value; ``se`` has r1, k2, bp_nd.
+
+    Raises
+    ------
+    ConfigError
+        If k2' is missing or not a positive number, or bounds are invalid.
+    InputError
+        As for :func:`pipeline.kinetics.srtm.fit_srtm`.
+    """
+    k2p = _check_k2prime(k2prime)
+    merged = {k: tuple(map(float, v)) for k, v in DEFAULT_BOUNDS.items() if k != "k2"}
+    for key, value in (bounds or {}).items():
+        if key not in merged:
+            raise ConfigError(format_problem(None, f"unknown SRTM2 bound {key!r}",
+                                             "Bound only r1 and bp_nd."))
+        merged[key] = tuple(float(v) for v in value)
+    lower = np.array([merged["r1"][0], merged["bp_nd"][0]])
+    upper = np.array([merged["r1"][1], merged["bp_nd"][1]])
+    if np.any(lower >= upper) or lower[1] <= -1.0:
+        raise ConfigError(format_problem(None, f"invalid SRTM2 bounds {merged}",
+                                         "Each bound needs lower < upper; BP_ND's above -1."))
+    prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm2", min_frames=3)
+    conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
+    used = prep.used
+    sw = np.sqrt(prep.weights[used])
+    data = np.where(prep.bad_tacs, 0.0, prep.tacs)[used]
+
+    thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
+                          max(int(n_basis), 2))
+    z = prep.ref_tac[:, None] + (k2p - thetas) * conv.frame_averages(thetas)
+    zw = z[used] * sw[:, None]
+    yw = data * sw[:, None]
+    zy = zw.T @ yw
+    zz = np.einsum("nj,nj->j", zw, zw)
+    best = np.argmax(zy * zy / zz[:, None], axis=0)
+    r1_0 = zy[best, np.arange(best.size)] / zz[best]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bp_0 = r1_0 * k2p / thetas[best] - 1.0
+    start = np.column_stack([r1_0, np.where(np.isfinite(bp_0), bp_0, 0.0)])
+
+    def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r1, bp = params[:, 0], params[:, 1]
+        per_r1 = k2p / (1.0 + bp)          # k2a / R1
+        rate = r1 * per_r1
+        x, dx = conv.frame_averages_and_slope(rate)
+        x, dx = x[used], dx[used]
+        ref = prep.ref_tac[used][:, None]
+        d_rate = r1 * (-x + (k2p - rate) * dx)
+        jac = np.empty((*x.shape, 2))
+        jac[..., 0] = ref + (k2p - rate) * x + d_rate * per_r1
+        jac[..., 1] = -d_rate * rate / (1.0 + bp)
+        return r1 * (ref + (k2p - rate) * x), jac
+
+    result = _levenberg_marquardt(model, data, sw, start, lower, upper, max_iter=max_iter)
+    r1, bp = result.params.T
+    fitted = predict_srtm2(prep.frames, prep.ref_tac, r1, bp, k2p)
+    cov = _covariance(result.jacobian, sw, result.rss)
+    with np.errstate(invalid="ignore"):
+        se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
+    se["k2"] = k2p * se["r1"]
+    tol = 1e-6 * (1.0 + np.abs(np.concatenate([lower, upper])))
+    at_bound = np.any((result.params - lower <= tol[:2]) | (upper - result.params <= tol[2:]),
+                      axis=1)
+    options = {"window": window, "k2prime": k2p,
+               "bounds": {"r1": list(merged["r1"]), "bp_nd": list(merged["bp_nd"])},
+               "n_basis": int(n_basis), "max_iter": int(max_iter)}
+    flags = [("at_bound", at_bound), ("not_converged", ~result.converged)]
+    return _finish("srtm2", prep, r1, r1 * k2p, bp, fitted, se, flags, options, k2prime=k2p)
+
+
+def k2prime_from_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+                      weights: np.ndarray | None = None,
+                      window: tuple[float | None, float | None] | None = None) -> float:
+    """Median k2' = k2 / R1 (1/min) of SRTM fits to ``tacs`` (best: high-binding regions).
+
+    Fits that are flagged (bound, convergence, bad input) are left out.
+
+    Raises
+    ------
+    InputError
+        If no TAC gives a clean SRTM fit.
+    """
+    result = fit_srtm(frames, ref_tac, tacs, window=window, weights=weights)
+    good = (result.flags == "") & np.isfinite(result.k2prime) & (result.k2prime > 0)
+    if not good.any():
+        raise InputError(format_problem(
+            None, f"k2' could not be estimated: none of the {result.n_tacs} SRTM fits is clean "
+            f"(flags: {sorted(set(result.flags))})",
+            "Give k2' as a value (1/min) or choose high-binding regions for its estimate."))
+    return float(np.median(result.k2prime[good]))
+
+
+def describe(options: dict[str, Any] | None = None) -> str:
+    """One methods sentence for SRTM2 fits made with ``options``."""
+    o = dict(options or {})
+    window = o.get("window")
+    span = (f" over frames with mid-times from {window[0]} to {window[1]} min"
+            if window else " over the whole scan")
+    source = o.get("k2prime_source", "given")
+    k2p = o.get("k2prime")
+    k2p_text = f"{k2p:.4g} 1/min" if isinstance(k2p, int | float) else "a fixed value"
+    return (f"BP_ND was estimated with SRTM2 (Wu & Carson 2002), SRTM with the reference "
+            f"efflux rate k2' fixed at {k2p_text} ({source}), with "
+            f"{o.get('reference', 'the reference region')} as reference, by weighted "
+            f"nonlinear least squares on frame-averaged predictions{span}, with "
+            f"{o.get('weights_scheme', 'uniform')} frame weights.")
+
+
+def _check_k2prime(k2prime: Any) -> float:
+    try:
+        value = float(k2prime)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value <= 0:
+        raise ConfigError(format_problem(
+            None, f"srtm2 needs k2prime, a positive rate in 1/min; got {k2prime!r}",
+            "Give --k2prime VALUE (e.g. the median k2/R1 of SRTM in high-binding regions)."))
+    return value

@@ -1,0 +1,126 @@
+"""SRTM (nonlinear and basis functions) against noiseless ground truth and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.frames import Frames
+from pipeline.kinetics.srtm import describe, fit_srtm, fit_srtm_bf, predict_srtm
+from pipeline.simulate.compartments import srtm_consistent_tacs
+
+
+@pytest.mark.parametrize("fitter", [fit_srtm, fit_srtm_bf])
+def test_srtm_recovers_truth_without_noise(srtm_data, fitter, truth):
+    """BP_ND within 0.5 % and R1 within 1 % on uneven frames with and without gaps."""
+    frames, ref, tacs = srtm_data
+    result = fitter(frames, ref, tacs)
+    # only the reference interpolation between frame averages is approximate (largest
+    # with gaps, ~0.4 % in BP_ND); the brief's tolerances
+    assert result.bp_nd == pytest.approx(truth.bp, rel=0.005)
+    assert result.r1 == pytest.approx(truth.r1, rel=0.01)
+    assert result.k2prime == pytest.approx(truth.k2prime, rel=0.01)
+    assert list(result.flags) == [""] * 5
+
+
+def test_fit_srtm_contiguous_frames_nearly_exact(frames_90min, truth):
+    """Without gaps the frame-consistent reference makes SRTM exact to ~1e-4."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    result = fit_srtm(frames_90min, ref, tacs)
+    assert result.bp_nd == pytest.approx(truth.bp, rel=2e-4)  # measured 5e-5
+    assert result.se["bp_nd"].max() < 1e-3  # near-perfect fit: tiny SEs
+
+
+def test_fit_srtm_bf_fine_grid_matches_nonlinear(frames_90min, truth):
+    """A 2000-basis grid without refinement agrees with the refined 100-basis grid."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    fine = fit_srtm_bf(frames_90min, ref, tacs, n_basis=2000, theta_range=(0.01, 0.2),
+                       refine=False)
+    coarse = fit_srtm_bf(frames_90min, ref, tacs)
+    # fine grid spacing 0.15 % in k2a -> BP_ND error <= ~0.1 %
+    assert fine.bp_nd == pytest.approx(truth.bp, rel=0.002)
+    assert coarse.bp_nd == pytest.approx(truth.bp, rel=0.002)
+
+
+def test_fit_srtm_bf_flags_grid_edge(frames_90min):
+    """A k2a beyond the grid ends at the edge and is flagged."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, [4.0])
+    result = fit_srtm_bf(frames_90min, ref, tacs, theta_range=(0.05, 1.0))  # k2a = 0.024
+    assert result.flags[0] == "grid_edge"
+
+
+def test_predict_srtm_matches_simulation(frames_90min, truth):
+    """The forward model reproduces the fine-grid simulation (frame-consistent reference)."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    pred = predict_srtm(frames_90min, ref, truth.r1, truth.r1 * truth.k2prime, truth.bp)
+    late = frames_90min.mid > 2  # the first 4 frames hold < 5 % of the peak
+    assert pred[late] == pytest.approx(tacs[late], rel=1e-3)
+
+
+def test_fit_srtm_window_uses_reference_from_zero(frames_90min, truth):
+    """A late window fits only its frames but still recovers BP_ND (convolution from 0)."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    result = fit_srtm(frames_90min, ref, tacs, window=(20, 90))
+    assert result.used.sum() == np.count_nonzero(frames_90min.mid >= 20)
+    assert np.all(np.isnan(result.fitted[~result.used]))
+    assert result.bp_nd == pytest.approx(truth.bp, rel=0.005)
+
+
+def test_fit_srtm_nan_voxel_is_flagged_not_raised(frames_90min, truth):
+    """One TAC with NaN gets NaN and a flag; the others are fitted."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    tacs[5, 1] = np.nan
+    tacs = np.column_stack([tacs, np.zeros(frames_90min.n_frames)])
+    for fitter in (fit_srtm, fit_srtm_bf):
+        result = fitter(frames_90min, ref, tacs)
+        assert np.isnan(result.bp_nd[1]) and result.flags[1] == "nan_input"
+        assert np.isnan(result.bp_nd[5]) and result.flags[5] == "zero_input"
+        assert result.bp_nd[[0, 2, 3, 4]] == pytest.approx(truth.bp[[0, 2, 3, 4]], rel=0.005)
+
+
+def test_fit_srtm_flags_bound(frames_90min):
+    """BP_ND above the upper bound ends on it and is flagged at_bound."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, [4.0])
+    result = fit_srtm(frames_90min, ref, tacs, bounds={"bp_nd": (0.0, 2.0)})
+    assert result.bp_nd[0] == pytest.approx(2.0)
+    assert "at_bound" in result.flags[0]
+
+
+@pytest.mark.parametrize("fitter", [fit_srtm, fit_srtm_bf])
+def test_fit_srtm_rejects_short_window(frames_90min, fitter):
+    """A window holding fewer frames than parameters + 1 is refused."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, [1.0])
+    with pytest.raises(InputError, match=r"only 3 frame\(s\) to fit"):
+        fitter(frames_90min, ref, tacs, window=(65, 90))
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0])
+def test_fit_srtm_rejects_bad_reference(frames_90min, bad):
+    """A reference with NaN, or all zero, is refused with a message naming it."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, [1.0])
+    ref = np.full_like(ref, bad) if bad == 0.0 else np.where(np.arange(ref.size) == 3, bad, ref)
+    with pytest.raises(InputError, match="reference TAC"):
+        fit_srtm(frames_90min, ref, tacs)
+
+
+def test_fit_srtm_rejects_late_acquisition():
+    """A scan starting long after injection (a second acquisition) is refused."""
+    frames = Frames(np.arange(142.0, 242.0, 10.0), np.arange(152.0, 252.0, 10.0))
+    ref = np.linspace(100, 50, 10)
+    with pytest.raises(InputError, match="first frame starts 142 min after injection"):
+        fit_srtm(frames, ref, ref * 1.5)
+
+
+def test_fit_srtm_rejects_bad_bounds(frames_90min):
+    """Bounds with lower >= upper or BP_ND <= -1 are a configuration error."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, [1.0])
+    with pytest.raises(ConfigError, match="invalid SRTM bounds"):
+        fit_srtm(frames_90min, ref, tacs, bounds={"bp_nd": (-1.0, 5.0)})
+
+
+def test_describe_names_model_and_window():
+    """The methods sentence names the model, the window and the weights."""
+    text = describe({"model": "srtm_bf", "window": [45, 90], "weights_scheme": "duration",
+                     "n_basis": 100, "theta_range": [0.005, 1.0]})
+    assert "Gunn" in text and "45 to 90 min" in text and "duration" in text
