@@ -1,0 +1,138 @@
+"""Shared numerics of the linearized reference-tissue models (MRTM, MRTM2, Logan).
+
+Two pieces, both vectorized over target TACs (a voxel is a column):
+
+* :func:`frame_integral_operator` turns frame-averaged activity into the frame average of
+  its running integral from injection (time 0), as one matrix product.
+* :func:`weighted_least_squares` solves one small weighted linear regression per column,
+  with regressors that are either shared by all columns (reference-derived) or per column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.frames import Frames
+
+__all__ = ["frame_integral_operator", "join_flags", "weighted_least_squares"]
+
+
+def frame_integral_operator(frames: Frames) -> np.ndarray:
+    """Matrix ``A`` with ``(A @ c)[i]`` = mean over frame ``i`` of ``integral_0^t c(s) ds``.
+
+    ``c`` holds frame-averaged activity (Bq/mL). The curve is represented consistently with
+    the frame averages: inside each frame it is linear with the frame's mean and a slope
+    taken from the neighbouring frames (so each frame's integral is exactly mean x
+    duration); before the first frame it rises linearly from 0 at injection; across a gap
+    between frames it is linear between the two frame means. The average of the running
+    integral over a frame ``[a, b]`` of duration ``d`` is then
+    ``I(a) + c_i d / 2 - m_i d**2 / 12`` with ``m_i`` the slope, which is linear in ``c``.
+
+    Linear model equations (MRTM, Logan) hold at every time, so they also hold between
+    frame averages of their terms; using frame-averaged integrals instead of integrals at
+    mid-frame removes the frame-length error of the usual trapezoid-at-mid-time scheme.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+
+    Returns
+    -------
+    ndarray of shape (n_frames, n_frames)
+        Units of minutes (maps Bq/mL to Bq/mL x min).
+    """
+    n = frames.n_frames
+    start, end, dur, mid = frames.start, frames.end, frames.duration, frames.mid
+    eye = np.eye(n)
+    # running integral at frame starts: I_start = S @ c
+    s_mat = np.zeros((n, n))
+    s_mat[0, 0] = 0.5 * start[0]
+    for i in range(1, n):
+        gap = start[i] - end[i - 1]
+        s_mat[i] = s_mat[i - 1] + dur[i - 1] * eye[i - 1] + 0.5 * gap * (eye[i - 1] + eye[i])
+    # within-frame slope m = D @ c from neighbouring frame means (0 for a single frame)
+    d_mat = np.zeros((n, n))
+    if n > 1:
+        lo = np.maximum(np.arange(n) - 1, 0)
+        hi = np.minimum(np.arange(n) + 1, n - 1)
+        span = mid[hi] - mid[lo]
+        d_mat[np.arange(n), hi] += 1.0 / span
+        d_mat[np.arange(n), lo] -= 1.0 / span
+    return s_mat + np.diag(0.5 * dur) - (dur**2 / 12.0)[:, None] * d_mat
+
+
+def _gram(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """Weighted inner products ``sum_f w_f a_f b_f`` per column (shape (n,))."""
+    if a.ndim == 1 and b.ndim == 1:
+        return np.full(n, float(np.dot(w * a, b)))
+    if a.ndim == 1:
+        return (w * a) @ b
+    if b.ndim == 1:
+        return (w * b) @ a
+    return np.einsum("fn,fn->n", a * w[:, None], b)
+
+
+def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarray,
+                           *, rcond: float = 1e-10):
+    """Solve ``y ~ sum_j beta_j X_j`` by weighted least squares for every column of ``y``.
+
+    Parameters
+    ----------
+    columns : list of ndarray, each of shape (n_rows,) or (n_rows, n)
+        Regressors: 1-D ones are shared by every column of ``y``, 2-D ones are per column.
+    y : ndarray of shape (n_rows, n)
+        Dependent variable, one column per target TAC.
+    w : ndarray of shape (n_rows,)
+        Row weights (> 0 for rows in the fit).
+    rcond : float, default=1e-10
+        Columns whose scaled normal matrix has a determinant below this are ``singular``.
+
+    Returns
+    -------
+    beta : ndarray of shape (p, n)
+    cov : ndarray of shape (p, p, n)
+        Covariance ``sigma^2 (X'WX)^-1`` with ``sigma^2 = sum w r^2 / (n_rows - p)``.
+    residual : ndarray of shape (n_rows, n)
+    singular : ndarray of shape (n,) bool
+        Columns with (near-)collinear regressors; their results are NaN.
+    """
+    n = y.shape[1]
+    p = len(columns)
+    gram = np.empty((n, p, p))
+    rhs = np.empty((n, p))
+    for j in range(p):
+        rhs[:, j] = _gram(columns[j], y, w, n)
+        for k in range(j, p):
+            gram[:, j, k] = gram[:, k, j] = _gram(columns[j], columns[k], w, n)
+    diag = np.sqrt(np.einsum("njj->nj", gram))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(diag > 0, 1.0 / diag, 0.0)
+        scaled = gram * scale[:, :, None] * scale[:, None, :]
+        det = np.linalg.det(scaled)
+    singular = ~np.isfinite(det) | (np.abs(det) < rcond) | np.any(diag == 0, axis=1)
+    scaled[singular] = np.eye(p)
+    inv = np.linalg.inv(scaled) * scale[:, :, None] * scale[:, None, :]
+    beta = np.einsum("njk,nk->jn", inv, rhs)
+    fitted = np.zeros_like(y)
+    for j in range(p):
+        col = columns[j]
+        fitted += (col[:, None] if col.ndim == 1 else col) * beta[j]
+    residual = y - fitted
+    dof = max(y.shape[0] - p, 1)
+    sigma2 = np.einsum("fn,fn->n", residual * w[:, None], residual) / dof
+    cov = np.transpose(inv, (1, 2, 0)) * sigma2
+    beta[:, singular] = np.nan
+    cov[:, :, singular] = np.nan
+    return beta, cov, residual, singular
+
+
+def join_flags(n: int, named: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-TAC flag strings: ``;``-joined names whose mask is True, ``""`` when clean."""
+    flags = np.full(n, "", dtype=object)
+    for name, mask in named.items():
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            current = flags[idx]
+            flags[idx] = np.where(current == "", name, current + ";" + name)
+    return flags

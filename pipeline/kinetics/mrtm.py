@@ -1,0 +1,258 @@
+"""Multilinear reference tissue models MRTM and MRTM2 (Ichise et al. 2003).
+
+Integrating the SRTM differential equation from injection gives, for frames after t*,
+
+``C_T(t) = g1 int_0^t C_R + g2 int_0^t C_T + g3 C_R(t)``
+
+with ``g1 = k2``, ``g2 = -k2a = -k2 / (1 + BP_ND)`` and ``g3 = R1`` (MRTM, three
+parameters), so ``BP_ND = -g1 / g2 - 1`` and ``k2' = g1 / g3``. MRTM2 fixes k2' and
+regresses on two terms, ``C_T = g1 (int C_R + C_R / k2') + g2 int C_T``, with
+``R1 = g1 / k2'``. Integrals always start at injection and run over every frame (also
+frames outside the fit window); only the regression rows are restricted to the window
+and to frames whose mid-time is at or after t*. Terms are frame averages (see
+:func:`pipeline.kinetics._linear.frame_integral_operator`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.frames import Frames
+from pipeline.kinetics._linear import (
+    frame_integral_operator,
+    join_flags,
+    weighted_least_squares,
+)
+from pipeline.kinetics.base import ModelFit, prepare_inputs
+
+__all__ = ["describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
+
+
+def _prepare(frames: Frames, ref_tac, tacs, *, window, t_star, weights, n_params, model):
+    """Common input checks; NaN anywhere in a TAC (integrals use all frames) marks it bad."""
+    prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
+                          weights=weights, min_frames=n_params + 1, model=model)
+    bad = prep.bad_tacs | ~np.all(np.isfinite(prep.tacs), axis=0)
+    data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
+    return prep, data, bad
+
+
+def _fitted_full(n_frames: int, used: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = np.full((n_frames, rows.shape[1]), np.nan)
+    out[used] = rows
+    return out
+
+
+def _options(model: str, window, t_star, weights, k2prime) -> dict[str, Any]:
+    return {"model": model, "window": None if window is None else list(window),
+            "t_star": t_star, "weights": "uniform" if weights is None else "given",
+            "k2prime": k2prime}
+
+
+def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+             window: tuple[float | None, float | None] | None = None, t_star: float = 0.0,
+             weights: np.ndarray | None = None, k2prime: float | None = None) -> ModelFit:
+    """Fit MRTM (Ichise et al. 2003, three parameters) to one or many target TACs.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame start and end times, minutes. Data must be decay-corrected.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference-region activity, Bq/mL.
+    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
+        Target activity, Bq/mL; one column per region or voxel.
+    window : (start, end), default=None
+        Minutes; only frames whose mid-time lies inside are fitted. Integrals still start
+        at injection and use every frame.
+    t_star : float, default=0.0
+        Minutes; frames with an earlier mid-time are not fitted. 0 suits targets that
+        follow one-tissue kinetics; use 10-30 min for slow two-tissue targets.
+    weights : ndarray of shape (n_frames,), default=None
+        Relative frame weights; None means equal weights.
+    k2prime : None
+        Not used (MRTM estimates k2'); accepted so every model takes the same options.
+
+    Returns
+    -------
+    ModelFit
+        ``bp_nd``, ``r1`` (unitless), ``k2`` and ``k2prime`` (1/min) per TAC with
+        standard errors (``se``; regression-based, they ignore noise in the integral
+        regressor); ``extra['k2a']`` (1/min). Flags: ``nan_input``, ``singular``,
+        ``nonphysical`` (no net washout, k2a <= 0: BP_ND undefined, returned NaN).
+
+    Raises
+    ------
+    InputError
+        If shapes disagree, the reference holds NaN or is zero, t* lies past the last
+        frame, or fewer than 4 frames are fitted.
+    """
+    prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
+                               weights=weights, n_params=3, model="mrtm")
+    used = prep.used
+    op = frame_integral_operator(prep.frames)[used]
+    int_ref = op @ prep.ref_tac
+    int_tac = op @ data
+    y = data[used]
+    beta, cov, resid, singular = weighted_least_squares(
+        [int_ref, int_tac, prep.ref_tac[used]], y, prep.weights[used])
+    g1, g2, g3 = beta
+    k2a = -g2
+    nonphysical = ~singular & ~(k2a > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(nonphysical, np.nan, g1 / k2a - 1.0)
+        k2p = g1 / g3
+        grad1, grad2 = -1.0 / g2, g1 / g2**2
+        var_bp = grad1**2 * cov[0, 0] + 2 * grad1 * grad2 * cov[0, 1] + grad2**2 * cov[1, 1]
+        h1, h3 = 1.0 / g3, -g1 / g3**2
+        var_k2p = h1**2 * cov[0, 0] + 2 * h1 * h3 * cov[0, 2] + h3**2 * cov[2, 2]
+    invalid = bad | singular
+    for arr in (bp, g1, g3, k2p, k2a, var_bp, var_k2p):
+        arr[invalid] = np.nan
+    se = {"bp_nd": np.sqrt(var_bp), "r1": np.sqrt(cov[2, 2]), "k2": np.sqrt(cov[0, 0]),
+          "k2prime": np.sqrt(var_k2p)}
+    for v in se.values():
+        v[invalid | nonphysical] = np.nan
+    fitted = _fitted_full(frames.n_frames, used, y - resid)
+    fitted[:, invalid] = np.nan
+    flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
+                                 "nonphysical": nonphysical & ~bad})
+    return ModelFit("mrtm", bp, g3, g1, k2p, se, fitted, used, flags,
+                    _options("mrtm", window, t_star, weights, None), {"k2a": k2a})
+
+
+def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+              k2prime: float | None = None,
+              window: tuple[float | None, float | None] | None = None, t_star: float = 0.0,
+              weights: np.ndarray | None = None) -> ModelFit:
+    """Fit MRTM2 (Ichise et al. 2003) with a fixed k2' to one or many target TACs.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame start and end times, minutes. Data must be decay-corrected.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference-region activity, Bq/mL.
+    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
+        Target activity, Bq/mL; one column per region or voxel.
+    k2prime : float
+        Reference efflux rate constant, 1/min, e.g. from :func:`k2prime_from_mrtm`.
+    window : (start, end), default=None
+        Minutes; only frames whose mid-time lies inside are fitted.
+    t_star : float, default=0.0
+        Minutes; frames with an earlier mid-time are not fitted.
+    weights : ndarray of shape (n_frames,), default=None
+        Relative frame weights; None means equal weights.
+
+    Returns
+    -------
+    ModelFit
+        ``bp_nd``, ``r1`` (unitless) and ``k2`` (1/min) per TAC with standard errors;
+        ``k2prime`` repeats the value used; ``extra['k2a']`` (1/min).
+
+    Raises
+    ------
+    ConfigError
+        If ``k2prime`` is missing or not a positive number.
+    InputError
+        If shapes disagree, the reference holds NaN or is zero, t* lies past the last
+        frame, or fewer than 3 frames are fitted.
+
+    Examples
+    --------
+    >>> from pipeline.frames import Frames
+    >>> from pipeline.simulate.compartments import srtm_consistent_tacs
+    >>> frames = Frames(np.arange(0, 90, 5.0), np.arange(5, 95, 5.0))
+    >>> ref, tacs = srtm_consistent_tacs(frames, [1.5], r1=1.1, k2prime=0.12)
+    >>> fit = fit_mrtm2(frames, ref, tacs, k2prime=0.12)
+    >>> print(f"{fit.bp_nd[0]:.2f} {fit.r1[0]:.2f}")
+    1.50 1.10
+    """
+    if k2prime is None or not np.isfinite(k2prime) or k2prime <= 0:
+        raise ConfigError(format_problem(
+            None, f"mrtm2: k2prime must be a positive number (1/min); got {k2prime!r}",
+            "Give --k2prime VALUE, or estimate it with MRTM over high-binding regions "
+            "(k2prime_from_mrtm)."))
+    k2prime = float(k2prime)
+    prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
+                               weights=weights, n_params=2, model="mrtm2")
+    used = prep.used
+    op = frame_integral_operator(prep.frames)[used]
+    x1 = op @ prep.ref_tac + prep.ref_tac[used] / k2prime
+    int_tac = op @ data
+    y = data[used]
+    beta, cov, resid, singular = weighted_least_squares([x1, int_tac], y,
+                                                        prep.weights[used])
+    g1, g2 = beta
+    k2a = -g2
+    nonphysical = ~singular & ~(k2a > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(nonphysical, np.nan, g1 / k2a - 1.0)
+        grad1, grad2 = -1.0 / g2, g1 / g2**2
+        var_bp = grad1**2 * cov[0, 0] + 2 * grad1 * grad2 * cov[0, 1] + grad2**2 * cov[1, 1]
+    invalid = bad | singular
+    for arr in (bp, g1, k2a, var_bp):
+        arr[invalid] = np.nan
+    se = {"bp_nd": np.sqrt(var_bp), "r1": np.sqrt(cov[0, 0]) / k2prime,
+          "k2": np.sqrt(cov[0, 0])}
+    for v in se.values():
+        v[invalid | nonphysical] = np.nan
+    fitted = _fitted_full(frames.n_frames, used, y - resid)
+    fitted[:, invalid] = np.nan
+    flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
+                                 "nonphysical": nonphysical & ~bad})
+    return ModelFit("mrtm2", bp, g1 / k2prime, g1, np.full(bp.size, k2prime), se, fitted,
+                    used, flags, _options("mrtm2", window, t_star, weights, k2prime),
+                    {"k2a": k2a})
+
+
+def k2prime_from_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+                      t_star: float = 0.0, weights: np.ndarray | None = None,
+                      window: tuple[float | None, float | None] | None = None) -> float:
+    """k2' (1/min) for MRTM2/SRTM2: the median MRTM estimate over the given target TACs.
+
+    Give high-binding regions: their k2' estimates are the least noisy (Ichise et al. 2003).
+
+    Raises
+    ------
+    InputError
+        If no TAC gives a clean fit with a positive k2'.
+    """
+    result = fit_mrtm(frames, ref_tac, tacs, window=window, t_star=t_star, weights=weights)
+    k2p = np.asarray(result.k2prime, float)
+    good = (np.asarray(result.flags) == "") & np.isfinite(k2p) & (k2p > 0)
+    if not good.any():
+        raise InputError(format_problem(
+            None, f"MRTM gave no usable k2' in {k2p.size} TAC(s) (values: "
+            f"{np.array2string(k2p, precision=4)})",
+            "Choose high-binding regions with clean TACs, or give k2' as a value."))
+    return float(np.median(k2p[good]))
+
+
+def _window_text(options: dict[str, Any]) -> str:
+    window = options.get("window")
+    if not window:
+        return "all frames"
+    start, end = window
+    return f"frames with mid-times from {start if start is not None else 0:g} to " + (
+        f"{end:g} min" if end is not None else "the end of the scan")
+
+
+def describe(options: dict[str, Any]) -> str:
+    """Methods sentence for MRTM or MRTM2 (``options['model']``), with its citation."""
+    model = options.get("model", "mrtm")
+    t_star = options.get("t_star") or 0.0
+    common = (f"integrals from injection over all frames, regression on "
+              f"{_window_text(options)} after t* = {float(t_star):g} min, "
+              f"{options.get('weights', 'uniform')} frame weights")
+    if model == "mrtm2":
+        k2p = options.get("k2prime")
+        k2p_text = f"k2' = {float(k2p):.4g} /min" if k2p is not None else "a fixed k2'"
+        return ("BP_ND was estimated with the two-parameter multilinear reference tissue "
+                f"model MRTM2 (Ichise et al., 2003, J Cereb Blood Flow Metab 23:1096) with "
+                f"{k2p_text}, {common}.")
+    return ("BP_ND, R1 and k2' were estimated with the multilinear reference tissue model "
+            f"MRTM (Ichise et al., 2003, J Cereb Blood Flow Metab 23:1096), {common}.")

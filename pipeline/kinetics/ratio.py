@@ -1,0 +1,97 @@
+"""Equilibrium tissue ratio: ``BP_ND = mean(C_T) / mean(C_R) - 1`` over a time window.
+
+At true equilibrium (bolus+infusion, Carson et al. 1993) target and reference
+concentrations are constant and their ratio is DVR = 1 + BP_ND. Means are
+duration-weighted over the frames whose mid-time lies in the window (and after t*), i.e.
+the ratio of the activity integrals over the window. Away from equilibrium the ratio is
+biased (it overestimates BP_ND while the target still rises relative to the reference).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.frames import Frames
+from pipeline.kinetics._linear import join_flags
+from pipeline.kinetics.base import ModelFit, prepare_inputs
+
+__all__ = ["describe", "fit_ratio"]
+
+
+def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+              window: tuple[float | None, float | None] | None = None,
+              t_star: float | None = None, weights: np.ndarray | None = None,
+              k2prime: float | None = None) -> ModelFit:
+    """Equilibrium ratio BP_ND of one or many target TACs.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame start and end times, minutes. Data must be decay-corrected.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference-region activity, Bq/mL.
+    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
+        Target activity, Bq/mL; one column per region or voxel.
+    window : (start, end), default=None
+        Minutes: the equilibrium period. Either ``window`` or ``t_star`` is required.
+    t_star : float, default=None
+        Minutes; frames with an earlier mid-time are left out (window from t* to the end).
+    weights : ndarray, default=None
+        Not used: means are always frame-duration weighted (an integral ratio).
+    k2prime : None
+        Not used; accepted so every model takes the same options.
+
+    Returns
+    -------
+    ModelFit
+        ``bp_nd`` and ``extra['dvr']``; ``r1``, ``k2``, ``k2prime`` and ``se`` are NaN.
+        ``fitted`` is ``DVR x C_R`` on the window's frames. Flag: ``nan_input``.
+
+    Raises
+    ------
+    ConfigError
+        If neither ``window`` nor ``t_star`` is given.
+    InputError
+        If the reference is not positive on average over the window, or other bad input.
+    """
+    if window is None and t_star is None:
+        raise ConfigError(format_problem(
+            None, "ratio: no equilibrium window given",
+            "Give --window START END (minutes) covering the equilibrium period, or --tstar."))
+    prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
+                          weights=None, min_frames=1, model="ratio")
+    used = prep.used
+    dur = frames.duration[used]
+    ref_mean = float(np.dot(dur, prep.ref_tac[used]) / dur.sum())
+    if not ref_mean > 0:
+        raise InputError(format_problem(
+            None, f"ratio: the reference mean over the window is {ref_mean:g} (not positive)",
+            "Check the reference region mask and the window."))
+    bad = prep.bad_tacs
+    values = np.where(bad[None, :], 0.0, prep.tacs[used])
+    dvr = (dur @ values) / dur.sum() / ref_mean
+    dvr[bad] = np.nan
+    fitted = np.full((frames.n_frames, dvr.size), np.nan)
+    fitted[used] = prep.ref_tac[used][:, None] * dvr
+    nan = np.full(dvr.size, np.nan)
+    flags = join_flags(dvr.size, {"nan_input": bad})
+    options = {"model": "ratio", "window": None if window is None else list(window),
+               "t_star": t_star, "weights": "duration"}
+    return ModelFit("ratio", dvr - 1.0, nan, nan.copy(), nan.copy(), {"bp_nd": nan.copy()},
+                    fitted, used, flags, options, {"dvr": dvr})
+
+
+def describe(options: dict[str, Any]) -> str:
+    """Methods sentence for the equilibrium ratio method, with its citation."""
+    window = options.get("window")
+    if window:
+        start = window[0] if window[0] is not None else 0
+        span = f"{start:g}-" + (f"{window[1]:g} min" if window[1] is not None else "end")
+    else:
+        span = f"{float(options.get('t_star') or 0):g} min to the end of the scan"
+    return ("BP_ND was estimated as the ratio of duration-weighted mean target and reference "
+            f"activity minus one over {span}, assuming equilibrium under bolus plus constant "
+            "infusion (Carson et al., 1993, J Cereb Blood Flow Metab 13:24).")
