@@ -13,6 +13,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.errors import InputError, format_problem
 
 __all__ = ["LABEL_PATTERN", "check_label", "normalize_labels"]
@@ -167,12 +169,14 @@ def _optional_seconds(sidecar: Mapping, key: str, where: Path) -> float:
     return float(value)
 
 
-def _image_shape(image_path: Path) -> tuple[int, ...]:
+def _image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
+    """Shape and voxel-to-mm affine from the NIfTI header (no data read)."""
     import nibabel as nib
 
     try:
-        header = nib.load(str(image_path)).header
-        return tuple(int(d) for d in header.get_data_shape())
+        img = nib.load(str(image_path))
+        shape = tuple(int(d) for d in img.header.get_data_shape())
+        return shape, np.asarray(img.affine, dtype=float)
     except Exception as err:  # nibabel raises many types for unreadable files
         raise InputError(format_problem(
             image_path, f"cannot read the NIfTI header ({type(err).__name__}: {err})",

@@ -16,12 +16,13 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline._bids_files import (
     IMAGE_SUFFIXES,
     LABEL_PATTERN,
-    _image_shape,
+    _image_header,
     _infer_root,
     _number_list,
     _optional_seconds,
@@ -81,6 +82,8 @@ class Scan:
         Minutes after injection to which the stored data are decay-corrected.
     shape : tuple of int
         Image dimensions from the header (x, y, z, t).
+    affine : ndarray of shape (4, 4)
+        Voxel-to-mm transform from the header.
     trc, rec : str or None
         Further BIDS-PET entities, kept in :attr:`stem` so scans stay distinct.
     """
@@ -103,6 +106,7 @@ class Scan:
     trc: str | None = None
     rec: str | None = None
     decay_correction_time: float = 0.0
+    affine: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def entities(self) -> dict[str, str]:
@@ -211,7 +215,7 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
 
             half_life = HALF_LIFE_MIN[radionuclide]
     tracer = sidecar.get("TracerName")
-    shape = _image_shape(image_path)
+    shape, affine = _image_header(image_path)
     if len(shape) != 4:
         raise InputError(format_problem(
             image_path, f"the image is {len(shape)}D with shape {shape}, not 4D (x, y, z, frames)",
@@ -226,7 +230,7 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
         run=entities.get("run"), image_path=image_path, sidecar_path=where, sidecar=sidecar,
         frames=frames, units=units, bq_scale=bq_scale,
         tracer=str(tracer) if tracer is not None else None, radionuclide=radionuclide,
-        half_life=half_life, decay_corrected=decay_corrected, shape=shape,
+        half_life=half_life, decay_corrected=decay_corrected, shape=shape, affine=affine,
         trc=entities.get("trc"), rec=entities.get("rec"),
         decay_correction_time=(correction_time - injection) / 60.0,
     )

@@ -1,7 +1,7 @@
 """Tiny BIDS-PET datasets written on demand, for tests of every stage.
 
 ``make_bids(tmp_path)`` writes a valid dataset (2 subjects x 2 tasks, 5 frames, 6x6x6 voxels
-of 20 mm that cover the MNI brain) and returns its root; keyword arguments change any part
+of 36 mm that cover the MNI brain) and returns its root; keyword arguments change any part
 of it, so a test can break exactly one thing::
 
     root = make_bids(tmp_path, sidecar={"Units": "furlongs"})
@@ -30,8 +30,8 @@ __all__ = [
 
 #: 5 frames over 20 min, seconds (as in a sidecar).
 FRAME_DURATIONS_S = [60.0, 120.0, 300.0, 360.0, 360.0]
-#: 20 mm voxels; a 6x6x6 grid spans x -60..60, y -80..40, z -40..80 mm (covers MNI brain).
-DEFAULT_AFFINE = np.array([[20.0, 0, 0, -60], [0, 20.0, 0, -80], [0, 0, 20.0, -40], [0, 0, 0, 1]])
+#: 36 mm voxels: a 6x6x6 grid spans x -108..108, y -126..90, z -72..144 mm (the MNI brain).
+DEFAULT_AFFINE = np.array([[36.0, 0, 0, -90], [0, 36.0, 0, -108], [0, 0, 36.0, -54], [0, 0, 0, 1]])
 
 
 def frame_starts(durations: Sequence[float]) -> list[float]:

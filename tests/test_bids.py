@@ -233,7 +233,7 @@ def test_load_pet_nan_in_brain(tmp_path):
                        data=with_nan((0, 0, 0)))
     assert bids.load_pet(bids.discover_scans(corner)[0]).data.shape == (6, 6, 6, 5)
     centre = make_bids(tmp_path / "b", subjects=["01"], tasks=["rest"],
-                       data=with_nan((3, 4, 2)))  # world (0, 0, 0) mm: inside MNI brain
+                       data=with_nan((3, 3, 2)))  # world (18, 0, 18) mm: inside MNI brain
     with pytest.raises(InputError, match=r"1 voxels inside the MNI brain mask are NaN"):
         bids.load_pet(bids.discover_scans(centre)[0])
     partial = make_bids(tmp_path / "c", subjects=["01"], tasks=["rest"],

@@ -1,0 +1,242 @@
+"""``petbp check BIDS_DIR``: can this dataset be analysed? Reads, summarizes, writes nothing.
+
+The dataset and config are read with the same functions the workflow uses
+(:func:`pipeline.config.load_config`, :func:`pipeline.bids.inspect_scans`,
+:func:`pipeline.bids.load_pet`, :func:`pipeline.bids.read_participants`), so a dataset that
+passes here does not fail on input in the workflow. Every problem is collected and printed,
+one block each, rather than stopping at the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import bids
+from pipeline.config import load_config
+from pipeline.errors import PetbpError, format_problem
+
+__all__ = ["ORDER", "add_parser", "check_dataset", "run"]
+
+ORDER = 10
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``petbp check``."""
+    parser = subparsers.add_parser(
+        "check", help="check that a BIDS-PET dataset and config can be analysed",
+        description="Read a BIDS-PET dataset and the config as the workflow would, and print "
+        "a summary (subjects, scans, frames, units, decay, scores, space, conditions) or every "
+        "problem found. Computes nothing and writes nothing. Exit status 0 when the dataset "
+        "can be analysed, 1 otherwise.")
+    parser.add_argument("bids_dir", metavar="BIDS_DIR", help="root of the BIDS-PET dataset")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="workflow config (default: the shipped config/config.yaml)")
+    parser.add_argument("--participant-label", metavar="LABEL", nargs="+", default=None,
+                        help="check only these subjects (01 or sub-01); replaces the "
+                        "config's selection.subjects")
+    parser.add_argument("--headers-only", action="store_true",
+                        help="read headers and sidecars only; skip reading image data (no "
+                        "check for truncated files or NaN values)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+class _Problems(list):
+    """Problem messages; :meth:`attempt` runs a check and records its error."""
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def attempt(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except PetbpError as err:
+            if self.debug:
+                raise
+            self.append(str(err))
+            return None
+
+
+def _required_scores(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Score and covariate columns the config's statistics ask participants.tsv for."""
+    specs = (config.get("statistics") or {}).get("correlations") or []
+    scores, covariates = [], []
+    for spec in specs if isinstance(specs, list) else []:
+        if isinstance(spec, Mapping):
+            if spec.get("score"):
+                scores.append(str(spec["score"]))
+            covariates += [str(c) for c in spec.get("covariates") or []]
+    return sorted(set(scores)), sorted(set(covariates) - set(scores))
+
+
+def _scan_conditions(config: Mapping[str, Any], scan: bids.Scan,
+                     problems: _Problems) -> list[str] | None:
+    try:
+        from pipeline.design import scan_conditions
+    except ImportError:
+        return None
+    return problems.attempt(lambda: scan_conditions(config, scan))
+
+
+def _space_fraction(scan: bids.Scan) -> float:
+    from pipeline.space import check_overlap
+
+    return check_overlap(scan.shape, scan.affine, source=scan.image_path)
+
+
+def _frames_summary(scans: Sequence[bids.Scan]) -> list[str]:
+    schedules = Counter((s.frames.n_frames, round(float(s.frames.start[0]), 2),
+                         round(float(s.frames.end[-1]), 2)) for s in scans)
+    return [f"{n} frames, {start:g}-{end:g} min after injection ({count} scans)"
+            for (n, start, end), count in sorted(schedules.items())]
+
+
+def _scores_summary(participants: Any) -> list[str]:
+    lines = []
+    for column in participants.columns.drop("participant_id"):
+        values = participants[column]
+        n = int(values.notna().sum())
+        if values.dtype.kind == "f":
+            lines.append(f"{column}: n={n}, range {values.min():g} to {values.max():g}")
+        else:
+            lines.append(f"{column}: n={n}, text ({', '.join(sorted(set(values.dropna()))[:4])})")
+    return lines
+
+
+def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
+                  participant_label: Sequence[str] | None = None, *,
+                  read_data: bool = True, debug: bool = False) -> tuple[list[str], list[str]]:
+    """Check a dataset and config; return (summary lines, problem messages).
+
+    Parameters
+    ----------
+    bids_dir : path-like
+        Dataset root.
+    config_path : path-like, default=None
+        Config file; None uses the shipped ``config/config.yaml``.
+    participant_label : sequence of str, default=None
+        Subjects to check (replaces ``selection.subjects``).
+    read_data : bool, default=True
+        Load every image (finds truncated files and NaN/Inf in the brain).
+    debug : bool, default=False
+        Raise the first problem (with its traceback) instead of collecting it.
+
+    Returns
+    -------
+    summary : list of str
+        Lines describing the dataset.
+    problems : list of str
+        One message per problem; empty when the dataset can be analysed.
+    """
+    problems = _Problems(debug)
+    summary: list[str] = []
+    bids_dir = Path(bids_dir)
+    overrides: dict[str, Any] = {"bids_dir": str(bids_dir)}
+    if participant_label:
+        overrides["selection.subjects"] = list(participant_label)
+    config = problems.attempt(lambda: load_config(config_path, overrides))
+    summary.append(f"config: {config_path or 'config/config.yaml (shipped)'}"
+                   + (" (valid)" if config else " (INVALID)"))
+    selection = dict((config or {}).get("selection") or {})
+    if participant_label:
+        selection["subjects"] = list(participant_label)
+    found = problems.attempt(lambda: bids.inspect_scans(bids_dir, **selection))
+    if found is None:
+        return summary, problems
+    scans, scan_problems = found
+    if scan_problems and debug:
+        raise scan_problems[0]
+    problems += [str(p) for p in scan_problems]
+    if config:
+        out = Path(config["output_dir"]).resolve()
+        root = bids_dir.resolve()
+        if out == root or (root in out.parents and (root / "derivatives") not in
+                           [out, *out.parents]):
+            problems.append(format_problem(
+                "config, output_dir", f"{config['output_dir']} is inside the BIDS dataset",
+                f"Write results elsewhere, e.g. output_dir={root / 'derivatives' / 'petbp'}."))
+    fractions = []
+    for scan in scans:
+        fraction = problems.attempt(lambda scan=scan: _space_fraction(scan))
+        if fraction is not None:
+            fractions.append(fraction)
+        if read_data and fraction is not None:
+            image = problems.attempt(lambda scan=scan: bids.load_pet(scan))
+            del image
+    subjects = sorted({s.sub for s in scans})
+    summary.append(f"subjects with PET scans: {len(subjects)}"
+                   + (f" ({', '.join('sub-' + s for s in subjects[:8])}"
+                      f"{', ...' if len(subjects) > 8 else ''})" if subjects else ""))
+    groups = Counter((f"ses-{s.ses}" if s.ses else "no session", f"task-{s.task}")
+                     for s in scans)
+    summary.append(f"scans: {len(scans)} ("
+                   + "; ".join(f"{ses}, {task}: {n}" for (ses, task), n in sorted(groups.items()))
+                   + ")")
+    summary += ["frames: " + line for line in _frames_summary(scans)]
+    units = Counter(s.units for s in scans)
+    summary.append("units: " + ", ".join(f"{u} ({n} scans)" for u, n in units.items())
+                   + "; converted to Bq/mL on load")
+    n_uncorrected = sum(not s.decay_corrected for s in scans)
+    summary.append(f"decay: {len(scans) - n_uncorrected} scans decay-corrected, "
+                   f"{n_uncorrected} to be corrected on load")
+    tracers = Counter(f"{s.tracer or 'tracer not named'} ({s.radionuclide or 'radionuclide ?'}"
+                      f"{f', half-life {s.half_life:g} min' if s.half_life else ''})"
+                      for s in scans)
+    summary.append("tracer: " + "; ".join(f"{t}: {n} scans" for t, n in tracers.items()))
+    if fractions:
+        summary.append(f"space: {len(fractions)} images overlap the MNI brain "
+                       f"({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% covered)")
+    summary.append("image data: " + ("read and checked for NaN/Inf" if read_data
+                                     else "not read (--headers-only)"))
+    participants = problems.attempt(lambda: bids.read_participants(bids_dir))
+    if participants is not None:
+        listed = set(participants["participant_id"])
+        missing = [f"sub-{s}" for s in subjects if f"sub-{s}" not in listed]
+        if missing:
+            problems.append(format_problem(
+                bids_dir / "participants.tsv", f"no row for {', '.join(missing)}",
+                "Add a row per subject (n/a for unknown scores)."))
+        summary += ["score " + line for line in _scores_summary(participants)]
+        if config:
+            scores, covariates = _required_scores(config)
+            for column in scores:
+                problems.attempt(lambda c=column: bids.numeric_score(
+                    participants, c, bids_dir / "participants.tsv"))
+            for column in covariates:
+                if column not in participants.columns:
+                    problems.append(format_problem(
+                        bids_dir / "participants.tsv", f"no covariate column {column!r}",
+                        "Add it or remove it from statistics.correlations."))
+    if config:
+        for scan in scans:
+            conditions = _scan_conditions(config, scan, problems)
+            if conditions is None:
+                break
+            summary.append(f"conditions of {scan.stem}: "
+                           + (", ".join(conditions) if conditions else "none (not used)"))
+    # one message per problem, even when the same config error repeats per scan
+    return summary, list(dict.fromkeys(problems))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``petbp check``; print the summary or the problems; return the exit status."""
+    summary, problems = check_dataset(args.bids_dir, args.config, args.participant_label,
+                                      read_data=not args.headers_only,
+                                      debug=getattr(args, "debug", False))
+    print(f"petbp check {args.bids_dir}")
+    for line in summary:
+        print(f"  {line}")
+    if problems:
+        print(f"\n{len(problems)} problem(s) found; the dataset cannot be analysed as it is:",
+              file=sys.stderr)
+        for problem in problems:
+            print(f"\n- {problem}", file=sys.stderr)
+        return 1
+    print("\nOK: the dataset can be analysed.")
+    return 0
