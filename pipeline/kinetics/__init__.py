@@ -78,5 +78,5 @@ def fit(model: str, frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     if isinstance(weights, str) or weights is None:
         weights = frame_weights(weights or "uniform", frames, ref_tac, half_life=half_life)
     result = func(frames, ref_tac, tacs, weights=weights, **options)
-    result.options["weights_scheme"] = scheme or "uniform"
+    result.options["weights"] = scheme or "uniform"  # the scheme name, for methods text
     return result

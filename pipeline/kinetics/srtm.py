@@ -239,7 +239,7 @@ def describe(options: dict[str, Any] | None = None) -> str:
     window = o.get("window")
     span = (f" over frames with mid-times from {window[0]} to {window[1]} min"
             if window else " over the whole scan")
-    weights = o.get("weights_scheme", "uniform")
+    weights = o.get("weights", "uniform")
     ref = o.get("reference", "the reference region")
     if model == "srtm_bf":
         grid = o.get("theta_range", list(DEFAULT_THETA_RANGE))
@@ -453,7 +453,8 @@ def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
     masked = [(name, np.asarray(mask, bool) & ~void) for name, mask in flags]
     all_flags = join_flags(("nan_input", bad), ("zero_input", zero), *masked, n=n)
     options = {"window": _window_option(options.pop("window", None)),
-               "weights": [float(v) for v in prep.weights], **options}
+               "weights": "given" if np.ptp(prep.weights[prep.used]) > 0 else "uniform",
+               "frame_weights": [float(v) for v in prep.weights], **options}
     return ModelFit(model=model, bp_nd=clean(bp), r1=clean(r1), k2=clean(k2), k2prime=k2p,
                     se=se, fitted=fitted, used=prep.used.copy(), flags=all_flags,
                     options=options, extra=extra)

@@ -172,7 +172,7 @@ def describe(options: dict[str, Any] | None = None) -> str:
             f"efflux rate k2' fixed at {k2p_text} ({source}), with "
             f"{o.get('reference', 'the reference region')} as reference, by weighted "
             f"nonlinear least squares on frame-averaged predictions{span}, with "
-            f"{o.get('weights_scheme', 'uniform')} frame weights.")
+            f"{o.get('weights', 'uniform')} frame weights.")
 
 
 def _check_k2prime(k2prime: Any) -> float:
