@@ -1,0 +1,157 @@
+"""Tests of pipeline.stats.regional: paired contrasts, drift control, exclusions, FDR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from pipeline.design import load_design
+from pipeline.errors import ConfigError, InputError
+from pipeline.stats.regional import cohen_dz_ci, contrast_values, summarize_contrasts
+
+DESIGN = load_design({"design": {
+    "conditions": {"rejbase": {"task": "rejection", "window": [5, 45]},
+                   "rejection": {"task": "rejection", "window": [45, 90]},
+                   "accbase": {"task": "acceptance", "window": [5, 45]},
+                   "acceptance": {"task": "acceptance", "window": [45, 90]}},
+    "contrasts": {"rejection": {"baseline": "rejbase", "condition": "rejection"},
+                  "acceptance": {"baseline": "accbase", "condition": "acceptance"},
+                  "rejvsacc": {"baseline": "rejbase", "condition": "rejection",
+                               "control": "acceptance"}}}})
+
+
+def _bp_table(rng, n=10, change=None, regions=("amygdala_l", "caudate_l"), skip=()):
+    """Long BP table: baseline 2.0 +- noise, condition = baseline * (1 + change/100)."""
+    change = change or {}
+    rows = []
+    for s in range(n):
+        pid = f"sub-{s:02d}"
+        for task, base_name, cond_name in (("rejection", "rejbase", "rejection"),
+                                           ("acceptance", "accbase", "acceptance")):
+            if (pid, task) in skip:
+                continue
+            for region in regions:
+                base = 2.0 + rng.normal(0, 0.2)
+                pct = change.get((task, region), 0.0) + rng.normal(0, 2.0)
+                rows.append(dict(participant_id=pid, condition=base_name, region=region,
+                                 model="mrtm2", bp_nd=base))
+                rows.append(dict(participant_id=pid, condition=cond_name, region=region,
+                                 model="mrtm2", bp_nd=base * (1 + pct / 100)))
+    return pd.DataFrame(rows)
+
+
+def test_summarize_contrasts_matches_scipy_paired_t(rng):
+    """Without drift, t/df/p are scipy's one-sample t on the paired % change."""
+    bp = _bp_table(rng, change={("rejection", "amygdala_l"): -8.0})
+    values, _ = contrast_values(bp, DESIGN)
+    table = summarize_contrasts(values)
+    row = table[(table.contrast == "rejection") & (table.region == "amygdala_l")].iloc[0]
+    cell = values[(values.contrast == "rejection") & (values.region == "amygdala_l")]
+    pct = 100 * (cell.bp_condition - cell.bp_baseline) / cell.bp_baseline
+    ref = stats.ttest_1samp(pct, 0.0)
+    assert row.t == pytest.approx(ref.statistic, rel=1e-12)
+    assert row.p == pytest.approx(ref.pvalue, rel=1e-12)
+    assert row.df == 9 and row.n == 10
+    assert row.change_pct_mean == pytest.approx(pct.mean(), rel=1e-12)
+    assert row.cohen_dz == pytest.approx(pct.mean() / pct.std(ddof=1), rel=1e-12)
+    assert row.ci_low < row.cohen_dz < row.ci_high
+    assert row.test == "paired_t"
+
+
+def test_summarize_contrasts_fdr_is_benjamini_hochberg(rng):
+    """p_fdr is scipy's BH over the regions of one contrast and model."""
+    bp = _bp_table(rng, regions=("a", "b", "c", "d"), change={("rejection", "a"): -6.0})
+    table = summarize_contrasts(contrast_values(bp, DESIGN)[0])
+    rej = table[table.contrast == "rejection"]
+    assert rej.p_fdr.to_numpy() == pytest.approx(stats.false_discovery_control(rej.p.to_numpy()))
+
+
+def test_contrast_values_missing_scan_is_excluded_with_reason(rng):
+    """A participant without a task-acceptance scan is left out of acceptance and listed."""
+    bp = _bp_table(rng, skip={("sub-03", "acceptance")})
+    values, excl = contrast_values(bp, DESIGN)
+    acc = values[values.contrast == "acceptance"]
+    assert "sub-03" not in set(acc.participant_id)
+    assert "sub-03" in set(values[values.contrast == "rejection"].participant_id)
+    reasons = excl[(excl.contrast == "acceptance") & (excl.participant_id == "sub-03")].reason
+    assert reasons.str.contains("no task-acceptance scan").all() and len(reasons) == 2
+    assert ((excl.contrast == "rejvsacc") & (excl.participant_id == "sub-03")).any()
+    table = summarize_contrasts(values)
+    assert set(table[table.contrast == "acceptance"].n) == {9}
+
+
+def test_contrast_values_participant_without_any_scan_is_listed(rng):
+    """Participants from participants.tsv with no PET at all appear in the exclusions."""
+    _, excl = contrast_values(_bp_table(rng, n=3), DESIGN, participants=["sub-99"])
+    assert (excl.participant_id == "sub-99").sum() >= 4
+
+
+def test_contrast_values_nonpositive_baseline_is_excluded(rng):
+    """A baseline BP_ND <= 0 makes % change undefined: excluded with the reason."""
+    bp = _bp_table(rng)
+    bp.loc[(bp.participant_id == "sub-01") & (bp.condition == "rejbase")
+           & (bp.region == "caudate_l"), "bp_nd"] = -0.1
+    values, excl = contrast_values(bp, DESIGN)
+    assert excl.reason.str.contains("<= 0").any()
+    cell = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
+    assert len(cell) == 9
+
+
+def test_contrast_values_drift_is_removed_and_tested_by_welch(rng):
+    """With a drift table, effect = change - drift and p is Welch's against the null."""
+    bp = _bp_table(rng)
+    drift = pd.DataFrame({"contrast": "rejection", "region": ["amygdala_l", "caudate_l"],
+                          "model": "mrtm2", "drift_pct": [-3.0, -5.0], "drift_sd": 4.0,
+                          "n_sim": 100})
+    values, _ = contrast_values(bp, DESIGN, drift=drift)
+    cell = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
+    assert (cell.effect_pct == cell.change_pct + 5.0).all()
+    acc = values[values.contrast == "acceptance"]
+    assert (acc.drift_pct == 0).all()  # no drift row for acceptance: nothing removed
+    table = summarize_contrasts(values, drift=drift)
+    row = table[(table.contrast == "rejection") & (table.region == "caudate_l")].iloc[0]
+    ref = stats.ttest_ind_from_stats(cell.change_pct.mean(), cell.change_pct.std(ddof=1), 10,
+                                     -5.0, 4.0, 100, equal_var=False)
+    assert row.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert row.test == "welch_vs_null" and row.drift_pct == -5.0
+
+
+def test_contrast_values_control_is_double_difference(rng):
+    """rejvsacc tests rejection change minus acceptance change per participant."""
+    bp = _bp_table(rng, change={("rejection", "amygdala_l"): -8.0,
+                                ("acceptance", "amygdala_l"): -8.0})
+    values, _ = contrast_values(bp, DESIGN)
+    dd = values[values.contrast == "rejvsacc"].set_index(["participant_id", "region"])
+    rej = values[values.contrast == "rejection"].set_index(["participant_id", "region"])
+    acc = values[values.contrast == "acceptance"].set_index(["participant_id", "region"])
+    assert dd.effect_pct.to_numpy() == pytest.approx(
+        (rej.change_pct - acc.change_pct).loc[dd.index].to_numpy())
+    table = summarize_contrasts(values)
+    amy = table[(table.contrast == "rejvsacc") & (table.region == "amygdala_l")].iloc[0]
+    # equal release in both scans cancels: |mean| within 3 SE of 0 (noise 2 % per window)
+    assert abs(amy.effect_pct_mean) < 3 * amy.effect_pct_sd / np.sqrt(amy.n)
+
+
+def test_summarize_contrasts_wilcoxon_option(rng):
+    """test='wilcoxon' puts the signed-rank p in p."""
+    values, _ = contrast_values(_bp_table(rng), DESIGN)
+    table = summarize_contrasts(values, test="wilcoxon")
+    assert (table.p == table.wilcoxon_p).all()
+    with pytest.raises(ConfigError, match=r"statistics\.test"):
+        summarize_contrasts(values, test="anova")
+
+
+def test_contrast_values_missing_column_is_input_error():
+    """A BP table without bp_nd is refused with the column named."""
+    with pytest.raises(InputError, match=r"missing column\(s\) bp_nd"):
+        contrast_values(pd.DataFrame({"participant_id": [], "condition": [], "region": [],
+                                      "model": []}), DESIGN)
+
+
+def test_cohen_dz_ci_matches_published_value():
+    """dz = 0.5, n = 20: 95 % CI 0.028 to 0.960 (noncentral t; Cumming 2012, ESCI)."""
+    low, high = cohen_dz_ci(0.5, 20)
+    assert low == pytest.approx(0.028, abs=0.002)  # published to 3 decimals
+    assert high == pytest.approx(0.960, abs=0.002)
