@@ -144,6 +144,17 @@ def _sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str]) ->
     return chain
 
 
+def _finite_seconds(value: Any) -> float | None:
+    """``value`` as a finite float, or None if it is not a (JSON) number of usable size."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
     if key not in sidecar:
         raise InputError(format_problem(where, f"{key} is missing",
@@ -151,22 +162,28 @@ def _number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
     value = sidecar[key]
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = [value]
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+    numbers = [_finite_seconds(v) for v in value] if isinstance(value, list) else [None]
+    if not numbers or None in numbers:
+        shown = str(value)
         raise InputError(format_problem(
-            where, f"{key} must be a non-empty list of numbers; got {str(value)[:60]!r}",
+            where, f"{key} must be a non-empty list of finite numbers; got "
+            f"{shown[:60] + ('...' if len(shown) > 60 else '')!r}",
             f"Give {key} as a JSON list of numbers, one per frame, in seconds."))
-    return [float(v) for v in value]
+    return numbers
 
 
 def _optional_seconds(sidecar: Mapping, key: str, where: Path) -> float:
     value = sidecar.get(key, 0.0)
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(format_problem(where, f"{key} must be a number of seconds; got {value!r}",
-                                        f"Set {key} to seconds relative to TimeZero."))
-    return float(value)
+    number = _finite_seconds(value)
+    if number is None:
+        shown = repr(value)
+        raise InputError(format_problem(
+            where, f"{key} must be a number of seconds; got "
+            f"{shown[:60] + ('...' if len(shown) > 60 else '')}",
+            f"Set {key} to seconds relative to TimeZero."))
+    return number
 
 
 def _image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:

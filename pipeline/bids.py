@@ -214,6 +214,10 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
             from pipeline.frames import HALF_LIFE_MIN
 
             half_life = HALF_LIFE_MIN[radionuclide]
+    if abs(correction_time - injection) > 86400.0:
+        raise InputError(format_problem(
+            where, f"ImageDecayCorrectionTime is {correction_time:g} s, more than a day from "
+            f"the injection ({injection:g} s)", "Give it in seconds relative to TimeZero."))
     tracer = sidecar.get("TracerName")
     shape, affine = _image_header(image_path)
     if len(shape) != 4:

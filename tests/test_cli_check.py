@@ -138,7 +138,7 @@ BAD = [
     ("decay_flag_text", {"sidecar": {"ImageDecayCorrected": "maybe"}}, None, [],
      r"ImageDecayCorrected must be true or false; got 'maybe'"),
     ("frames_text", {"sidecar": {"FrameDuration": "60,120"}}, None, [],
-     r"FrameDuration must be a non-empty list of numbers"),
+     r"FrameDuration must be a non-empty list of finite numbers"),
     ("sidecar_not_json", {}, lambda r: next(r.glob("sub-01/pet/*rejection_pet.json"))
      .write_text("{'Units': 'Bq/mL'}"), [], r"rejection_pet\.json: not valid JSON \(line 1"),
     ("nan_in_brain", {"data": lambda stem, shape: _nan_centre(stem, shape)}, None, [],
