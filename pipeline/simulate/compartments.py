@@ -28,6 +28,7 @@ __all__ = [
     "fine_grid",
     "frame_average",
     "one_tissue",
+    "simulation_grid",
     "srtm_consistent_tacs",
     "two_tissue",
 ]
@@ -57,6 +58,45 @@ def fine_grid(t_end: float, dt: float = 0.01) -> np.ndarray:
     """An evenly spaced grid from 0 to at least ``t_end`` minutes with step ``dt`` minutes."""
     n = int(np.ceil(t_end / dt)) + 1
     return np.arange(n) * dt
+
+
+def simulation_grid(t_end: float, *, breaks: np.ndarray | tuple = (),
+                    steps: tuple[tuple[float, float], ...] = ((5.0, 0.01), (20.0, 0.05)),
+                    dt_late: float = 0.1) -> np.ndarray:
+    """An uneven grid (minutes): fine while the bolus passes, coarser later, with breaks.
+
+    Steps are ``0.01`` min up to 5 min, ``0.05`` to 20 min and ``dt_late`` after; every time
+    in ``breaks`` (frame bounds, release onsets) is a grid point, so frame averages and
+    parameter changes fall exactly on the grid. Curves that are smooth after the first
+    minutes (plasma inputs with clearance rates below ~0.5/min) are then piecewise-linear to
+    better than 1e-4 relative, with 6 times fewer points than a 0.01-min even grid.
+
+    Parameters
+    ----------
+    t_end : float
+        Last time, minutes.
+    breaks : array-like, default=()
+        Times (minutes) that must be grid points.
+    steps : tuple of (until, step), default=((5.0, 0.01), (20.0, 0.05))
+    dt_late : float, default=0.1
+
+    Returns
+    -------
+    ndarray
+        Increasing times from 0 to ``t_end``.
+    """
+    pieces = []
+    start = 0.0
+    for until, step in (*steps, (t_end, dt_late)):
+        until = min(until, t_end)
+        if until > start:
+            pieces.append(start + np.arange(int(np.ceil((until - start) / step - 1e-9))) * step)
+            start = until
+    pieces.append(np.array([t_end], float))
+    breaks = np.asarray(breaks, float)
+    grid = np.unique(np.concatenate([*pieces, breaks[(breaks > 0) & (breaks < t_end)]]))
+    keep = np.concatenate([[True], np.diff(grid) > 1e-6])       # merge near-duplicates
+    return grid[keep]
 
 
 def feng_input(t: np.ndarray, *, delay: float = 0.0, scale: float = 1.0,
@@ -196,10 +236,15 @@ def frame_average(t: np.ndarray, curve: np.ndarray, frames: Frames) -> np.ndarra
     curve = np.asarray(curve, float)
     cumulative = cumulative_trapezoid(curve, t, axis=0, initial=0.0)
     flat = cumulative.reshape(cumulative.shape[0], -1)
-    at_start = np.stack([np.interp(frames.start, t, col) for col in flat.T], axis=-1)
-    at_end = np.stack([np.interp(frames.end, t, col) for col in flat.T], axis=-1)
-    mean = (at_end - at_start) / frames.duration[:, None]
-    return mean.reshape((frames.n_frames, *curve.shape[1:]))
+    bounds = np.concatenate([frames.start, frames.end])
+    # Linear interpolation of every column at once: index and weight of each frame bound.
+    right = np.clip(np.searchsorted(t, bounds, side="right"), 1, t.size - 1)
+    left = right - 1
+    weight = ((bounds - t[left]) / (t[right] - t[left]))[:, None]
+    at_bounds = flat[left] * (1.0 - weight) + flat[right] * weight
+    n = frames.n_frames
+    mean = (at_bounds[n:] - at_bounds[:n]) / frames.duration[:, None]
+    return mean.reshape((n, *curve.shape[1:]))
 
 
 def srtm_consistent_tacs(frames: Frames, bp_nd: np.ndarray, *, r1: np.ndarray | float = 1.0,
