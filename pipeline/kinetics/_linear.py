@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.frames import Frames
 
-__all__ = ["frame_integral_operator", "join_flags", "weighted_least_squares"]
+__all__ = ["frame_integral_operator", "join_flags", "row_selector", "weighted_least_squares"]
 
 
 def frame_integral_operator(frames: Frames) -> np.ndarray:
@@ -62,15 +62,44 @@ def frame_integral_operator(frames: Frames) -> np.ndarray:
     return s_mat + np.diag(0.5 * dur) - (dur**2 / 12.0)[:, None] * d_mat
 
 
-def _gram(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-    """Weighted inner products ``sum_f w_f a_f b_f`` per column (shape (n,))."""
-    if a.ndim == 1 and b.ndim == 1:
-        return np.full(n, float(np.dot(w * a, b)))
-    if a.ndim == 1:
-        return (w * a) @ b
+def row_selector(used: np.ndarray) -> slice | np.ndarray:
+    """A slice for a contiguous run of True in ``used`` (indexing then makes no copy)."""
+    idx = np.flatnonzero(used)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+def _gram(wa: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Inner products ``sum_f wa_f b_f`` per column (shape (n,)); ``wa`` is pre-weighted."""
+    if wa.ndim == 1 and b.ndim == 1:
+        return np.full(n, float(np.dot(wa, b)))
+    if wa.ndim == 1:
+        return wa @ b
     if b.ndim == 1:
-        return (w * b) @ a
-    return np.einsum("fn,fn->n", a * w[:, None], b)
+        return b @ wa
+    return np.einsum("fn,fn->n", wa, b)
+
+
+def _symmetric_inverse(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse and determinant of symmetric matrices stacked as (p, p, n), p <= 3, in
+    closed form (batched ``np.linalg.inv`` costs ~1 us per matrix: too slow for voxels)."""
+    p = m.shape[0]
+    if p == 1:
+        det = m[0, 0].copy()
+        return (1.0 / det)[None, None], det
+    if p == 2:
+        a, b, d = m[0, 0], m[0, 1], m[1, 1]
+        det = a * d - b * b
+        return np.array([[d, -b], [-b, a]]) / det, det
+    if p == 3:
+        a, b, c, e, f, i = m[0, 0], m[0, 1], m[0, 2], m[1, 1], m[1, 2], m[2, 2]
+        c00, c01, c02 = e * i - f * f, c * f - b * i, b * f - c * e
+        c11, c12, c22 = a * i - c * c, b * c - a * f, a * e - b * b
+        det = a * c00 + b * c01 + c * c02
+        return np.array([[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]) / det, det
+    stacked = np.moveaxis(m, -1, 0)
+    return np.moveaxis(np.linalg.inv(stacked), 0, -1), np.linalg.det(stacked)
 
 
 def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarray,
@@ -86,45 +115,50 @@ def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarr
     w : ndarray of shape (n_rows,)
         Row weights (> 0 for rows in the fit).
     rcond : float, default=1e-10
-        Columns whose scaled normal matrix has a determinant below this are ``singular``.
+        Columns whose normal matrix, scaled to unit diagonal, has a determinant below this
+        are ``singular``.
 
     Returns
     -------
     beta : ndarray of shape (p, n)
     cov : ndarray of shape (p, p, n)
-        Covariance ``sigma^2 (X'WX)^-1`` with ``sigma^2 = sum w r^2 / (n_rows - p)``.
-    residual : ndarray of shape (n_rows, n)
+        Covariance ``sigma^2 (X'WX)^-1`` with ``sigma^2 = sum w r^2 / (n_rows - p)``
+        (the weighted residual sum of squares from ``y'Wy - beta' X'Wy``).
+    fitted : ndarray of shape (n_rows, n)
+        ``sum_j beta_j X_j`` (NaN for singular columns).
     singular : ndarray of shape (n,) bool
         Columns with (near-)collinear regressors; their results are NaN.
     """
     n = y.shape[1]
     p = len(columns)
-    gram = np.empty((n, p, p))
-    rhs = np.empty((n, p))
+    gram = np.empty((p, p, n))
+    rhs = np.empty((p, n))
+    weighted = [c * (w if c.ndim == 1 else w[:, None]) for c in columns]
     for j in range(p):
-        rhs[:, j] = _gram(columns[j], y, w, n)
+        rhs[j] = _gram(weighted[j], y, n)
         for k in range(j, p):
-            gram[:, j, k] = gram[:, k, j] = _gram(columns[j], columns[k], w, n)
-    diag = np.sqrt(np.einsum("njj->nj", gram))
-    with np.errstate(divide="ignore", invalid="ignore"):
+            gram[j, k] = gram[k, j] = _gram(weighted[j], columns[k], n)
+    diag = np.sqrt(np.maximum(np.einsum("jjn->jn", gram), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = np.where(diag > 0, 1.0 / diag, 0.0)
-        scaled = gram * scale[:, :, None] * scale[:, None, :]
-        det = np.linalg.det(scaled)
-    singular = ~np.isfinite(det) | (np.abs(det) < rcond) | np.any(diag == 0, axis=1)
-    scaled[singular] = np.eye(p)
-    inv = np.linalg.inv(scaled) * scale[:, :, None] * scale[:, None, :]
-    beta = np.einsum("njk,nk->jn", inv, rhs)
+        outer = scale[:, None, :] * scale[None, :, :]
+        inv, det = _symmetric_inverse(gram * outer)
+    singular = ~np.isfinite(det) | (np.abs(det) < rcond) | np.any(diag == 0, axis=0)
+    inv[:, :, singular] = 0.0
+    outer[:, :, singular] = 0.0
+    inv *= outer
+    beta = np.einsum("jkn,kn->jn", inv, rhs)
     fitted = np.zeros_like(y)
     for j in range(p):
         col = columns[j]
         fitted += (col[:, None] if col.ndim == 1 else col) * beta[j]
-    residual = y - fitted
-    dof = max(y.shape[0] - p, 1)
-    sigma2 = np.einsum("fn,fn->n", residual * w[:, None], residual) / dof
-    cov = np.transpose(inv, (1, 2, 0)) * sigma2
+    rss = np.maximum(np.einsum("fn,fn->n", y, y * w[:, None]) - np.einsum("jn,jn->n", beta,
+                                                                         rhs), 0.0)
+    cov = inv * (rss / max(y.shape[0] - p, 1))
     beta[:, singular] = np.nan
     cov[:, :, singular] = np.nan
-    return beta, cov, residual, singular
+    fitted[:, singular] = np.nan
+    return beta, cov, fitted, singular
 
 
 def join_flags(n: int, named: dict[str, np.ndarray]) -> np.ndarray:

@@ -24,6 +24,7 @@ from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
     frame_integral_operator,
     join_flags,
+    row_selector,
     weighted_least_squares,
 )
 from pipeline.kinetics.base import ModelFit, prepare_inputs
@@ -80,20 +81,23 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
                           weights=weights, min_frames=3, model="logan_ref")
     used = prep.used
-    bad = prep.bad_tacs | ~np.all(np.isfinite(prep.tacs), axis=0)
+    bad = prep.bad_tacs
+    if not used.all():
+        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
+    rows = row_selector(used)
     data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
-    op = frame_integral_operator(prep.frames)[used]
+    op = frame_integral_operator(prep.frames)[rows]
     num_ref = op @ prep.ref_tac
     if k2prime is not None:
-        num_ref = num_ref + prep.ref_tac[used] / float(k2prime)
+        num_ref = num_ref + prep.ref_tac[rows] / float(k2prime)
     int_tac = op @ data
-    c_t = data[used]
+    c_t = data[rows]
     nonpositive = ~bad & np.any(c_t <= 0, axis=0)
     c_safe = np.where(c_t > 0, c_t, 1.0)
     x = num_ref[:, None] / c_safe
     y = int_tac / c_safe
-    beta, cov, resid, singular = weighted_least_squares(
-        [x, np.ones(int(used.sum()))], y, prep.weights[used])
+    beta, cov, y_hat, singular = weighted_least_squares(
+        [x, np.ones(int(used.sum()))], y, prep.weights[rows])
     dvr, intercept = beta
     invalid = bad | nonpositive | singular
     dvr[invalid] = np.nan
@@ -101,9 +105,9 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     se_bp = np.sqrt(cov[0, 0])
     se_bp[invalid] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        fitted_rows = int_tac / (y - resid)
+        fitted_rows = int_tac / y_hat
     fitted = np.full((frames.n_frames, dvr.size), np.nan)
-    fitted[used] = fitted_rows
+    fitted[rows] = fitted_rows
     fitted[:, invalid] = np.nan
     nan = np.full(dvr.size, np.nan)
     flags = join_flags(dvr.size, {"nan_input": bad, "nonpositive_tac": nonpositive,

@@ -24,6 +24,7 @@ from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
     frame_integral_operator,
     join_flags,
+    row_selector,
     weighted_least_squares,
 )
 from pipeline.kinetics.base import ModelFit, prepare_inputs
@@ -35,14 +36,16 @@ def _prepare(frames: Frames, ref_tac, tacs, *, window, t_star, weights, n_params
     """Common input checks; NaN anywhere in a TAC (integrals use all frames) marks it bad."""
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
                           weights=weights, min_frames=n_params + 1, model=model)
-    bad = prep.bad_tacs | ~np.all(np.isfinite(prep.tacs), axis=0)
+    bad = prep.bad_tacs
+    if not prep.used.all():
+        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
     data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
     return prep, data, bad
 
 
-def _fitted_full(n_frames: int, used: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    out = np.full((n_frames, rows.shape[1]), np.nan)
-    out[used] = rows
+def _fitted_full(n_frames: int, rows, values: np.ndarray) -> np.ndarray:
+    out = np.full((n_frames, values.shape[1]), np.nan)
+    out[rows] = values
     return out
 
 
@@ -93,12 +96,13 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
                                weights=weights, n_params=3, model="mrtm")
     used = prep.used
-    op = frame_integral_operator(prep.frames)[used]
+    rows = row_selector(used)
+    op = frame_integral_operator(prep.frames)[rows]
     int_ref = op @ prep.ref_tac
     int_tac = op @ data
-    y = data[used]
-    beta, cov, resid, singular = weighted_least_squares(
-        [int_ref, int_tac, prep.ref_tac[used]], y, prep.weights[used])
+    y = data[rows]
+    beta, cov, fitted_rows, singular = weighted_least_squares(
+        [int_ref, int_tac, prep.ref_tac[rows]], y, prep.weights[rows])
     g1, g2, g3 = beta
     k2a = -g2
     nonphysical = ~singular & ~(k2a > 0)
@@ -116,7 +120,7 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2prime": np.sqrt(var_k2p)}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted = _fitted_full(frames.n_frames, used, y - resid)
+    fitted = _fitted_full(frames.n_frames, rows, fitted_rows)
     fitted[:, invalid] = np.nan
     flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
                                  "nonphysical": nonphysical & ~bad})
@@ -180,12 +184,13 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
                                weights=weights, n_params=2, model="mrtm2")
     used = prep.used
-    op = frame_integral_operator(prep.frames)[used]
-    x1 = op @ prep.ref_tac + prep.ref_tac[used] / k2prime
+    rows = row_selector(used)
+    op = frame_integral_operator(prep.frames)[rows]
+    x1 = op @ prep.ref_tac + prep.ref_tac[rows] / k2prime
     int_tac = op @ data
-    y = data[used]
-    beta, cov, resid, singular = weighted_least_squares([x1, int_tac], y,
-                                                        prep.weights[used])
+    y = data[rows]
+    beta, cov, fitted_rows, singular = weighted_least_squares([x1, int_tac], y,
+                                                        prep.weights[rows])
     g1, g2 = beta
     k2a = -g2
     nonphysical = ~singular & ~(k2a > 0)
@@ -200,7 +205,7 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2": np.sqrt(cov[0, 0])}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted = _fitted_full(frames.n_frames, used, y - resid)
+    fitted = _fitted_full(frames.n_frames, rows, fitted_rows)
     fitted[:, invalid] = np.nan
     flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
                                  "nonphysical": nonphysical & ~bad})
