@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -20,7 +21,7 @@ from pipeline.cli import check, main
 @pytest.fixture(autouse=True)
 def _no_design(monkeypatch):
     """Check the input layer alone: conditions come from the design stage (tested there)."""
-    monkeypatch.setattr(check, "_scan_conditions", lambda config, scan, problems: None)
+    monkeypatch.setattr(check, "_design_summary", lambda config, scans, problems: [])
 
 
 def _snapshot(root):
@@ -64,12 +65,30 @@ def test_check_shows_conditions_when_design_exists(tmp_path, capsys, monkeypatch
     """The hook calls pipeline.design.scan_conditions for every scan."""
     import pipeline.design
 
-    monkeypatch.undo()  # restore the real _scan_conditions
+    monkeypatch.undo()  # restore the real _design_summary
     monkeypatch.setattr(pipeline.design, "scan_conditions",
                         lambda config, scan: [f"cond{scan.task}"], raising=False)
+    monkeypatch.setattr(pipeline.design, "load_design",
+                        lambda config: SimpleNamespace(conditions={}), raising=False)
     status, out, _ = _run(capsys, make_bids(tmp_path))
     assert status == 0
     assert "conditions of sub-01_task-rejection: condrejection" in out
+
+
+def test_check_condition_window_outside_scan(tmp_path, capsys, monkeypatch):
+    """A condition window after the end of the scan is named with the scan's time span."""
+    import pipeline.design
+
+    monkeypatch.undo()
+    window = SimpleNamespace(window=(45.0, 90.0))
+    monkeypatch.setattr(pipeline.design, "scan_conditions", lambda config, scan: ["late"])
+    monkeypatch.setattr(pipeline.design, "load_design", lambda config: SimpleNamespace(
+        conditions={"late": window, "other": window}))
+    status, _, err = _run(capsys, make_bids(tmp_path))
+    assert status == 1
+    assert "condition 'late' uses minutes 45-90, but no frame of sub-01_task-acceptance" in err
+    assert "(the scan covers 0-20 min)" in err
+    assert "design.conditions: no selected scan holds other" in err
 
 
 def _truncate(root):

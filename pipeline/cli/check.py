@@ -75,13 +75,41 @@ def _required_scores(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return sorted(set(scores)), sorted(set(covariates) - set(scores))
 
 
-def _scan_conditions(config: Mapping[str, Any], scan: bids.Scan,
-                     problems: _Problems) -> list[str] | None:
+def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
+                    problems: _Problems) -> list[str]:
+    """Conditions each scan contributes, and design problems (windows without frames,
+    conditions without scans). Empty when the design stage is not installed."""
     try:
-        from pipeline.design import scan_conditions
+        from pipeline.design import load_design, scan_conditions
     except ImportError:
-        return None
-    return problems.attempt(lambda: scan_conditions(config, scan))
+        return []
+    design = problems.attempt(lambda: load_design(config))
+    if design is None:
+        return []
+    lines, used = [], set()
+    for scan in scans:
+        names = problems.attempt(lambda scan=scan: scan_conditions(config, scan))
+        if names is None:
+            continue
+        used.update(names)
+        lines.append(f"conditions of {scan.stem}: " + (", ".join(names) or "none (not used)"))
+        for name in names:
+            condition = design.conditions.get(name)
+            window = getattr(condition, "window", None)
+            if window is not None and not scan.frames.in_window(*window).any():
+                problems.append(format_problem(
+                    scan.sidecar_path, f"condition {name!r} uses minutes {window[0]:g}-"
+                    f"{window[1]:g}, but no frame of {scan.stem} has its mid-time there (the "
+                    f"scan covers {scan.frames.start[0]:g}-{scan.frames.end[-1]:g} min)",
+                    f"Fix design.conditions.{name}.window in the config (minutes after "
+                    "injection) or the frame times."))
+    unused = [name for name in design.conditions if name not in used]
+    if unused and scans:
+        problems.append(format_problem(
+            "config, design.conditions", f"no selected scan holds {', '.join(unused)}",
+            "Check the task/session labels of those conditions against the scans listed "
+            "above, or the selection."))
+    return lines
 
 
 def _space_fraction(scan: bids.Scan) -> float:
@@ -214,12 +242,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                         bids_dir / "participants.tsv", f"no covariate column {column!r}",
                         "Add it or remove it from statistics.correlations."))
     if config:
-        for scan in scans:
-            conditions = _scan_conditions(config, scan, problems)
-            if conditions is None:
-                break
-            summary.append(f"conditions of {scan.stem}: "
-                           + (", ".join(conditions) if conditions else "none (not used)"))
+        summary += _design_summary(config, scans, problems)
     # one message per problem, even when the same config error repeats per scan
     return summary, list(dict.fromkeys(problems))
 
