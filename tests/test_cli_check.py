@@ -277,3 +277,13 @@ def test_check_headers_only_skips_data(tmp_path, capsys):
     _truncate(root)
     status, out, _ = _run(capsys, root, "--headers-only")
     assert status == 0 and "not read (--headers-only)" in out
+
+
+def test_check_warns_about_late_start_and_gaps(tmp_path, capsys):
+    """A late first frame and a long gap are warnings, not problems."""
+    root = make_bids(tmp_path, sidecar={"InjectionStart": -600,
+                                        "FrameTimesStart": [0, 60, 180, 1080, 1440]})
+    status, out, _ = _run(capsys, root)
+    assert status == 0
+    assert "warning: sub-01_task-rejection: the first frame starts 10 min after" in out
+    assert "sub-01_task-rejection: 10 min gap between frames 3 and 4" in out  # 480 s to 1080 s

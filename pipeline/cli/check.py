@@ -112,6 +112,33 @@ def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
     return lines
 
 
+#: Minutes: a first frame later than this, or a gap longer, is worth a warning.
+_LATE_START_MIN = 5.0
+_GAP_MIN = 5.0
+
+
+def _timing_warnings(scans: Sequence[bids.Scan]) -> list[str]:
+    """Things that do not stop the analysis but that a user should know about."""
+    warnings = []
+    for scan in scans:
+        start = float(scan.frames.start[0])
+        if start > _LATE_START_MIN:
+            warnings.append(
+                f"{scan.stem}: the first frame starts {start:g} min after injection; models "
+                "that integrate from injection (SRTM, MRTM, Logan) will be biased: check "
+                "InjectionStart, or use only the equilibrium ratio for this scan")
+        gaps = scan.frames.start[1:] - scan.frames.end[:-1]
+        if gaps.size and gaps.max() > _GAP_MIN:
+            i = int(gaps.argmax())
+            warnings.append(f"{scan.stem}: {gaps[i]:g} min gap between frames {i + 1} and "
+                            f"{i + 2}; integrals across it are interpolated")
+    for name, values in (("tracers", {s.tracer for s in scans}),
+                         ("radionuclides", {s.radionuclide for s in scans})):
+        if len(values) > 1:
+            warnings.append(f"scans have different {name}: {sorted(map(str, values))}")
+    return warnings
+
+
 def _space_fraction(scan: bids.Scan) -> float:
     from pipeline.space import check_overlap
 
@@ -222,6 +249,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                        f"({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% covered)")
     summary.append("image data: " + ("read and checked for NaN/Inf" if read_data
                                      else "not read (--headers-only)"))
+    summary += [f"warning: {w}" for w in _timing_warnings(scans)]
     participants = problems.attempt(lambda: bids.read_participants(bids_dir))
     if participants is not None:
         listed = set(participants["participant_id"])
