@@ -1,0 +1,67 @@
+"""``petbp report OUTPUT_DIR``: write the study's HTML report from a finished run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.errors import ConfigError, InputError, format_problem
+
+__all__ = ["ORDER", "add_parser", "run"]
+
+#: Position among the subcommands in ``petbp --help``.
+ORDER = 60
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``petbp report``."""
+    parser = subparsers.add_parser(
+        "report", help="write report.html (and methods.md) from a finished run",
+        description="Build one self-contained HTML report (figures embedded, no network "
+                    "access needed) from the outputs of a petbp run, and the methods text "
+                    "as methods.md next to it. Figure files go to OUTPUT_DIR/group/figures/.")
+    parser.add_argument("output_dir", metavar="OUTPUT_DIR", type=Path,
+                        help="the run's output directory (with group/ and sub-*/)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the config.yaml the run used (default: OUTPUT_DIR/config.yaml "
+                             "if present)")
+    parser.add_argument("-o", "--output", type=Path, metavar="HTML",
+                        help="report file (default: OUTPUT_DIR/report.html)")
+    parser.add_argument("--methods", type=Path, metavar="MD",
+                        help="methods text file (default: next to the report, methods.md)")
+    parser.add_argument("--spec", type=Path, metavar="YAML",
+                        help="a report layout file instead of the shipped spec.yaml")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _read_config(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    import yaml
+
+    if not path.is_file():
+        raise InputError(format_problem(path, "config file not found", "Check the path."))
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(format_problem(path, f"not valid YAML ({err})",
+                                         "Fix the YAML syntax.")) from None
+    if not isinstance(config, dict):
+        raise ConfigError(format_problem(path, "the file does not hold a mapping of keys",
+                                         "Give the config as 'key: value' lines."))
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the report; print where it went."""
+    from pipeline.report import write_report
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    output = args.output or args.output_dir / "report.html"
+    methods = args.methods or output.with_name("methods.md")
+    path = write_report(args.output_dir, _read_config(args.config), output, methods_md=methods,
+                        spec=args.spec)
+    print(f"petbp report: wrote {path} and {methods}")
+    return 0

@@ -1,0 +1,258 @@
+"""Find and read everything the report shows from an output directory.
+
+The report only reads files the workflow wrote (DESIGN.md "Outputs"); a missing or
+unreadable file becomes a note in :attr:`StudyResults.problems` and the section that
+needed it says so, instead of the whole report failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import InputError, PetbpError, format_problem
+from pipeline.tables import read_json, read_table
+
+__all__ = ["SOFTWARE", "ScanFiles", "StudyResults", "collect_results", "software_versions"]
+
+log = logging.getLogger(__name__)
+
+#: Distributions whose versions the report and the methods text state.
+SOFTWARE = ("petbp", "numpy", "scipy", "pandas", "nibabel", "nilearn", "matplotlib", "snakemake")
+
+_STEM_RE = re.compile(r"^(?P<stem>sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+"
+                      r"(?:_run-[A-Za-z0-9]+)?)_")
+_ENTITY_RE = re.compile(r"(sub|ses|task|run)-([A-Za-z0-9]+)")
+_MODEL_RE = re.compile(r"_model-(?P<model>[A-Za-z0-9]+(?:_[a-z]+)?)_(?P<kind>bp|fits)\.tsv$")
+
+
+@dataclass
+class ScanFiles:
+    """The per-scan outputs of one PET scan.
+
+    Attributes
+    ----------
+    stem : str
+        BIDS stem, e.g. ``sub-01_task-rejection``.
+    entities : dict of str to str
+        ``sub``, ``task`` and, when present, ``ses`` and ``run``.
+    tacs : Path or None
+        ``<stem>_desc-<regionset>_tacs.tsv``.
+    bp : dict of str to Path
+        Model -> ``<stem>_model-<model>_bp.tsv``.
+    fits : dict of str to Path
+        Model -> ``<stem>_model-<model>_fits.tsv`` (measured and fitted curves).
+    maps : list of Path
+        Parametric ``*_bpnd.nii.gz`` maps of this scan.
+    region_qc : list of Path
+        Region-overlay images (PNG or SVG) of this scan.
+    """
+
+    stem: str
+    entities: dict[str, str]
+    tacs: Path | None = None
+    bp: dict[str, Path] = field(default_factory=dict)
+    fits: dict[str, Path] = field(default_factory=dict)
+    maps: list[Path] = field(default_factory=list)
+    region_qc: list[Path] = field(default_factory=list)
+
+    @property
+    def participant_id(self) -> str:
+        """``sub-<label>``."""
+        return f"sub-{self.entities['sub']}"
+
+
+@dataclass
+class StudyResults:
+    """Everything read from one output directory (tables are None when absent).
+
+    Attributes
+    ----------
+    output_dir : Path
+    config : dict
+        The configuration that ran (validated).
+    bp_nd, contrasts, correlations, null_drift, exclusions, participants : DataFrame or None
+        ``group/*.tsv`` tables and the dataset's ``participants.tsv``.
+    scans : list of ScanFiles
+    voxel_maps : list of Path
+        Group NIfTI maps under ``group/`` (t maps, FWE maps, correlation maps).
+    cluster_tables : list of Path
+        Cluster TSVs under ``group/``.
+    sidecars : dict of str to dict
+        JSON sidecars of the group tables (provenance), by table name.
+    problems : list of str
+        Files that were missing or unreadable, as messages for the Errors section.
+    """
+
+    output_dir: Path
+    config: dict[str, Any]
+    bp_nd: pd.DataFrame | None = None
+    contrasts: pd.DataFrame | None = None
+    correlations: pd.DataFrame | None = None
+    null_drift: pd.DataFrame | None = None
+    exclusions: pd.DataFrame | None = None
+    participants: pd.DataFrame | None = None
+    scans: list[ScanFiles] = field(default_factory=list)
+    voxel_maps: list[Path] = field(default_factory=list)
+    cluster_tables: list[Path] = field(default_factory=list)
+    sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        """Models present in ``bp_nd.tsv`` (primary first when the config names one)."""
+        found: list[str] = []
+        if self.bp_nd is not None and "model" in self.bp_nd:
+            found = list(dict.fromkeys(self.bp_nd["model"].astype(str)))
+        primary = primary_model(self.config, found)
+        return sorted(found, key=lambda m: m != primary)
+
+
+def primary_model(config: Mapping[str, Any], available: list[str]) -> str | None:
+    """The model the config names primary, else the first available one."""
+    for key in ("primary_model", "primary"):
+        value = config.get(key)
+        if isinstance(value, str):
+            return value
+    stats = config.get("stats")
+    if isinstance(stats, Mapping) and isinstance(stats.get("model"), str):
+        return stats["model"]
+    models = config.get("models")
+    if isinstance(models, Mapping):
+        for key in ("primary", "primary_model"):
+            if isinstance(models.get(key), str):
+                return models[key]
+    return available[0] if available else None
+
+
+def software_versions(names: tuple[str, ...] = SOFTWARE) -> dict[str, str]:
+    """Installed version of each distribution (``not installed`` when absent)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _read_optional(path: Path, problems: list[str], required: bool = False) -> pd.DataFrame | None:
+    if not path.is_file():
+        if required:
+            problems.append(format_problem(path, "file not found",
+                                           "Run the workflow step that writes it."))
+        return None
+    try:
+        return read_table(path)
+    except PetbpError as err:
+        problems.append(str(err))
+        return None
+
+
+def _find_participants(output_dir: Path, config: Mapping[str, Any]) -> Path | None:
+    candidates = []
+    bids_dir = config.get("bids_dir")
+    if isinstance(bids_dir, str) and bids_dir != "demo":
+        candidates.append(Path(bids_dir) / "participants.tsv")
+    candidates.append(output_dir / "participants.tsv")
+    candidates.extend(sorted(output_dir.glob("*/participants.tsv")))
+    candidates.extend(sorted(output_dir.glob("*/*/participants.tsv")))
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _scan_files(output_dir: Path) -> list[ScanFiles]:
+    scans: dict[str, ScanFiles] = {}
+    for path in sorted(output_dir.glob("sub-*/**/pet/*")):
+        match = _STEM_RE.match(path.name)
+        if not match or not path.is_file():
+            continue
+        stem = match["stem"]
+        scan = scans.get(stem)
+        if scan is None:
+            scan = scans[stem] = ScanFiles(stem, dict(_ENTITY_RE.findall(stem)))
+        name = path.name
+        model = _MODEL_RE.search(name)
+        if name.endswith("_tacs.tsv"):
+            scan.tacs = path
+        elif model:
+            getattr(scan, model["kind"])[model["model"]] = path
+        elif name.endswith("_bpnd.nii.gz"):
+            scan.maps.append(path)
+        elif name.endswith((".png", ".svg")) and "region" in name:
+            scan.region_qc.append(path)
+    return list(scans.values())
+
+
+def collect_results(output_dir: str | Path, config: Mapping[str, Any] | None = None
+                    ) -> StudyResults:
+    """Read the group tables, per-scan file lists and participants of an output directory.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The workflow's ``output_dir``.
+    config : mapping, default=None
+        The configuration that ran; when None, ``<output_dir>/config.yaml`` or
+        ``<output_dir>/logs/config.yaml`` is read if present.
+
+    Returns
+    -------
+    StudyResults
+
+    Raises
+    ------
+    InputError
+        If ``output_dir`` does not exist.
+    """
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise InputError(format_problem(output_dir, "output directory not found",
+                                        "Run the workflow first, or give the right output_dir."))
+    config = dict(config) if config is not None else _load_config(output_dir)
+    problems: list[str] = []
+    group = output_dir / "group"
+    results = StudyResults(output_dir=output_dir, config=config, problems=problems)
+    results.bp_nd = _read_optional(group / "bp_nd.tsv", problems, required=True)
+    results.contrasts = _read_optional(group / "contrasts.tsv", problems, required=True)
+    results.correlations = _read_optional(group / "correlations.tsv", problems, required=True)
+    results.null_drift = _read_optional(group / "null_drift.tsv", problems)
+    for name in ("exclusions.tsv", "excluded.tsv", "exclusions_log.tsv"):
+        if results.exclusions is None:
+            results.exclusions = _read_optional(group / name, problems)
+    participants = _find_participants(output_dir, config)
+    if participants is not None:
+        results.participants = _read_optional(participants, problems)
+    for name in ("bp_nd", "contrasts", "correlations"):
+        sidecar = group / f"{name}.json"
+        if sidecar.is_file():
+            try:
+                results.sidecars[name] = read_json(sidecar)
+            except PetbpError as err:
+                problems.append(str(err))
+    results.scans = _scan_files(output_dir)
+    if group.is_dir():
+        results.voxel_maps = sorted(p for p in group.glob("*.nii.gz"))
+        results.cluster_tables = sorted(p for p in group.glob("*cluster*.tsv"))
+    return results
+
+
+def _load_config(output_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    for path in (output_dir / "config.yaml", output_dir / "logs" / "config.yaml"):
+        if path.is_file():
+            try:
+                loaded = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as err:
+                log.warning("could not read %s: %s", path, err)
+                continue
+            if isinstance(loaded, dict):
+                return loaded
+    return {}

@@ -1,0 +1,138 @@
+"""Per-scan quality control section: fits, residuals, flags and region overlays.
+
+One foldable section per subject (open when something is flagged), one block per scan
+inside it, and an overview table of all flags at the top, so that a study of 18 or more
+subjects stays easy to walk through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import PetbpError
+from pipeline.report import figures
+from pipeline.report.blocks import BuildContext, details, error_block, table_block, text_block
+from pipeline.report.collect import ScanFiles, StudyResults
+from pipeline.report.qc import scan_qc
+from pipeline.tables import read_table
+
+__all__ = ["build_scans", "reference_region"]
+
+log = logging.getLogger(__name__)
+
+Blocks = list[dict[str, Any]]
+
+
+def reference_region(config: Mapping[str, Any], columns: list[str]) -> str | None:
+    """The configured reference region if the TAC table has it (else ``occipital`` if present)."""
+    for key in ("reference_region", "reference"):
+        value = config.get(key)
+        if isinstance(value, str) and value in columns:
+            return value
+    regions = config.get("regions")
+    if isinstance(regions, Mapping) and regions.get("reference") in columns:
+        return regions["reference"]
+    return "occipital" if "occipital" in columns else None
+
+
+def _pick_model(scan: ScanFiles, models: list[str]) -> str | None:
+    available = list(scan.fits) or list(scan.bp)
+    return next((m for m in models if m in available), available[0] if available else None)
+
+
+def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
+                 spec: Mapping) -> tuple[Blocks, list[str], dict[str, Any]]:
+    """Blocks, flag messages and an overview row of one scan."""
+    model = _pick_model(scan, results.models)
+    row: dict[str, Any] = {"scan": scan.stem, "model": model or "n/a", "flags": 0,
+                           "max_nrmse": float("nan"), "outlier_frames": 0}
+    blocks: Blocks = []
+    messages: list[str] = []
+    if model is None or model not in scan.fits:
+        messages.append("no fitted curves (_fits.tsv) found for this scan")
+        blocks.append(error_block(scan.stem, messages[-1]))
+    else:
+        try:
+            fits = read_table(scan.fits[model])
+            bp = read_table(scan.bp[model]) if model in scan.bp else None
+            qc = scan_qc(fits, bp, spec.get("thresholds"))
+        except (PetbpError, KeyError, ValueError) as err:
+            blocks.append(ctx.fail(f"QC of {scan.stem}", err))
+            return blocks, [f"QC failed: {err}"], row
+        messages.extend(qc.messages)
+        row["max_nrmse"] = float(qc.quality["nrmse"].max()) if len(qc.quality) else float("nan")
+        row["outlier_frames"] = int(qc.frames["flagged"].sum())
+        reference = None
+        if scan.tacs is not None:
+            try:
+                tacs = read_table(scan.tacs)
+                ref = reference_region(results.config, list(tacs.columns))
+                reference = (ref, tacs) if ref else None
+            except PetbpError as err:
+                messages.append(str(err))
+        fig_spec = spec.get("figure", {})
+        fmt, dpi = fig_spec.get("format", "png"), fig_spec.get("dpi", 72)
+        blocks.append(ctx.figure(
+            f"qc/{scan.stem}_model-{model}_overview", figures.plot_scan_overview, fits,
+            qc.frames, reference=reference, fmt=fmt, dpi=dpi,
+            title=f"{scan.stem}: TACs, fits and residuals ({model})",
+            caption="Left: measured (points) and fitted (lines) TACs of every region, "
+                    "reference dashed, condition windows shaded. Right: robust z of each "
+                    "region's residuals per frame; a vertical stripe is a frame that is off "
+                    "in every region (motion-like)."))
+        if messages and ctx.detailed < spec.get("max_detailed", 10):
+            ctx.detailed += 1
+            blocks.append(details("Every region with its fit and residuals", [ctx.figure(
+                f"qc/{scan.stem}_model-{model}_fits", figures.plot_scan_fits, fits,
+                reference=reference, ncols=fig_spec.get("ncols", 4), fmt=fmt, dpi=dpi,
+                title=f"{scan.stem}: region fits ({model})",
+                caption="Points: measured (hollow: outside the window); lines: fit of each "
+                        "condition window; small panels: residuals (kBq/mL).")],
+                open_=True))
+        blocks.append(details("Fit quality per region and window",
+                              [table_block(qc.quality, table_id=f"quality-{scan.stem}")]))
+    for image in scan.region_qc:
+        blocks.append(ctx.image_file(image, f"Regions of {scan.stem}",
+                                     "Region masks over the template and the scan's mean image."))
+    row["flags"] = len(messages)
+    flag_block = {"kind": "flags", "items": messages} if messages else \
+        text_block("No flags.", "ok")
+    return [flag_block, *blocks], messages, row
+
+
+def build_scans(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blocks:
+    """One foldable section per subject with its scans' fits, residuals and flags."""
+    if not results.scans:
+        return [error_block("No scans", f"no sub-*/.../pet/ outputs under {results.output_dir}")]
+    if ctx.figure_dir is not None:
+        (ctx.figure_dir / "qc").mkdir(parents=True, exist_ok=True)
+    by_subject: dict[str, list[ScanFiles]] = {}
+    for scan in results.scans:
+        by_subject.setdefault(scan.participant_id, []).append(scan)
+    overview = []
+    subject_blocks: Blocks = []
+    for subject, scans in sorted(by_subject.items()):
+        inner: Blocks = []
+        n_flags = 0
+        for scan in scans:
+            try:
+                blocks, messages, row = _scan_blocks(scan, results, ctx, spec)
+            except Exception as err:  # one scan must not sink the report
+                blocks, messages = [ctx.fail(f"QC of {scan.stem}", err)], ["QC failed"]
+                row = {"scan": scan.stem, "flags": 1}
+            n_flags += len(messages)
+            overview.append({"participant_id": subject, **row})
+            inner.append({"kind": "heading", "text": scan.stem, "id": scan.stem})
+            inner.extend(blocks)
+        badges = [f"{n_flags} flag{'s' * (n_flags != 1)}"] if n_flags else []
+        subject_blocks.append(details(f"{subject} ({len(scans)} scans)", inner, badges=badges,
+                                      anchor=subject))
+    table = pd.DataFrame(overview)
+    links = {"kind": "links", "title": "Jump to subject",
+             "items": [(s, s) for s in sorted(by_subject)]}
+    return [links, table_block(table, "Overview (one row per scan)", table_id="scan-overview"),
+            *subject_blocks]

@@ -1,0 +1,249 @@
+"""The HTML report built on the synthetic results: sections, numbers, self-containment."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.report import load_spec, write_report
+from pipeline.report.paired import activation_scores, paired_values
+from pipeline.tables import read_table
+
+SECTION_IDS = [s["id"] for s in load_spec()["sections"]]
+
+
+class ReportParser(HTMLParser):
+    """Collects section ids, tables (cell text and data-value), URLs, images and errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.sections: list[str] = []
+        self.urls: list[tuple[str, str]] = []
+        self.images: list[str] = []
+        self.tables: dict[str, list[list[tuple[str, str | None]]]] = {}
+        self.headers: dict[str, list[str]] = {}
+        self.errors: list[str] = []
+        self._table: str | None = None
+        self._cell: list | None = None
+        self._in_th = False
+        self._in_error = False
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        for key in ("src", "href"):
+            if key in attrs:
+                self.urls.append((key, attrs[key]))
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "table":
+            self._table = attrs.get("id", f"table{len(self.tables)}")
+            self.tables[self._table], self.headers[self._table] = [], []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag == "th":
+            self._in_th, self._text = True, []
+        elif tag == "td":
+            self._cell, self._text = [attrs.get("data-value")], []
+        elif tag == "div" and attrs.get("class") == "error":
+            self._in_error, self._text = True, []
+
+    def handle_data(self, data):
+        self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "th" and self._in_th:
+            self.headers[self._table].append("".join(self._text))
+            self._in_th = False
+        elif tag == "td" and self._cell is not None:
+            self.tables[self._table][-1].append(("".join(self._text), self._cell[0]))
+            self._cell = None
+        elif tag == "table":
+            self.tables[self._table] = [r for r in self.tables[self._table] if r]
+            self._table = None
+        elif tag == "div" and self._in_error:
+            self.errors.append("".join(self._text))
+            self._in_error = False
+
+
+def parse(path: Path) -> ReportParser:
+    parser = ReportParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _check_table_equals_tsv(report: ReportParser, table_id: str, tsv: pd.DataFrame) -> None:
+    """Every cell shows the TSV value: full precision in data-value, rounded in the text."""
+    header, rows = report.headers[table_id], report.tables[table_id]
+    assert header == list(tsv.columns)
+    assert len(rows) == len(tsv)
+    for row, (_, expected) in zip(rows, tsv.iterrows(), strict=True):
+        for (text, value), column in zip(row, tsv.columns, strict=True):
+            want = expected[column]
+            if pd.isna(want):
+                assert text == "n/a"
+            elif isinstance(want, str):
+                assert text == want
+            else:
+                assert float(value) == float(want)  # exact: repr() round-trips a float
+                digits = 3 if column.startswith("p") else 4
+                shown = float(text)
+                assert shown == pytest.approx(float(want), rel=10 ** (1 - digits), abs=1e-12)
+
+
+def test_write_report_has_every_section(synthetic_report):
+    """All sections of spec.yaml appear, in order, with a table-of-contents link each."""
+    html, _, _ = synthetic_report
+    report = parse(html)
+    assert report.sections == SECTION_IDS
+    assert {("href", f"#{s}") for s in SECTION_IDS} <= set(report.urls)
+
+
+def test_write_report_contrast_table_equals_tsv(synthetic_report):
+    """The primary model's contrast table shows exactly the rows and values of contrasts.tsv."""
+    html, out, _ = synthetic_report
+    tsv = read_table(out / "group" / "contrasts.tsv")
+    _check_table_equals_tsv(parse(html), "contrasts-srtm",
+                            tsv[tsv["model"] == "srtm"].reset_index(drop=True))
+
+
+def test_write_report_correlation_and_bp_tables_equal_tsv(synthetic_report):
+    """correlations.tsv and the primary model's rows of bp_nd.tsv are shown unchanged."""
+    html, out, _ = synthetic_report
+    report = parse(html)
+    _check_table_equals_tsv(report, "correlations", read_table(out / "group" / "correlations.tsv"))
+    bp = read_table(out / "group" / "bp_nd.tsv")
+    _check_table_equals_tsv(report, "bp-nd-srtm", bp[bp["model"] == "srtm"].reset_index(drop=True))
+
+
+def test_write_report_loads_nothing_from_outside(synthetic_report):
+    """Every src is a data: URI and every href an in-page anchor; a CSP forbids the rest."""
+    html, _, _ = synthetic_report
+    report = parse(html)
+    assert report.images
+    assert all(src.startswith(("data:image/png;base64,", "data:image/svg+xml;base64,"))
+               for src in report.images)
+    assert all(url.startswith("#") for key, url in report.urls if key == "href")
+    text = html.read_text()
+    assert "default-src 'none'" in text
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", text)
+
+
+def test_write_report_writes_figure_files_and_methods(synthetic_report):
+    """Figures land in group/figures (SVG group plots, PNG per-scan QC); methods.md exists."""
+    html, out, _ = synthetic_report
+    figures = out / "group" / "figures"
+    assert (figures / "paired_contrast-rejection_model-srtm.svg").is_file()
+    assert (figures / "correlation_contrast-rejection_region-amygdala_l_score-resilience.svg"
+            ).is_file()
+    assert len(list((figures / "qc").glob("*_overview.png"))) == 10  # 5 subjects x 2 scans
+    methods = (out / "methods.md").read_text()
+    assert "45-90 min" in methods and "Benjamini" in methods
+    assert "paired t-test" in methods
+    assert not parse(html).errors  # nothing failed on a complete results directory
+
+
+def test_write_report_flags_planted_problems(synthetic_report):
+    """The motion-like frame of sub-03 and the at_bound fit of sub-02 are flagged."""
+    from conftest import BOUND_SCAN, DURATIONS_S, OUTLIER_FRAME, OUTLIER_SCAN
+
+    html, _, _ = synthetic_report
+    text = html.read_text()
+    start = sum(DURATIONS_S[:OUTLIER_FRAME]) / 60
+    end = start + DURATIONS_S[OUTLIER_FRAME] / 60
+    scan_block = text.split(f'id="{OUTLIER_SCAN}"')[1].split('class="scan"')[0]
+    assert f"motion-like frame outlier: {start:g}-{end:g} min" in scan_block
+    bound_block = text.split(f'id="{BOUND_SCAN}"')[1].split('class="scan"')[0]
+    assert "fit flag at_bound: caudate_l (acceptance)" in bound_block
+    report = parse(html)
+    overview = dict(zip(report.headers["scan-overview"], zip(*report.tables["scan-overview"],
+                                                             strict=True), strict=True))
+    flagged = {scan for (scan, _), (n, _) in zip(overview["scan"], overview["flags"],
+                                                  strict=True) if n != "0"}
+    assert flagged == {OUTLIER_SCAN, BOUND_SCAN}
+
+
+def test_write_report_lists_excluded_subject_with_reason(synthetic_report):
+    """sub-06 (no scans) is excluded, with the reason from group/exclusions.tsv."""
+    html, _, _ = synthetic_report
+    rows = {r[0][0]: [c[0] for c in r] for r in parse(html).tables["subjects"]}
+    assert rows["sub-06"][2] == "excluded"
+    assert "no PET scans found" in rows["sub-06"][3]
+    assert rows["sub-01"][2] == "included"
+
+
+def test_paired_values_reproduce_contrast_table(synthetic_results):
+    """Pairs rebuilt from bp_nd.tsv give the contrast table's mean % change exactly."""
+    out, config = synthetic_results
+    bp = read_table(out / "group" / "bp_nd.tsv")
+    contrasts = read_table(out / "group" / "contrasts.tsv")
+    for _, row in contrasts.iterrows():
+        paired = paired_values(bp, row["contrast"], config, row["model"])
+        rows = paired[paired["region"] == row["region"]]
+        assert len(rows) == row["n"]
+        # 1e-7 % : BP_ND in the TSV keeps 10 significant digits (error <= 100 x 2 x 5e-10)
+        assert rows["change_pct"].mean() == pytest.approx(row["change_pct_mean"], abs=1e-7)
+
+
+def test_activation_scores_reproduce_correlation(synthetic_results):
+    """The scatter's points give the r of correlations.tsv (Pearson row)."""
+    out, config = synthetic_results
+    bp = read_table(out / "group" / "bp_nd.tsv")
+    participants = pd.read_csv(Path(config["bids_dir"]) / "participants.tsv", sep="\t")
+    row = read_table(out / "group" / "correlations.tsv").query("method == 'pearson'").iloc[0]
+    xy = activation_scores(paired_values(bp, "rejection", config, "srtm"), participants,
+                           "resilience", "amygdala_l")
+    assert len(xy) == row["n"]
+    assert xy["x"].corr(xy["y"]) == pytest.approx(row["r"], abs=1e-9)
+
+
+def test_write_report_failed_figure_shows_error_box(synthetic_results, tmp_path, monkeypatch):
+    """A figure that raises becomes an error box and an Errors row; the report is written."""
+    from pipeline.report import figures
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setattr(figures, "plot_paired", broken)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sections:\n  - {id: regions, kind: regions, title: R}\n"
+                    "  - {id: errors, kind: errors, title: E}\n")
+    out, config = synthetic_results
+    html = write_report(out, config, tmp_path / "r.html", spec=spec, figure_dir=tmp_path / "f")
+    report = parse(html)
+    assert any("planted failure" in e for e in report.errors)
+    assert any("planted failure" in c[0] for r in report.tables["errors-table"] for c in r)
+    assert (tmp_path / "f" / "change_model-srtm.svg").is_file()  # the others were drawn
+
+
+def test_write_report_without_group_tables_still_writes(tmp_path):
+    """An output directory with nothing in it yields a report that lists what is missing."""
+    (tmp_path / "out").mkdir()
+    html = write_report(tmp_path / "out", {}, tmp_path / "r.html")
+    text = html.read_text()
+    assert "group/bp_nd.tsv: file not found" in text.replace(str(tmp_path / "out") + "/", "")
+    assert parse(html).sections == SECTION_IDS
+
+
+def test_write_report_missing_output_dir_is_clear(tmp_path):
+    """A wrong output directory gets an InputError naming it."""
+    with pytest.raises(InputError, match=r"nope: output directory not found"):
+        write_report(tmp_path / "nope", {}, tmp_path / "r.html")
+
+
+def test_load_spec_rejects_unknown_kind(tmp_path):
+    """A spec section with an unknown kind is refused with the allowed kinds."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("sections:\n  - {id: x, kind: plots}\n")
+    with pytest.raises(ConfigError, match=r"section 0 has kind 'plots'.*\n  Use one of: summary"):
+        load_spec(spec)
