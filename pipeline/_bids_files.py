@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import InputError, format_problem
 
-__all__ = ["LABEL_PATTERN", "check_label", "normalize_labels"]
+__all__ = ["LABEL_PATTERN", "check_label", "missing_content", "normalize_labels"]
 
 #: What every BIDS label must match before petbp uses it in a path.
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
@@ -82,9 +82,21 @@ def _parse_name(path: Path) -> dict[str, str]:
     return entities
 
 
+def missing_content(path: Path) -> str | None:
+    """A problem text if ``path`` is a symlink whose target is missing (DataLad/git-annex)."""
+    if path.is_symlink() and not path.exists():
+        return ("is a broken symbolic link (with DataLad or git-annex: the file's content "
+                "has not been downloaded)")
+    return None
+
+
 def _read_json(path: Path) -> dict:
+    broken = missing_content(path)
+    if broken:
+        raise InputError(format_problem(path, broken, f"Run `datalad get {path}` (or "
+                                        "`git annex get`), or copy the real file here."))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(format_problem(path, f"cannot read the sidecar ({err})",
                                         "Make it a readable UTF-8 JSON file.")) from err

@@ -183,7 +183,7 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
             else np.asarray(proxy, dtype=np.float32)
         data = np.array(data, dtype=np.float32, copy=True)
-    except (EOFError, zlib.error, OSError, ValueError) as err:
+    except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
         raise InputError(format_problem(
             path, f"the image data cannot be read; the file is truncated or corrupt "
             f"({type(err).__name__}: {err})",

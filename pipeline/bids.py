@@ -30,6 +30,7 @@ from pipeline._bids_files import (
     _read_json,
     _sidecar_chain,
     check_label,
+    missing_content,
     normalize_labels,
 )
 from pipeline.errors import InputError, format_problem
@@ -152,6 +153,10 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
         Naming the file, when the name, sidecar or header cannot be used.
     """
     image_path = Path(image_path)
+    broken = missing_content(image_path)
+    if broken:
+        raise InputError(format_problem(image_path, broken, f"Run `datalad get {image_path}` "
+                                        "(or `git annex get`), or copy the real file here."))
     if not image_path.is_file():
         raise InputError(format_problem(image_path, "file not found", "Check the path."))
     if not image_path.name.endswith(IMAGE_SUFFIXES):

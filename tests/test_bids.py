@@ -253,3 +253,22 @@ def test_read_scan_3d_image(tmp_path):
     write_image(path, np.ones((6, 6, 6)))
     with pytest.raises(InputError, match=r"is 3D with shape \(6, 6, 6\), not 4D"):
         bids.read_scan(path)
+
+
+def test_broken_symlink_says_datalad_get(tmp_path):
+    """An image that is a dangling git-annex link says how to fetch its content."""
+    root = make_bids(tmp_path, subjects=["01"], tasks=["rest"])
+    path = scan_files(root)[0]
+    path.unlink()
+    path.symlink_to(tmp_path / ".git" / "annex" / "objects" / "missing")
+    with pytest.raises(InputError, match=r"_pet\.nii\.gz: is a broken symbolic link.*\n"
+                       r"  Run `datalad get"):
+        bids.discover_scans(root)
+
+
+def test_sidecar_with_byte_order_mark(tmp_path):
+    """A sidecar saved with a UTF-8 byte-order mark (Windows editors) is read."""
+    root = make_bids(tmp_path, subjects=["01"], tasks=["rest"])
+    sidecar = next(root.glob("sub-01/pet/*.json"))
+    sidecar.write_bytes(b"\xef\xbb\xbf" + sidecar.read_bytes())
+    assert bids.discover_scans(root)[0].units == "kBq/mL"
