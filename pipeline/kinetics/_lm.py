@@ -96,27 +96,62 @@ def _rss(data: np.ndarray, pred: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
     return np.einsum("nm,nm->m", resid, resid)
 
 
-def _covariance(jacobian: np.ndarray, sqrt_w: np.ndarray, rss: np.ndarray) -> np.ndarray:
-    """``sigma^2 (J^T W J)^-1`` per column, ``sigma^2 = rss / (n - p)``; NaN if singular.
+def _covariance(columns: list[np.ndarray], sqrt_w: np.ndarray, rss: np.ndarray) -> np.ndarray:
+    """``sigma^2 (J^T W J)^-1`` per column, ``sigma^2 = rss / (n - p)``; NaN if ill-conditioned.
+
+    Parameters
+    ----------
+    columns : list of p ndarrays of shape (n, m)
+        Jacobian columns (d prediction / d parameter) on the fitted frames.
+    sqrt_w : ndarray of shape (n,)
+    rss : ndarray of shape (m,)
+        Weighted residual sums of squares.
 
     Returns
     -------
     ndarray of shape (m, p, p)
     """
-    n, m, p = jacobian.shape
-    jw = jacobian * sqrt_w[:, None, None]
-    jtj = np.einsum("nmp,nmq->mpq", jw, jw)
-    cov = np.full((m, p, p), np.nan)
-    det_ok = np.all(np.isfinite(jtj), axis=(1, 2))
-    if n > p and det_ok.any():
-        scale = np.sqrt(np.einsum("mpp->mp", jtj[det_ok]))
-        scale = np.where(scale > 0, scale, 1.0)
-        normed = jtj[det_ok] / (scale[:, :, None] * scale[:, None, :])
-        cond = np.linalg.cond(normed)
-        good = cond < 1e12
-        inv = np.full(normed.shape, np.nan)
-        if good.any():
-            inv[good] = np.linalg.inv(normed[good])
-        inv = inv / (scale[:, :, None] * scale[:, None, :])
-        cov[det_ok] = inv * (rss[det_ok] / (n - p))[:, None, None]
+    p = len(columns)
+    n, m = columns[0].shape
+    weighted = [c * sqrt_w[:, None] for c in columns]
+    jtj = np.empty((m, p, p))
+    for i in range(p):
+        for k in range(i, p):
+            jtj[:, i, k] = jtj[:, k, i] = np.einsum("nm,nm->m", weighted[i], weighted[k])
+    scale = np.sqrt(np.einsum("mpp->mp", jtj))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normed = jtj / (scale[:, :, None] * scale[:, None, :])
+        inv = _small_inverse(normed)
+        cov = inv / (scale[:, :, None] * scale[:, None, :])
+        cov *= (rss / (n - p) if n > p else np.full(m, np.nan))[:, None, None]
     return cov
+
+
+def _small_inverse(a: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of 2x2 or 3x3 matrices with unit diagonal (closed form).
+
+    Matrices whose determinant is below 1e-10 (nearly dependent parameters) give NaN.
+    """
+    p = a.shape[-1]
+    if p == 2:
+        det = 1.0 - a[:, 0, 1] * a[:, 1, 0]
+        adj = np.stack([np.stack([a[:, 1, 1], -a[:, 0, 1]], -1),
+                        np.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], -2)
+    elif p == 3:
+        c = np.empty_like(a)
+        for i in range(3):
+            for k in range(3):
+                i1, i2 = [x for x in range(3) if x != k]
+                k1, k2 = [x for x in range(3) if x != i]
+                c[:, i, k] = (-1) ** (i + k) * (a[:, i1, k1] * a[:, i2, k2]
+                                                - a[:, i1, k2] * a[:, i2, k1])
+        det = np.einsum("mk,mk->m", a[:, 0, :], c[:, :, 0])
+        adj = c
+    else:
+        det = np.linalg.det(a)
+        adj = np.linalg.inv(np.where(np.abs(det)[:, None, None] > 1e-10, a, np.eye(p))) * \
+            det[:, None, None]
+    good = np.isfinite(det) & (det > 1e-10)
+    out = np.full(a.shape, np.nan)
+    out[good] = adj[good] / det[good, None, None]
+    return out

@@ -15,23 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._lm import _covariance, _levenberg_marquardt
+from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
+from pipeline.kinetics._lm import _levenberg_marquardt
 from pipeline.kinetics._reference import _ReferenceConvolver
-from pipeline.kinetics.base import ModelFit, PreparedInputs, fit_quality, join_flags, prepare_inputs
+from pipeline.kinetics._srtm_common import (
+    MAX_FIRST_FRAME_START,
+    _at_bound,
+    _clean_data,
+    _finish,
+    _prepare,
+    _srtm_columns,
+    _srtm_jacobian,
+    _srtm_standard_errors,
+)
+from pipeline.kinetics.base import ModelFit
 
-__all__ = ["DEFAULT_BOUNDS", "DEFAULT_THETA_RANGE", "describe", "fit_srtm", "fit_srtm_bf",
-           "predict_srtm"]
+__all__ = ["DEFAULT_BOUNDS", "DEFAULT_THETA_RANGE", "MAX_FIRST_FRAME_START", "describe",
+           "fit_srtm", "fit_srtm_bf", "predict_srtm", "theta_grid"]
 
 #: Box bounds of the nonlinear fit: R1 (unitless), k2 (1/min), BP_ND (unitless).
 DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "r1": (0.0, 10.0), "k2": (1e-3, 2.0), "bp_nd": (-0.5, 15.0)}
 #: Range of k2a = k2 / (1 + BP_ND) spanned by the basis functions, 1/min.
 DEFAULT_THETA_RANGE: tuple[float, float] = (0.005, 1.0)
-#: SRTM-family models need the reference from injection: latest first-frame start, minutes.
-MAX_FIRST_FRAME_START = 2.0
-_CHUNK = 20000
 
 
 def predict_srtm(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
@@ -131,7 +139,10 @@ def fit_srtm_bf(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         bases, slopes = conv.frame_averages_and_slope(thetas)
     else:
         bases, slopes = conv.frame_averages(thetas), None
-    best, offset, r1, theta2 = _grid_search(prep, bases, refine=refine)
+    used = prep.used
+    sqrt_w = np.sqrt(prep.weights[used])
+    best, offset, r1, theta2 = _grid_search(prep.ref_tac[used], bases[used],
+                                            _clean_data(prep), sqrt_w, refine=refine)
     k2a = _grid_rate(thetas, best, offset, spacing)
     k2 = theta2 + r1 * k2a
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,8 +151,9 @@ def fit_srtm_bf(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     fitted = r1 * prep.ref_tac[:, None] + theta2 * x
     se = None
     if compute_se:
-        _, jac = _srtm_jacobian(prep.ref_tac, x, _blend(slopes, best, offset), r1, k2, bp)
-        se = _standard_errors(prep, fitted, jac, r1, k2, bp)
+        dx = _blend(slopes[used], best, offset)
+        _, columns = _srtm_columns(prep.ref_tac[used], x[used], dx, r1, k2, bp)
+        se = _srtm_standard_errors(prep, fitted, columns, r1, k2)
     edge = (best == 0) | (best == thetas.size - 1)
     options = {"window": window, "n_basis": int(n_basis),
                "theta_range": [float(v) for v in theta_range], "spacing": spacing,
@@ -203,12 +215,13 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     theta_high = upper[1] / (1.0 + lower[2])
     thetas = np.geomspace(theta_low, theta_high, max(int(n_basis), 2))
     bases = conv.frame_averages(thetas)
-    best, offset, r1, theta2 = _grid_search(prep, bases, refine=True)
-    k2a = _grid_rate(thetas, best, offset, "log")
-    start = np.column_stack([r1, theta2 + r1 * k2a, (theta2 + r1 * k2a) / k2a - 1.0])
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
-    data = np.where(prep.bad_tacs, 0.0, prep.tacs)
+    data = _clean_data(prep)
+    best, offset, r1, theta2 = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w,
+                                            refine=True)
+    k2a = _grid_rate(thetas, best, offset, "log")
+    start = np.column_stack([r1, theta2 + r1 * k2a, (theta2 + r1 * k2a) / k2a - 1.0])
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rate = params[:, 1] / (1.0 + params[:, 2])
@@ -216,14 +229,13 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return _srtm_jacobian(prep.ref_tac[used], x[used], dx[used],
                               params[:, 0], params[:, 1], params[:, 2])
 
-    result = _levenberg_marquardt(model, data[used], sqrt_w, start, lower, upper,
+    result = _levenberg_marquardt(model, data, sqrt_w, start, lower, upper,
                                   max_iter=max_iter)
     r1, k2, bp = result.params.T
     fitted = predict_srtm(prep.frames, prep.ref_tac, r1, k2, bp)
-    se = _standard_errors(prep, fitted, result.jacobian, r1, k2, bp)
-    tol = 1e-6 * (1.0 + np.abs(np.concatenate([lower, upper])))
-    at_bound = np.any((result.params - lower <= tol[:3]) | (upper - result.params <= tol[3:]),
-                      axis=1)
+    columns = [result.jacobian[..., i] for i in range(3)]
+    se = _srtm_standard_errors(prep, fitted, columns, r1, k2)
+    at_bound = _at_bound(result.params, lower, upper)
     options = {"window": window, "bounds": {"r1": list(map(float, (lower[0], upper[0]))),
                           "k2": list(map(float, (lower[1], upper[1]))),
                           "bp_nd": list(map(float, (lower[2], upper[2])))},
@@ -255,164 +267,6 @@ def describe(options: dict[str, Any] | None = None) -> str:
             f"frame-averaged model predictions{span}, with {weights} frame weights.")
 
 
-# ---------------------------------------------------------------------------------------
-# helpers shared with srtm2
-
-
-def _prepare(frames: Frames, ref_tac, tacs, window, weights, model: str,
-             min_frames: int = 4) -> PreparedInputs:
-    """:func:`prepare_inputs` plus the SRTM-family check that the scan starts at injection."""
-    if frames.start[0] > MAX_FIRST_FRAME_START:
-        raise InputError(format_problem(
-            frames.source or None,
-            f"{model}: the first frame starts {frames.start[0]:g} min after injection; "
-            "reference-tissue models integrate the reference TAC from injection",
-            "Fit a scan that starts at injection (this looks like a late or second "
-            "acquisition; combine it with the first part of the scan)."))
-    return prepare_inputs(frames, ref_tac, tacs, window=window, weights=weights,
-                          min_frames=min_frames, model=model)
-
-
-def _grid_search(prep: PreparedInputs, bases: np.ndarray, refine: bool = False):
-    """Best basis per TAC for ``C_T = a C_R + b B_j`` (weighted), all TACs at once.
-
-    With ``refine``, the residual is interpolated by a parabola through the best basis and
-    its two neighbours, and the basis itself by the matching quadratic (Lagrange) blend,
-    which removes most of the grid's discretization error at the cost of a few vector
-    operations per TAC.
-
-    Returns
-    -------
-    best : ndarray of int, shape (n_tacs,)
-        Index of the best basis.
-    offset : ndarray of shape (n_tacs,)
-        Fractional grid offset in [-0.5, 0.5] (0 without ``refine`` or at the grid edge).
-    a, b : ndarray of shape (n_tacs,)
-        ``R1`` and ``k2 - R1 k2a``.
-    """
-    used = prep.used
-    sw = np.sqrt(prep.weights[used])
-    r = prep.ref_tac[used] * sw
-    basis = bases[used] * sw[:, None]
-    n_basis = basis.shape[1]
-    rr = r @ r
-    rb = r @ basis
-    gram = basis.T @ basis
-    bb = np.diag(gram).copy()
-    det = rr * bb - rb * rb
-    det = np.where(np.abs(det) > 1e-12 * rr * bb, det, np.nan)
-    c1, c2, c3 = (bb / det)[:, None], (-2.0 * rb / det)[:, None], (rr / det)[:, None]
-    data = np.where(prep.bad_tacs, 0.0, prep.tacs)[used] * sw[:, None]
-    n = data.shape[1]
-    best = np.zeros(n, dtype=int)
-    offset = np.zeros(n)
-    a = np.zeros(n)
-    b = np.zeros(n)
-    for lo in range(0, n, _CHUNK):
-        y = data[:, lo:lo + _CHUNK]
-        cols = np.arange(y.shape[1])
-        ry = r @ y
-        by = basis.T @ y
-        q = c1 * (ry * ry) + by * (c2 * ry + c3 * by)
-        q = np.where(np.isfinite(q), q, -np.inf)
-        j = np.argmax(q, axis=0)
-        sl = slice(lo, lo + y.shape[1])
-        best[sl] = j
-        if refine and n_basis >= 3:
-            jc = np.clip(j, 1, n_basis - 2)
-            qm, q0, qp = q[jc - 1, cols], q[jc, cols], q[jc + 1, cols]
-            curv = qm - 2.0 * q0 + qp
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = np.where(curv < 0, 0.5 * (qm - qp) / curv, 0.0)
-            d = np.where((j == jc) & np.isfinite(d), np.clip(d, -0.5, 0.5), 0.0)
-            lm, l0, lp = _lagrange(d)
-            rbd = lm * rb[jc - 1] + l0 * rb[jc] + lp * rb[jc + 1]
-            byd = lm * by[jc - 1, cols] + l0 * by[jc, cols] + lp * by[jc + 1, cols]
-            weights3 = np.stack([lm, l0, lp])
-            idx = jc[None, :] + np.arange(-1, 2)[:, None]
-            g3 = gram[idx[:, None, :], idx[None, :, :]]
-            bbd = np.einsum("im,ijm,jm->m", weights3, g3, weights3)
-            detd = rr * bbd - rbd * rbd
-            with np.errstate(invalid="ignore", divide="ignore"):
-                a[sl] = (bbd * ry - rbd * byd) / detd
-                b[sl] = (rr * byd - rbd * ry) / detd
-            best[sl] = jc
-            offset[sl] = np.where(j == jc, d, 0.0)
-            edge = j != jc
-            if edge.any():
-                je = j[edge]
-                a[sl][edge] = (bb[je] * ry[edge] - rb[je] * by[je, cols[edge]]) / det[je]
-                b[sl][edge] = (rr * by[je, cols[edge]] - rb[je] * ry[edge]) / det[je]
-                best[sl][edge] = je
-        else:
-            byj = by[j, cols]
-            a[sl] = (bb[j] * ry - rb[j] * byj) / det[j]
-            b[sl] = (rr * byj - rb[j] * ry) / det[j]
-    return best, offset, a, b
-
-
-def _lagrange(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Quadratic Lagrange weights of the nodes -1, 0, 1 at offsets ``d``."""
-    return 0.5 * d * (d - 1.0), 1.0 - d * d, 0.5 * d * (d + 1.0)
-
-
-def _blend(values: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Columns ``values[:, best]`` moved by the fractional ``offset`` (quadratic blend)."""
-    out = values[:, best].copy()
-    move = offset != 0.0
-    if move.any():
-        j = best[move]
-        lm, l0, lp = _lagrange(offset[move])
-        out[:, move] = lm * values[:, j - 1] + l0 * values[:, j] + lp * values[:, j + 1]
-    return out
-
-
-def _grid_rate(thetas: np.ndarray, best: np.ndarray, offset: np.ndarray,
-               spacing: str) -> np.ndarray:
-    """k2a at fractional grid positions."""
-    pos = best + offset
-    grid = np.arange(thetas.size)
-    if spacing == "log":
-        return np.exp(np.interp(pos, grid, np.log(thetas)))
-    return np.interp(pos, grid, thetas)
-
-
-def _srtm_jacobian(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray,
-                   k2: np.ndarray, bp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Prediction and Jacobian in (R1, k2, BP_ND) from the convolution and its rate slope."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k2a = k2 / (1.0 + bp)
-    amp = k2 - r1 * k2a
-    pred = r1 * ref[:, None] + amp * x
-    d_rate = -r1 * x + amp * dx  # d pred / d k2a
-    jac = np.empty((*x.shape, 3))
-    jac[..., 0] = ref[:, None] - k2a * x
-    jac[..., 1] = x + d_rate / (1.0 + bp)
-    jac[..., 2] = -d_rate * k2a / (1.0 + bp)
-    return pred, jac
-
-
-def _standard_errors(prep: PreparedInputs, fitted: np.ndarray, jac: np.ndarray,
-                     r1: np.ndarray, k2: np.ndarray, bp: np.ndarray) -> dict[str, np.ndarray]:
-    """SEs of R1, k2, BP_ND (Jacobian in those) and of k2' = k2/R1 by the delta method."""
-    used = prep.used
-    sw = np.sqrt(prep.weights[used])
-    resid = (np.where(prep.bad_tacs, 0.0, prep.tacs)[used] - fitted[used]) * sw[:, None]
-    rss = np.einsum("nm,nm->m", resid, resid)
-    cov = _covariance(jac if jac.shape[0] == used.sum() else jac[used], sw, rss)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        se = {"r1": np.sqrt(cov[:, 0, 0]), "k2": np.sqrt(cov[:, 1, 1]),
-              "bp_nd": np.sqrt(cov[:, 2, 2])}
-        g_r1, g_k2 = -k2 / (r1 * r1), 1.0 / r1
-        var = g_r1 ** 2 * cov[:, 0, 0] + 2 * g_r1 * g_k2 * cov[:, 0, 1] + g_k2 ** 2 * cov[:, 1, 1]
-        se["k2prime"] = np.sqrt(np.maximum(var, 0.0))
-    return se
-
-
-def _window_option(window):
-    return None if window is None else [None if v is None else float(v) for v in window]
-
-
 def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None):
     merged = dict(DEFAULT_BOUNDS)
     for key, value in (bounds or {}).items():
@@ -427,34 +281,3 @@ def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None):
             None, f"invalid SRTM bounds {merged}",
             "Each bound needs lower < upper, k2 > 0 and BP_ND's lower bound > -1."))
     return lower, upper
-
-
-def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
-            options: dict[str, Any], k2prime=None, extra=None) -> ModelFit:
-    """Mask bad TACs, add fit quality, and build the :class:`ModelFit`."""
-    bad = prep.bad_tacs
-    zero = ~bad & np.all(np.where(bad, 0.0, prep.tacs)[prep.used] == 0.0, axis=0)
-    void = bad | zero
-    n = bad.size
-
-    def clean(v):
-        return np.where(void, np.nan, np.asarray(v, float))
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k2p = clean(k2 / r1) if k2prime is None else clean(np.broadcast_to(k2prime, (n,)))
-    fitted = np.where(prep.used[:, None] & ~void[None, :], fitted, np.nan)
-    se = {key: clean(value) for key, value in (se or {}).items()}
-    extra = {key: clean(value) for key, value in (extra or {}).items()}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        extra["k2a"] = clean(k2 / (1.0 + bp))
-    extra.update(fit_quality(prep, np.where(np.isnan(fitted), 0.0, fitted)))
-    extra["rmse"] = clean(extra["rmse"])
-    extra["nrmse"] = clean(extra["nrmse"])
-    masked = [(name, np.asarray(mask, bool) & ~void) for name, mask in flags]
-    all_flags = join_flags(("nan_input", bad), ("zero_input", zero), *masked, n=n)
-    options = {"window": _window_option(options.pop("window", None)),
-               "weights": "given" if np.ptp(prep.weights[prep.used]) > 0 else "uniform",
-               "frame_weights": [float(v) for v in prep.weights], **options}
-    return ModelFit(model=model, bp_nd=clean(bp), r1=clean(r1), k2=clean(k2), k2prime=k2p,
-                    se=se, fitted=fitted, used=prep.used.copy(), flags=all_flags,
-                    options=options, extra=extra)

@@ -17,8 +17,9 @@ from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._lm import _covariance, _levenberg_marquardt
 from pipeline.kinetics._reference import _ReferenceConvolver
+from pipeline.kinetics._srtm_common import _at_bound, _clean_data, _finish, _prepare
 from pipeline.kinetics.base import ModelFit
-from pipeline.kinetics.srtm import DEFAULT_BOUNDS, _finish, _prepare, fit_srtm
+from pipeline.kinetics.srtm import DEFAULT_BOUNDS, fit_srtm
 
 __all__ = ["describe", "fit_srtm2", "k2prime_from_srtm", "predict_srtm2"]
 
@@ -92,7 +93,7 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
     used = prep.used
     sw = np.sqrt(prep.weights[used])
-    data = np.where(prep.bad_tacs, 0.0, prep.tacs)[used]
+    data = _clean_data(prep)
 
     thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
                           max(int(n_basis), 2))
@@ -123,13 +124,11 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     result = _levenberg_marquardt(model, data, sw, start, lower, upper, max_iter=max_iter)
     r1, bp = result.params.T
     fitted = predict_srtm2(prep.frames, prep.ref_tac, r1, bp, k2p)
-    cov = _covariance(result.jacobian, sw, result.rss)
+    cov = _covariance([result.jacobian[..., 0], result.jacobian[..., 1]], sw, result.rss)
     with np.errstate(invalid="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
     se["k2"] = k2p * se["r1"]
-    tol = 1e-6 * (1.0 + np.abs(np.concatenate([lower, upper])))
-    at_bound = np.any((result.params - lower <= tol[:2]) | (upper - result.params <= tol[2:]),
-                      axis=1)
+    at_bound = _at_bound(result.params, lower, upper)
     options = {"window": window, "k2prime": k2p,
                "bounds": {"r1": list(merged["r1"]), "bp_nd": list(merged["bp_nd"])},
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
