@@ -193,14 +193,16 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
     summary: list[str] = []
     bids_dir = Path(bids_dir)
     overrides: dict[str, Any] = {"bids_dir": str(bids_dir)}
-    if participant_label:
-        overrides["selection.subjects"] = list(participant_label)
     config = problems.attempt(lambda: load_config(config_path, overrides))
     summary.append(f"config: {config_path or 'config/config.yaml (shipped)'}"
                    + (" (valid)" if config else " (INVALID)"))
     selection = dict((config or {}).get("selection") or {})
     if participant_label:
-        selection["subjects"] = list(participant_label)
+        labels = problems.attempt(lambda: bids.normalize_labels(
+            participant_label, "sub", "--participant-label"))
+        if labels is None:
+            return summary, problems
+        selection["subjects"] = labels
     found = problems.attempt(lambda: bids.inspect_scans(bids_dir, **selection))
     if found is None:
         return summary, problems
