@@ -63,6 +63,9 @@ def read_participants(bids_dir: str | PathLike) -> pd.DataFrame:
         raise InputError(format_problem(
             path, f"no participant_id column{hint}; columns are {list(table.columns)}",
             "Name the first column participant_id and separate columns with tabs."))
+    if table.empty:
+        raise InputError(format_problem(path, "lists no participants",
+                                        "Add one row per participant (sub-<label>, scores)."))
     ids = []
     for row, value in enumerate(table["participant_id"], start=2):
         if not isinstance(value, str):

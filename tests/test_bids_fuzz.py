@@ -96,3 +96,29 @@ def test_load_pet_fuzzed_timing_gives_finite_data_or_input_error(
         assert "sub-01_task-rest_pet" in str(err)
         return
     assert np.all(np.isfinite(image.data)) and np.all(image.data > 0)
+
+
+_cells = st.one_of(st.text(max_size=6), st.sampled_from(["n/a", "", "sub-01", "01", "1.5",
+                                                         "sub-0 1", "\t", '"', "1e400"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(header=st.lists(st.sampled_from(["participant_id", "age", "er89", "", "sex"]),
+                       min_size=1, max_size=4),
+       rows=st.lists(st.lists(_cells, min_size=0, max_size=5), max_size=4))
+def test_read_participants_fuzzed_table_gives_table_or_input_error(tmp_path, header, rows):
+    """Any text in participants.tsv gives a table with sub- ids, or an InputError."""
+    path = tmp_path / "participants.tsv"
+    path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n",
+                    encoding="utf-8", errors="surrogatepass")
+    try:
+        table = bids.read_participants(path)
+    except InputError as err:
+        assert "participants.tsv" in str(err)
+        return
+    assert table["participant_id"].str.fullmatch(r"sub-[A-Za-z0-9]+").all()
+    assert not table["participant_id"].duplicated().any()
+    for column in table.columns.drop("participant_id"):
+        if table[column].dtype.kind == "f":
+            bids.numeric_score(table, column)
