@@ -102,7 +102,9 @@ def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
     """Mask bad TACs, add fit quality and flags, and build the :class:`ModelFit`.
 
     TACs with NaN in fitted frames (``nan_input``) or all zero (``zero_input``, e.g.
-    voxels outside the head) get NaN estimates; ``fitted`` is NaN outside the fit.
+    voxels outside the head) get NaN estimates; ``fitted`` is NaN outside the fit. A fit
+    whose BP_ND standard error exceeds ``1 + |BP_ND|`` (or is undefined) is flagged
+    ``large_se``: the data do not determine it.
     """
     bad = prep.bad_tacs
     zero = ~bad & ~np.any(_clean_data(prep) != 0.0, axis=0)
@@ -122,6 +124,10 @@ def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
     extra = {key: clean(value) for key, value in (extra or {}).items()}
     extra.update({"k2a": k2a, "rmse": clean(quality["rmse"]),
                   "nrmse": clean(quality["nrmse"])})
+    if se and "bp_nd" in se:  # estimate not determined by the data (flat residual valley)
+        with np.errstate(invalid="ignore"):
+            spread = np.asarray(se["bp_nd"], float)
+            flags = [*flags, ("large_se", ~(spread <= 1.0 + np.abs(np.asarray(bp, float))))]
     masked = [(name, np.asarray(mask, bool) & ~void) for name, mask in flags]
     all_flags = join_flags(("nan_input", bad), ("zero_input", zero), *masked, n=n)
     options = {"window": _window_option(options.pop("window", None)),
