@@ -267,11 +267,14 @@ def _resample_box(volume: np.ndarray, src_affine: np.ndarray, out: np.ndarray,
     import nibabel as nib
     from nilearn.image import resample_img
 
-    nonzero = np.nonzero(volume)
-    if not nonzero[0].size:
-        return
-    lo = np.maximum([a.min() - 1 for a in nonzero], 0)
-    hi = np.minimum([a.max() + 2 for a in nonzero], volume.shape)
+    lo, hi = [], []
+    for axis in range(3):
+        present = np.flatnonzero(np.any(volume, axis=tuple(a for a in range(3) if a != axis)))
+        if not present.size:
+            return
+        lo.append(max(present[0] - 1, 0))
+        hi.append(min(present[-1] + 2, volume.shape[axis]))
+    lo, hi = np.asarray(lo), np.asarray(hi)
     crop = volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32) / scale
     crop_affine = src_affine.copy()
     crop_affine[:3, 3] = src_affine[:3, :3] @ lo + src_affine[:3, 3]

@@ -190,3 +190,35 @@ def test_build_masks_disk_cache_round_trip(tmp_path, label_atlas, write_config, 
     assert second is not first
     np.testing.assert_array_equal(second.weights, first.weights)
     np.testing.assert_array_equal(second.n_voxels, first.n_voxels)
+
+
+def test_build_masks_user_mask_and_grey_matter(tmp_path, label_atlas, write_config, grid8,
+                                               blocks):
+    """A user mask keeps its voxels; a user grey-matter map at 0.5 keeps only GM >= 0.5."""
+    shape, affine = grid8
+    mask = np.zeros(shape, np.uint8)
+    mask[blocks[2]] = 1
+    nib.Nifti1Image(mask, affine).to_filename(tmp_path / "mask.nii.gz")
+    gm = np.zeros(shape, np.float32)
+    gm[5:8, 10:13, 8] = 0.7   # one 3x3 slab of block 1 is grey matter...
+    gm[5:8, 10:13, 9] = 0.49  # ...the next slab just misses the threshold
+    nib.Nifti1Image(gm, affine).to_filename(tmp_path / "gm.nii.gz")
+    masks = _build(tmp_path, write_config, """\
+        reference: m
+        grey_matter_map: gm.nii.gz
+        regions:
+          m: {mask: mask.nii.gz}
+          g: {labels: [1], grey_matter: 0.5}
+        """, grid8)
+    np.testing.assert_array_equal(masks.n_voxels, [27, 9])
+    assert np.all(masks.weights[1][5:8, 10:13, 8] == 1.0)
+
+
+def test_build_masks_builtin_label_atlas(tmp_path):
+    """A region from a built-in label atlas (Neuromorphometrics) builds on the 3 mm grid."""
+    path = tmp_path / "n.yaml"
+    path.write_text("reference: amy\natlas: neuromorphometrics\nmin_reference_voxels: 10\n"
+                    "regions:\n  amy: {labels: [Left Amygdala]}\n")
+    masks = build_masks(load_region_config(path), *mni_grid(3))
+    # Neuromorphometrics' left amygdala is about 1.5 mL: 40-100 voxels of 27 uL.
+    assert 40 <= masks.n_voxels[0] <= 100
