@@ -182,7 +182,9 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         proxy = img.dataobj
         data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
             else np.asarray(proxy, dtype=np.float32)
-        data = np.array(data, dtype=np.float32, copy=True)
+        data = np.asarray(data, dtype=np.float32)
+        if not (data.flags.owndata and data.flags.writeable) or isinstance(data, np.memmap):
+            data = data.copy()  # never write through to the file or a cached array
     except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
         raise InputError(format_problem(
             path, f"the image data cannot be read; the file is truncated or corrupt "

@@ -272,3 +272,15 @@ def test_sidecar_with_byte_order_mark(tmp_path):
     sidecar = next(root.glob("sub-01/pet/*.json"))
     sidecar.write_bytes(b"\xef\xbb\xbf" + sidecar.read_bytes())
     assert bids.discover_scans(root)[0].units == "kBq/mL"
+
+
+def test_load_pet_never_writes_to_mmapped_input(tmp_path):
+    """Unit conversion and decay correction of a memory-mapped .nii leave the file as it was."""
+    root = make_bids(tmp_path, subjects=["01"], tasks=["rest"], gzip=False,
+                     decay_corrected=False)
+    path = scan_files(root)[0]
+    before = path.read_bytes()
+    image = bids.load_pet(path, mmap=True)
+    image.data += 1.0
+    del image
+    assert path.read_bytes() == before
