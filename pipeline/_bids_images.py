@@ -3,10 +3,13 @@
 Public names are re-exported by :mod:`pipeline.bids`.
 
 Rule for NaN and Inf ("inside the brain"): any infinite value is an error; a voxel with
-NaN in some frames but not all is an error (a corrupt frame inside the field of view);
-a voxel that is NaN in every frame counts as outside the field of view or mask, unless it
-lies inside the MNI152 brain mask (nilearn's, 2 mm) at its world coordinates, which
-is where petbp's atlases put regions. An image that is NaN everywhere is an error.
+NaN in some frames but not all is an error (a corrupt frame inside the field of view).
+Voxels that are NaN in every frame are outside the field of view when they connect to the
+edge of the volume (a bounding box, or a brain cut off by a short axial field of view:
+region extraction treats them as missing). NaN voxels that form a hole, not connected to
+the edge, are an error if any lies inside the MNI152 brain mask (nilearn's, 2 mm) at its
+world coordinates, which is where petbp's atlases put regions. An image that is NaN
+everywhere is an error.
 """
 
 from __future__ import annotations
@@ -137,9 +140,18 @@ def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
     all_nan = n_bad == n_frames
     if all_nan.all():
         return "every voxel is NaN"
-    hits = _mni_brain_hits(np.argwhere(all_nan).astype(float), affine)
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(all_nan)
+    edge = np.unique(np.concatenate([
+        labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()]))
+    holes = all_nan & ~np.isin(labels, edge)
+    if not holes.any():
+        return None
+    hits = _mni_brain_hits(np.argwhere(holes).astype(float), affine)
     if hits:
-        return f"{hits} voxels inside the MNI brain mask are NaN in every frame"
+        return (f"{hits} voxels inside the MNI brain mask are NaN in every frame (holes "
+                "not connected to the edge of the field of view)")
     return None
 
 

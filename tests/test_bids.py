@@ -221,7 +221,7 @@ def test_load_pet_huge_header(tmp_path):
 
 
 def test_load_pet_nan_in_brain(tmp_path):
-    """NaN in every frame at the brain centre is an error; NaN at the grid corner is not."""
+    """A NaN hole in the brain is an error; NaN at the edge of the field of view is not."""
     def with_nan(where):
         def data(stem, shape):
             values = np.ones(shape, np.float32)
@@ -236,6 +236,10 @@ def test_load_pet_nan_in_brain(tmp_path):
                        data=with_nan((3, 3, 2)))  # world (18, 0, 18) mm: inside MNI brain
     with pytest.raises(InputError, match=r"1 voxels inside the MNI brain mask are NaN"):
         bids.load_pet(bids.discover_scans(centre)[0])
+    cut = make_bids(tmp_path / "e", subjects=["01"], tasks=["rest"],
+                    data=with_nan((slice(None), slice(None), slice(4, None))))
+    # brain cut off above z = 72 mm: NaN slices touch the edge, so they are out of the FOV
+    assert bids.load_pet(bids.discover_scans(cut)[0]).data.shape == (6, 6, 6, 5)
     partial = make_bids(tmp_path / "c", subjects=["01"], tasks=["rest"],
                         data=with_nan((0, 0, 0, 2)))
     with pytest.raises(InputError, match=r"NaN in some frames only \(frames 3\)"):
