@@ -7,8 +7,8 @@ is geometric: how much of the MNI brain lies inside the image's field of view. A
 space image (scanner coordinates, often with the origin at a corner of the volume)
 covers little of the MNI brain and is refused with a message saying what to do.
 
-The MNI brain used for the check is nilearn's MNI152 (2009) brain mask at 2 mm, which
-ships with nilearn: nothing is downloaded.
+The MNI brain used for the check is nilearn's MNI152 (ICBM 2009a) brain, sampled at 2 mm;
+it ships with nilearn: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -69,15 +70,32 @@ def voxel_volume_ml(affine: np.ndarray) -> float:
     return float(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))) / 1000.0
 
 
+def _nilearn_data_file(name: str) -> Path:
+    """A file of nilearn's bundled data (MNI152 templates), found without importing
+    ``nilearn.datasets`` (which pulls in scikit-learn: seconds per process)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
+        raise InputError(format_problem(None, "the Python package 'nilearn' is not installed",
+                                        "Install petbp's dependencies (pip install petbp)."))
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+
+
 @functools.lru_cache(maxsize=1)
 def _mni_brain_points() -> np.ndarray:
-    """World coordinates (mm) of the voxels of nilearn's 2 mm MNI152 brain mask, (n, 4)."""
-    from nilearn.datasets import load_mni152_brain_mask
+    """World coordinates (mm) of MNI brain voxels on a 2 mm lattice, (n, 4) homogeneous.
 
-    mask = load_mni152_brain_mask(resolution=2)
-    ijk = np.argwhere(np.asanyarray(mask.dataobj) > 0)
+    The brain is nilearn's MNI152 (ICBM 2009a) T1 template above 0.2 of its maximum, the
+    definition of ``nilearn.datasets.load_mni152_brain_mask``, taken at every second voxel.
+    """
+    import nibabel as nib
+
+    img = nib.load(str(_nilearn_data_file("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
+    data = np.asarray(img.dataobj, np.float32)[::2, ::2, ::2]
+    ijk = np.argwhere(data > 0.2 * data.max()) * 2
     homogeneous = np.column_stack([ijk, np.ones(len(ijk))])
-    return homogeneous @ mask.affine.T
+    return homogeneous @ img.affine.T
 
 
 def _check_grid(shape: Sequence[int], affine: np.ndarray, source: str | PathLike | None) -> None:
@@ -107,7 +125,7 @@ def overlap_fraction(shape: Sequence[int], affine: np.ndarray, *,
     affine : ndarray of shape (4, 4)
         Image voxel -> mm affine.
     reference : "mni" or (shape, affine), default="mni"
-        ``"mni"``: the voxels of nilearn's MNI152 brain mask (2 mm). A (shape, affine)
+        ``"mni"``: the voxels of nilearn's MNI152 brain (2 mm lattice). A (shape, affine)
         grid: every voxel of that grid (e.g. an atlas's bounding box).
 
     Returns

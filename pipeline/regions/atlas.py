@@ -319,20 +319,22 @@ def grey_matter_probability(shape: tuple[int, int, int], affine: np.ndarray,
     shape, affine
         Target grid.
     image : Path, default=None
-        A user tissue map in MNI space (0-1); None uses nilearn's MNI152 grey-matter
-        template (1 mm for grids finer than 1.5 mm, else 2 mm).
+        A user tissue map in MNI space (0-1); None uses nilearn's MNI152 (ICBM 2009a)
+        grey-matter template (1 mm), rescaled to 0-1 as ``load_mni152_gm_template`` does.
     """
     import nibabel as nib
     from nilearn.image import resample_img
 
     if image is None:
-        from nilearn.datasets import load_mni152_gm_template
+        from pipeline.space import _nilearn_data_file
 
-        finest = float(np.min(np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)))
-        src = load_mni152_gm_template(resolution=1 if finest < 1.5 else 2)
+        src = nib.load(str(_nilearn_data_file("mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")))
+        data = np.asarray(src.dataobj, np.float32)
+        data /= data.max()  # stored as 0-255 integers; nilearn rescales the same way
     else:
         src = nib.load(str(image))
-    src = nib.Nifti1Image(np.asarray(src.dataobj, np.float32), src.affine)
+        data = np.asarray(src.dataobj, np.float32)
+    src = nib.Nifti1Image(data, src.affine)
     resampled = resample_img(src, target_affine=affine, target_shape=shape,
                              interpolation="linear", force_resample=True, copy_header=True)
     return np.clip(np.asarray(resampled.dataobj, np.float32), 0.0, 1.0)
