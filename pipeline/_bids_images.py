@@ -227,5 +227,15 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
                 path, f"NaN or infinite values inside the brain: {problem}",
                 "Fix the reconstruction or preprocessing that produced them; set voxels "
                 "outside the field of view to 0 or NaN in every frame."))
+        # every frame has finite voxels here (all-NaN voxels and frames were caught above)
+        nonzero = (np.nanmax(data, axis=(0, 1, 2)) != 0) | (np.nanmin(data, axis=(0, 1, 2)) != 0)
+        if not nonzero.any():
+            raise InputError(format_problem(
+                path, "the image is zero (or NaN) in every voxel of every frame",
+                "Export the image again; it holds no activity."))
+        empty = np.flatnonzero(~nonzero) + 1
+        if empty.size:
+            notes.append(f"warning: frame(s) {', '.join(map(str, empty))} are zero everywhere "
+                         "(missing data?)")
     return PetImage(data=data, frames=scan.frames, affine=np.asarray(img.affine, float),
                     scan=scan, notes=notes)

@@ -287,3 +287,16 @@ def test_check_warns_about_late_start_and_gaps(tmp_path, capsys):
     assert status == 0
     assert "warning: sub-01_task-rejection: the first frame starts 10 min after" in out
     assert "sub-01_task-rejection: 10 min gap between frames 3 and 4" in out  # 480 s to 1080 s
+
+
+def test_check_zero_image_and_empty_frame(tmp_path, capsys):
+    """An all-zero image is a problem; one all-zero frame is a warning."""
+    def data(stem, shape):
+        values = np.ones(shape, np.float32)
+        values[..., 2] = 0.0
+        return values * (0.0 if "rejection" in stem else 1.0)
+
+    status, out, err = _run(capsys, make_bids(tmp_path, data=data))
+    assert status == 1
+    assert "rejection_pet.nii.gz: the image is zero (or NaN) in every voxel" in err
+    assert "warning: sub-01_task-acceptance: frame(s) 3 are zero everywhere" in out

@@ -218,13 +218,16 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
             problems.append(format_problem(
                 "config, output_dir", f"{config['output_dir']} is inside the BIDS dataset",
                 f"Write results elsewhere, e.g. output_dir={root / 'derivatives' / 'petbp'}."))
-    fractions = []
+    fractions, warnings = [], []
     for scan in scans:
         fraction = problems.attempt(lambda scan=scan: _space_fraction(scan))
         if fraction is not None:
             fractions.append(fraction)
         if read_data and fraction is not None:
             image = problems.attempt(lambda scan=scan: bids.load_pet(scan))
+            if image is not None:
+                warnings += [f"{scan.stem}: {note[len('warning: '):]}" for note in image.notes
+                             if note.startswith("warning: ")]
             del image
     subjects = sorted({s.sub for s in scans})
     summary.append(f"subjects with PET scans: {len(subjects)}"
@@ -251,7 +254,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                        f"({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% covered)")
     summary.append("image data: " + ("read and checked for NaN/Inf" if read_data
                                      else "not read (--headers-only)"))
-    summary += [f"warning: {w}" for w in _timing_warnings(scans)]
+    summary += [f"warning: {w}" for w in [*_timing_warnings(scans), *warnings]]
     participants = problems.attempt(lambda: bids.read_participants(bids_dir))
     if participants is not None:
         listed = set(participants["participant_id"])
