@@ -18,7 +18,7 @@ from pipeline.regions.config import (
 )
 from pipeline.regions.extract import RegionTacs, extract_tacs, region_tacs, write_region_tacs
 from pipeline.regions.masks import RegionMasks, build_masks, label_image
-from pipeline.regions.qc import plot_region_qc
+from pipeline.regions.qc import plot_region_qc, write_region_qc
 
 __all__ = [
     "BUILTIN_ATLASES",
@@ -35,5 +35,6 @@ __all__ = [
     "plot_region_qc",
     "read_label_table",
     "region_tacs",
+    "write_region_qc",
     "write_region_tacs",
 ]

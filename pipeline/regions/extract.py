@@ -13,14 +13,19 @@ from pipeline.errors import InputError, format_problem
 from pipeline.regions.config import load_region_config
 from pipeline.regions.masks import RegionMasks, build_masks
 
-__all__ = ["RegionTacs", "extract_tacs", "region_tacs", "write_region_tacs"]
+__all__ = ["RegionTacs", "extract_tacs", "load_pet_image", "region_tacs", "write_region_tacs"]
 
 
 class RegionTacs(np.ndarray):
     """TAC array (n_frames, n_regions) with ``nan_voxels`` and ``nan_fraction`` per region."""
 
-    nan_voxels: np.ndarray
-    nan_fraction: np.ndarray
+    nan_voxels: np.ndarray | None
+    nan_fraction: np.ndarray | None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        # Views and results of arithmetic keep the counts of the array they came from.
+        self.nan_voxels = getattr(obj, "nan_voxels", None)
+        self.nan_fraction = getattr(obj, "nan_fraction", None)
 
 
 def extract_tacs(data: np.ndarray, masks: RegionMasks) -> RegionTacs:
@@ -76,7 +81,7 @@ def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *
                 cache_dir: str | os.PathLike | None = None
                 ) -> tuple[pd.DataFrame, RegionMasks, RegionTacs]:
     """Load a PET image (path or ``PetImage``), build masks, extract TACs; write nothing."""
-    pet = _loaded(pet)
+    pet = load_pet_image(pet)
     source = _source(pet)
     region_set = load_region_config(region_config_path)
     masks = build_masks(region_set, pet.data.shape, pet.affine, source=source,
@@ -119,7 +124,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
     """
     from pipeline.tables import TacTable, provenance, write_tacs
 
-    pet = _loaded(pet)
+    pet = load_pet_image(pet)
     table, masks, tacs = region_tacs(pet, region_config_path, cache_dir=cache_dir)
     source = str(_source(pet) or "")
     regions = {
@@ -140,7 +145,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
     return write_tacs(out_tsv, TacTable(pet.frames, table), sidecar)
 
 
-def _loaded(pet: Any) -> Any:
+def load_pet_image(pet: Any) -> Any:
     """A PetImage from a path or Scan (via :func:`pipeline.bids.load_pet`), or as given."""
     if isinstance(pet, str | os.PathLike) or not hasattr(pet, "data"):
         from pipeline.bids import load_pet

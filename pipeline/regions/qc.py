@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.errors import InputError, format_problem
 from pipeline.regions.masks import RegionMasks, label_image
 
-__all__ = ["AXIAL_CUTS_MM", "mean_image", "plot_region_qc"]
+__all__ = ["AXIAL_CUTS_MM", "mean_image", "plot_region_qc", "write_region_qc"]
 
 #: Axial levels (MNI z, mm) shown: amygdala/PAG, accumbens, striatum/thalamus/insula, ACC,
 #: occipital cortex.
@@ -114,3 +114,30 @@ def plot_region_qc(masks: RegionMasks, background_img: Any = None,
     finally:
         plt.close(fig)
     return out_png
+
+
+def write_region_qc(pet: Any, region_config_path: str | os.PathLike | None,
+                    out_png: str | os.PathLike, *,
+                    cache_dir: str | os.PathLike | None = None) -> Path:
+    """QC figure of a scan: its regions over the MNI template and over its mean image.
+
+    Parameters
+    ----------
+    pet : str, path-like, Scan or PetImage
+        The scan (loaded with :func:`pipeline.bids.load_pet` if a path or Scan).
+    region_config_path : str or path-like or None
+        Region config; None uses ``config/regions.yaml``.
+    out_png : str or path-like
+        Output PNG.
+    cache_dir : str or path-like, default=None
+        Mask cache folder (see :func:`pipeline.regions.build_masks`).
+    """
+    from pipeline.regions.config import load_region_config
+    from pipeline.regions.extract import _source, load_pet_image
+    from pipeline.regions.masks import build_masks
+
+    pet = load_pet_image(pet)
+    region_set = load_region_config(region_config_path)
+    masks = build_masks(region_set, pet.data.shape, pet.affine, source=_source(pet),
+                        cache_dir=cache_dir)
+    return plot_region_qc(masks, pet, out_png)

@@ -154,3 +154,10 @@ def test_write_region_tacs_writes_nothing_on_error(tmp_path, label_atlas, write_
     with pytest.raises(InputError, match="field of view covers only"):
         write_region_tacs(pet, config, out)
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_extract_tacs_counts_survive_slicing(tmp_path, label_atlas, write_config, grid8, blocks):
+    """A column slice of the result still carries the per-region NaN counts array."""
+    masks = build_masks(_three_regions(tmp_path, write_config), *grid8)
+    tacs = extract_tacs(_phantom(grid8[0], blocks), masks)
+    np.testing.assert_array_equal(tacs[:, 0].nan_voxels, [0, 0, 0])

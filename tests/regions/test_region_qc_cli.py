@@ -67,3 +67,17 @@ def test_cli_regions_bad_config_exit_1(tmp_path, label_atlas, write_config, caps
     config = write_config(tmp_path, "reference: a\nregions:\n  a: {labels: [nothing]}\n")
     assert main(["regions", "--config", str(config)]) == 1
     assert "label 'nothing' is not in atlas 'blocks'" in capsys.readouterr().err
+
+
+def test_write_region_qc_from_pet_image(tmp_path, block_masks, grid8):
+    """write_region_qc builds the masks of a PetImage's grid and draws both rows."""
+    from types import SimpleNamespace
+
+    from pipeline.frames import Frames
+    from pipeline.regions import write_region_qc
+
+    config, _ = block_masks
+    pet = SimpleNamespace(data=np.ones((*grid8[0], 2), np.float32), affine=grid8[1],
+                          frames=Frames.from_bids([0, 60], [60, 60]), scan=None, notes=[])
+    out = write_region_qc(pet, config, tmp_path / "qc" / "sub-01_regions.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
