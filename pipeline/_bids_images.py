@@ -215,6 +215,9 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         data *= decay_correction_factors(scan.frames, scan.half_life).astype(np.float32)
         notes.append(f"decay-corrected on load to injection time with {scan.radionuclide} "
                      f"half-life {scan.half_life:g} min")
+    elif scan.decay_correction_time != 0.0 and scan.half_life is None:
+        notes.append(f"decay-corrected to {scan.decay_correction_time:g} min, not to injection; "
+                     "radionuclide unknown, so left as is (a constant factor: BP_ND unaffected)")
     elif scan.decay_correction_time != 0.0:
         factor = math.exp(math.log(2.0) * scan.decay_correction_time / scan.half_life)
         data *= np.float32(factor)

@@ -202,13 +202,15 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
     correction_time = _optional_seconds(sidecar, "ImageDecayCorrectionTime", where)
     nuclide_raw = sidecar.get("TracerRadionuclide")
     radionuclide = half_life = None
-    needs_decay = not decay_corrected or correction_time != injection
+    # a decay-correction time other than injection only scales the data by a constant
+    # (BP_ND is unaffected), so only uncorrected data need the half-life
+    needs_decay = not decay_corrected
     if nuclide_raw is None or not isinstance(nuclide_raw, str):
         if needs_decay:
             raise InputError(format_problem(
-                where, "TracerRadionuclide is missing or not text, but the data need decay "
-                "handling (ImageDecayCorrected is false or ImageDecayCorrectionTime is not "
-                "the injection)", "Set TracerRadionuclide, e.g. C11 or F18."))
+                where, "TracerRadionuclide is missing or not text, but the image must be "
+                "decay-corrected on load (ImageDecayCorrected is false)",
+                "Set TracerRadionuclide, e.g. C11 or F18."))
     else:
         try:
             radionuclide = normalize_radionuclide(nuclide_raw)

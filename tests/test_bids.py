@@ -288,3 +288,13 @@ def test_load_pet_never_writes_to_mmapped_input(tmp_path):
     image.data += 1.0
     del image
     assert path.read_bytes() == before
+
+
+def test_load_pet_correction_time_without_radionuclide(tmp_path):
+    """Corrected data referred to another time load unchanged when the nuclide is unknown."""
+    root = make_bids(tmp_path, subjects=["01"], tasks=["rest"], units="Bq/mL",
+                     sidecar={"ImageDecayCorrectionTime": 600, "TracerRadionuclide": ...},
+                     data=lambda stem, shape: np.ones(shape, np.float32))
+    image = bids.load_pet(bids.discover_scans(root)[0])
+    assert image.data[1, 1, 1, 0] == 1.0
+    assert any("radionuclide unknown, so left as is" in note for note in image.notes)

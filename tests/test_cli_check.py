@@ -151,7 +151,7 @@ BAD = [
     ("unknown_nuclide", {"decay_corrected": False, "radionuclide": "Xx99"}, None, [],
      r"_pet\.json: unknown radionuclide 'Xx99'.*\n  Set TracerRadionuclide to one of"),
     ("nuclide_missing", {"decay_corrected": False, "sidecar": {"TracerRadionuclide": ...}},
-     None, [], r"_pet\.json: TracerRadionuclide is missing .* need decay handling"),
+     None, [], r"_pet\.json: TracerRadionuclide is missing or not text, but the image must"),
     ("decay_flag_missing", {"sidecar": {"ImageDecayCorrected": ...}}, None, [],
      r"_pet\.json: ImageDecayCorrected is missing"),
     ("decay_flag_text", {"sidecar": {"ImageDecayCorrected": "maybe"}}, None, [],
