@@ -199,7 +199,10 @@ def _validate(raw: dict, path: Path) -> None:
 
     schema = _schema()
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), str(e.path)))
+    # Shallowest first; at one depth, unknown keys first (a misspelt 'lables' also fails oneOf).
+    errors = sorted(validator.iter_errors(raw),
+                    key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties",
+                                   str(e.path)))
     if not errors:
         return
     err = errors[0]

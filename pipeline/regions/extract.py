@@ -64,7 +64,9 @@ def extract_tacs(data: np.ndarray, masks: RegionMasks) -> RegionTacs:
     weights = masks.weights.reshape(n_regions, -1)
     used = np.flatnonzero(np.any(weights > 0, axis=0))
     w = weights[:, used].astype(np.float64)
-    values = data.reshape(-1, data.shape[3])[used].astype(np.float64)  # (n_used, n_frames)
+    # Gather only the voxels inside some region, whatever the array's memory order (nibabel
+    # gives Fortran order: a C-order reshape of the whole 4D image would copy all of it).
+    values = data[np.unravel_index(used, data.shape[:3])].astype(np.float64)  # (n_used, t)
     missing = np.isnan(values)
     values[missing] = 0.0
     valid = (~missing).astype(np.float64)

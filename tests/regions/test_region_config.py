@@ -135,3 +135,10 @@ def test_load_region_config_digest_changes_with_content(tmp_path, label_atlas, w
     two = write_config(tmp_path, "reference: a\nregions:\n  a: {labels: [1], threshold: 0.3}\n",
                        "two.yaml")
     assert load_region_config(one).digest != load_region_config(two).digest
+
+
+def test_load_region_config_misspelt_labels_key(tmp_path, label_atlas, write_config):
+    """'lables' is reported as an unknown key with the fix, not as a missing definition."""
+    path = write_config(tmp_path, "reference: a\nregions:\n  a: {lables: [1]}\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'lables' \(did you mean 'labels'"):
+        load_region_config(path)

@@ -161,3 +161,11 @@ def test_extract_tacs_counts_survive_slicing(tmp_path, label_atlas, write_config
     masks = build_masks(_three_regions(tmp_path, write_config), *grid8)
     tacs = extract_tacs(_phantom(grid8[0], blocks), masks)
     np.testing.assert_array_equal(tacs[:, 0].nan_voxels, [0, 0, 0])
+
+
+def test_extract_tacs_fortran_order_data(tmp_path, label_atlas, write_config, grid8, blocks):
+    """Fortran-ordered data (as nibabel returns) gives the same TACs as C order."""
+    masks = build_masks(_three_regions(tmp_path, write_config), *grid8)
+    data = _phantom(grid8[0], blocks)
+    np.testing.assert_array_equal(extract_tacs(np.asfortranarray(data), masks),
+                                  extract_tacs(data, masks))
