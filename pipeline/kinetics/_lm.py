@@ -91,6 +91,34 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, sqrt_w: np.ndarray,
     return _LMResult(params, rss, pred, jac, converged, n_iter)
 
 
+@dataclass
+class _LMSummary:
+    params: np.ndarray      # (m, p)
+    prediction: np.ndarray  # (n, m) on the fitted frames
+    covariance: np.ndarray  # (m, p, p)
+    converged: np.ndarray   # (m,) bool
+
+
+def _fit_in_chunks(model: _Model, data: np.ndarray, sqrt_w: np.ndarray, start: np.ndarray,
+                   lower: np.ndarray, upper: np.ndarray, *, max_iter: int = 100,
+                   chunk: int = 8192) -> _LMSummary:
+    """:func:`_levenberg_marquardt` over chunks of columns (bounded memory), with covariances."""
+    n, m = data.shape
+    p = start.shape[1]
+    summary = _LMSummary(np.empty((m, p)), np.empty((n, m)), np.empty((m, p, p)),
+                         np.empty(m, dtype=bool))
+    for lo in range(0, m, chunk):
+        sl = slice(lo, min(lo + chunk, m))
+        result = _levenberg_marquardt(model, data[:, sl], sqrt_w, start[sl], lower, upper,
+                                      max_iter=max_iter)
+        summary.params[sl] = result.params
+        summary.prediction[:, sl] = result.prediction
+        summary.converged[sl] = result.converged
+        summary.covariance[sl] = _covariance(
+            [result.jacobian[..., i] for i in range(p)], sqrt_w, result.rss)
+    return summary
+
+
 def _rss(data: np.ndarray, pred: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
     resid = (data - pred) * sqrt_w[:, None]
     return np.einsum("nm,nm->m", resid, resid)

