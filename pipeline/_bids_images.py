@@ -7,13 +7,14 @@ NaN in some frames but not all is an error (a corrupt frame inside the field of 
 Voxels that are NaN in every frame are outside the field of view when they connect to the
 edge of the volume (a bounding box, or a brain cut off by a short axial field of view:
 region extraction treats them as missing). NaN voxels that form a hole, not connected to
-the edge, are an error if any lies inside the MNI152 brain mask (nilearn's, 2 mm) at its
-world coordinates, which is where petbp's atlases put regions. An image that is NaN
+the edge, are an error if any lies inside the MNI152 brain (nilearn's template, 1 mm) at
+its world coordinates, which is where petbp's atlases put regions. An image that is NaN
 everywhere is an error.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import zlib
@@ -106,14 +107,30 @@ def check_memory(shape: tuple[int, ...], source: str | PathLike) -> None:
             "memory, or crop/downsample the image."))
 
 
+@functools.lru_cache(maxsize=1)
+def _mni_brain_mask() -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 brain (boolean array, affine) at 1 mm; loaded once.
+
+    nilearn's ICBM 2009a T1 template above 0.2 of its maximum, the definition of
+    ``nilearn.datasets.load_mni152_brain_mask``, read directly with nibabel (importing
+    nilearn takes seconds).
+    """
+    import importlib.util
+
+    import nibabel as nib
+
+    spec = importlib.util.find_spec("nilearn")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    img = nib.load(str(folder / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"))
+    data = np.asarray(img.dataobj, np.float32)
+    return data > 0.2 * data.max(), np.asarray(img.affine, float)
+
+
 def _mni_brain_hits(ijk: np.ndarray, affine: np.ndarray) -> int:
     """How many voxels (rows of ``ijk``) lie inside the MNI152 brain mask."""
-    from nilearn.datasets import load_mni152_brain_mask
-
-    mask = load_mni152_brain_mask(resolution=2)
-    mask_data = np.asarray(mask.dataobj) > 0
+    mask_data, mask_affine = _mni_brain_mask()
     world = ijk @ affine[:3, :3].T + affine[:3, 3]
-    inv = np.linalg.inv(mask.affine)
+    inv = np.linalg.inv(mask_affine)
     vox = np.rint(world @ inv[:3, :3].T + inv[:3, 3]).astype(int)
     inside = np.all((vox >= 0) & (vox < np.array(mask_data.shape)), axis=1)
     vox = vox[inside]
