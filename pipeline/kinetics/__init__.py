@@ -68,7 +68,8 @@ def fit(model: str, frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     func = get_model(model)
     accepted = inspect.signature(func).parameters
-    unknown = sorted(k for k in options if k not in accepted)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    unknown = [] if takes_any else sorted(k for k in options if k not in accepted)
     if unknown:
         usable = [k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY and k != "weights"]
         raise ConfigError(format_problem(

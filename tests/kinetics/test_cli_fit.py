@@ -103,3 +103,21 @@ def test_cli_fit_nan_region_is_flagged(tmp_path, tacs_tsv):
     assert np.isnan(fits.loc["amygdala", "bp_nd"]) and fits.loc["amygdala", "flags"] == \
         "nan_input"
     assert fits.loc["putamen", "bp_nd"] == pytest.approx(2.0, rel=0.005)
+
+
+@pytest.mark.parametrize(("model", "extra"), [
+    ("srtm", []), ("srtm_bf", ["--weights", "duration"]), ("srtm2", ["--k2prime", "0.1"]),
+    ("mrtm", []), ("mrtm2", []), ("logan_ref", ["--tstar", "20"]),
+    ("ratio", ["--window", "60", "90"])])
+def test_cli_fit_every_model_writes_the_contract_columns(tmp_path, tacs_tsv, model, extra):
+    """Every model name runs through petbp fit and fills DESIGN.md's columns."""
+    out = tmp_path / f"{model}_bp.tsv"
+    assert main(["fit", str(tacs_tsv), "--reference", "cerebellum", "--model", model,
+                 *extra, "-o", str(out)]) == 0
+    table = read_table(out)
+    for column in ("region", "model", "bp_nd", "r1", "k2", "k2prime", "se_bp_nd", "flags"):
+        assert column in table.columns
+    assert table["model"].tolist() == [model] * 3
+    assert np.isfinite(table["bp_nd"]).all()
+    if model.startswith(("srtm", "mrtm")):  # exact on SRTM-consistent data
+        assert table["bp_nd"].to_numpy() == pytest.approx(list(BP.values()), rel=0.005)
