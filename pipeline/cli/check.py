@@ -240,8 +240,9 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                    + ")")
     summary += ["frames: " + line for line in _frames_summary(scans)]
     units = Counter(s.units for s in scans)
+    converted = any(s.bq_scale != 1.0 for s in scans)
     summary.append("units: " + ", ".join(f"{u} ({n} scans)" for u, n in units.items())
-                   + "; converted to Bq/mL on load")
+                   + ("; converted to Bq/mL on load" if converted else ""))
     n_uncorrected = sum(not s.decay_corrected for s in scans)
     summary.append(f"decay: {len(scans) - n_uncorrected} scans decay-corrected, "
                    f"{n_uncorrected} to be corrected on load")
