@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ __all__ = [
     "Atlas",
     "builtin_atlas",
     "grey_matter_probability",
+    "iter_label_maps",
     "read_label_table",
     "resample_to_grid",
     "user_atlas",
@@ -232,28 +234,41 @@ def read_label_table(path: str | Path) -> dict[int, str]:
     return labels
 
 
+def iter_label_maps(atlas: Atlas, indices: list[int], shape: tuple[int, int, int],
+                    affine: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, probability map)`` for each requested label, in ascending index order.
+
+    Maps are float32 arrays of ``shape`` in [0, 1]: 0/1 after nearest-neighbour resampling
+    for label atlases, linearly interpolated probabilities for probabilistic atlases; 0
+    outside the atlas's box. One map is alive at a time, and a probabilistic ``.nii.gz`` is
+    decompressed once (volumes are read in file order).
+    """
+    import nibabel as nib
+
+    order = sorted(set(indices))
+    if atlas.kind == "labels":
+        labels = _label_volume(atlas.image, shape, tuple(np.round(affine, 6).ravel()))
+        for index in order:
+            yield index, (labels == index).astype(np.float32)
+        return
+    img = nib.load(str(atlas.image), keep_file_open=True)
+    scale = np.float32(100.0 if atlas.percent else 1.0)
+    for index in order:
+        out = np.zeros(shape, np.float32)
+        _resample_box(np.asarray(img.dataobj[..., index]), img.affine, out, affine, scale)
+        yield index, out
+
+
 def resample_to_grid(atlas: Atlas, indices: list[int], shape: tuple[int, int, int],
                      affine: np.ndarray) -> np.ndarray:
     """Probability (0-1) of each requested label on a voxel grid, float32 (n, *shape).
 
-    Label atlases give 0/1 after nearest-neighbour resampling; probabilistic atlases give
-    linearly interpolated probabilities. Voxels outside the atlas's box are 0.
+    See :func:`iter_label_maps`; rows follow ``indices``.
     """
-    import nibabel as nib
-
     out = np.zeros((len(indices), *shape), np.float32)
-    if not indices:
-        return out
-    if atlas.kind == "labels":
-        labels = _label_volume(atlas.image, shape, tuple(np.round(affine, 6).ravel()))
-        for row, index in enumerate(indices):
-            out[row] = labels == index
-        return out
-    img = nib.load(str(atlas.image), keep_file_open=True)
-    scale = np.float32(100.0 if atlas.percent else 1.0)
-    for row in np.argsort(indices):  # ascending volume order reads a .gz file in one pass
-        volume = np.asarray(img.dataobj[..., indices[row]])
-        _resample_box(volume, img.affine, out[row], affine, scale)
+    maps = dict(iter_label_maps(atlas, indices, shape, affine))
+    for row, index in enumerate(indices):
+        out[row] = maps[index]
     return out
 
 

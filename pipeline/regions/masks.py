@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
-from pipeline.regions.atlas import grey_matter_probability, resample_to_grid
+from pipeline.regions.atlas import grey_matter_probability, iter_label_maps
 from pipeline.regions.config import RegionSet, RegionSpec
 from pipeline.space import check_overlap, voxel_volume_ml
 
@@ -205,19 +205,22 @@ def _build(region_set: RegionSet, shape: tuple[int, int, int], affine: np.ndarra
            source: str | os.PathLike | None) -> RegionMasks:
     ext_shape, ext_affine, inner = _extended_grid(shape, affine)
     voxel_mm = np.linalg.norm(affine[:3, :3], axis=0)
-    probabilities = _atlas_probabilities(region_set, ext_shape, ext_affine)
+    probabilities = _atlas_sums(region_set, ext_shape, ext_affine)
     gm = None
     if any(spec.grey_matter is not None for spec in region_set.regions.values()):
         gm = grey_matter_probability(ext_shape, ext_affine, region_set.grey_matter_map)
-    base: dict[str, np.ndarray] = {}
-    for name, spec in region_set.regions.items():
-        base[name] = _region_weights(spec, probabilities, gm, ext_shape, ext_affine, voxel_mm,
-                                     region_set)
-    weights = np.zeros((len(base), *ext_shape), np.float32)
+    names = region_set.names
+    weights = np.zeros((len(names), *ext_shape), np.float32)
+    for row, spec in enumerate(region_set.regions.values()):
+        weights[row] = _region_weights(spec, probabilities, gm, ext_shape, ext_affine,
+                                       voxel_mm, region_set)
+    del probabilities, gm
+    # Exclusions use the other regions' masks before their own exclusions.
+    excluded_names = {o for spec in region_set.regions.values() for o in spec.exclude}
+    before = {o: weights[names.index(o)] > 0 for o in excluded_names}
     for row, (name, spec) in enumerate(region_set.regions.items()):
-        weights[row] = base[name]
         for other in spec.exclude:
-            excluded = base[other] > 0
+            excluded = before[other]
             if spec.exclude_margin_mm > 0:
                 excluded = _distance_to(excluded, voxel_mm) <= spec.exclude_margin_mm
             weights[row][excluded] = 0.0
@@ -227,13 +230,14 @@ def _build(region_set: RegionSet, shape: tuple[int, int, int], affine: np.ndarra
                 f"the region is empty after excluding {', '.join(spec.exclude)}",
                 "Remove the exclusion or reduce exclude_margin_mm."))
     _check_overlaps(region_set, weights)
-    total = weights.reshape(len(base), -1).sum(axis=1, dtype=np.float64)
-    inside = weights[(slice(None), *inner)]
-    inside_sum = inside.reshape(len(base), -1).sum(axis=1, dtype=np.float64)
-    n_voxels = np.count_nonzero(inside.reshape(len(base), -1) > 0, axis=1)
+    total = weights.reshape(len(names), -1).sum(axis=1, dtype=np.float64)
+    inside = np.ascontiguousarray(weights[(slice(None), *inner)])
+    del weights
+    inside_sum = inside.reshape(len(names), -1).sum(axis=1, dtype=np.float64)
+    n_voxels = np.count_nonzero(inside.reshape(len(names), -1) > 0, axis=1)
     vox_ml = voxel_volume_ml(affine)
     masks = RegionMasks(
-        names=list(base), weights=np.ascontiguousarray(inside), reference=region_set.reference,
+        names=names, weights=inside, reference=region_set.reference,
         shape=shape, affine=affine, voxel_volume_ml=vox_ml, n_voxels=n_voxels,
         volume_ml=inside_sum * vox_ml, outside_fov_fraction=1.0 - inside_sum / total,
         region_set=region_set.name, provenance=_provenance(region_set))
@@ -241,19 +245,26 @@ def _build(region_set: RegionSet, shape: tuple[int, int, int], affine: np.ndarra
     return masks
 
 
-def _atlas_probabilities(region_set: RegionSet, shape: tuple[int, int, int],
-                         affine: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
-    """Resample every atlas label the regions use, once per atlas."""
-    wanted: dict[str, tuple[Any, set[int]]] = {}
+def _atlas_sums(region_set: RegionSet, shape: tuple[int, int, int],
+                affine: np.ndarray) -> dict[str, np.ndarray]:
+    """Each atlas region's summed label probability, reading every atlas label once."""
+    users: dict[str, tuple[Any, dict[int, list[str]]]] = {}
     for spec in region_set.regions.values():
         if spec.atlas is not None:
-            wanted.setdefault(spec.atlas.name, (spec.atlas, set()))[1].update(spec.labels)
-    out = {}
-    for name, (atlas, indices) in wanted.items():
-        order = sorted(indices)
-        stack = resample_to_grid(atlas, order, shape, affine)
-        out.update({(name, index): stack[row] for row, index in enumerate(order)})
-    return out
+            _, by_index = users.setdefault(spec.atlas.name, (spec.atlas, {}))
+            for index in spec.labels:
+                by_index.setdefault(index, []).append(spec.name)
+    sums: dict[str, np.ndarray] = {}
+    for atlas, by_index in users.values():
+        for index, label_map in iter_label_maps(atlas, list(by_index), shape, affine):
+            for name in by_index[index]:
+                if name in sums:
+                    sums[name] += label_map
+                else:
+                    sums[name] = label_map.copy()
+    for prob in sums.values():
+        np.clip(prob, 0.0, 1.0, out=prob)
+    return sums
 
 
 def _region_weights(spec: RegionSpec, probabilities: dict, gm: np.ndarray | None,
@@ -261,12 +272,10 @@ def _region_weights(spec: RegionSpec, probabilities: dict, gm: np.ndarray | None
                     region_set: RegionSet) -> np.ndarray:
     where = f"{region_set.path}, region '{spec.name}'"
     if spec.atlas is not None:
-        prob = np.zeros(shape, np.float32)
-        for index in spec.labels:
-            prob += probabilities[(spec.atlas.name, index)]
-        np.clip(prob, 0.0, 1.0, out=prob)
-        keep = (prob > 0) & (prob >= spec.threshold)
-        weights = np.where(keep, prob if spec.weights == "probability" else 1.0, 0.0)
+        prob = probabilities.pop(spec.name)
+        weights = ((prob > 0) & (prob >= spec.threshold)).astype(np.float32)
+        if spec.weights == "probability":
+            weights *= prob
         step = f"resampling atlas '{spec.atlas.name}' and thresholding at {spec.threshold}"
         fix = "Lower 'threshold', or check the labels and that the grid is in MNI space."
     elif spec.sphere_center is not None:
@@ -320,7 +329,8 @@ def _user_mask(path: Path, shape: tuple[int, int, int], affine: np.ndarray) -> n
 
 def _check_overlaps(region_set: RegionSet, weights: np.ndarray) -> None:
     names = region_set.names
-    support = (weights.reshape(len(names), -1) > 0).astype(np.float32)
+    support = weights.reshape(len(names), -1) > 0
+    support = support[:, support.any(axis=0)].astype(np.float32)  # region voxels only
     shared = support @ support.T
     problems = [f"'{names[a]}' and '{names[b]}' share {int(shared[a, b])} voxels"
                 for a in range(len(names)) for b in range(a + 1, len(names))
