@@ -105,6 +105,15 @@ def _at_bound(params: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.nd
     return np.any((params - lower <= tol_lo) | (upper - params <= tol_hi), axis=1)
 
 
+def _window_text(window) -> str:
+    """Methods-text phrase for a fit window (minutes)."""
+    if not window or all(v is None for v in window):
+        return " over the whole scan"
+    start = "injection" if window[0] is None else f"{float(window[0]):g} min"
+    end = "the end of the scan" if window[1] is None else f"{float(window[1]):g} min"
+    return f" over frames with mid-times from {start} to {end}"
+
+
 def _window_option(window):
     return None if window is None else [None if v is None else float(v) for v in window]
 

@@ -31,6 +31,7 @@ from pipeline.kinetics._srtm_common import (
     _srtm_jacobian,
     _srtm_se_from_cov,
     _srtm_standard_errors,
+    _window_text,
 )
 from pipeline.kinetics.base import ModelFit
 
@@ -271,10 +272,9 @@ def describe(options: dict[str, Any] | None = None) -> str:
     o = dict(options or {})
     model = o.get("model", "srtm")
     window = o.get("window")
-    span = (f" over frames with mid-times from {window[0]} to {window[1]} min"
-            if window else " over the whole scan")
+    span = _window_text(window)
     weights = o.get("weights", "uniform")
-    ref = o.get("reference", "the reference region")
+    ref = f"region {o['reference']!r}" if o.get("reference") else "a reference region"
     if model == "srtm_bf":
         grid = o.get("theta_range", list(DEFAULT_THETA_RANGE))
         how = (f"the basis-function method (Gunn et al. 1997) with {o.get('n_basis', 100)} "
@@ -285,7 +285,7 @@ def describe(options: dict[str, Any] | None = None) -> str:
         how = (f"weighted nonlinear least squares (Levenberg-Marquardt from a basis-function "
                f"start) with bounds R1 {b['r1']}, k2 {b['k2']} 1/min and BP_ND {b['bp_nd']}")
     return (f"BP_ND was estimated with the simplified reference tissue model (SRTM; "
-            f"Lammertsma & Hume 1996) with {ref} as reference, fitted by {how}, to "
+            f"Lammertsma & Hume 1996) with {ref} as reference tissue, fitted by {how}, to "
             f"frame-averaged model predictions{span}, with {weights} frame weights.")
 
 

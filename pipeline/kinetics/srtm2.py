@@ -23,6 +23,7 @@ from pipeline.kinetics._srtm_common import (
     _finish,
     _full_frames,
     _prepare,
+    _window_text,
 )
 from pipeline.kinetics.base import ModelFit
 from pipeline.kinetics.srtm import DEFAULT_BOUNDS, fit_srtm
@@ -178,14 +179,14 @@ def describe(options: dict[str, Any] | None = None) -> str:
     """One methods sentence for SRTM2 fits made with ``options``."""
     o = dict(options or {})
     window = o.get("window")
-    span = (f" over frames with mid-times from {window[0]} to {window[1]} min"
-            if window else " over the whole scan")
+    span = _window_text(window)
     source = o.get("k2prime_source", "given")
+    ref = f"region {o['reference']!r}" if o.get("reference") else "a reference region"
     k2p = o.get("k2prime")
     k2p_text = f"{k2p:.4g} 1/min" if isinstance(k2p, int | float) else "a fixed value"
     return (f"BP_ND was estimated with SRTM2 (Wu & Carson 2002), SRTM with the reference "
             f"efflux rate k2' fixed at {k2p_text} ({source}), with "
-            f"{o.get('reference', 'the reference region')} as reference, by weighted "
+            f"{ref} as reference tissue, by weighted "
             f"nonlinear least squares on frame-averaged predictions{span}, with "
             f"{o.get('weights', 'uniform')} frame weights.")
 

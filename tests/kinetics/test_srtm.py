@@ -131,7 +131,7 @@ def test_describe_names_model_and_window():
     """The methods sentence names the model, the window and the weights."""
     text = describe({"model": "srtm_bf", "window": [45, 90], "weights": "duration",
                      "n_basis": 100, "theta_range": [0.005, 1.0]})
-    assert "Gunn" in text and "45 to 90 min" in text and "duration" in text
+    assert "Gunn" in text and "from 45 min to 90 min" in text and "duration" in text
 
 
 # --- bolus + infusion windows -----------------------------------------------------------
