@@ -222,3 +222,22 @@ def test_build_masks_builtin_label_atlas(tmp_path):
     masks = build_masks(load_region_config(path), *mni_grid(3))
     # Neuromorphometrics' left amygdala is about 1.5 mL: 40-100 voxels of 27 uL.
     assert 40 <= masks.n_voxels[0] <= 100
+
+
+def test_build_masks_probability_union_summed_and_clipped(tmp_path, grid8):
+    """Union of labels sums probabilities: 0.3 + 0.3 passes a 0.5 threshold, 0.7 + 0.6 -> 1."""
+    shape, affine = grid8
+    prob = np.zeros((*shape, 2), np.float32)
+    prob[10, 10, 10] = [0.3, 0.3]
+    prob[10, 10, 11] = [0.7, 0.6]
+    nib.Nifti1Image(prob, affine).to_filename(tmp_path / "prob.nii.gz")
+    (tmp_path / "prob.tsv").write_text("0\tone\n1\ttwo\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("reference: u\nmin_reference_voxels: 1\nallow_overlap: true\natlases:\n"
+                    "  p: {image: prob.nii.gz, labels: prob.tsv, kind: probabilistic}\n"
+                    "regions:\n  u: {atlas: p, labels: [one, two], weights: probability}\n"
+                    "  o: {atlas: p, labels: [one], weights: probability}\n")
+    masks = build_masks(load_region_config(path), *grid8)
+    # Same grid as the atlas: interpolation returns the stored values (float32 rounding).
+    np.testing.assert_allclose(masks.weights[0][10, 10, 10:12], [0.6, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(masks.weights[1][10, 10, 10:12], [0.0, 0.7], rtol=1e-6)
