@@ -213,3 +213,16 @@ def test_windows_step_release_has_right_sign_and_size(bp_nd, k4):
     """
     extra = _window_change(bp_nd, k4, 0.10) - _window_change(bp_nd, k4, 0.0)
     assert -0.13 < extra < -0.09
+
+
+@pytest.mark.parametrize("fitter", [fit_srtm, fit_srtm_bf])
+def test_fit_srtm_invariant_to_units_and_weight_scale(frames_90min, truth, fitter, rng):
+    """kBq/mL vs Bq/mL and weights x 10 change nothing but the activity scale."""
+    ref, tacs = srtm_consistent_tacs(frames_90min, truth.bp, r1=truth.r1)
+    tacs = tacs * (1 + 0.03 * rng.standard_normal(tacs.shape))
+    weights = frames_90min.duration
+    base = fitter(frames_90min, ref, tacs, weights=weights)
+    scaled = fitter(frames_90min, 1e3 * ref, 1e3 * tacs, weights=10 * weights)
+    assert scaled.bp_nd == pytest.approx(base.bp_nd, rel=1e-6)
+    assert scaled.se["bp_nd"] == pytest.approx(base.se["bp_nd"], rel=1e-5)
+    assert scaled.extra["nrmse"] == pytest.approx(base.extra["nrmse"], rel=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.kinetics.srtm2 import describe, fit_srtm2, k2prime_from_srtm, predict_srtm2
 from pipeline.simulate.compartments import srtm_consistent_tacs
 
@@ -59,3 +59,10 @@ def test_describe_srtm2_names_k2prime():
     """The methods sentence gives the k2' value and its source."""
     text = describe({"k2prime": 0.1234, "k2prime_source": "median SRTM over thalamus"})
     assert "0.1234 1/min" in text and "thalamus" in text and "Wu & Carson" in text
+
+
+def test_k2prime_from_srtm_refuses_when_no_fit_is_clean(frames_90min):
+    """Only bound-hitting fits: k2' cannot be estimated, and the message says what to do."""
+    ref, _ = srtm_consistent_tacs(frames_90min, [1.0])
+    with pytest.raises(InputError, match=r"SRTM fits is clean[^\n]*\n  Give k2' as a value"):
+        k2prime_from_srtm(frames_90min, ref, np.column_stack([ref * 0.0 + 1e-9, -ref]))
