@@ -78,8 +78,10 @@ class StudyResults:
     output_dir : Path
     config : dict
         The configuration that ran (validated).
-    bp_nd, contrasts, correlations, null_drift, exclusions, participants : DataFrame or None
-        ``group/*.tsv`` tables and the dataset's ``participants.tsv``.
+    bp_nd, contrasts, values, correlations, null_drift, exclusions, participants : DataFrame
+        ``group/*.tsv`` tables (``values`` is ``contrast_values.tsv``: one row per
+        participant, contrast, region and model) and the dataset's ``participants.tsv``;
+        None when absent.
     scans : list of ScanFiles
     voxel_maps : list of Path
         Group NIfTI maps under ``group/`` (t maps, FWE maps, correlation maps).
@@ -95,6 +97,7 @@ class StudyResults:
     config: dict[str, Any]
     bp_nd: pd.DataFrame | None = None
     contrasts: pd.DataFrame | None = None
+    values: pd.DataFrame | None = None
     correlations: pd.DataFrame | None = None
     null_drift: pd.DataFrame | None = None
     exclusions: pd.DataFrame | None = None
@@ -162,6 +165,7 @@ def _find_participants(output_dir: Path, config: Mapping[str, Any]) -> Path | No
     if isinstance(bids_dir, str) and bids_dir != "demo":
         candidates.append(Path(bids_dir) / "participants.tsv")
     candidates.append(output_dir / "participants.tsv")
+    candidates.append(output_dir / "demo" / "bids" / "participants.tsv")
     candidates.extend(sorted(output_dir.glob("*/participants.tsv")))
     candidates.extend(sorted(output_dir.glob("*/*/participants.tsv")))
     return next((p for p in candidates if p.is_file()), None)
@@ -222,6 +226,7 @@ def collect_results(output_dir: str | Path, config: Mapping[str, Any] | None = N
     results.bp_nd = _read_optional(group / "bp_nd.tsv", problems, required=True)
     results.contrasts = _read_optional(group / "contrasts.tsv", problems, required=True)
     results.correlations = _read_optional(group / "correlations.tsv", problems, required=True)
+    results.values = _read_optional(group / "contrast_values.tsv", problems)
     results.null_drift = _read_optional(group / "null_drift.tsv", problems)
     for name in ("exclusions.tsv", "excluded.tsv", "exclusions_log.tsv"):
         if results.exclusions is None:

@@ -283,12 +283,18 @@ def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "co
 
 
 def change_ci(contrasts: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Mean % change with its t-based confidence interval per row of a contrast table.
+    """The tested % change and its confidence interval per row of a contrast table.
 
-    Uses ``change_pct_ci_low``/``change_pct_ci_high`` when the table has them, else
-    mean +/- t(n-1) x SD / sqrt(n).
+    Adds ``est``, ``lo`` and ``hi``: the effect (``effect_pct_mean``: change minus null
+    drift or minus the control contrast's change) with ``mean_ci_low``/``mean_ci_high``
+    when the table has them; else ``change_pct_mean`` +/- t(n-1) x SD / sqrt(n).
     """
     table = contrasts.copy()
+    if {"effect_pct_mean", "mean_ci_low", "mean_ci_high"} <= set(table.columns):
+        table["est"] = table["effect_pct_mean"]
+        table["lo"], table["hi"] = table["mean_ci_low"], table["mean_ci_high"]
+        return table
+    table["est"] = table["change_pct_mean"]
     if {"change_pct_ci_low", "change_pct_ci_high"} <= set(table.columns):
         table["lo"], table["hi"] = table["change_pct_ci_low"], table["change_pct_ci_high"]
         return table
@@ -302,7 +308,10 @@ def change_ci(contrasts: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 
 def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
-    """Mean % change in BP_ND with 95% CI per region, one column per contrast.
+    """Mean % change in BP_ND with 95% CI per region, one panel per contrast.
+
+    When the table has the drift- or control-corrected effect (``effect_pct_mean``), that
+    is drawn with its CI and the raw change as a grey cross.
 
     Parameters
     ----------
@@ -317,6 +326,9 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
         Negative change = BP_ND fell = activation (release).
     """
     table = change_ci(contrasts)
+    xlabel = "% change in BP$_{ND}$ (95% CI)"
+    if "effect_pct_mean" in table:
+        xlabel = "% change - drift or control (95% CI)"
     names = list(dict.fromkeys(table["contrast"].astype(str)))
     regions = list(dict.fromkeys(table["region"].astype(str)))
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 0.32 * len(regions) + 1.4),
@@ -325,7 +337,11 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
     for ax, name, color in zip(axes[0], names, _COLORS, strict=False):
         rows = table[table["contrast"].astype(str) == name]
         pos = rows["region"].astype(str).map(y).to_numpy(float)
-        mean = rows["change_pct_mean"].to_numpy(float)
+        mean = rows["est"].to_numpy(float)
+        raw = rows["change_pct_mean"].to_numpy(float)
+        if not np.allclose(raw, mean, equal_nan=True):
+            ax.plot(raw, pos, "x", color="0.45", ms=5, label="raw change")
+            ax.legend(fontsize=7, loc="lower left", frameon=False)
         ax.hlines(pos, rows["lo"], rows["hi"], color=color, lw=1.5)
         sig = np.zeros_like(pos, bool)
         if "p_fdr" in rows:
@@ -334,7 +350,7 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
         ax.plot(mean[~sig], pos[~sig], "o", mfc="white", color=color, ms=6)
         ax.axvline(0, color="0.4", lw=0.8)
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("% change in BP$_{ND}$ (95% CI)", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=8)
     axes[0][0].set_yticks(range(len(regions)), regions)
     axes[0][0].invert_yaxis()

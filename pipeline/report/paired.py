@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["activation_scores", "contrast_conditions", "paired_values"]
+__all__ = [
+    "activation_scores",
+    "contrast_conditions",
+    "paired_from_values",
+    "paired_values",
+]
 
 _BASELINE_KEYS = ("baseline", "reference", "control", "from")
 _CONDITION_KEYS = ("condition", "test", "active", "to")
@@ -133,8 +138,9 @@ def activation_scores(paired: pd.DataFrame, participants: pd.DataFrame, score: s
         Score column of ``participants``.
     region : str
         Region name.
-    measure : {"activation", "change_pct", "activation_pct"}, default="activation"
-        Activation in BP_ND units, or % change; ``activation_pct`` is -change_pct.
+    measure : str, default="activation"
+        A column of ``paired`` (``activation`` in BP_ND units, ``activation_pct``,
+        ``change_pct``...); ``activation_pct`` is -change_pct when the column is absent.
 
     Returns
     -------
@@ -142,12 +148,41 @@ def activation_scores(paired: pd.DataFrame, participants: pd.DataFrame, score: s
         ``participant_id``, ``x`` (the activation measure), ``y`` (the score), finite rows only.
     """
     rows = paired[paired["region"] == region]
-    if measure == "activation_pct":
+    if measure in rows:
+        x = rows[measure]
+    elif measure == "activation_pct":
         x = -rows["change_pct"]
     else:
-        x = rows[measure if measure in rows else "activation"]
+        x = rows["activation"]
     joined = pd.DataFrame({"participant_id": rows["participant_id"], "x": x.to_numpy()})
     scores = participants[["participant_id", score]].rename(columns={score: "y"})
     joined = joined.merge(scores, on="participant_id", how="inner")
     joined["y"] = pd.to_numeric(joined["y"], errors="coerce")
     return joined[np.isfinite(joined["x"]) & np.isfinite(joined["y"])].reset_index(drop=True)
+
+
+def paired_from_values(values: pd.DataFrame, contrast: str,
+                       model: str | None = None) -> pd.DataFrame:
+    """The rows of ``group/contrast_values.tsv`` for one contrast, in :func:`paired_values` form.
+
+    Parameters
+    ----------
+    values : DataFrame
+        ``contrast_values.tsv``: ``contrast``, ``participant_id``, ``region``, ``model``,
+        ``bp_baseline``, ``bp_condition``, ``change_pct``, ``activation`` and, when the
+        workflow wrote them, ``effect_pct``, ``activation_pct``, ``control_change_pct``.
+    contrast : str
+    model : str, default=None
+        Keep only this model.
+
+    Returns
+    -------
+    DataFrame
+        ``participant_id``, ``region``, ``model``, ``baseline``, ``condition`` and every
+        other column of the table.
+    """
+    rows = values[values["contrast"].astype(str) == contrast]
+    if model is not None:
+        rows = rows[rows["model"].astype(str) == model]
+    rows = rows.rename(columns={"bp_baseline": "baseline", "bp_condition": "condition"})
+    return rows.reset_index(drop=True)

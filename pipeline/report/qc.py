@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 #: ``nrmse``: residual RMS / mean activity above which a fit is flagged;
-#: ``frame_z``: robust z (median over regions) above which a frame looks like motion.
+#: ``frame_z``: robust z of residual jumps (median over regions) above which a frame
+#: looks like motion.
 DEFAULT_THRESHOLDS: dict[str, float] = {"nrmse": 0.10, "frame_z": 3.5}
 
 _MAD_SCALE = 1.4826  # MAD of a normal sample times this estimates its SD
@@ -61,20 +62,33 @@ def fit_quality(fits: pd.DataFrame) -> pd.DataFrame:
     return quality.drop(columns=["mse", "mean_activity"])
 
 
+def _robust_z(values: pd.Series, groups: pd.Series) -> np.ndarray:
+    centre = values.groupby(groups).transform("median")
+    mad = (values - centre).abs().groupby(groups).transform("median")
+    scale = _MAD_SCALE * mad.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scale > 0, (values - centre).to_numpy() / scale, 0.0)
+
+
 def _with_z(fits: pd.DataFrame) -> pd.DataFrame:
-    """Fitted rows with the robust z of their relative residual within each region.
+    """Fitted rows with robust z of their relative residual (``z``) and of its jump (``jump_z``).
 
     Relative residuals (measured / fitted - 1) are pooled over a region's condition
     windows, so that the scale comes from all its fitted frames, not from a handful.
+    The jump is a frame's residual minus the mean of its neighbours' (within its window):
+    a smooth misfit of the model cancels, a single bad frame does not.
     """
     used = _used(fits).copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         used["resid"] = np.where(used["fitted"] != 0, used["measured"] / used["fitted"] - 1, 0.0)
-    centre = used.groupby("region")["resid"].transform("median")
-    mad = (used["resid"] - centre).abs().groupby(used["region"]).transform("median")
-    scale = _MAD_SCALE * mad.to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        used["z"] = np.where(scale > 0, (used["resid"] - centre).to_numpy() / scale, 0.0)
+    keys = ["region", "condition"] if "condition" in used else ["region"]
+    used = used.sort_values([*keys, "frame_start"], kind="stable")
+    grouped = used.groupby(keys, sort=False)["resid"]
+    before, after = grouped.shift(1), grouped.shift(-1)
+    neighbours = pd.concat([before, after], axis=1).mean(axis=1)  # one neighbour at the ends
+    used["jump"] = used["resid"] - neighbours.fillna(used["resid"])
+    used["z"] = _robust_z(used["resid"], used["region"])
+    used["jump_z"] = _robust_z(used["jump"], used["region"])
     return used
 
 
@@ -100,34 +114,49 @@ def residual_z(fits: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_outliers(fits: pd.DataFrame, z_threshold: float = 3.5) -> pd.DataFrame:
-    """Robust z of each frame's residuals across regions: motion-like frames stand out.
+    """Frames whose residuals jump in most regions at once: motion-like outliers.
 
-    Each region's relative residuals (measured / fitted - 1, fitted frames only) are
-    centred on their median and scaled by 1.4826 x MAD. A frame is flagged when the median
-    z over regions exceeds ``z_threshold`` in size: more than half of the regions are off
-    in the same direction at once, as after head motion or a bad frame, which noise in
-    single regions rarely does.
+    For each region, the jump of a frame's relative residual (measured / fitted - 1)
+    over the mean of its neighbouring frames is turned into a robust z (median and
+    1.4826 x MAD over the region's fitted frames). A frame is flagged when the median of
+    these z over regions exceeds ``z_threshold`` in size and is larger than at both
+    neighbouring frames: more than half of the regions jump the same way at once, as
+    after head motion or a bad frame. Smooth misfit of the model (all regions off over
+    several frames) is not a jump and is left to the NRMSE flag; the first and last
+    frame of each window are never flagged (one neighbour only, and models often misfit
+    the first frames after t*).
 
     Parameters
     ----------
     fits : DataFrame
         Long fit table.
     z_threshold : float, default=3.5
-        Robust z (unitless) beyond which a residual is an outlier.
+        Robust z (unitless) beyond which a residual jump is an outlier.
 
     Returns
     -------
     DataFrame
         One row per fitted frame and window: ``frame_start``, ``frame_end`` (s),
-        ``condition``, ``median_z``, ``n_outlying``, ``n_regions``, ``flagged``.
+        ``condition``, ``median_z`` (of the jumps), ``n_outlying``, ``n_regions``,
+        ``flagged``.
     """
     used = _with_z(fits)
-    used["outlying"] = used["z"].abs() > z_threshold
+    used["outlying"] = used["jump_z"].abs() > z_threshold
     frame_keys = ["frame_start", "frame_end", *(["condition"] if "condition" in used else [])]
     frames = used.groupby(frame_keys, sort=True).agg(
-        median_z=("z", "median"), n_outlying=("outlying", "sum"),
-        n_regions=("z", "size")).reset_index()
-    frames["flagged"] = frames["median_z"].abs() > z_threshold
+        median_z=("jump_z", "median"), n_outlying=("outlying", "sum"),
+        n_regions=("jump_z", "size")).reset_index()
+    size = frames["median_z"].abs()
+    series = frames.groupby(frame_keys[2:], sort=False)["median_z"] if len(frame_keys) > 2 \
+        else frames["median_z"]
+    prev = series.shift(1).abs().fillna(0.0) if len(frame_keys) > 2 else size.shift(1).fillna(0)
+    nxt = series.shift(-1).abs().fillna(0.0) if len(frame_keys) > 2 else size.shift(-1).fillna(0)
+    # A window's first and last frames have one neighbour only, and models often misfit
+    # the start of a window (Logan, MRTM just after t*): they are not flagged.
+    edge = (prev.index.isin(prev[series.shift(1).isna()].index)
+            | nxt.index.isin(nxt[series.shift(-1).isna()].index)) if len(frame_keys) > 2 \
+        else np.isin(np.arange(len(frames)), [0, len(frames) - 1])
+    frames["flagged"] = (size > z_threshold) & (size >= prev) & (size >= nxt) & ~edge
     return frames
 
 
@@ -188,6 +217,7 @@ def scan_qc(fits: pd.DataFrame, bp: pd.DataFrame | None = None,
     for _, row in frames[frames["flagged"]].iterrows():
         messages.append(
             f"motion-like frame outlier: {row['frame_start'] / 60:g}-{row['frame_end'] / 60:g} min"
-            f" (median robust z {row['median_z']:.1f}, {int(row['n_outlying'])} of "
-            f"{int(row['n_regions'])} region fits beyond {limits['frame_z']:g})")
+            f" (median robust z of residual jumps {row['median_z']:.1f}; "
+            f"{int(row['n_outlying'])} of {int(row['n_regions'])} region fits beyond "
+            f"{limits['frame_z']:g})")
     return ScanQC(quality, frames, messages)

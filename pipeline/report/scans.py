@@ -17,8 +17,9 @@ from pipeline.errors import PetbpError
 from pipeline.report import figures
 from pipeline.report.blocks import BuildContext, details, error_block, table_block, text_block
 from pipeline.report.collect import ScanFiles, StudyResults
+from pipeline.report.curves import read_curves
 from pipeline.report.qc import scan_qc
-from pipeline.tables import read_table
+from pipeline.tables import read_json, read_table, sidecar_path
 
 __all__ = ["build_scans", "reference_region"]
 
@@ -39,8 +40,16 @@ def reference_region(config: Mapping[str, Any], columns: list[str]) -> str | Non
     return "occipital" if "occipital" in columns else None
 
 
+def _recorded_reference(bp_path) -> str | None:
+    """The reference region recorded in a fit table's sidecar, if any."""
+    if bp_path is None or not sidecar_path(bp_path).is_file():
+        return None
+    value = read_json(sidecar_path(bp_path)).get("reference_region")
+    return value if isinstance(value, str) else None
+
+
 def _pick_model(scan: ScanFiles, models: list[str]) -> str | None:
-    available = list(scan.fits) or list(scan.bp)
+    available = list(dict.fromkeys([*scan.fits, *scan.bp]))
     return next((m for m in models if m in available), available[0] if available else None)
 
 
@@ -52,15 +61,15 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
                            "max_nrmse": float("nan"), "outlier_frames": 0}
     blocks: Blocks = []
     messages: list[str] = []
-    if model is None or model not in scan.fits:
-        messages.append("no fitted curves (_fits.tsv) found for this scan")
+    if model is None:
+        messages.append("no region fits found for this scan")
         blocks.append(error_block(scan.stem, messages[-1]))
     else:
         try:
-            fits = read_table(scan.fits[model])
+            fits, recomputed = read_curves(scan.fits.get(model), scan.tacs, scan.bp.get(model))
             bp = read_table(scan.bp[model]) if model in scan.bp else None
             qc = scan_qc(fits, bp, spec.get("thresholds"))
-        except (PetbpError, KeyError, ValueError) as err:
+        except Exception as err:  # one scan's QC must not stop the others
             blocks.append(ctx.fail(f"QC of {scan.stem}", err))
             return blocks, [f"QC failed: {err}"], row
         messages.extend(qc.messages)
@@ -70,10 +79,15 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
         if scan.tacs is not None:
             try:
                 tacs = read_table(scan.tacs)
-                ref = reference_region(results.config, list(tacs.columns))
-                reference = (ref, tacs) if ref else None
+                ref = _recorded_reference(scan.bp.get(model)) or \
+                    reference_region(results.config, list(tacs.columns))
+                reference = (ref, tacs) if ref in tacs.columns else None
             except PetbpError as err:
                 messages.append(str(err))
+        if recomputed:
+            blocks.append(text_block("Fitted curves recomputed from the TAC table with the "
+                                     "model, options and windows recorded in the fit's "
+                                     "sidecar.", "note"))
         fig_spec = spec.get("figure", {})
         fmt, dpi = fig_spec.get("format", "png"), fig_spec.get("dpi", 72)
         blocks.append(ctx.figure(

@@ -8,6 +8,7 @@ to its builder.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,12 @@ from pipeline.report.blocks import (
 )
 from pipeline.report.collect import StudyResults, software_versions
 from pipeline.report.methods import methods_paragraphs
-from pipeline.report.paired import activation_scores, contrast_conditions, paired_values
+from pipeline.report.paired import (
+    activation_scores,
+    contrast_conditions,
+    paired_from_values,
+    paired_values,
+)
 from pipeline.report.scans import build_scans
 
 __all__ = ["BUILDERS"]
@@ -130,7 +136,16 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     return blocks
 
 
-def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model: str) -> Blocks:
+def _paired(results: StudyResults, contrast: str, model: str | None):
+    """Per-subject values of a contrast: contrast_values.tsv, else rebuilt from bp_nd.tsv."""
+    values = results.values
+    if values is not None and contrast in set(values["contrast"].astype(str)):
+        return paired_from_values(values, contrast, model)
+    return paired_values(results.bp_nd, contrast, results.config, model)
+
+
+def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model: str,
+                  paired_plots: bool = True) -> Blocks:
     blocks: Blocks = []
     fig_spec = spec.get("figures", {})
     con = results.contrasts
@@ -149,12 +164,12 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
         blocks.append(table_block(drift, "Null drift (change expected without release)",
                                   table_id=f"null-drift-{model}"))
     bp = results.bp_nd
-    if bp is not None and con is not None:
+    if bp is not None and con is not None and paired_plots:
         paired_spec = fig_spec.get("paired", {})
         for name in dict.fromkeys(con["contrast"].astype(str)):
             labels = contrast_conditions(name, results.config)
             try:
-                paired = paired_values(bp, name, results.config, model)
+                paired = _paired(results, name, model)
             except Exception as err:  # missing columns etc.: show, do not stop
                 blocks.append(ctx.fail(f"paired values of {name}", err))
                 continue
@@ -169,7 +184,11 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
                 regions=list(dict.fromkeys(bp["region"].astype(str))),
                 fmt=paired_spec.get("format", "svg"),
                 title=f"{name}: {labels[0]} vs {labels[1]} ({model})",
-                caption="One line per subject (red: BP_ND fell); black: mean."))
+                caption="One line per subject (red: BP_ND fell); black: mean."
+                + (" This contrast is tested against its control contrast's change; the "
+                   "plot shows its own two conditions."
+                   if "control_change_pct" in paired and paired["control_change_pct"].notna().any()
+                   else "")))
     if bp is not None:
         rows = bp[bp["model"].astype(str) == model] if "model" in bp else bp
         keys = [c for c in ("task", "condition", "region") if c in rows]
@@ -189,8 +208,10 @@ def build_regions(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
                             "are missing; run the statistics step of the workflow.")]
     models = results.models or [None]
     blocks = _model_blocks(results, ctx, spec, models[0]) if models[0] else []
+    paired_plots = spec.get("other_models", "folded") == "folded_with_plots"
     for model in models[1:]:
-        blocks.append(details(f"Model {model}", _model_blocks(results, ctx, spec, model),
+        blocks.append(details(f"Model {model}",
+                              _model_blocks(results, ctx, spec, model, paired_plots),
                               anchor=f"regions-{model}"))
     return blocks
 
@@ -215,8 +236,9 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
     if results.bp_nd is None or results.participants is None:
         blocks.append(error_block("Scatter plots", "need group/bp_nd.tsv and participants.tsv"))
         return blocks
-    keys = [c for c in ("contrast", "region", "score", "model", "measure") if c in cor]
-    groups = list(cor.groupby(keys, sort=False))
+    keys = [c for c in ("contrast", "region", "score", "model", "measure", "covariates")
+            if c in cor]
+    groups = list(cor.groupby(keys, sort=False, dropna=False))
     first = spec.get("first", {})
     groups.sort(key=lambda g: not (dict(zip(keys, g[0], strict=True)).get("region")
                                    == first.get("region")
@@ -227,22 +249,27 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
         k = dict(zip(keys, key, strict=True))
         model = k.get("model", model_default)
         measure = str(k.get("measure", "activation"))
-        measure = "activation_pct" if "pct" in measure or "percent" in measure else "activation"
+        covariates = k.get("covariates")
+        covariates = covariates if isinstance(covariates, str) and covariates != "n/a" else ""
         try:
-            paired = paired_values(results.bp_nd, k["contrast"], results.config, model)
+            paired = _paired(results, k["contrast"], model)
             xy = activation_scores(paired, results.participants, k["score"], k["region"],
                                    measure)
         except Exception as err:
             blocks.append(ctx.fail(f"scatter {k}", err))
             continue
-        unit = "% of baseline" if measure == "activation_pct" else "BP_ND"
-        name = "_".join(f"{a}-{b}" for a, b in k.items()).replace(" ", "")
+        unit = "% of baseline" if "pct" in measure else "BP_ND"
+        name = "_".join(f"{a}-{b}" for a, b in k.items() if isinstance(b, str) and b != "n/a")
+        name = re.sub(r"[^A-Za-z0-9_.+-]", "", name)
+        partial = f" Partial correlation adjusting for {covariates.replace('+', ', ')}; the " \
+            "points are the unadjusted values." if covariates else ""
         blocks.append(ctx.figure(
             f"correlation_{name}", figures.plot_correlation, xy,
             xlabel=f"{k['region']} activation, {k['contrast']} ({unit})", ylabel=k["score"],
             annotation=_annotation(rows), fmt=spec.get("figure", {}).get("format", "svg"),
-            title=f"{k['region']} {k['contrast']} activation vs {k['score']}",
-            caption=f"{len(xy)} subjects with both values; model {model}."))
+            title=f"{k['region']} {k['contrast']} activation ({measure}) vs {k['score']}"
+            + (f" | {covariates}" if covariates else ""),
+            caption=f"{len(xy)} subjects with both values; model {model}.{partial}"))
     return blocks
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.report import load_spec, write_report
-from pipeline.report.paired import activation_scores, paired_values
+from pipeline.report.curves import recompute_curves
+from pipeline.report.paired import activation_scores, paired_from_values, paired_values
 from pipeline.tables import read_table
 
 SECTION_IDS = [s["id"] for s in load_spec()["sections"]]
@@ -92,8 +93,9 @@ def _check_table_equals_tsv(report: ReportParser, table_id: str, tsv: pd.DataFra
             want = expected[column]
             if pd.isna(want):
                 assert text == "n/a"
-            elif isinstance(want, str):
-                assert text == want
+            elif isinstance(want, str | bool) or (hasattr(want, "item") and isinstance(
+                    want.item(), bool)):
+                assert text == str(want)
             else:
                 assert float(value) == float(want)  # exact: repr() round-trips a float
                 digits = 3 if column.startswith("p") else 4
@@ -113,8 +115,8 @@ def test_write_report_contrast_table_equals_tsv(synthetic_report):
     """The primary model's contrast table shows exactly the rows and values of contrasts.tsv."""
     html, out, _ = synthetic_report
     tsv = read_table(out / "group" / "contrasts.tsv")
-    _check_table_equals_tsv(parse(html), "contrasts-srtm",
-                            tsv[tsv["model"] == "srtm"].reset_index(drop=True))
+    _check_table_equals_tsv(parse(html), "contrasts-logan_ref",
+                            tsv[tsv["model"] == "logan_ref"].reset_index(drop=True))
 
 
 def test_write_report_correlation_and_bp_tables_equal_tsv(synthetic_report):
@@ -123,7 +125,8 @@ def test_write_report_correlation_and_bp_tables_equal_tsv(synthetic_report):
     report = parse(html)
     _check_table_equals_tsv(report, "correlations", read_table(out / "group" / "correlations.tsv"))
     bp = read_table(out / "group" / "bp_nd.tsv")
-    _check_table_equals_tsv(report, "bp-nd-srtm", bp[bp["model"] == "srtm"].reset_index(drop=True))
+    _check_table_equals_tsv(report, "bp-nd-logan_ref",
+                            bp[bp["model"] == "logan_ref"].reset_index(drop=True))
 
 
 def test_write_report_loads_nothing_from_outside(synthetic_report):
@@ -143,9 +146,10 @@ def test_write_report_writes_figure_files_and_methods(synthetic_report):
     """Figures land in group/figures (SVG group plots, PNG per-scan QC); methods.md exists."""
     html, out, _ = synthetic_report
     figures = out / "group" / "figures"
-    assert (figures / "paired_contrast-rejection_model-srtm.svg").is_file()
-    assert (figures / "correlation_contrast-rejection_region-amygdala_l_score-resilience.svg"
-            ).is_file()
+    assert (figures / "paired_contrast-rejection_model-logan_ref.svg").is_file()
+    # one scatter per correlation row group: 2 measures x with/without covariates
+    assert len(list(figures.glob("correlation_contrast-rejection_region-amygdala_l_"
+                                 "score-resilience_*.svg"))) == 4
     assert len(list((figures / "qc").glob("*_overview.png"))) == 10  # 5 subjects x 2 scans
     methods = (out / "methods.md").read_text()
     assert "45-90 min" in methods and "Benjamini" in methods
@@ -178,7 +182,7 @@ def test_write_report_lists_excluded_subject_with_reason(synthetic_report):
     html, _, _ = synthetic_report
     rows = {r[0][0]: [c[0] for c in r] for r in parse(html).tables["subjects"]}
     assert rows["sub-06"][2] == "excluded"
-    assert "no PET scans found" in rows["sub-06"][3]
+    assert "no task-rejection scan" in rows["sub-06"][3]
     assert rows["sub-01"][2] == "included"
 
 
@@ -196,15 +200,20 @@ def test_paired_values_reproduce_contrast_table(synthetic_results):
 
 
 def test_activation_scores_reproduce_correlation(synthetic_results):
-    """The scatter's points give the r of correlations.tsv (Pearson row)."""
+    """The scatter's points give the r of correlations.tsv (Pearson, no covariates)."""
     out, config = synthetic_results
     bp = read_table(out / "group" / "bp_nd.tsv")
+    values = read_table(out / "group" / "contrast_values.tsv")
     participants = pd.read_csv(Path(config["bids_dir"]) / "participants.tsv", sep="\t")
-    row = read_table(out / "group" / "correlations.tsv").query("method == 'pearson'").iloc[0]
-    xy = activation_scores(paired_values(bp, "rejection", config, "srtm"), participants,
-                           "resilience", "amygdala_l")
-    assert len(xy) == row["n"]
-    assert xy["x"].corr(xy["y"]) == pytest.approx(row["r"], abs=1e-9)
+    cor = read_table(out / "group" / "correlations.tsv")
+    for measure in ("activation", "activation_pct"):
+        row = cor[(cor["method"] == "pearson") & (cor["measure"] == measure)].iloc[0]
+        for paired in (paired_from_values(values, "rejection", "logan_ref"),
+                       paired_values(bp, "rejection", config, "logan_ref")):
+            xy = activation_scores(paired, participants, "resilience", "amygdala_l", measure)
+            assert len(xy) == row["n"]
+            # 1e-8: the tables keep 10 significant digits
+            assert xy["x"].corr(xy["y"]) == pytest.approx(row["r"], abs=1e-8)
 
 
 def test_write_report_failed_figure_shows_error_box(synthetic_results, tmp_path, monkeypatch):
@@ -223,7 +232,7 @@ def test_write_report_failed_figure_shows_error_box(synthetic_results, tmp_path,
     report = parse(html)
     assert any("planted failure" in e for e in report.errors)
     assert any("planted failure" in c[0] for r in report.tables["errors-table"] for c in r)
-    assert (tmp_path / "f" / "change_model-srtm.svg").is_file()  # the others were drawn
+    assert (tmp_path / "f" / "change_model-logan_ref.svg").is_file()  # the others were drawn
 
 
 def test_write_report_without_group_tables_still_writes(tmp_path):
@@ -247,3 +256,41 @@ def test_load_spec_rejects_unknown_kind(tmp_path):
     spec.write_text("sections:\n  - {id: x, kind: plots}\n")
     with pytest.raises(ConfigError, match=r"section 0 has kind 'plots'.*\n  Use one of: summary"):
         load_spec(spec)
+
+
+def test_recompute_curves_match_tacs_and_recorded_windows(synthetic_results):
+    """Without _fits.tsv the curves are refitted: measured = the TACs, fits in the windows."""
+    from conftest import CONDITIONS, NO_CURVES_SUBJECT, REGIONS
+
+    out, _ = synthetic_results
+    pet = out / f"sub-{NO_CURVES_SUBJECT}" / "pet"
+    stem = f"sub-{NO_CURVES_SUBJECT}_task-rejection"
+    curves = recompute_curves(pet / f"{stem}_desc-default_tacs.tsv",
+                              pet / f"{stem}_model-logan_ref_bp.tsv")
+    tacs = read_table(pet / f"{stem}_desc-default_tacs.tsv")
+    assert sorted(curves["condition"].unique()) == ["rejbase", "rejection"]
+    assert list(dict.fromkeys(curves["region"])) == REGIONS  # reference left out
+    for (region, _), part in curves.groupby(["region", "condition"]):
+        assert part["measured"].to_numpy() == pytest.approx(tacs[region].to_numpy())
+    mid = (curves["frame_start"] + curves["frame_end"]) / 120
+    rej = curves[curves["condition"] == "rejection"]
+    lo, hi = CONDITIONS["rejection"]["window"]
+    inside = mid[rej.index][rej["used"]]
+    assert (inside >= lo).all() and (inside <= hi).all()
+    assert rej["used"].sum() == len(REGIONS) * 5  # mid-times 45, 55, ..., 85 min
+    # Logan with t* = 10 min: fitted values exist exactly on the used frames
+    assert rej.loc[rej["used"], "fitted"].notna().all()
+    assert rej.loc[~rej["used"], "fitted"].isna().all()
+
+
+def test_write_report_says_when_curves_were_recomputed(synthetic_report):
+    """The scans without _fits.tsv say their curves were recomputed; the others do not."""
+    from conftest import NO_CURVES_SUBJECT
+
+    html, _, _ = synthetic_report
+    text = html.read_text()
+    note = "Fitted curves recomputed from the TAC table"
+    recomputed = text.split(f'id="sub-{NO_CURVES_SUBJECT}_task-rejection"')[1].split(
+        'class="scan"')[0]
+    assert note in recomputed
+    assert text.count(note) == 2  # the two scans of that subject only
