@@ -70,15 +70,18 @@ def row_selector(used: np.ndarray) -> slice | np.ndarray:
     return idx
 
 
-def _gram(wa: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Inner products ``sum_f wa_f b_f`` per column (shape (n,)); ``wa`` is pre-weighted."""
-    if wa.ndim == 1 and b.ndim == 1:
-        return np.full(n, float(np.dot(wa, b)))
-    if wa.ndim == 1:
-        return wa @ b
+def _gram(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+    """Weighted inner products ``sum_f w_f a_f b_f`` per column (shape (n,)).
+
+    Per-column products use a three-operand einsum (no weighted temporary array).
+    """
+    if a.ndim == 1 and b.ndim == 1:
+        return np.full(n, float(np.dot(w * a, b)))
+    if a.ndim == 1:
+        return (w * a) @ b
     if b.ndim == 1:
-        return b @ wa
-    return np.einsum("fn,fn->n", wa, b)
+        return (w * b) @ a
+    return np.einsum("fn,fn,f->n", a, b, w)
 
 
 def _symmetric_inverse(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,11 +136,10 @@ def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarr
     p = len(columns)
     gram = np.empty((p, p, n))
     rhs = np.empty((p, n))
-    weighted = [c * (w if c.ndim == 1 else w[:, None]) for c in columns]
     for j in range(p):
-        rhs[j] = _gram(weighted[j], y, n)
+        rhs[j] = _gram(columns[j], y, w, n)
         for k in range(j, p):
-            gram[j, k] = gram[k, j] = _gram(weighted[j], columns[k], n)
+            gram[j, k] = gram[k, j] = _gram(columns[j], columns[k], w, n)
     diag = np.sqrt(np.maximum(np.einsum("jjn->jn", gram), 0.0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = np.where(diag > 0, 1.0 / diag, 0.0)
@@ -148,12 +150,16 @@ def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarr
     outer[:, :, singular] = 0.0
     inv *= outer
     beta = np.einsum("jkn,kn->jn", inv, rhs)
-    fitted = np.zeros_like(y)
-    for j in range(p):
+    order = sorted(range(p), key=lambda j: columns[j].ndim, reverse=True)
+    fitted = None
+    for j in order:  # start from a per-column regressor: no zero-filled array needed
         col = columns[j]
-        fitted += (col[:, None] if col.ndim == 1 else col) * beta[j]
-    rss = np.maximum(np.einsum("fn,fn->n", y, y * w[:, None]) - np.einsum("jn,jn->n", beta,
-                                                                         rhs), 0.0)
+        term = (col[:, None] if col.ndim == 1 else col) * beta[j]
+        if fitted is None:
+            fitted = np.broadcast_to(term, y.shape).copy() if col.ndim == 1 else term
+        else:
+            fitted += term
+    rss = np.maximum(np.einsum("fn,fn,f->n", y, y, w) - np.einsum("jn,jn->n", beta, rhs), 0.0)
     cov = inv * (rss / max(y.shape[0] - p, 1))
     beta[:, singular] = np.nan
     cov[:, :, singular] = np.nan
