@@ -68,6 +68,15 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, sqrt_w: np.ndarray,
         diag = np.einsum("mpp->mp", jtj)
         diag = np.maximum(diag, 1e-12 * np.maximum(diag.max(axis=1, keepdims=True), 1e-300))
         system = jtj + lam[idx, None, None] * diag[:, :, None] * eye
+        # active bounds: a parameter on its bound whose gradient points outwards is held
+        # fixed, so the step of the others is not distorted by the projection
+        p_now = params[idx]
+        frozen = (((p_now <= lower) & (grad < 0)) | ((p_now >= upper) & (grad > 0)))
+        if frozen.any():
+            free = ~frozen
+            system = system * (free[:, :, None] & free[:, None, :]) + \
+                eye * frozen[:, :, None]
+            grad = np.where(frozen, 0.0, grad)
         try:
             step = np.linalg.solve(system, grad[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:  # a singular system in some column: pseudo-inverse
