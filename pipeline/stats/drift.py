@@ -162,6 +162,10 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
         return pd.DataFrame(columns=DRIFT_COLUMNS)
     models = region_models(config)
     primary = models[0]
+    voxelwise = config.get("voxelwise") or {}
+    if voxelwise.get("enabled", True) and voxelwise.get("model") \
+            and voxelwise["model"] not in models:
+        models.append(voxelwise["model"])
     baselines = {design.contrasts[c].baseline for c in contrasts}
     if cfg.get("kinetics", "data") == "data":
         if observed is None:

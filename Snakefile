@@ -1,0 +1,39 @@
+# petbp: from a BIDS-PET dataset to regional and voxelwise BP_ND, group statistics and a
+# report. Run: snakemake --cores 2 [--config bids_dir=DIR output_dir=OUT]
+# (DESIGN.md: architecture and file contracts; config/README.md: every option.)
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from pipeline.config import validate_config
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+# Fill schema defaults and check every key (messages name the key and the allowed values).
+validate_config(config)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/regions.smk"
+include: "workflow/rules/kinetics.smk"
+include: "workflow/rules/parametric.smk"
+include: "workflow/rules/stats.smk"
+
+
+if Path(workflow.basedir, "workflow/rules/report.smk").exists():
+
+    include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs,
+    default_target: True

@@ -1,0 +1,355 @@
+"""Voxelwise statistics: parametric maps per condition, paired % change maps, group t maps,
+permutation FWE (nilearn), a voxelwise correlation with a score, and labelled cluster tables.
+
+The analysis mask is the target regions of the region config (``mask: regions``, regions
+with specific binding) or nilearn's MNI152 brain mask (``mask: brain``), on the PET grid,
+restricted to voxels with a finite, positive baseline BP_ND in every participant. A
+voxel's effect is its % change, minus the null drift of its region (from
+``group/null_drift.tsv``; voxels outside the named regions get the median drift) for
+plain within-scan contrasts, or minus the control contrast's % change for double
+differences, exactly as in the region-wise analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.design import Design, needs_k2prime
+from pipeline.errors import InputError, format_problem
+from pipeline.tables import provenance, read_json, read_tacs, write_json, write_table
+
+__all__ = [
+    "analysis_mask",
+    "effect_maps",
+    "label_clusters",
+    "write_analysis_mask",
+    "write_condition_map",
+    "write_voxelwise_contrast",
+    "write_voxelwise_correlation",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _region_masks(region_config: str | PathLike | None, shape, affine):
+    from pipeline.regions import build_masks, load_region_config
+
+    return build_masks(load_region_config(region_config), tuple(shape[:3]), affine)
+
+
+def analysis_mask(region_config: str | PathLike | None, shape: Sequence[int],
+                  affine: np.ndarray, mode: str = "regions") -> np.ndarray:
+    """Voxels analysed on a grid: target regions (``regions``) or the MNI brain (``brain``).
+
+    Returns
+    -------
+    ndarray of bool, shape ``shape[:3]``
+    """
+    if mode == "brain":
+        import nibabel as nib
+        from nilearn.datasets import load_mni152_brain_mask
+        from nilearn.image import resample_img
+
+        target = nib.Nifti1Image(np.zeros(tuple(shape[:3]), np.int8), affine)
+        brain = resample_img(load_mni152_brain_mask(resolution=2), target_affine=affine,
+                             target_shape=tuple(shape[:3]), interpolation="nearest",
+                             force_resample=True, copy_header=True)
+        del target
+        return np.asarray(brain.dataobj) > 0
+    masks = _region_masks(region_config, shape, affine)
+    targets = [i for i, n in enumerate(masks.names) if n != masks.reference]
+    return np.any(masks.weights[targets] > 0.5, axis=0)
+
+
+def write_analysis_mask(pet_path: str | PathLike, out_path: str | PathLike, *,
+                        region_config: str | PathLike | None = None,
+                        mode: str = "regions") -> Path:
+    """Write the analysis mask of a PET image's grid (uint8 NIfTI, 1 = analysed)."""
+    import nibabel as nib
+
+    header = nib.load(str(pet_path))
+    voxels = analysis_mask(region_config, header.shape, header.affine, mode)
+    if not voxels.any():
+        raise InputError(format_problem(
+            pet_path, f"the analysis mask ({mode}) has no voxel on this image's grid",
+            "Check that the image is in MNI space and the region config is right."))
+    _save(nib.Nifti1Image(voxels.astype(np.uint8), header.affine), out_path,
+          provenance(Description=f"Analysis mask ({mode})", n_voxels=int(voxels.sum()),
+                     region_config=str(region_config), inputs=[str(pet_path)]))
+    return Path(out_path)
+
+
+def write_condition_map(pet_path: str | PathLike, tacs_path: str | PathLike,
+                        mask_path: str | PathLike, out_prefix: str | PathLike, *,
+                        window: Sequence[float] | None, reference: str, model: str,
+                        options: Mapping[str, Any] | None = None,
+                        k2prime_path: str | PathLike | None = None) -> Path:
+    """Parametric BP_ND map of one condition window of a scan (``<prefix>_bpnd.nii.gz``).
+
+    The reference TAC is the region TAC of the workflow's table (as for the region fits);
+    ``k2prime: shared`` takes the subject's k2' from ``k2prime_path``.
+    """
+    from pipeline.parametric import write_bp_maps
+
+    options = dict(options or {})
+    if needs_k2prime(options):
+        if k2prime_path is None:
+            raise InputError(format_problem(None, f"voxelwise model {model} needs the "
+                                            "subject's shared k2'", "Give its k2prime JSON."))
+        options["k2prime"] = float(read_json(k2prime_path)["k2prime"])
+    weights = options.pop("weights", "uniform")
+    ref_tac = read_tacs(tacs_path).column(reference)
+    paths = write_bp_maps(pet_path, None, out_prefix, model=model, mask_path=mask_path,
+                          window=None if window is None else tuple(window), weights=weights,
+                          ref_tac=ref_tac, **options)
+    return Path(paths["bpnd"])
+
+
+def _drift_map(drift: pd.DataFrame | None, contrast: str, model: str,
+               masks: Any | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-voxel null drift (%): its region's value, the median elsewhere; 0 without drift."""
+    out = np.zeros(shape)
+    if drift is None:
+        return out
+    rows = drift[(drift["contrast"] == contrast) & (drift["model"] == model)]
+    if rows.empty:
+        return out
+    out[:] = float(rows["drift_pct"].median())
+    values = rows.set_index("region")["drift_pct"]
+    if masks is not None:
+        best = np.argmax(masks.weights, axis=0)
+        inside = np.max(masks.weights, axis=0) > 0.5
+        for i, name in enumerate(masks.names):
+            if name in values.index:
+                out[inside & (best == i)] = float(values[name])
+    return out
+
+
+def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, contrast: str,
+                *, model: str, drift: pd.DataFrame | None = None,
+                region_config: str | PathLike | None = None, mask: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Per-participant effect maps (% change after drift or control) of one contrast.
+
+    Parameters
+    ----------
+    maps : mapping of (participant_id, condition) to path
+        BP_ND maps (runs and sessions already chosen).
+    design : Design
+    contrast : str
+    model : str
+        The maps' model (to pick the drift rows).
+    drift : DataFrame, default=None
+    region_config : path, default=None
+        For the per-region drift map.
+    mask : ndarray of bool, default=None
+        Analysis mask; voxels must also be finite with baseline BP_ND > 0.05 everywhere.
+
+    Returns
+    -------
+    effects : ndarray of shape (x, y, z, n)
+    participants : list of str
+    mask : ndarray of bool, shape (x, y, z)
+    affine : ndarray of shape (4, 4)
+    """
+    import nibabel as nib
+
+    spec = design.contrasts[contrast]
+    needed = design.conditions_of(contrast)
+    pids = sorted({p for p, _ in maps})
+    complete = [p for p in pids if all((p, c) in maps for c in needed)]
+    for p in sorted(set(pids) - set(complete)):
+        log.warning("voxelwise %s: %s left out (missing condition maps)", contrast, p)
+    if len(complete) < 3:
+        raise InputError(format_problem(
+            None, f"voxelwise contrast {contrast}: only {len(complete)} participant(s) have "
+            "every condition map", "At least 3 are needed for a group map."))
+    first = nib.load(str(maps[(complete[0], needed[0])]))
+    shape, affine = first.shape[:3], first.affine
+
+    def load(p: str, c: str) -> np.ndarray:
+        return np.asarray(nib.load(str(maps[(p, c)])).dataobj, dtype=float)
+
+    def change(p: str, base: str, cond: str) -> tuple[np.ndarray, np.ndarray]:
+        b, c = load(p, base), load(p, cond)
+        ok = np.isfinite(b) & np.isfinite(c) & (b > 0.05)
+        with np.errstate(all="ignore"):
+            return np.where(ok, 100.0 * (c - b) / b, np.nan), ok
+
+    masks = None
+    if drift is not None and spec.control is None and design.within_scan(contrast):
+        masks = _region_masks(region_config, shape, affine)
+    dmap = _drift_map(drift if spec.control is None and design.within_scan(contrast) else None,
+                      contrast, model, masks, shape)
+    keep = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).copy()
+    effects = np.empty((*shape, len(complete)))
+    for k, p in enumerate(complete):
+        eff, ok = change(p, spec.baseline, spec.condition)
+        if spec.control is not None:
+            ctl = design.contrasts[spec.control]
+            other, ok2 = change(p, ctl.baseline, ctl.condition)
+            eff, ok = eff - other, ok & ok2
+        effects[..., k] = eff - dmap
+        keep &= ok
+    effects[~keep] = np.nan
+    return effects, complete, keep, affine
+
+
+def label_clusters(stat_img: Any, *, height: float, cluster_size: int,
+                   region_config: str | PathLike | None = None,
+                   fwe_img: Any | None = None) -> pd.DataFrame:
+    """Cluster table (nilearn ``get_clusters_table``) with each peak's region and FWE p."""
+    from nilearn.reporting import get_clusters_table
+
+    table = get_clusters_table(stat_img, stat_threshold=height, cluster_threshold=cluster_size,
+                               two_sided=True)
+    table = table.rename(columns={"Cluster ID": "cluster_id", "X": "x", "Y": "y", "Z": "z",
+                                  "Peak Stat": "peak_t", "Cluster Size (mm3)": "size_mm3"})
+    table["region"] = pd.Series(dtype=object)
+    table["p_fwe_peak"] = np.nan
+    if table.empty:
+        return table
+    inv = np.linalg.inv(stat_img.affine)
+    ijk = np.rint(np.column_stack([table[["x", "y", "z"]].to_numpy(float),
+                                   np.ones(len(table))]) @ inv.T)[:, :3].astype(int)
+    masks = _region_masks(region_config, stat_img.shape, stat_img.affine)
+    names = []
+    for i, j, k in ijk:
+        w = masks.weights[:, i, j, k]
+        names.append(masks.names[int(np.argmax(w))] if w.max() > 0 else "outside regions")
+    table["region"] = names
+    if fwe_img is not None:
+        fwe = np.asarray(fwe_img.dataobj, float)
+        table["p_fwe_peak"] = [10 ** -fwe[i, j, k] for i, j, k in ijk]
+    return table
+
+
+def _second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+                  design_matrix: pd.DataFrame, contrast: str, n_perm: int, seed: int,
+                  smoothing: float):
+    """t map and -log10 FWE p map (sign-flip / permutation, two-sided) of one contrast."""
+    import nibabel as nib
+    from nilearn.glm.second_level import SecondLevelModel, non_parametric_inference
+
+    imgs = [nib.Nifti1Image(np.nan_to_num(effects[..., k]).astype(np.float32), affine)
+            for k in range(effects.shape[-1])]
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    model = SecondLevelModel(mask_img=mask_img, smoothing_fwhm=smoothing or None,
+                             minimize_memory=False)
+    model.fit(imgs, design_matrix=design_matrix)
+    tmap = model.compute_contrast(contrast, output_type="stat")
+    fwe = None
+    if n_perm > 0:
+        fwe = non_parametric_inference(imgs, design_matrix=design_matrix,
+                                       second_level_contrast=contrast, mask=mask_img,
+                                       smoothing_fwhm=smoothing or None, n_perm=n_perm,
+                                       two_sided_test=True, random_state=seed, n_jobs=1)
+    return tmap, fwe, mask_img
+
+
+def _save(img: Any, path: str | PathLike, sidecar: Mapping[str, Any]) -> None:
+    import nibabel as nib
+
+    from pipeline.tables import atomic_path, sidecar_path
+
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    write_json(sidecar_path(path), sidecar)
+
+
+def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
+                             outputs: Mapping[str, str | PathLike], *, design: Design,
+                             contrast: str, model: str, settings: Mapping[str, Any],
+                             drift_path: str | PathLike | None = None,
+                             region_config: str | PathLike | None = None,
+                             seed: int = 0) -> dict[str, Path]:
+    """Group maps of one contrast: per-participant effects (4D), t map, FWE p map, clusters.
+
+    ``outputs`` keys: ``effects``, ``tmap``, ``fwe`` (-log10 FWE-corrected p, two-sided;
+    zeros when ``n_perm`` is 0), ``clusters`` (TSV).
+    """
+    import nibabel as nib
+
+    from pipeline.stats.tables import read_group_table
+
+    drift = read_group_table(drift_path) if drift_path else None
+    first = nib.load(str(next(iter(maps.values()))))
+    mask = analysis_mask(region_config, first.shape, first.affine,
+                         settings.get("mask", "regions"))
+    effects, pids, keep, affine = effect_maps(maps, design, contrast, model=model, drift=drift,
+                                              region_config=region_config, mask=mask)
+    dm = pd.DataFrame({"intercept": np.ones(len(pids))})
+    n_perm = int(settings.get("n_perm", 200))
+    tmap, fwe, _ = _second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
+                                 float(settings.get("smoothing_fwhm", 0)))
+    if fwe is None:
+        fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), affine)
+    common = provenance(contrast=contrast, model=model, participants=pids,
+                        n_voxels=int(keep.sum()), n_perm=n_perm, seed=seed,
+                        drift_corrected=drift is not None, inputs=sorted(map(str, maps.values())))
+    _save(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
+          {**common, "Description": "Per-participant effect maps (% change after drift or "
+           "control), one volume per participant in 'participants' order"})
+    _save(tmap, outputs["tmap"], {**common, "Description": "One-sample t of the effect "
+                                  "(negative = release), nilearn SecondLevelModel"})
+    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p (voxel-level "
+                                "max-t, sign flipping, two-sided), nilearn "
+                                "non_parametric_inference"})
+    clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
+                              cluster_size=int(settings.get("cluster_threshold", 5)),
+                              region_config=region_config, fwe_img=fwe)
+    write_table(outputs["clusters"], clusters, {**common, "Description": "Clusters of the t "
+                                                "map with peak region labels"})
+    return {k: Path(v) for k, v in outputs.items()}
+
+
+def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.DataFrame,
+                                outputs: Mapping[str, str | PathLike], *, score: str,
+                                settings: Mapping[str, Any],
+                                region_config: str | PathLike | None = None,
+                                seed: int = 0) -> dict[str, Path]:
+    """Voxelwise correlation of activation (-effect) with a score: t, r and FWE p maps."""
+    import nibabel as nib
+
+    from pipeline.tables import sidecar_path
+
+    img = nib.load(str(effects_path))
+    effects = -np.asarray(img.dataobj, float)  # activation (% of baseline)
+    pids = read_json(sidecar_path(effects_path))["participants"]
+    scores = participants.set_index("participant_id").reindex(pids)
+    if score not in scores.columns:
+        raise InputError(format_problem("participants.tsv", f"no column {score!r}",
+                                        "Fix statistics.correlations or the table."))
+    values = pd.to_numeric(scores[score], errors="coerce").to_numpy(float)
+    ok = np.isfinite(values)
+    effects, values = effects[..., ok], values[ok]
+    keep = np.all(np.isfinite(effects), axis=-1)
+    dm = pd.DataFrame({"intercept": np.ones(values.size), score: values - values.mean()})
+    n_perm = int(settings.get("n_perm", 200))
+    tmap, fwe, _ = _second_level(effects, keep, img.affine, dm, score, n_perm, seed,
+                                 float(settings.get("smoothing_fwhm", 0)))
+    if fwe is None:
+        fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), img.affine)
+    t = np.asarray(tmap.dataobj, float)
+    df = values.size - 2
+    r = np.where(keep, t / np.sqrt(t * t + df), 0.0)
+    common = provenance(score=score, participants=[p for p, k in zip(pids, ok, strict=True)
+                                                   if k], n_perm=n_perm, seed=seed,
+                        inputs=[str(effects_path)])
+    _save(tmap, outputs["tmap"], {**common, "Description": f"t of the {score} slope of "
+                                  "activation (% of baseline)"})
+    _save(nib.Nifti1Image(r.astype(np.float32), img.affine), outputs["rmap"],
+          {**common, "Description": f"Pearson r of activation with {score}"})
+    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p, two-sided"})
+    clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
+                              cluster_size=int(settings.get("cluster_threshold", 5)),
+                              region_config=region_config, fwe_img=fwe)
+    write_table(outputs["clusters"], clusters, {**common, "Description": "Clusters"})
+    return {k: Path(v) for k, v in outputs.items()}

@@ -1,0 +1,19 @@
+# The built-in demo study: simulated once into <output_dir>/demo (bids/ and truth/), then
+# analysed like any dataset. A checkpoint, because the scans are only known afterwards.
+
+checkpoint simulate_demo:
+    output:
+        description=out("demo/bids/dataset_description.json"),
+    params:
+        demo=config["demo"],
+    log:
+        out("logs/demo/simulate_demo.log"),
+    threads: res("simulate_demo")["threads"]
+    resources:
+        mem_mb=res("simulate_demo")["mem_mb"],
+        runtime=res("simulate_demo")["runtime"],
+    run:
+        from pipeline.simulate import write_demo_study
+
+        with log_to(log[0]):
+            write_demo_study(out("demo"), **params.demo)
