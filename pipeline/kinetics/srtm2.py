@@ -116,11 +116,14 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                           max(int(n_basis), 2))
     z = prep.ref_tac[:, None] + (k2p - thetas) * conv.frame_averages(thetas)
     zw = z[used] * sw[:, None]
-    yw = data * sw[:, None]
-    zy = zw.T @ yw
     zz = np.einsum("nj,nj->j", zw, zw)
-    best = np.argmax(zy * zy / zz[:, None], axis=0)
-    r1_0 = zy[best, np.arange(best.size)] / zz[best]
+    best = np.empty(data.shape[1], dtype=int)
+    r1_0 = np.empty(data.shape[1])
+    for lo in range(0, data.shape[1], 16384):  # chunks keep the (grid x TAC) array small
+        zy = (data[:, lo:lo + 16384] * sw[:, None]).T @ zw
+        j = np.argmax(zy * zy / zz, axis=1)
+        best[lo:lo + zy.shape[0]] = j
+        r1_0[lo:lo + zy.shape[0]] = zy[np.arange(zy.shape[0]), j] / zz[j]
     with np.errstate(invalid="ignore", divide="ignore"):
         bp_0 = r1_0 * k2p / thetas[best] - 1.0
     start = np.column_stack([r1_0, np.where(np.isfinite(bp_0), bp_0, 0.0)])
