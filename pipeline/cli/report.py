@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
-from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.errors import InputError, format_problem
 
 __all__ = ["ORDER", "add_parser", "run"]
 
@@ -36,22 +37,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _read_config(path: Path | None) -> dict | None:
-    if path is None:
-        return None
-    import yaml
+def _read_config(path: Path | None, output_dir: Path) -> dict:
+    """The run's config: ``--config`` (validated, defaults filled), else the one saved in
+    ``OUTPUT_DIR/config.yaml``, else the shipped defaults; ``output_dir`` set to OUTPUT_DIR."""
+    from pipeline.config import load_config
 
-    if not path.is_file():
-        raise InputError(format_problem(path, "config file not found", "Check the path."))
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(format_problem(path, f"not valid YAML ({err})",
-                                         "Fix the YAML syntax.")) from None
-    if not isinstance(config, dict):
-        raise ConfigError(format_problem(path, "the file does not hold a mapping of keys",
-                                         "Give the config as 'key: value' lines."))
-    return config
+    if path is None and (output_dir / "config.yaml").is_file():
+        path = output_dir / "config.yaml"
+    elif path is None:
+        print("petbp report: no --config given; describing the run with the default "
+              "configuration", file=sys.stderr)
+    return load_config(path, overrides={"output_dir": str(output_dir)})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     output = args.output or args.output_dir / "report.html"
     methods = args.methods or output.with_name("methods.md")
-    path = write_report(args.output_dir, _read_config(args.config), output, methods_md=methods,
+    if not args.output_dir.is_dir():
+        raise InputError(format_problem(args.output_dir, "output directory not found",
+                                        "Give the output_dir of a finished run."))
+    config = _read_config(args.config, args.output_dir)
+    path = write_report(args.output_dir, config, output, methods_md=methods,
                         spec=args.spec)
     print(f"petbp report: wrote {path} and {methods}")
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from report_html import check_table_equals_tsv, parse
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.report import load_spec, write_report
@@ -16,91 +16,6 @@ from pipeline.report.paired import activation_scores, paired_from_values, paired
 from pipeline.tables import read_table
 
 SECTION_IDS = [s["id"] for s in load_spec()["sections"]]
-
-
-class ReportParser(HTMLParser):
-    """Collects section ids, tables (cell text and data-value), URLs, images and errors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ids: list[str] = []
-        self.sections: list[str] = []
-        self.urls: list[tuple[str, str]] = []
-        self.images: list[str] = []
-        self.tables: dict[str, list[list[tuple[str, str | None]]]] = {}
-        self.headers: dict[str, list[str]] = {}
-        self.errors: list[str] = []
-        self._table: str | None = None
-        self._cell: list | None = None
-        self._in_th = False
-        self._in_error = False
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if "id" in attrs:
-            self.ids.append(attrs["id"])
-        if tag == "section":
-            self.sections.append(attrs["id"])
-        for key in ("src", "href"):
-            if key in attrs:
-                self.urls.append((key, attrs[key]))
-        if tag == "img":
-            self.images.append(attrs.get("src", ""))
-        if tag == "table":
-            self._table = attrs.get("id", f"table{len(self.tables)}")
-            self.tables[self._table], self.headers[self._table] = [], []
-        elif tag == "tr" and self._table:
-            self.tables[self._table].append([])
-        elif tag == "th":
-            self._in_th, self._text = True, []
-        elif tag == "td":
-            self._cell, self._text = [attrs.get("data-value")], []
-        elif tag == "div" and attrs.get("class") == "error":
-            self._in_error, self._text = True, []
-
-    def handle_data(self, data):
-        self._text.append(data)
-
-    def handle_endtag(self, tag):
-        if tag == "th" and self._in_th:
-            self.headers[self._table].append("".join(self._text))
-            self._in_th = False
-        elif tag == "td" and self._cell is not None:
-            self.tables[self._table][-1].append(("".join(self._text), self._cell[0]))
-            self._cell = None
-        elif tag == "table":
-            self.tables[self._table] = [r for r in self.tables[self._table] if r]
-            self._table = None
-        elif tag == "div" and self._in_error:
-            self.errors.append("".join(self._text))
-            self._in_error = False
-
-
-def parse(path: Path) -> ReportParser:
-    parser = ReportParser()
-    parser.feed(path.read_text(encoding="utf-8"))
-    return parser
-
-
-def _check_table_equals_tsv(report: ReportParser, table_id: str, tsv: pd.DataFrame) -> None:
-    """Every cell shows the TSV value: full precision in data-value, rounded in the text."""
-    header, rows = report.headers[table_id], report.tables[table_id]
-    assert header == list(tsv.columns)
-    assert len(rows) == len(tsv)
-    for row, (_, expected) in zip(rows, tsv.iterrows(), strict=True):
-        for (text, value), column in zip(row, tsv.columns, strict=True):
-            want = expected[column]
-            if pd.isna(want):
-                assert text == "n/a"
-            elif isinstance(want, str | bool) or (hasattr(want, "item") and isinstance(
-                    want.item(), bool)):
-                assert text == str(want)
-            else:
-                assert float(value) == float(want)  # exact: repr() round-trips a float
-                digits = 3 if column.startswith("p") else 4
-                shown = float(text)
-                assert shown == pytest.approx(float(want), rel=10 ** (1 - digits), abs=1e-12)
 
 
 def test_write_report_has_every_section(synthetic_report):
@@ -115,7 +30,7 @@ def test_write_report_contrast_table_equals_tsv(synthetic_report):
     """The primary model's contrast table shows exactly the rows and values of contrasts.tsv."""
     html, out, _ = synthetic_report
     tsv = read_table(out / "group" / "contrasts.tsv")
-    _check_table_equals_tsv(parse(html), "contrasts-logan_ref",
+    check_table_equals_tsv(parse(html), "contrasts-logan_ref",
                             tsv[tsv["model"] == "logan_ref"].reset_index(drop=True))
 
 
@@ -123,9 +38,9 @@ def test_write_report_correlation_and_bp_tables_equal_tsv(synthetic_report):
     """correlations.tsv and the primary model's rows of bp_nd.tsv are shown unchanged."""
     html, out, _ = synthetic_report
     report = parse(html)
-    _check_table_equals_tsv(report, "correlations", read_table(out / "group" / "correlations.tsv"))
+    check_table_equals_tsv(report, "correlations", read_table(out / "group" / "correlations.tsv"))
     bp = read_table(out / "group" / "bp_nd.tsv")
-    _check_table_equals_tsv(report, "bp-nd-logan_ref",
+    check_table_equals_tsv(report, "bp-nd-logan_ref",
                             bp[bp["model"] == "logan_ref"].reset_index(drop=True))
 
 
@@ -159,7 +74,7 @@ def test_write_report_writes_figure_files_and_methods(synthetic_report):
 
 def test_write_report_flags_planted_problems(synthetic_report):
     """The motion-like frame of sub-03 and the at_bound fit of sub-02 are flagged."""
-    from conftest import BOUND_SCAN, DURATIONS_S, OUTLIER_FRAME, OUTLIER_SCAN
+    from report_synthetic import BOUND_SCAN, DURATIONS_S, OUTLIER_FRAME, OUTLIER_SCAN
 
     html, _, _ = synthetic_report
     text = html.read_text()
@@ -260,7 +175,7 @@ def test_load_spec_rejects_unknown_kind(tmp_path):
 
 def test_recompute_curves_match_tacs_and_recorded_windows(synthetic_results):
     """Without _fits.tsv the curves are refitted: measured = the TACs, fits in the windows."""
-    from conftest import CONDITIONS, NO_CURVES_SUBJECT, REGIONS
+    from report_synthetic import CONDITIONS, NO_CURVES_SUBJECT, REGIONS
 
     out, _ = synthetic_results
     pet = out / f"sub-{NO_CURVES_SUBJECT}" / "pet"
@@ -285,7 +200,7 @@ def test_recompute_curves_match_tacs_and_recorded_windows(synthetic_results):
 
 def test_write_report_says_when_curves_were_recomputed(synthetic_report):
     """The scans without _fits.tsv say their curves were recomputed; the others do not."""
-    from conftest import NO_CURVES_SUBJECT
+    from report_synthetic import NO_CURVES_SUBJECT
 
     html, _, _ = synthetic_report
     text = html.read_text()
