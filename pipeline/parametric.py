@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -260,9 +260,14 @@ def _auto_k2prime(frames, ref, data, mask, ref_mask, options) -> float:
 
     late = frames.mid >= frames.mid[-1] * 2 / 3
     region = mask & ~ref_mask
-    ratio = data[region][:, late].mean(axis=1) / max(float(ref[late].mean()), 1e-12)
+    if int(region.sum()) < 10:
+        raise InputError(format_problem(
+            None, f"only {int(region.sum())} brain voxels outside the reference region: too "
+            "few to estimate k2'", "Give k2prime (1/min) or a larger brain mask."))
+    voxels = data[region]
+    ratio = voxels[:, late].mean(axis=1) / max(float(ref[late].mean()), 1e-12)
     high = ratio >= np.nanpercentile(ratio, 90)
-    tac = data[region][high].astype(np.float64).mean(axis=0)
+    tac = np.nanmean(voxels[high].astype(np.float64), axis=0)
     return k2prime_from_mrtm(frames, ref, tac, t_star=options.get("t_star") or 0.0,
                              window=options.get("window"), weights=options.get("weights"))
 
