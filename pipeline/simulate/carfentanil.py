@@ -111,8 +111,8 @@ ACCEPTANCE_RELEASE: dict[str, float] = {
 }
 
 #: The demo study's larger effects, so that 12 subjects show them.
-DEMO_REJECTION_RELEASE: dict[str, float] = {k: v + 0.04 for k, v in REJECTION_RELEASE.items()}
-DEMO_ACCEPTANCE_RELEASE: dict[str, float] = {k: v + 0.04 for k, v in ACCEPTANCE_RELEASE.items()}
+DEMO_REJECTION_RELEASE: dict[str, float] = {k: v + 0.05 for k, v in REJECTION_RELEASE.items()}
+DEMO_ACCEPTANCE_RELEASE: dict[str, float] = {k: v + 0.05 for k, v in ACCEPTANCE_RELEASE.items()}
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,8 @@ class StudySettings:
         Population-mean fractional drop of k3 per region.
     effect_sd : float
         Between-subject SD of each region's fractional drop.
+    correlated_sd : float or None
+        Between-subject SD of the correlated region's drop (None = ``effect_sd``).
     correlation : float
         Population correlation of the left-amygdala rejection effect with resilience.
     correlated_region : str
@@ -186,6 +188,7 @@ class StudySettings:
     rejection: dict[str, float] = field(default_factory=lambda: dict(REJECTION_RELEASE))
     acceptance: dict[str, float] = field(default_factory=lambda: dict(ACCEPTANCE_RELEASE))
     effect_sd: float = 0.025
+    correlated_sd: float | None = None
     correlation: float = 0.6
     correlated_region: str = "amygdala_l"
     resilience_mean: float = 44.0

@@ -163,9 +163,12 @@ def _effects(rng: np.random.Generator, ids: list[str], z_res: np.ndarray,
                              ("acceptance", settings.acceptance)):
         for region, mean in means.items():
             z = rng.standard_normal(len(ids))
+            sd = settings.effect_sd
             if condition == "rejection" and region == settings.correlated_region:
                 z = rho * z_res + np.sqrt(1.0 - rho * rho) * z
-            fraction = np.zeros(len(ids)) if null else mean + settings.effect_sd * z
+                sd = settings.effect_sd if settings.correlated_sd is None \
+                    else settings.correlated_sd
+            fraction = np.zeros(len(ids)) if null else mean + sd * z
             rows.append(pd.DataFrame({"participant_id": ids, "condition": condition,
                                       "region": region, "release_fraction": fraction}))
     return pd.concat(rows, ignore_index=True)

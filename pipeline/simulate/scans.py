@@ -68,7 +68,7 @@ def _release_fractions(population: Population, classes: list[str]) -> np.ndarray
 
 
 def simulate_scan_curves(population: Population, settings: StudySettings,
-                         frames: Frames) -> ScanCurves:
+                         frames: Frames, *, k3_scale: float = 1.0) -> ScanCurves:
     """Noiseless frame-averaged TACs and true parameters of every scan of a population.
 
     Parameters
@@ -77,6 +77,9 @@ def simulate_scan_curves(population: Population, settings: StudySettings,
     settings : StudySettings
     frames : Frames
         Frame schedule, minutes (shared by all scans).
+    k3_scale : float, default=1.0
+        Multiplies every k3 (BP_ND) for the TACs but not for the truth table; used to take
+        the derivative of the TACs with respect to BP_ND (voxel-level variability).
 
     Returns
     -------
@@ -116,6 +119,7 @@ def simulate_scan_curves(population: Population, settings: StudySettings,
         availability[:, i, :] = 1.0 - profile[:, None] * fractions[i][None, :]
 
     flat = {name: value.reshape(-1) for name, value in params.items()}
+    flat["k3"] = flat["k3"] * k3_scale
     free, bound = solve_two_tissue(
         t, np.repeat(parent, n_classes, axis=1), flat["k1"], flat["k2"], flat["k3"],
         flat["k4"], availability=availability.reshape(t.size - 1, -1))
