@@ -14,6 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from pipeline.report.collect import StudyResults, software_versions
 
 __all__ = ["REFERENCES", "describe_model", "methods_markdown", "methods_paragraphs"]
@@ -62,6 +64,12 @@ _MODEL_FALLBACK = {
     "ratio": ("the equilibrium ratio of target to reference activity minus one "
               "[Carson1993]"),
 }
+
+
+#: Model -> the citation key of its method (cited even when describe() cites inline).
+_MODEL_KEYS = {"srtm": "Lammertsma1996", "srtm_bf": "Gunn1997", "srtm2": "Wu2002",
+               "mrtm": "Ichise2003", "mrtm2": "Ichise2003", "logan_ref": "Logan1996",
+               "ratio": "Carson1993"}
 
 
 def _model_options(config: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -132,37 +140,138 @@ def _design_sentence(results: StudyResults) -> str:
     return "Condition windows (minutes after injection): " + "; ".join(parts) + "."
 
 
+def _model_sentences(results: StudyResults) -> list[str]:
+    """One sentence per model that ran, with the options it ran with."""
+    config = results.config
+    models = results.models or list(config.get("models", {}) or [])
+    windows = results.bp_nd is not None and "window_start" in results.bp_nd \
+        and results.bp_nd["window_start"].notna().any()
+    sentences = []
+    shared = False
+    reference = _recorded_reference(results)
+    for i, model in enumerate(models):
+        options = _model_options(config, model)
+        if reference:
+            options.setdefault("reference", reference)
+        if options.get("k2prime") == "shared":
+            shared = True
+            bp = results.bp_nd
+            k2p = bp.loc[bp["model"] == model, "k2prime"] if bp is not None and \
+                "k2prime" in bp else None
+            options["k2prime"] = float(k2p.median()) if k2p is not None and \
+                k2p.notna().any() else None
+        text = describe_model(model, options)
+        if windows:  # fits ran per condition window (listed in the design sentence)
+            text = text.replace("over the whole scan", "within each condition window")
+            text = text.replace("over 0 min to the end of the scan",
+                                "within each condition window")
+        if shared and options.get("k2prime") is not None:
+            text = text.replace(f"k2' = {options['k2prime']:.4g} /min",
+                                f"the subject's shared k2' (median {options['k2prime']:.4g} /min)")
+        if i == 1:
+            text = "As secondary models, " + text[0].lower() + text[1:]
+        sentences.append(text)
+    k2 = config.get("k2prime")
+    if shared and isinstance(k2, Mapping):
+        window = k2.get("window")
+        span = f" over {window[0]:g}-{window[1]:g} min" if window else ""
+        regions = ", ".join(k2.get("regions") or []) or "the target regions"
+        sentences.append(f"k2' was estimated once per subject as the median k2/R1 of a first "
+                         f"{str(k2.get('model', 'srtm')).upper()} pass in {regions}{span}, "
+                         "and shared by all of that subject's scans and windows.")
+    return sentences
+
+
+def _recorded_reference(results: StudyResults) -> str | None:
+    """The reference region recorded in the first region-fit sidecar (what ran)."""
+    from pipeline.tables import read_json, sidecar_path
+
+    for scan in results.scans:
+        for path in scan.bp.values():
+            side = sidecar_path(path)
+            if side.is_file():
+                try:
+                    value = read_json(side).get("reference_region")
+                except Exception:  # an unreadable sidecar only costs this detail
+                    continue
+                if isinstance(value, str):
+                    return value
+    return None
+
+
+def _contrast_sentence(config: Mapping[str, Any]) -> str:
+    design = config.get("design")
+    contrasts = design.get("contrasts") if isinstance(design, Mapping) else None
+    if not isinstance(contrasts, Mapping) or not contrasts:
+        return ""
+    parts = []
+    for name, spec in contrasts.items():
+        if not isinstance(spec, Mapping):
+            continue
+        text = f"{name} ({spec.get('condition')} vs {spec.get('baseline')}"
+        if spec.get("control"):
+            text += f", minus the change of the {spec['control']} contrast at the same times"
+        parts.append(text + ")")
+    return "Contrasts: " + "; ".join(parts) + "."
+
+
 def _stats_sentences(results: StudyResults) -> list[str]:
+    config = results.config
+    stats = config.get("statistics") if isinstance(config.get("statistics"), Mapping) else {}
     out = []
     con = results.contrasts
     if con is not None and len(con):
-        names = ", ".join(dict.fromkeys(con["contrast"].astype(str)))
+        tests = set(con["test"].astype(str)) if "test" in con else {"paired_t"}
+        how = []
+        if "paired_t" in tests:
+            how.append("a paired t-test of the % change against zero")
+        if "welch_vs_null" in tests:
+            how.append("a Welch t-test of the observed % change against the % change "
+                       "simulated without release (null drift)")
+        if "wilcoxon" in tests:
+            how.append("the Wilcoxon signed-rank test")
         out.append(
-            f"For each contrast ({names}), region and model, BP_ND of the condition window was "
-            "compared with its baseline by a paired t-test; change is reported as "
-            "100 x (BP_condition - BP_baseline) / BP_baseline (negative values mean endogenous "
-            "opioid release, 'activation'), effect size as Cohen's dz with a 95% confidence "
-            "interval, and p-values were corrected across regions with the Benjamini-Hochberg "
-            "false discovery rate [Benjamini1995].")
+            "Per contrast, region and model, BP_ND of the condition window was compared with "
+            f"its baseline by {' or '.join(how)}; change is 100 x (BP_condition - "
+            "BP_baseline) / BP_baseline (negative values mean endogenous opioid release), "
+            "effect size is Cohen's dz with a 95% confidence interval, and p-values were "
+            "corrected across regions with the Benjamini-Hochberg false discovery rate"
+            f" (alpha {stats.get('alpha', 0.05)}) [Benjamini1995].")
+    drift = stats.get("null_drift") if isinstance(stats.get("null_drift"), Mapping) else {}
     if results.null_drift is not None and len(results.null_drift):
-        out.append("Within-scan windows drift even without release; the drift expected under "
-                   "the null hypothesis was estimated per region and reported with the contrasts.")
+        n_sim = drift.get("n_subjects")
+        out.append("Within-scan windows drift even without release; the change expected "
+                   "under the null hypothesis was estimated per region and model by "
+                   "simulating the study's own frame schedule and bolus-plus-infusion "
+                   f"protocol{f' ({n_sim} simulated subjects)' if n_sim else ''}"
+                   + (" and removed before testing." if drift.get("correct") else "."))
     cor = results.correlations
     if cor is not None and len(cor):
-        methods = ", ".join(dict.fromkeys(cor["method"].astype(str))) if "method" in cor \
-            else "Pearson"
+        found = set(cor["method"].astype(str)) if "method" in cor else {"pearson"}
+        names = [n.capitalize() for n in ("pearson", "spearman")
+                 if n in found or f"partial_{n}" in found]
+        methods = " and ".join(names) or "Pearson"
         scores = ", ".join(dict.fromkeys(cor["score"].astype(str)))
-        extra = " with permutation p-values" if "p_perm" in cor else ""
-        out.append(f"Activation (BP_baseline - BP_condition) was correlated with participant "
-                   f"scores ({scores}) using {methods} correlation{extra} and bootstrap 95% "
-                   "confidence intervals [Virtanen2020].")
+        covs = [c for c in dict.fromkeys(cor.get("covariates", pd.Series(dtype=str)).dropna()
+                                         .astype(str)) if c != "n/a"]
+        covs = [c.replace("+", " and ") for c in covs]
+        adjust = f" (also as partial correlations adjusting for {'; '.join(covs)})" \
+            if covs else ""
+        perm = f"permutation p-values ({stats['n_perm']} permutations)" if stats.get("n_perm") \
+            else "permutation p-values"
+        boot = f"percentile bootstrap 95% confidence intervals ({stats['n_boot']} resamples)" \
+            if stats.get("n_boot") else "bootstrap 95% confidence intervals"
+        out.append(f"Activation (BP_baseline - BP_condition, absolute and in %) was correlated "
+                   f"with participant scores ({scores}) by {methods} correlation{adjust}, with "
+                   f"{perm} and {boot} [Virtanen2020].")
     if results.voxel_maps:
-        opts = results.config.get("voxelwise", {})
-        n_perm = opts.get("n_perm") if isinstance(opts, Mapping) else None
-        perm = f" ({n_perm} permutations)" if n_perm else ""
-        out.append("Voxelwise, parametric BP_ND maps were compared with a second-level paired "
-                   "model in nilearn [Abraham2014]; family-wise error was controlled by "
-                   f"permutation inference{perm} [Nichols2002].")
+        vox = config.get("voxelwise") if isinstance(config.get("voxelwise"), Mapping) else {}
+        n_perm = vox.get("n_perm")
+        model = f" ({vox['model']})" if vox.get("model") else ""
+        out.append(f"Voxelwise, parametric BP_ND maps{model} of each condition window were "
+                   "compared within subjects with nilearn's second-level model "
+                   "[Abraham2014]; family-wise error was controlled by sign-flip permutation "
+                   f"inference{f' ({n_perm} permutations)' if n_perm else ''} [Nichols2002].")
     return out
 
 
@@ -187,7 +296,7 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
         scan_cols = [c for c in ("participant_id", "session", "task", "run") if c in bp]
         n_scan = len(bp[scan_cols].drop_duplicates())
         data.append(f"{n_sub} participants contributed {n_scan} dynamic PET scans to the analysis.")
-    ref = config.get("reference_region")
+    ref = _recorded_reference(results) or config.get("reference_region")
     if results.bp_nd is not None and "region" in results.bp_nd:
         regions = list(dict.fromkeys(results.bp_nd["region"].astype(str)))
         tail = f" with {ref} as reference region." if ref else "."
@@ -198,9 +307,8 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
         data.append(f"Frames were weighted by the '{weights}' scheme.")
     if data:
         paragraphs.append(" ".join(data))
-    models = results.models or list(config.get("models", {}) or [])
-    model_text = [describe_model(m, _model_options(config, m)) for m in models]
-    design = _design_sentence(results)
+    model_text = _model_sentences(results)
+    design = " ".join(t for t in (_design_sentence(results), _contrast_sentence(config)) if t)
     if model_text or design:
         paragraphs.append(" ".join([*model_text, design]).strip())
     stats_text = _stats_sentences(results)
@@ -211,7 +319,8 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
     paragraphs.append(f"The analysis ran in petbp {versions.get('petbp')}, a Snakemake workflow "
                       f"[Molder2021] (software: {listed}).")
     text = "\n".join(paragraphs)
-    cited = [k for k in REFERENCES if f"[{k}]" in text]
+    ran = {_MODEL_KEYS[m] for m in results.models if m in _MODEL_KEYS}
+    cited = [k for k in REFERENCES if f"[{k}]" in text or k in ran]
     return paragraphs, [f"[{k}] {REFERENCES[k]}" for k in cited]
 
 

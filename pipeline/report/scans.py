@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import PetbpError
-from pipeline.report import figures
+from pipeline.report import scanplots
 from pipeline.report.blocks import BuildContext, details, error_block, table_block, text_block
 from pipeline.report.collect import ScanFiles, StudyResults
 from pipeline.report.curves import read_curves
@@ -91,7 +91,7 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
         fig_spec = spec.get("figure", {})
         fmt, dpi = fig_spec.get("format", "png"), fig_spec.get("dpi", 72)
         blocks.append(ctx.figure(
-            f"qc/{scan.stem}_model-{model}_overview", figures.plot_scan_overview, fits,
+            f"qc/{scan.stem}_model-{model}_overview", scanplots.plot_scan_overview, fits,
             qc.frames, reference=reference, fmt=fmt, dpi=dpi,
             title=f"{scan.stem}: TACs, fits and residuals ({model})",
             caption="Left: measured (points) and fitted (lines) TACs of every region, "
@@ -101,7 +101,7 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
         if messages and ctx.detailed < spec.get("max_detailed", 10):
             ctx.detailed += 1
             blocks.append(details("Every region with its fit and residuals", [ctx.figure(
-                f"qc/{scan.stem}_model-{model}_fits", figures.plot_scan_fits, fits,
+                f"qc/{scan.stem}_model-{model}_fits", scanplots.plot_scan_fits, fits,
                 reference=reference, ncols=fig_spec.get("ncols", 4), fmt=fmt, dpi=dpi,
                 title=f"{scan.stem}: region fits ({model})",
                 caption="Points: measured (hollow: outside the window); lines: fit of each "
