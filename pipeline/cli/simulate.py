@@ -42,6 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "deviation; 0 = noiseless (default 1)")
     parser.add_argument("--voxel-size", type=float, default=3.0, metavar="MM",
                         help="isotropic voxel size in mm of the MNI152 grid (default 3)")
+    parser.add_argument("--release", choices=["step", "ramp"], default="step",
+                        help="time course of the release: a step at the onset, or a linear "
+                        "ramp over --ramp minutes (default step)")
+    parser.add_argument("--ramp", type=float, default=10.0, metavar="MIN",
+                        help="ramp duration in minutes (default 10)")
     parser.add_argument("--demo", action="store_true",
                         help="write the built-in demo study (larger effects, noise 0.5); "
                         "--null and --noise are then ignored")
@@ -56,6 +61,9 @@ def _check(args: argparse.Namespace) -> Path:
     if args.subjects < 1:
         raise ConfigError(format_problem("--subjects", f"got {args.subjects}",
                                          "Simulate at least 1 subject."))
+    if args.ramp <= 0:
+        raise ConfigError(format_problem("--ramp", f"got {args.ramp:g}",
+                                         "Give the ramp duration in minutes (> 0)."))
     if args.noise < 0:
         raise ConfigError(format_problem("--noise", f"got {args.noise:g}",
                                          "Give a noise level >= 0 (1 = default noise)."))
@@ -68,16 +76,19 @@ def _check(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and print where the dataset and truth went."""
+    from pipeline.simulate.carfentanil import StudySettings
     from pipeline.simulate.study import simulate_study, write_demo_study
 
     out = _check(args)
+    settings = StudySettings(release_kind=args.release, ramp=args.ramp)
     start = time.perf_counter()
     if args.demo:
         bids = write_demo_study(out, subjects=args.subjects, voxel_size=args.voxel_size,
                                 design=args.design, seed=args.seed)
     else:
         bids = simulate_study(out, subjects=args.subjects, design=args.design, seed=args.seed,
-                              null=args.null, noise=args.noise, voxel_size=args.voxel_size)
+                              null=args.null, noise=args.noise, voxel_size=args.voxel_size,
+                              settings=settings)
     n_images = len(list(bids.glob("sub-*/pet/*_pet.nii.gz")))
     print(f"petbp simulate: {n_images} scans of {args.subjects} subjects ({args.design} "
           f"design) in {time.perf_counter() - start:.1f} s")

@@ -9,6 +9,7 @@ calibrations can simulate many studies.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +24,25 @@ from pipeline.simulate.population import draw_population, study_streams
 from pipeline.simulate.scans import simulate_scan_curves
 from pipeline.tables import TacTable
 
-__all__ = ["RegionStudy", "mixing_matrix", "simulate_region_tacs"]
+__all__ = ["RegionStudy", "mixing_matrix", "phantom_pv_mixing", "simulate_region_tacs"]
+
+
+@functools.lru_cache(maxsize=4)
+def phantom_pv_mixing(classes: tuple[str, ...], voxel_size: float = 3.0,
+                      psf_fwhm: float = 6.0) -> pd.DataFrame:
+    """PV weights of the image phantom (regions x classes), built once per process.
+
+    Parameters
+    ----------
+    classes : tuple of str
+        Simulated tissue classes (``tuple(StudySettings().all_classes)``).
+    voxel_size, psf_fwhm : float
+        Grid (mm) and scanner resolution (FWHM, mm).
+    """
+    from pipeline.simulate.phantom import build_phantom, phantom_mixing
+
+    phantom = build_phantom(voxel_size, classes=list(classes))
+    return phantom_mixing(phantom, psf_fwhm)
 
 
 @dataclass(frozen=True)
@@ -82,7 +101,8 @@ def mixing_matrix(regions: list[str], classes: list[str],
     pv_mixing : float or DataFrame or None
         None: no mixing. A float ``s`` in [0, 1): each region keeps ``1 - s`` of its own
         activity and gains ``s`` of the background mixture. A DataFrame indexed by region with
-        a column per class gives the weights directly (e.g. from the image phantom).
+        a column per class gives the weights directly (e.g. from the image phantom, see
+        :func:`phantom_pv_mixing`).
     background : mapping of class to weight, default={"cortex": 0.6, "white_matter": 0.4}
     """
     n_regions = len(regions)
@@ -110,7 +130,7 @@ def mixing_matrix(regions: list[str], classes: list[str],
 
 def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: int = 2013,
                          null: bool = False, noise: float = 1.0,
-                         pv_mixing: float | pd.DataFrame | None = None,
+                         pv_mixing: float | pd.DataFrame | str | None = None,
                          frames: Frames | None = None,
                          settings: StudySettings | None = None,
                          noise_model: NoiseModel | None = None,
@@ -129,8 +149,10 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
         Plant no release anywhere.
     noise : float, default=1.0
         Noise level (multiplies the standard deviation; 0 = noiseless).
-    pv_mixing : float or DataFrame, default=None
-        Partial-volume mixing (:func:`mixing_matrix`).
+    pv_mixing : float or DataFrame or "phantom", default=None
+        Partial-volume mixing (:func:`mixing_matrix`); ``"phantom"`` uses the weights of the
+        image study's 3 mm phantom with a 6 mm PSF (:func:`phantom_pv_mixing`), i.e. the
+        mixing that region TACs of simulated images have.
     frames : Frames, default=None
         Frame schedule; default the 28-frame, 90-min schedule.
     settings : StudySettings, default=None
@@ -151,6 +173,14 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
     """
     settings = settings or StudySettings()
     frames = frames or default_frames()
+    pv_label = pv_mixing if isinstance(pv_mixing, str | None) else (
+        "matrix" if isinstance(pv_mixing, pd.DataFrame) else float(pv_mixing))
+    if isinstance(pv_mixing, str):
+        if pv_mixing != "phantom":
+            raise ConfigError(format_problem(
+                "pv_mixing", f"unknown value {pv_mixing!r}",
+                "Give a fraction in [0, 1), a weight table, or 'phantom'."))
+        pv_mixing = phantom_pv_mixing(tuple(settings.all_classes))
     base = noise_model or NoiseModel()
     model = NoiseModel(level=float(noise), reference_cv=base.reference_cv,
                        reference_activity=base.reference_activity,
@@ -172,7 +202,5 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
         noiseless=noiseless, truth=truth, effects=population.effects,
         settings={"subjects": int(subjects), "design": design, "seed": int(seed),
                   "null": bool(null), "noise": model.to_dict(),
-                  "pv_mixing": None if pv_mixing is None else (
-                      float(pv_mixing) if not isinstance(pv_mixing, pd.DataFrame)
-                      else "matrix"),
+                  "pv_mixing": pv_label,
                   "voxel_ml": voxel_ml})

@@ -140,3 +140,20 @@ def test_bad_design_and_regions_are_refused():
         simulate_region_tacs(subjects=2, design="crossover")
     with pytest.raises(ConfigError, match=r"unknown region.*hippocampus"):
         simulate_region_tacs(subjects=2, settings=StudySettings(rejection={"hippocampus": 0.1}))
+
+
+def test_ramp_release_truth_is_window_mean():
+    """A 10-min ramp from 45 min removes 40/45 of the full drop on average over 45-90 min."""
+    settings = StudySettings(release_kind="ramp", ramp=10.0)
+    study = simulate_region_tacs(subjects=2, seed=5, noise=0.0, settings=settings)
+    rows = study.truth.query("condition == 'rejection' and region == 'pag'").merge(
+        study.effects.query("condition == 'rejection'"), on=["participant_id", "region"])
+    # parameters are piecewise constant on grid intervals: exact to the 0.1-min grid
+    np.testing.assert_allclose(rows["release_fraction_x"],
+                               rows["release_fraction_y"] * 40.0 / 45.0, rtol=1e-3)
+
+
+def test_pv_mixing_names_are_checked():
+    """Only 'phantom' is accepted as a named mixing."""
+    with pytest.raises(ConfigError, match=r"pv_mixing: unknown value 'atlas'"):
+        simulate_region_tacs(subjects=1, pv_mixing="atlas")
