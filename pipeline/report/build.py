@@ -11,6 +11,7 @@ a log entry; only a report that cannot be written at all raises.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -30,6 +31,11 @@ from pipeline.tables import atomic_path
 __all__ = ["DEFAULT_SPEC", "load_spec", "render_report", "write_report"]
 
 log = logging.getLogger("pipeline.report")
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+#: Mode of written files: 0o666 minus the process umask (temporary files start at 0o600).
+_FILE_MODE = 0o666 & ~_UMASK
 
 #: The layout shipped with petbp.
 DEFAULT_SPEC = files("pipeline.report") / "spec.yaml"
@@ -158,6 +164,9 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
     if methods_md is not None:
         with atomic_path(methods_md) as tmp:
             tmp.write_text(methods_markdown(results), encoding="utf-8")
+    for path in (out_html, methods_md, *ctx.files):  # readable by others, like any result
+        if path is not None and Path(path).is_file():
+            Path(path).chmod(_FILE_MODE)
     for what, message in ctx.errors:
         log.warning("report: %s: %s", what, message)
     log.info("report: wrote %s (%d figures, %d errors)", out_html, len(ctx.files),

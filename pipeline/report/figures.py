@@ -65,7 +65,9 @@ def used_mask(table: pd.DataFrame) -> np.ndarray:
 
 
 def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "condition"),
-                regions: Sequence[str] | None = None, ncols: int = 5) -> Figure:
+                regions: Sequence[str] | None = None, ncols: int = 5,
+                columns: tuple[str, str] = ("baseline", "condition"),
+                ylabel: str = "BP$_{ND}$") -> Figure:
     """Each subject's baseline and condition BP_ND joined by a line, one panel per region.
 
     Parameters
@@ -77,11 +79,16 @@ def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "co
     regions : sequence of str, default=None
         Regions to show, in order; None = all.
     ncols : int, default=5
+    columns : (str, str), default=("baseline", "condition")
+        The two columns of ``paired`` to join (e.g. the control contrast's % change and
+        this contrast's, for a double difference).
+    ylabel : str
 
     Returns
     -------
     Figure
-        Grey lines: subjects (red when BP_ND fell, i.e. activation); black: the mean.
+        Grey lines: subjects (red when the second value is lower, i.e. activation);
+        black: the mean.
     """
     present = list(dict.fromkeys(paired["region"]))
     regions = [r for r in regions if r in present] if regions is not None else present
@@ -90,7 +97,7 @@ def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "co
                              squeeze=False, layout="constrained")
     for ax, region in zip(axes.ravel(), regions, strict=False):
         rows = paired[paired["region"] == region]
-        values = rows[["baseline", "condition"]].to_numpy(float)
+        values = rows[list(columns)].to_numpy(float)
         for base, cond in values:
             ax.plot([0, 1], [base, cond], "-o", ms=3, lw=0.8, alpha=0.7,
                     color="#d62728" if cond < base else "0.55")
@@ -103,7 +110,7 @@ def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "co
     for ax in axes.ravel()[len(regions):]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("BP$_{ND}$", fontsize=8)
+        row[0].set_ylabel(ylabel, fontsize=8)
     return fig
 
 

@@ -169,7 +169,7 @@ def _model_sentences(results: StudyResults) -> list[str]:
             text = text.replace(f"k2' = {options['k2prime']:.4g} /min",
                                 f"the subject's shared k2' (median {options['k2prime']:.4g} /min)")
         if i == 1:
-            text = "As secondary models, " + text[0].lower() + text[1:]
+            text = "Secondary models. " + text
         sentences.append(text)
     k2 = config.get("k2prime")
     if shared and isinstance(k2, Mapping):

@@ -49,11 +49,15 @@ def plot_scan_fits(fits: pd.DataFrame, reference: tuple[str, pd.DataFrame] | Non
     nrows, ncols = grid(n_panels, ncols)
     # A fixed layout (no constrained layout, no tight bounding box): with ~30 axes per
     # figure and one figure per scan, layout engines would dominate the report's build time.
-    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows + 0.6),
+    # Rows per panel row: TACs, residuals, then an empty spacer for the tick labels/title.
+    height = 2.9 * nrows + 0.4
+    fig, axes = plt.subplots(3 * nrows, ncols, figsize=(2.6 * ncols, height),
                              sharex=True, squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1.2] * nrows})
-    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.55 / (2.3 * nrows + 0.6),
-                        bottom=0.35 / (2.3 * nrows + 0.6), hspace=0.08, wspace=0.28)
+                             gridspec_kw={"height_ratios": [3, 1.2, 0.9] * nrows})
+    fig.subplots_adjust(left=0.06, right=0.99, top=1 - 0.55 / height, bottom=0.02,
+                        hspace=0.08, wspace=0.28)
+    for ax in axes[2::3].ravel():
+        ax.set_visible(False)
     conditions = list(dict.fromkeys(fits["condition"].astype(str))) if "condition" in fits else [""]
     colors = dict(zip(conditions, COLORS, strict=False))
     mid = (fits["frame_start"] + fits["frame_end"]).to_numpy(float) / 120.0
@@ -66,7 +70,8 @@ def plot_scan_fits(fits: pd.DataFrame, reference: tuple[str, pd.DataFrame] | Non
     cond_col = fits["condition"].astype(str).to_numpy() if "condition" in fits else \
         np.full(len(fits), "")
     for i in range(nrows * ncols):
-        ax, ax_res = axes[2 * (i // ncols), i % ncols], axes[2 * (i // ncols) + 1, i % ncols]
+        ax, ax_res = axes[3 * (i // ncols), i % ncols], axes[3 * (i // ncols) + 1, i % ncols]
+        ax_res.tick_params(labelbottom=True)
         if i >= n_panels:
             ax.set_visible(False)
             ax_res.set_visible(False)
@@ -80,6 +85,8 @@ def plot_scan_fits(fits: pd.DataFrame, reference: tuple[str, pd.DataFrame] | Non
             t = (table["frame_start"] + table["frame_end"]).to_numpy(float) / 120.0
             ax.plot(t, table[name].to_numpy(float) / 1000.0, "o-", ms=2, lw=0.8, color="0.3")
             ax.set_title(f"{name} (reference)", fontsize=8, pad=2)
+            ax.tick_params(labelbottom=True)
+            ax.set_xticks(ticks)
             ax_res.set_visible(False)
             continue
         region = regions[i]
@@ -94,8 +101,9 @@ def plot_scan_fits(fits: pd.DataFrame, reference: tuple[str, pd.DataFrame] | Non
             ax_res.plot(t[u], y[u] - f[u], "o-", ms=1.5, lw=0.5, color=color)
         ax_res.axhline(0, color="0.4", lw=0.5)
         ax.set_title(region, fontsize=8, pad=2)
-    for ax in axes[-1]:
+    for ax in axes[1::3].ravel():
         ax.set_xticks(ticks)
+    for ax in axes[-2]:
         ax.set_xlabel("min", fontsize=7, labelpad=1)
     axes[0, 0].set_ylabel("kBq/mL", fontsize=7)
     axes[1, 0].set_ylabel("resid.", fontsize=7)

@@ -144,7 +144,7 @@ def build_scans(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bloc
             inner.extend(blocks)
         badges = [f"{n_flags} flag{'s' * (n_flags != 1)}"] if n_flags else []
         subject_blocks.append(details(f"{subject} ({len(scans)} scans)", inner, badges=badges,
-                                      anchor=subject))
+                                      open_=bool(n_flags), anchor=subject))
     table = pd.DataFrame(overview)
     links = {"kind": "links", "title": "Jump to subject",
              "items": [(s, s) for s in sorted(by_subject)]}

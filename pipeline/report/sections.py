@@ -144,6 +144,13 @@ def _paired(results: StudyResults, contrast: str, model: str | None):
     return paired_values(results.bp_nd, contrast, results.config, model)
 
 
+def _control_of(config: Mapping, contrast: str) -> str | None:
+    """The control contrast of ``contrast`` in the config's design, if any."""
+    design = config.get("design")
+    spec = design.get("contrasts", {}).get(contrast) if isinstance(design, Mapping) else None
+    return spec.get("control") if isinstance(spec, Mapping) else None
+
+
 def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model: str,
                   paired_plots: bool = True) -> Blocks:
     blocks: Blocks = []
@@ -178,17 +185,26 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
                                           f"no subject has both {labels[0]!r} and {labels[1]!r} "
                                           f"rows in group/bp_nd.tsv for model {model}"))
                 continue
+            control = _control_of(results.config, name)
+            if control and "control_change_pct" in paired \
+                    and paired["control_change_pct"].notna().any():
+                options = dict(
+                    columns=("control_change_pct", "change_pct"), ylabel="% change",
+                    labels=(f"{control} change", f"{labels[1]} change"),
+                    title=f"{name}: change against the {control} contrast's change ({model})",
+                    caption=f"One line per subject: the % change of the {control} contrast "
+                            "(left) and of this contrast's own windows (right) over the same "
+                            "minutes; red: the change was more negative (more release) than "
+                            "the control's; black: mean. The tested effect is the difference.")
+            else:
+                options = dict(
+                    labels=labels, title=f"{name}: {labels[0]} vs {labels[1]} ({model})",
+                    caption="One line per subject (red: BP_ND fell); black: mean.")
             blocks.append(ctx.figure(
                 f"paired_contrast-{name}_model-{model}", figures.plot_paired, paired,
-                labels=labels, ncols=paired_spec.get("ncols", 5),
+                ncols=paired_spec.get("ncols", 5),
                 regions=list(dict.fromkeys(bp["region"].astype(str))),
-                fmt=paired_spec.get("format", "svg"),
-                title=f"{name}: {labels[0]} vs {labels[1]} ({model})",
-                caption="One line per subject (red: BP_ND fell); black: mean."
-                + (" This contrast is tested against its control contrast's change; the "
-                   "plot shows its own two conditions."
-                   if "control_change_pct" in paired and paired["control_change_pct"].notna().any()
-                   else "")))
+                fmt=paired_spec.get("format", "svg"), **options))
     if bp is not None:
         rows = bp[bp["model"].astype(str) == model] if "model" in bp else bp
         keys = [c for c in ("task", "condition", "region") if c in rows]
@@ -275,6 +291,8 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
 
 def _threshold(path: Path, thresholds: Mapping[str, float]) -> float | None:
     name = path.name.lower()
+    if "rmap" in name:
+        return None
     if "logp" in name or "fwe" in name:
         return float(thresholds.get("logp", 1.3))
     if "tmap" in name or "_t." in name or "stat-t" in name:
@@ -289,7 +307,9 @@ def build_voxelwise(results: StudyResults, ctx: BuildContext, spec: Mapping) -> 
                            "(voxelwise analysis not run or not configured).")]
     blocks: Blocks = []
     fig_spec = spec.get("figure", {})
-    for path in results.voxel_maps[: spec.get("max_maps", 12)]:
+    skip = tuple(spec.get("skip", ("_effects",)))
+    shown = [p for p in results.voxel_maps if not p.name.removesuffix(".nii.gz").endswith(skip)]
+    for path in shown[: spec.get("max_maps", 12)]:
         threshold = _threshold(path, spec.get("thresholds", {}))
         label = path.name.removesuffix(".nii.gz")
         caption = f"group/{path.name}" + (f", shown above {threshold:g}" if threshold else "")
