@@ -138,7 +138,8 @@ def make_results(root: Path, seed: int = 7) -> tuple[Path, dict]:
     group = out / "group"
     write_table(group / "bp_nd.tsv", pd.concat(tables, ignore_index=True),
                 {"GeneratedBy": [{"Name": "petbp"}]})
-    config = {"bids_dir": str(bids), "output_dir": str(out), "models": MODELS, "primary_model": "logan_ref",
+    config = {"bids_dir": str(bids), "output_dir": str(out), "models": MODELS,
+              "primary_model": "logan_ref",
               "design": {"conditions": CONDITIONS, "contrasts": CONTRASTS},
               "statistics": {"test": "ttest", "alpha": 0.05, "null_drift": {"correct": False},
                              "correlations": [
