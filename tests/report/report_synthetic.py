@@ -50,6 +50,19 @@ def _curves(bp: float, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ref, ref * (1 + bp * (1 - np.exp(-t / 15.0)))
 
 
+def _overlay(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.imshow(np.arange(12).reshape(3, 4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _scan(out: Path, sub: str, task: str, rng: np.random.Generator,
           release: dict[str, float]) -> list[pd.DataFrame]:
     stem = f"sub-{sub}_task-{task}"
@@ -85,6 +98,8 @@ def _scan(out: Path, sub: str, task: str, rng: np.random.Generator,
                             "k2prime": 0.1, "n_voxels": 250.0, "se_bp_nd": 0.05,
                             "n_frames": int(used.sum()), "flags": flags})
     columns["occipital"] = ref
+    if sub == "01" and task == "rejection":  # a region-overlay image, as the workflow draws
+        _overlay(pet / f"{stem}_desc-default_regions.png")
     write_table(pet / f"{stem}_desc-default_tacs.tsv", pd.DataFrame(columns),
                 {"TracerName": "carfentanil", "TracerRadionuclide": "C11",
                  "regions": {r: {"n_voxels": 250} for r in [*REGIONS, "occipital"]}})

@@ -209,3 +209,11 @@ def test_write_report_says_when_curves_were_recomputed(synthetic_report):
         'class="scan"')[0]
     assert note in recomputed
     assert text.count(note) == 2  # the two scans of that subject only
+
+
+def test_write_report_embeds_region_overlays(synthetic_report):
+    """A scan's region-overlay PNG is embedded in that scan's block."""
+    html, _, _ = synthetic_report
+    block = html.read_text().split('id="sub-01_task-rejection"')[1].split('class="scan"')[0]
+    assert "Regions of sub-01_task-rejection" in block
+    assert "sub-01_task-rejection_desc-default_regions.png" in block
