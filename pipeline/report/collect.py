@@ -7,6 +7,7 @@ needed it says so, instead of the whole report failing.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -20,7 +21,14 @@ import pandas as pd
 from pipeline.errors import InputError, PetbpError, format_problem
 from pipeline.tables import read_json, read_table
 
-__all__ = ["SOFTWARE", "ScanFiles", "StudyResults", "collect_results", "software_versions"]
+__all__ = [
+    "SOFTWARE",
+    "ScanFiles",
+    "StudyResults",
+    "collect_results",
+    "software_versions",
+    "tracer_name",
+]
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +269,25 @@ def _load_config(output_dir: Path) -> dict[str, Any]:
             if isinstance(loaded, dict):
                 return loaded
     return {}
+
+
+def tracer_name(results: StudyResults) -> str:
+    """The tracer as recorded in the config or the TAC/PET sidecars (``not recorded``)."""
+    for key in ("tracer", "TracerName"):
+        if isinstance(results.config.get(key), str):
+            return results.config[key]
+    candidates = [s.tacs.with_name(s.tacs.name[:-4] + ".json") for s in results.scans if s.tacs]
+    bids_dir = results.config.get("bids_dir")
+    if isinstance(bids_dir, str) and Path(bids_dir).is_dir():
+        candidates += sorted(Path(bids_dir).glob("sub-*/**/pet/*_pet.json"))[:3]
+    candidates += sorted((results.output_dir / "demo" / "bids").glob("sub-*/**/pet/*_pet.json"))[:3]
+    for path in candidates[:10]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("TracerName", "tracer", "Tracer"):
+            if isinstance(data.get(key), str):
+                return data[key] + (f" ({data['TracerRadionuclide']})"
+                                    if isinstance(data.get("TracerRadionuclide"), str) else "")
+    return "not recorded"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.report.collect import StudyResults, software_versions
+from pipeline.report.collect import StudyResults, software_versions, tracer_name
 
 __all__ = ["REFERENCES", "describe_model", "methods_markdown", "methods_paragraphs"]
 
@@ -295,7 +295,9 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
         n_sub = bp["participant_id"].nunique()
         scan_cols = [c for c in ("participant_id", "session", "task", "run") if c in bp]
         n_scan = len(bp[scan_cols].drop_duplicates())
-        data.append(f"{n_sub} participants contributed {n_scan} dynamic PET scans to the analysis.")
+        tracer = tracer_name(results)
+        what = f"dynamic {tracer} PET scans" if tracer != "not recorded" else "dynamic PET scans"
+        data.append(f"{n_sub} participants contributed {n_scan} {what} to the analysis.")
     ref = _recorded_reference(results) or config.get("reference_region")
     if results.bp_nd is not None and "region" in results.bp_nd:
         regions = list(dict.fromkeys(results.bp_nd["region"].astype(str)))

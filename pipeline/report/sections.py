@@ -7,7 +7,6 @@ to its builder.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +24,7 @@ from pipeline.report.blocks import (
     table_block,
     text_block,
 )
-from pipeline.report.collect import StudyResults, software_versions
+from pipeline.report.collect import StudyResults, software_versions, tracer_name
 from pipeline.report.methods import methods_paragraphs
 from pipeline.report.paired import (
     activation_scores,
@@ -40,25 +39,22 @@ __all__ = ["BUILDERS"]
 Blocks = list[dict[str, Any]]
 
 
-def _tracer(results: StudyResults) -> str:
-    for key in ("tracer", "TracerName"):
-        if isinstance(results.config.get(key), str):
-            return results.config[key]
-    candidates = [s.tacs.with_name(s.tacs.name[:-4] + ".json") for s in results.scans if s.tacs]
-    bids_dir = results.config.get("bids_dir")
-    if isinstance(bids_dir, str) and Path(bids_dir).is_dir():
-        candidates += sorted(Path(bids_dir).glob("sub-*/**/pet/*_pet.json"))[:3]
-    candidates += sorted(results.output_dir.glob("*/sub-*/**/pet/*_pet.json"))[:3]
-    for path in candidates[:10]:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        for key in ("TracerName", "tracer", "Tracer"):
-            if isinstance(data.get(key), str):
-                return data[key] + (f" ({data['TracerRadionuclide']})"
-                                    if isinstance(data.get("TracerRadionuclide"), str) else "")
-    return "not recorded"
+def _dataset(results: StudyResults) -> str:
+    bids_dir = results.config.get("bids_dir", "not recorded")
+    if bids_dir == "demo":
+        return f"demo: the built-in simulated study ({results.output_dir / 'demo' / 'bids'})"
+    return str(bids_dir)
+
+
+def _design_kind(config: Mapping) -> str:
+    design = config.get("design")
+    conditions = design.get("conditions") if isinstance(design, Mapping) else None
+    if not isinstance(conditions, Mapping) or not conditions:
+        return "not recorded"
+    tasks = [c.get("task") for c in conditions.values() if isinstance(c, Mapping)]
+    if len(set(tasks)) < len(tasks):
+        return "condition windows within scans (e.g. baseline then task in one scan)"
+    return "separate scans per condition"
 
 
 def _subjects_table(results: StudyResults) -> pd.DataFrame:
@@ -95,9 +91,10 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     bp = results.bp_nd
     subjects = _subjects_table(results)
     facts: dict[str, Any] = {
-        "Dataset": cfg.get("bids_dir", "not recorded"),
+        "Dataset": _dataset(results),
+        "Design": _design_kind(cfg),
         "Output directory": str(results.output_dir),
-        "Tracer": _tracer(results),
+        "Tracer": tracer_name(results),
         "Subjects included": f"{(subjects['status'] == 'included').sum()} of {len(subjects)}",
         "Scans found": len(results.scans),
     }
