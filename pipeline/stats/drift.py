@@ -84,6 +84,24 @@ def _study_settings(regions: Mapping[str, float], reference: str, kbol: float):
                    rejection=none, acceptance=dict(none))
 
 
+def _restrict(pv_mixing: pd.DataFrame | None, regions: Mapping[str, float],
+              reference: str) -> pd.DataFrame | None:
+    """Mixing rows of the simulated regions; classes not simulated are dropped."""
+    if pv_mixing is None:
+        return None
+    names = [*regions, reference]
+    missing = [n for n in names if n not in pv_mixing.index]
+    if missing:
+        log.warning("null drift: no partial-volume weights for %s; simulated unmixed", missing)
+        pv_mixing = pv_mixing.copy()
+        for n in missing:
+            if n not in pv_mixing.columns:
+                pv_mixing[n] = 0.0
+            pv_mixing.loc[n] = 0.0
+            pv_mixing.loc[n, n] = 1.0
+    return pv_mixing.loc[names]
+
+
 def _simulated_changes(study, design: Design, contrasts: list[str], models: list[str],
                        config: Mapping[str, Any]) -> pd.DataFrame:
     """% change per simulated subject, contrast, region and model (null study)."""
@@ -129,7 +147,7 @@ def _simulated_changes(study, design: Design, contrasts: list[str], models: list
 
 def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Frames,
                         reference: str, observed: pd.DataFrame | None = None,
-                        ) -> pd.DataFrame:
+                        pv_mixing: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean and SD of the % change without release, per within-scan contrast, region, model.
 
     Parameters
@@ -138,7 +156,7 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
     config : mapping
         Validated config: ``models``, ``primary_model``, ``k2prime`` and
         ``statistics.null_drift`` (``n_subjects``, ``seed``, ``noise``, ``kbol``,
-        ``pv_mixing``, ``kinetics``).
+        ``kinetics``).
     frames : Frames
         The study's frame schedule, minutes.
     reference : str
@@ -146,6 +164,9 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
     observed : DataFrame, default=None
         ``group/bp_nd.tsv`` (needed for ``kinetics: data``): the regions to simulate and
         their baseline BP_ND.
+    pv_mixing : DataFrame, default=None
+        Partial-volume mixing of the regions (:func:`pipeline.stats.pvmix.pv_mixing_from_masks`);
+        None = none.
 
     Returns
     -------
@@ -180,7 +201,7 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
         target = {r: k.bp_nd for r, k in REGIONS.items() if r != reference}
     bp_true = dict(target)
     common = dict(design="windows", null=True, noise=float(cfg.get("noise", 1.0)),
-                  frames=frames, pv_mixing=cfg.get("pv_mixing"))
+                  frames=frames, pv_mixing=_restrict(pv_mixing, target, reference))
     seed = int(cfg.get("seed", 1))
     if cfg.get("kinetics", "data") == "data":
         # One calibration pass: make the simulated baseline estimates of the primary model
@@ -207,27 +228,43 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
 
 def write_null_drift(bp_path: str | PathLike, tac_paths: Sequence[str | PathLike],
                      out_path: str | PathLike, *, config: Mapping[str, Any],
-                     reference: str) -> Path:
-    """Simulate the study's protocol without release and write ``group/null_drift.tsv``."""
+                     reference: str, pet_path: str | PathLike | None = None,
+                     region_config: str | PathLike | None = None) -> Path:
+    """Simulate the study's protocol without release and write ``group/null_drift.tsv``.
+
+    ``pet_path`` (any scan) gives the image grid for the partial-volume mixing of the
+    regions of ``region_config`` at ``statistics.null_drift.psf_fwhm``.
+    """
+    from pipeline.stats.pvmix import pv_mixing_from_masks
     from pipeline.stats.tables import read_group_table
 
     design = load_design(config)
     frames = common_frames([read_tacs(p) for p in tac_paths])
     observed = read_group_table(bp_path)
+    cfg = (config.get("statistics") or {}).get("null_drift") or {}
+    mixing = None
+    if pet_path is not None and cfg.get("psf_fwhm", 6.0):
+        import nibabel as nib
+
+        header = nib.load(str(pet_path))
+        mixing = pv_mixing_from_masks(region_config, header.shape, header.affine,
+                                      float(cfg.get("psf_fwhm", 6.0)))
     table = simulate_null_drift(design, config, frames=frames, reference=reference,
-                                observed=observed)
+                                observed=observed, pv_mixing=mixing)
     for row in table.itertuples():
         log.info("null drift %s %s %s: %+.2f %% (SD %.2f, %d simulated subjects)",
                  row.contrast, row.model, row.region, row.drift_pct, row.drift_sd, row.n_sim)
-    cfg = (config.get("statistics") or {}).get("null_drift") or {}
     write_table(out_path, table, provenance(
         Description="Null drift: % change of BP_ND between the windows of one scan without "
         "any release, simulated with the study's frame schedule, protocol, models, k2' "
-        "handling and windows (pipeline.simulate.simulate_region_tacs)",
+        "handling, windows and partial-volume mixing (pipeline.simulate.simulate_region_tacs)",
         settings=dict(cfg), frames_start_s=frames.start_seconds,
         frames_end_s=frames.end_seconds,
+        pv_mixing=None if mixing is None else mixing.round(4).to_dict(orient="index"),
         assumptions=["the simulator's plasma input, metabolite, vascular and between-subject "
                      "models describe the study", "drift does not depend on the task",
-                     "release-free kinetics are stationary over the scan"],
+                     "release-free kinetics are stationary over the scan",
+                     "partial-volume mixing follows an isotropic Gaussian PSF of psf_fwhm mm "
+                     "over the MNI152 grey/white-matter templates"],
         inputs=[str(bp_path)]))
     return Path(out_path)

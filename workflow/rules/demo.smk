@@ -13,7 +13,7 @@ checkpoint simulate_demo:
         mem_mb=res("simulate_demo")["mem_mb"],
         runtime=res("simulate_demo")["runtime"],
     run:
-        from pipeline.simulate import write_demo_study
+        from pipeline.simulate.study import write_demo_study
 
         with log_to(log[0]):
             write_demo_study(out("demo"), **params.demo)

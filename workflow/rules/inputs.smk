@@ -131,6 +131,11 @@ def pet_of(wildcards):
     return str(scan_of(wildcards).image_path)
 
 
+def first_pet(wildcards):
+    """One scan's image: the grid for the partial-volume mixing of the drift simulation."""
+    return str(scans()[sorted(scans())[0]].image_path)
+
+
 def tacs_path(key):
     return out(f"{key}_desc-{REGION_SET.name}_tacs.tsv")
 
@@ -183,6 +188,8 @@ def all_tacs(wildcards):
 
 
 def participants_tsv(wildcards=None):
+    if DEMO:
+        checkpoints.simulate_demo.get()
     return str(BIDS_DIR / "participants.tsv")
 
 

@@ -4,6 +4,8 @@ rule null_drift:
     input:
         bp_nd=out("group/bp_nd.tsv"),
         tacs=all_tacs,
+        pet=first_pet,
+        regions=config["regions"],
     output:
         table=out("group/null_drift.tsv"),
     log:
@@ -17,7 +19,8 @@ rule null_drift:
 
         with log_to(log[0]):
             write_null_drift(input.bp_nd, input.tacs, output.table, config=config,
-                             reference=REFERENCE)
+                             reference=REFERENCE, pet_path=input.pet,
+                             region_config=input.regions)
 
 
 rule contrasts:
