@@ -139,7 +139,8 @@ def change_ci(contrasts: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return table
 
 
-def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
+def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05,
+                regions: Sequence[str] | None = None) -> Figure:
     """Mean % change in BP_ND with 95% CI per region, one panel per contrast.
 
     When the table has the drift- or control-corrected effect (``effect_pct_mean``), that
@@ -151,6 +152,8 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
         Rows of ``contrasts.tsv`` for one model.
     alpha : float, default=0.05
         FDR level; filled markers have ``p_fdr < alpha``.
+    regions : sequence of str, default=None
+        Row order (top to bottom); None = table order.
 
     Returns
     -------
@@ -162,7 +165,9 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05) -> Figure:
     if "effect_pct_mean" in table:
         xlabel = "% change - drift or control (95% CI)"
     names = list(dict.fromkeys(table["contrast"].astype(str)))
-    regions = list(dict.fromkeys(table["region"].astype(str)))
+    present = list(dict.fromkeys(table["region"].astype(str)))
+    regions = [r for r in regions if r in present] + [r for r in present if r not in regions] \
+        if regions is not None else present
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 0.32 * len(regions) + 1.4),
                              squeeze=False, sharey=True, layout="constrained")
     y = {r: i for i, r in enumerate(regions)}

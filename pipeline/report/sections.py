@@ -158,7 +158,10 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
         blocks.append(table_block(rows, f"Contrasts ({model})", table_id=f"contrasts-{model}"))
         if len(rows):
             fmt = fig_spec.get("change", {}).get("format", "svg")
+            order = list(dict.fromkeys(results.bp_nd["region"].astype(str))) \
+                if results.bp_nd is not None else None
             blocks.append(ctx.figure(f"change_model-{model}", figures.plot_change, rows, fmt=fmt,
+                                     regions=order,
                                      title=f"% change in BP_ND with 95% CI ({model})",
                                      caption="Filled: FDR-significant (p_fdr < 0.05)."))
     if results.null_drift is not None:
@@ -187,7 +190,7 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
                     and paired["control_change_pct"].notna().any():
                 options = dict(
                     columns=("control_change_pct", "change_pct"), ylabel="% change",
-                    labels=(f"{control} change", f"{labels[1]} change"),
+                    labels=(control, labels[1]),
                     title=f"{name}: change against the {control} contrast's change ({model})",
                     caption=f"One line per subject: the % change of the {control} contrast "
                             "(left) and of this contrast's own windows (right) over the same "
