@@ -93,8 +93,12 @@ def plot_paired(paired: pd.DataFrame, labels: tuple[str, str] = ("baseline", "co
     present = list(dict.fromkeys(paired["region"]))
     regions = [r for r in regions if r in present] if regions is not None else present
     nrows, ncols = grid(len(regions), ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.4 * nrows),
-                             squeeze=False, layout="constrained")
+    height = 2.4 * nrows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, height), squeeze=False)
+    # fixed margins (inches converted to fractions): a layout engine costs seconds here
+    fig.subplots_adjust(left=0.55 / (2.2 * ncols), right=0.99, top=1 - 0.3 / height,
+                        bottom=0.35 / height, wspace=0.35, hspace=0.4)
+    fig.petbp_fixed_layout = True
     for ax, region in zip(axes.ravel(), regions, strict=False):
         rows = paired[paired["region"] == region]
         values = rows[list(columns)].to_numpy(float)
@@ -168,8 +172,13 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05,
     present = list(dict.fromkeys(table["region"].astype(str)))
     regions = [r for r in regions if r in present] + [r for r in present if r not in regions] \
         if regions is not None else present
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 0.32 * len(regions) + 1.4),
-                             squeeze=False, sharey=True, layout="constrained")
+    width, height = 3.6 * len(names) + 1.0, 0.32 * len(regions) + 1.4
+    fig, axes = plt.subplots(1, len(names), figsize=(width, height), squeeze=False,
+                             sharey=True)
+    label_in = 0.08 * max(len(r) for r in regions) + 0.2  # room for the region names
+    fig.subplots_adjust(left=label_in / width, right=0.99, top=1 - 0.35 / height,
+                        bottom=0.6 / height, wspace=0.08)
+    fig.petbp_fixed_layout = True
     y = {r: i for i, r in enumerate(regions)}
     for ax, name, color in zip(axes[0], names, COLORS, strict=False):
         rows = table[table["contrast"].astype(str) == name]
