@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import warnings
 from collections.abc import Sequence
 
 import matplotlib
@@ -257,13 +258,19 @@ def plot_stat_map(path, title: str = "", threshold: float | None = None) -> Figu
     from nilearn import plotting
 
     fig = plt.figure(figsize=(11, 2.4))
+    with warnings.catch_warnings():  # "empty mask" when nothing passes the threshold
+        warnings.simplefilter("ignore", UserWarning)
+        _draw_stat_map(plotting, path, fig, title, threshold)
+    fig.petbp_fixed_layout = True
+    return fig
+
+
+def _draw_stat_map(plotting, path, fig: Figure, title: str, threshold: float | None) -> None:
     plotting.plot_stat_map(str(path) if not hasattr(path, "get_fdata") else path,
                            bg_img=_template(), threshold=threshold, display_mode="z",
                            cut_coords=(-24, -14, -4, 6, 16, 36), figure=fig,
                            title=title or None, colorbar=True, draw_cross=False,
                            annotate=True, resampling_interpolation="nearest")
-    fig.petbp_fixed_layout = True
-    return fig
 
 
 @functools.cache
