@@ -276,12 +276,14 @@ def tracer_name(results: StudyResults) -> str:
     for key in ("tracer", "TracerName"):
         if isinstance(results.config.get(key), str):
             return results.config[key]
-    candidates = [s.tacs.with_name(s.tacs.name[:-4] + ".json") for s in results.scans if s.tacs]
+    candidates: list[Path] = []
     bids_dir = results.config.get("bids_dir")
     if isinstance(bids_dir, str) and Path(bids_dir).is_dir():
         candidates += sorted(Path(bids_dir).glob("sub-*/**/pet/*_pet.json"))[:3]
     candidates += sorted((results.output_dir / "demo" / "bids").glob("sub-*/**/pet/*_pet.json"))[:3]
-    for path in candidates[:10]:
+    candidates += [s.tacs.with_name(s.tacs.name[:-4] + ".json") for s in results.scans[:3]
+                   if s.tacs]
+    for path in candidates:
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

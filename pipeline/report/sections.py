@@ -108,7 +108,9 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     if results.contrasts is not None:
         names = list(dict.fromkeys(results.contrasts["contrast"].astype(str)))
         facts["Contrasts"] = "; ".join(
-            f"{n} ({' vs '.join(contrast_conditions(n, cfg)[::-1])})" for n in names)
+            f"{n} ({' vs '.join(contrast_conditions(n, cfg)[::-1])}"
+            + (f", minus the {_control_of(cfg, n)} change" if _control_of(cfg, n) else "")
+            + ")" for n in names)
     facts["Models"] = ", ".join(results.models) + (" (first is primary)"
                                                     if len(results.models) > 1 else "")
     if cfg.get("reference_region"):
@@ -155,7 +157,12 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
     con = results.contrasts
     if con is not None:
         rows = con[con["model"].astype(str) == model] if "model" in con else con
-        blocks.append(table_block(rows, f"Contrasts ({model})", table_id=f"contrasts-{model}"))
+        key = spec.get("contrast_columns")
+        blocks.append(table_block(rows, f"Contrasts ({model})", table_id=f"contrasts-{model}",
+                                  columns=key))
+        if key and set(rows.columns) - set(key):
+            blocks.append(details(f"All columns of contrasts.tsv ({model})", [table_block(
+                rows, table_id=f"contrasts-{model}-all")]))
         if len(rows):
             fmt = fig_spec.get("change", {}).get("format", "svg")
             order = list(dict.fromkeys(results.bp_nd["region"].astype(str))) \

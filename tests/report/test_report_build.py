@@ -30,8 +30,11 @@ def test_write_report_contrast_table_equals_tsv(synthetic_report):
     """The primary model's contrast table shows exactly the rows and values of contrasts.tsv."""
     html, out, _ = synthetic_report
     tsv = read_table(out / "group" / "contrasts.tsv")
-    check_table_equals_tsv(parse(html), "contrasts-logan_ref",
-                            tsv[tsv["model"] == "logan_ref"].reset_index(drop=True))
+    report = parse(html)
+    rows = tsv[tsv["model"] == "logan_ref"].reset_index(drop=True)
+    check_table_equals_tsv(report, "contrasts-logan_ref", rows)  # the key columns
+    check_table_equals_tsv(report, "contrasts-logan_ref-all", rows)  # folded: every column
+    assert report.headers["contrasts-logan_ref-all"] == list(tsv.columns)
 
 
 def test_write_report_correlation_and_bp_tables_equal_tsv(synthetic_report):
