@@ -118,6 +118,21 @@ def render_report(results: StudyResults, spec: Mapping[str, Any], ctx: BuildCont
         output_dir=str(results.output_dir))
 
 
+def _fallback_page(err: BaseException, results: StudyResults) -> str:
+    """A minimal self-contained page with the error, when the report itself failed."""
+    import html
+    import traceback
+
+    trace = "".join(traceback.format_exception(err))
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
+            "<title>petbp report: error</title></head><body><h1>petbp report could not be "
+            "built</h1><p>The analysis outputs under <code>"
+            f"{html.escape(str(results.output_dir))}</code> are unaffected. Please report "
+            "this error with the text below.</p><pre>" + html.escape(trace)
+            + "</pre></body></html>")
+
+
 def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
                  out_html: str | Path, *, methods_md: str | Path | None = None,
                  spec: str | Path | None = None,
@@ -157,7 +172,11 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
     figure_dir = Path(figure_dir) if figure_dir else Path(output_dir) / "group" / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     ctx = BuildContext(figure_dir=figure_dir)
-    html = render_report(results, layout, ctx)
+    try:
+        html = render_report(results, layout, ctx)
+    except Exception as err:  # a broken report must not sink the run: say what broke
+        log.exception("report: the page could not be rendered")
+        html = _fallback_page(err, results)
     out_html = Path(out_html)
     with atomic_path(out_html) as tmp:
         tmp.write_text(html, encoding="utf-8")

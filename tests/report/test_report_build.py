@@ -220,3 +220,19 @@ def test_write_report_embeds_region_overlays(synthetic_report):
     block = html.read_text().split('id="sub-01_task-rejection"')[1].split('class="scan"')[0]
     assert "Regions of sub-01_task-rejection" in block
     assert "sub-01_task-rejection_desc-default_regions.png" in block
+
+
+def test_write_report_failed_page_still_writes_an_error_page(synthetic_results, tmp_path,
+                                                            monkeypatch):
+    """If rendering itself fails, a small page with the traceback is written instead."""
+    from pipeline.report import build
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(build, "render_report", broken)
+    out, config = synthetic_results
+    html = write_report(out, config, tmp_path / "r.html", figure_dir=tmp_path / "f")
+    text = html.read_text()
+    assert "petbp report could not be built" in text
+    assert "RuntimeError: template exploded" in text
