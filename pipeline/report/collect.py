@@ -290,6 +290,13 @@ def tracer_name(results: StudyResults) -> str:
             continue
         for key in ("TracerName", "tracer", "Tracer"):
             if isinstance(data.get(key), str):
-                return data[key] + (f" ({data['TracerRadionuclide']})"
-                                    if isinstance(data.get("TracerRadionuclide"), str) else "")
+                return _labelled(data[key], data.get("TracerRadionuclide"))
     return "not recorded"
+
+
+def _labelled(tracer: str, nuclide) -> str:
+    """``carfentanil`` + ``C11`` -> ``[11C]carfentanil``; unchanged if already labelled."""
+    match = re.fullmatch(r"([A-Za-z]{1,2})-?(\d+)", nuclide) if isinstance(nuclide, str) else None
+    if match is None or tracer.startswith("["):
+        return tracer
+    return f"[{match[2]}{match[1]}]{tracer}"

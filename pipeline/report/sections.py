@@ -299,12 +299,21 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
 def _threshold(path: Path, thresholds: Mapping[str, float]) -> float | None:
     name = path.name.lower()
     if "rmap" in name:
-        return None
+        return float(thresholds.get("rmap", 0.5))
     if "logp" in name or "fwe" in name:
         return float(thresholds.get("logp", 1.3))
     if "tmap" in name or "_t." in name or "stat-t" in name:
         return float(thresholds.get("tmap", 2.0))
-    return None
+    return 1e-6  # anything else: every non-zero voxel (zeros would hide the template)
+
+
+_MAP_ORDER = ("tmap", "fwep", "logp", "rmap")
+
+
+def _map_key(path: Path) -> tuple[str, int]:
+    stem = path.name.removesuffix(".nii.gz")
+    base, _, kind = stem.rpartition("_")
+    return base, _MAP_ORDER.index(kind) if kind in _MAP_ORDER else len(_MAP_ORDER)
 
 
 def build_voxelwise(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blocks:
@@ -315,7 +324,8 @@ def build_voxelwise(results: StudyResults, ctx: BuildContext, spec: Mapping) -> 
     blocks: Blocks = []
     fig_spec = spec.get("figure", {})
     skip = tuple(spec.get("skip", ("_effects",)))
-    shown = [p for p in results.voxel_maps if not p.name.removesuffix(".nii.gz").endswith(skip)]
+    shown = sorted((p for p in results.voxel_maps
+                    if not p.name.removesuffix(".nii.gz").endswith(skip)), key=_map_key)
     for path in shown[: spec.get("max_maps", 12)]:
         threshold = _threshold(path, spec.get("thresholds", {}))
         label = path.name.removesuffix(".nii.gz")

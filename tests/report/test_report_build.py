@@ -236,3 +236,12 @@ def test_write_report_failed_page_still_writes_an_error_page(synthetic_results, 
     text = html.read_text()
     assert "petbp report could not be built" in text
     assert "RuntimeError: template exploded" in text
+
+
+def test_write_report_summary_states_tracer_design_and_contrasts(synthetic_report):
+    """The summary names the labelled tracer, the design kind and each contrast's conditions."""
+    html, _, _ = synthetic_report
+    summary = html.read_text().split('id="summary"')[1].split('id="regions"')[0]
+    assert "[11C]carfentanil" in summary
+    assert "condition windows within scans" in summary
+    assert "rejvsacc (rejection vs rejbase, minus the acceptance change)" in summary
