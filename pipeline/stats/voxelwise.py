@@ -254,6 +254,23 @@ def _second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
     return tmap, fwe, mask_img
 
 
+def _write_skipped(outputs: Mapping[str, str | PathLike], shape: tuple, affine: np.ndarray,
+                   reason: str) -> dict[str, Path]:
+    """Zero maps and an empty cluster table whose sidecars say why nothing was computed."""
+    import nibabel as nib
+
+    note = provenance(Description="not computed", skipped=reason)
+    for key, path in outputs.items():
+        if key == "clusters":
+            write_table(path, pd.DataFrame(columns=["cluster_id", "x", "y", "z", "peak_t",
+                                                    "size_mm3", "region", "p_fwe_peak"]), note)
+        else:
+            vol = shape if key != "effects" else (*shape, 1)
+            _save(nib.Nifti1Image(np.zeros(vol, np.float32), affine), path,
+                  {**note, "participants": []})
+    return {k: Path(v) for k, v in outputs.items()}
+
+
 def _save(img: Any, path: str | PathLike, sidecar: Mapping[str, Any]) -> None:
     import nibabel as nib
 
@@ -283,8 +300,13 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
     first = nib.load(str(next(iter(maps.values()))))
     mask = analysis_mask(region_config, first.shape, first.affine,
                          settings.get("mask", "regions"))
-    effects, pids, keep, affine = effect_maps(maps, design, contrast, model=model, drift=drift,
-                                              region_config=region_config, mask=mask)
+    try:
+        effects, pids, keep, affine = effect_maps(maps, design, contrast, model=model,
+                                                  drift=drift, region_config=region_config,
+                                                  mask=mask)
+    except InputError as err:
+        log.warning("voxelwise %s skipped: %s", contrast, err)
+        return _write_skipped(outputs, first.shape[:3], first.affine, str(err))
     dm = pd.DataFrame({"intercept": np.ones(len(pids))})
     n_perm = int(settings.get("n_perm", 200))
     tmap, fwe, _ = _second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
@@ -330,6 +352,10 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
     values = pd.to_numeric(scores[score], errors="coerce").to_numpy(float)
     ok = np.isfinite(values)
     effects, values = effects[..., ok], values[ok]
+    if values.size < 4 or np.ptp(values) == 0:
+        reason = f"only {values.size} participant(s) with a varying {score}; at least 4 needed"
+        log.warning("voxelwise correlation skipped: %s", reason)
+        return _write_skipped(outputs, img.shape[:3], img.affine, reason)
     keep = np.all(np.isfinite(effects), axis=-1)
     dm = pd.DataFrame({"intercept": np.ones(values.size), score: values - values.mean()})
     n_perm = int(settings.get("n_perm", 200))

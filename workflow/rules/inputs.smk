@@ -263,6 +263,6 @@ def group_outputs(wildcards=None):
 
 def final_outputs(wildcards=None):
     files = group_outputs()
-    if "report" in rules.__dict__:
+    if hasattr(rules, "report"):
         files.append(out("report.html"))
     return files
