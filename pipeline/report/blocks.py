@@ -38,10 +38,9 @@ def _display(value: Any, column: str) -> tuple[str, str | None]:
         value = float(value)
         if math.isinf(value):
             return str(value), repr(value)
-        if value.is_integer() and abs(value) < 1e6 and column in ("n", "df", "n_voxels",
-                                                                    "n_frames", "size"):
+        if value.is_integer() and abs(value) < 1e12:
             return str(int(value)), repr(value)
-        spec = ".3g" if column in _P_COLUMNS else ".4g"
+        spec = ".3g" if column in _P_COLUMNS else ".6g" if 1e3 <= abs(value) < 1e7 else ".4g"
         return format(value, spec), repr(value)
     return str(value), None
 

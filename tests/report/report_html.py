@@ -95,6 +95,6 @@ def check_table_equals_tsv(report: ReportParser, table_id: str, tsv: pd.DataFram
                 assert text == str(want)
             else:
                 assert float(value) == float(want)  # exact: repr() round-trips a float
-                digits = 3 if column.startswith("p") else 4
+                digits = 3 if column.startswith("p") else 4  # at least, as shown
                 shown = float(text)
                 assert shown == pytest.approx(float(want), rel=10 ** (1 - digits), abs=1e-12)
