@@ -25,6 +25,7 @@ from pipeline.report.blocks import (
     text_block,
 )
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
+from pipeline.report.findings import key_findings
 from pipeline.report.methods import methods_paragraphs
 from pipeline.report.paired import (
     activation_scores,
@@ -115,7 +116,13 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
                                                     if len(results.models) > 1 else "")
     if cfg.get("reference_region"):
         facts["Reference region"] = cfg["reference_region"]
-    blocks: Blocks = [kv_block(facts, "Study")]
+    blocks: Blocks = []
+    findings = key_findings(results, first=spec.get("headline"))
+    if findings:
+        model = results.models[0] if results.models else ""
+        blocks.append({"kind": "list", "title": f"Key findings (primary model {model})",
+                       "items": findings})
+    blocks.append(kv_block(facts, "Study"))
     n_ex = int((subjects["status"] != "included").sum())
     blocks.append(details(f"Subjects ({len(subjects)})",
                           [table_block(subjects, table_id="subjects")],

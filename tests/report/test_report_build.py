@@ -245,3 +245,20 @@ def test_write_report_summary_states_tracer_design_and_contrasts(synthetic_repor
     assert "[11C]carfentanil" in summary
     assert "condition windows within scans" in summary
     assert "rejvsacc (rejection vs rejbase, minus the acceptance change)" in summary
+
+
+def test_write_report_key_findings_quote_the_tables(synthetic_report):
+    """Key findings give one line per contrast and the headline r, p, n of correlations.tsv."""
+    html, out, _ = synthetic_report
+    report = parse(html)
+    summary = html.read_text().split('id="summary"')[1].split('id="regions"')[0]
+    assert "Key findings (primary model logan_ref)" in summary
+    cor = read_table(out / "group" / "correlations.tsv")
+    row = cor[(cor["method"] == "pearson") & (cor["measure"] == "activation")
+              & cor["covariates"].isna()].iloc[0]
+    assert (f"amygdala_l activation (rejection) vs resilience: r = {row['r']:.2f}, "
+            f"p = {row['p']:.2g}") in summary
+    assert f"n = {int(row['n'])}." in summary
+    for name in ("rejection:", "acceptance:", "rejvsacc:"):
+        assert name in summary
+    assert report.sections[0] == "summary"

@@ -1,0 +1,86 @@
+"""Key findings for the top of the report: what passed FDR, and the headline correlation.
+
+Read straight from ``group/contrasts.tsv`` and ``group/correlations.tsv`` (primary model);
+a sentence each, so that a reader sees the result before the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.report.collect import StudyResults
+
+__all__ = ["key_findings"]
+
+
+def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[str]:
+    rows = con if model is None or "model" not in con else con[con["model"] == model]
+    value = "effect_pct_mean" if "effect_pct_mean" in rows else "change_pct_mean"
+    lines = []
+    for name, cell in rows.groupby("contrast", sort=False):
+        hits = cell[cell["p_fdr"] < alpha].sort_values("p_fdr") if "p_fdr" in cell else cell[:0]
+        if hits.empty:
+            lines.append(f"{name}: no region passes FDR {alpha:g}.")
+            continue
+        parts = [f"{r['region']} {r[value]:+.1f} % (p_FDR {r['p_fdr']:.2g})"
+                 for _, r in hits.iterrows()]
+        lines.append(f"{name}: {len(hits)} of {len(cell)} regions pass FDR {alpha:g}: "
+                     + ", ".join(parts) + ".")
+    return lines
+
+
+def _correlation_line(cor: pd.DataFrame, first: Mapping[str, Any]) -> str | None:
+    rows = cor
+    for key in ("region", "score"):
+        if key in first and key in rows and (rows[key] == first[key]).any():
+            rows = rows[rows[key] == first[key]]
+    if "covariates" in rows:
+        plain = rows[rows["covariates"].isna() | (rows["covariates"].astype(str) == "n/a")]
+        rows = plain if len(plain) else rows
+    if "measure" in rows and (rows["measure"] == "activation").any():
+        rows = rows[rows["measure"] == "activation"]
+    if "method" in rows and (rows["method"] == "pearson").any():
+        rows = rows[rows["method"] == "pearson"]
+    if rows.empty:
+        return None
+    r = rows.iloc[0]
+    perm = f", permutation p {r['p_perm']:.2g}" if "p_perm" in r and np.isfinite(r["p_perm"]) \
+        else ""
+    ci = f", 95% CI {r['ci_low']:.2f} to {r['ci_high']:.2f}" \
+        if {"ci_low", "ci_high"} <= set(r.index) and np.isfinite(r["ci_low"]) else ""
+    return (f"{r['region']} activation ({r['contrast']}) vs {r['score']}: "
+            f"r = {r['r']:.2f}, p = {r['p']:.2g}{perm}{ci}, n = {int(r['n'])}.")
+
+
+def key_findings(results: StudyResults, alpha: float | None = None,
+                 first: Mapping[str, Any] | None = None) -> list[str]:
+    """One line per contrast (regions passing FDR, primary model) and the headline correlation.
+
+    Parameters
+    ----------
+    results : StudyResults
+    alpha : float, default=None
+        FDR level; None takes ``statistics.alpha`` from the config (else 0.05).
+    first : mapping, default=None
+        ``region`` and ``score`` of the headline correlation.
+
+    Returns
+    -------
+    list of str
+    """
+    stats = results.config.get("statistics")
+    if alpha is None:
+        alpha = float(stats.get("alpha", 0.05)) if isinstance(stats, Mapping) else 0.05
+    model = results.models[0] if results.models else None
+    lines = []
+    if results.contrasts is not None and len(results.contrasts):
+        lines += _contrast_lines(results.contrasts, model, alpha)
+    if results.correlations is not None and len(results.correlations):
+        line = _correlation_line(results.correlations, first or {})
+        if line:
+            lines.append(line)
+    return lines
