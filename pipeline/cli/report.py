@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="methods text file (default: next to the report, methods.md)")
     parser.add_argument("--spec", type=Path, metavar="YAML",
                         help="a report layout file instead of the shipped spec.yaml")
+    parser.add_argument("--methods-only", action="store_true",
+                        help="write only the methods text (fast; no figures, no HTML)")
     parser.set_defaults(func=run)
     return parser
 
@@ -61,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(format_problem(args.output_dir, "output directory not found",
                                         "Give the output_dir of a finished run."))
     config = _read_config(args.config, args.output_dir)
+    if args.methods_only:
+        from pipeline.report import collect_results, methods_markdown
+        from pipeline.tables import atomic_path
+
+        text = methods_markdown(collect_results(args.output_dir, config))
+        with atomic_path(methods) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(f"petbp report: wrote {methods}")
+        return 0
     path = write_report(args.output_dir, config, output, methods_md=methods,
                         spec=args.spec)
     print(f"petbp report: wrote {path} and {methods}")

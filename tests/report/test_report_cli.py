@@ -44,3 +44,17 @@ def test_petbp_report_bad_config_file_exits_1(synthetic_results, tmp_path, capsy
     assert status == 1
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "Traceback" not in err
+
+
+def test_petbp_report_methods_only_writes_just_the_methods(synthetic_results, tmp_path):
+    """--methods-only writes methods.md (models, windows, references) and no HTML."""
+    out, config = synthetic_results
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    methods = tmp_path / "m" / "methods.md"
+    status = main(["report", str(out), "--config", str(config_file), "--methods-only",
+                   "--methods", str(methods)])
+    assert status == 0
+    text = methods.read_text()
+    assert "Logan" in text and "rejbase 5-45 min" in text and "## References" in text
+    assert not list((tmp_path / "m").glob("*.html"))
