@@ -2,8 +2,9 @@
 
 A region TAC measured on blurred images is a mixture of the activity of every tissue class
 near it. This module estimates the mixing weights from the region masks on the PET grid, the
-MNI152 grey- and white-matter templates shipped with nilearn (background tissue outside
-the named regions: "cortex" = grey matter, "white_matter") and an isotropic Gaussian
+MNI152 grey- and white-matter templates shipped with nilearn (each voxel split into region
+tissue, "cortex" = grey matter outside the regions, and "white_matter"; cortical regions
+hold only their grey matter, as in the simulator's phantom) and an isotropic Gaussian
 point-spread function: weight[r, c] = mean over region r's voxels of the PSF-blurred
 fraction of class c. The result is the ``pv_mixing`` table of
 :func:`pipeline.simulate.simulate_region_tacs`.
@@ -58,13 +59,35 @@ def pv_mixing_from_masks(region_config: str | PathLike | None, shape: Sequence[i
     from scipy.ndimage import gaussian_filter
 
     from pipeline.regions import build_masks, load_region_config
+    from pipeline.simulate.phantom import CORTICAL_REGIONS
 
-    masks = build_masks(load_region_config(region_config), tuple(shape[:3]), affine)
+    region_set = load_region_config(region_config)
+    masks = build_masks(region_set, tuple(shape[:3]), affine)
     weights = np.asarray(masks.weights, float)
-    outside = np.clip(1.0 - weights.sum(axis=0), 0.0, 1.0)
-    classes = {name: weights[i] for i, name in enumerate(masks.names)}
-    classes["cortex"] = _template_on_grid("gm", shape, affine) * outside
-    classes["white_matter"] = _template_on_grid("wm", shape, affine) * outside
+    gm = _template_on_grid("gm", shape, affine)
+    wm = _template_on_grid("wm", shape, affine)
+    total = gm + wm
+    over = total > 1.0
+    gm[over] /= total[over]
+    wm[over] /= total[over]
+    # Cortical regions (and any region restricted to grey matter) hold only their grey
+    # matter; the white matter in their voxels stays white matter, as in the simulator.
+    cortical = set(CORTICAL_REGIONS) | {
+        name for name, spec in region_set.regions.items()
+        if getattr(spec, "grey_matter", None)}
+    claimed = np.zeros(weights.shape[1:])
+    wm_left = wm.copy()
+    classes = {}
+    for i, name in enumerate(masks.names):
+        w = np.minimum(weights[i], 1.0 - claimed)
+        if name in cortical:
+            classes[name] = w * gm
+        else:
+            classes[name] = w * (gm + wm)
+            wm_left -= w * wm
+        claimed += w
+    classes["cortex"] = (1.0 - claimed) * gm
+    classes["white_matter"] = np.clip(wm_left, 0.0, None)
     voxel = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
     sigma = psf_fwhm * _FWHM_TO_SIGMA / voxel
     blurred = {c: gaussian_filter(f, sigma, mode="constant") for c, f in classes.items()}
