@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 #: Distributions whose versions the report and the methods text state.
 SOFTWARE = ("petbp", "numpy", "scipy", "pandas", "nibabel", "nilearn", "matplotlib", "snakemake")
 
-_STEM_RE = re.compile(r"^(?P<stem>sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+"
-                      r"(?:_run-[A-Za-z0-9]+)?)_")
-_ENTITY_RE = re.compile(r"(sub|ses|task|run)-([A-Za-z0-9]+)")
+# A scan's stem: its BIDS entities in order (pipeline.bids.ENTITY_ORDER), task optional.
+_STEM_RE = re.compile(r"^(?P<stem>sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?(?:_task-[A-Za-z0-9]+)?"
+                      r"(?:_trc-[A-Za-z0-9]+)?(?:_rec-[A-Za-z0-9]+)?(?:_run-[A-Za-z0-9]+)?)_")
+_ENTITY_RE = re.compile(r"(sub|ses|task|trc|rec|run)-([A-Za-z0-9]+)")
 _MODEL_RE = re.compile(r"_model-(?P<model>[A-Za-z0-9]+(?:_[a-z]+)?)_(?P<kind>bp|fits)\.tsv$")
 
 

@@ -262,3 +262,20 @@ def test_write_report_key_findings_quote_the_tables(synthetic_report):
     for name in ("rejection:", "acceptance:", "rejvsacc:"):
         assert name in summary
     assert report.sections[0] == "summary"
+
+
+def test_collect_results_finds_scans_with_any_bids_entities(tmp_path):
+    """Stems with session, tracer, reconstruction and run, or without task, are all found."""
+    from pipeline.report.collect import collect_results
+
+    stems = ["sub-01_ses-a_task-rest_trc-cfn_rec-acdyn_run-2", "sub-02_ses-b"]
+    for stem in stems:
+        pet = tmp_path / stem.split("_")[0] / stem.split("_")[1] / "pet"
+        pet.mkdir(parents=True)
+        (pet / f"{stem}_desc-default_tacs.tsv").write_text("frame_start\tframe_end\tx\n0\t60\t1\n")
+        (pet / f"{stem}_model-mrtm2_bp.tsv").write_text("region\tbp_nd\nx\t1\n")
+    scans = {s.stem: s for s in collect_results(tmp_path, {}).scans}
+    assert sorted(scans) == sorted(stems)
+    assert scans[stems[0]].entities == {"sub": "01", "ses": "a", "task": "rest", "trc": "cfn",
+                                        "rec": "acdyn", "run": "2"}
+    assert set(scans[stems[1]].bp) == {"mrtm2"} and scans[stems[1]].tacs is not None
