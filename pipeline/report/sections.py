@@ -314,6 +314,19 @@ def _threshold(path: Path, thresholds: Mapping[str, float]) -> float | None:
     return 1e-6  # anything else: every non-zero voxel (zeros would hide the template)
 
 
+def _count_above(path: Path, threshold: float | None) -> int | None:
+    """Voxels whose magnitude exceeds ``threshold`` (None if the map cannot be read)."""
+    import nibabel as nib
+    import numpy as np
+
+    try:
+        data = np.asarray(nib.load(path).dataobj, dtype=float)
+    except Exception:  # the figure will show the error
+        return None
+    with np.errstate(invalid="ignore"):
+        return int(np.count_nonzero(np.abs(data) > (threshold or 0.0)))
+
+
 _MAP_ORDER = ("tmap", "fwep", "logp", "rmap")
 
 
@@ -337,6 +350,11 @@ def build_voxelwise(results: StudyResults, ctx: BuildContext, spec: Mapping) -> 
         threshold = _threshold(path, spec.get("thresholds", {}))
         label = path.name.removesuffix(".nii.gz")
         caption = f"group/{path.name}" + (f", shown above {threshold:g}" if threshold else "")
+        n_above = _count_above(path, threshold)
+        if n_above == 0:
+            caption += ". No voxel passes this threshold."
+        elif n_above is not None:
+            caption += f" ({n_above} voxels)."
         blocks.append(ctx.figure(label, figures.plot_stat_map, path, title=label,
                                  threshold=threshold, fmt=fig_spec.get("format", "png"),
                                  dpi=fig_spec.get("dpi", 72), caption=caption))
