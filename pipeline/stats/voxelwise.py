@@ -7,7 +7,9 @@ restricted to voxels with a finite, positive baseline BP_ND in every participant
 voxel's effect is its % change, minus the null drift of its region (from
 ``group/null_drift.tsv``; voxels outside the named regions get the median drift) for
 plain within-scan contrasts, or minus the control contrast's % change for double
-differences, exactly as in the region-wise analysis.
+differences, as in the region-wise analysis; then each region's voxels are shifted so that
+their mean equals the participant's region-level effect (voxel fits are noisier, and noise
+biases the two windows differently, see :func:`effect_maps`).
 """
 
 from __future__ import annotations
@@ -135,8 +137,15 @@ def _drift_map(drift: pd.DataFrame | None, contrast: str, model: str,
 def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, contrast: str,
                 *, model: str, drift: pd.DataFrame | None = None,
                 region_config: str | PathLike | None = None, mask: np.ndarray | None = None,
+                values: pd.DataFrame | None = None,
                 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Per-participant effect maps (% change after drift or control) of one contrast.
+
+    With ``values`` (``group/contrast_values.tsv``), each participant's voxels in a named
+    region are shifted so that their mean equals the region-level ``effect_pct`` of that
+    participant: windowed voxel fits are noisier than region fits, and noise biases them
+    differently in the two windows, so the region-level drift alone does not fit them. The
+    voxelwise test then keeps the region-level calibration and adds the spatial pattern.
 
     Parameters
     ----------
@@ -151,6 +160,9 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
         For the per-region drift map.
     mask : ndarray of bool, default=None
         Analysis mask; voxels must also be finite with baseline BP_ND > 0.05 everywhere.
+    values : DataFrame, default=None
+        Region-level per-participant values (``contrast``, ``participant_id``, ``region``,
+        ``model``, ``effect_pct``).
 
     Returns
     -------
@@ -184,11 +196,20 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
             return np.where(ok, 100.0 * (c - b) / b, np.nan), ok
 
     masks = None
-    if drift is not None and spec.control is None and design.within_scan(contrast):
+    if values is not None or (drift is not None and spec.control is None
+                              and design.within_scan(contrast)):
         masks = _region_masks(region_config, shape, affine)
     dmap = _drift_map(drift if spec.control is None and design.within_scan(contrast) else None,
                       contrast, model, masks, shape)
     keep = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).copy()
+    region_effect = {}
+    if values is not None:
+        rows = values[(values["contrast"] == contrast) & (values["model"] == model)]
+        region_effect = {(r.participant_id, r.region): float(r.effect_pct)
+                         for r in rows.itertuples()}
+        if not region_effect:
+            log.warning("voxelwise %s: no region-level values for model %s; voxel maps use "
+                        "the region drift only", contrast, model)
     effects = np.empty((*shape, len(complete)))
     for k, p in enumerate(complete):
         eff, ok = change(p, spec.baseline, spec.condition)
@@ -196,7 +217,16 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
             ctl = design.contrasts[spec.control]
             other, ok2 = change(p, ctl.baseline, ctl.condition)
             eff, ok = eff - other, ok & ok2
-        effects[..., k] = eff - dmap
+        eff = eff - dmap
+        if region_effect:
+            best = np.argmax(masks.weights, axis=0)
+            inside = np.max(masks.weights, axis=0) > 0.5
+            for i, name in enumerate(masks.names):
+                sel = inside & (best == i) & ok & keep
+                target = region_effect.get((p, name))
+                if target is not None and np.isfinite(target) and sel.any():
+                    eff[sel] += target - eff[sel].mean()
+        effects[..., k] = eff
         keep &= ok
     effects[~keep] = np.nan
     return effects, complete, keep, affine
@@ -285,9 +315,13 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
                              outputs: Mapping[str, str | PathLike], *, design: Design,
                              contrast: str, model: str, settings: Mapping[str, Any],
                              drift_path: str | PathLike | None = None,
+                             values_path: str | PathLike | None = None,
                              region_config: str | PathLike | None = None,
                              seed: int = 0) -> dict[str, Path]:
     """Group maps of one contrast: per-participant effects (4D), t map, FWE p map, clusters.
+
+    ``values_path`` (``group/contrast_values.tsv``) aligns each region's voxel mean with the
+    region-level effect (see :func:`effect_maps`).
 
     ``outputs`` keys: ``effects``, ``tmap``, ``fwe`` (-log10 FWE-corrected p, two-sided;
     zeros when ``n_perm`` is 0), ``clusters`` (TSV).
@@ -297,13 +331,14 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
     from pipeline.stats.tables import read_group_table
 
     drift = read_group_table(drift_path) if drift_path else None
+    values = read_group_table(values_path) if values_path else None
     first = nib.load(str(next(iter(maps.values()))))
     mask = analysis_mask(region_config, first.shape, first.affine,
                          settings.get("mask", "regions"))
     try:
         effects, pids, keep, affine = effect_maps(maps, design, contrast, model=model,
                                                   drift=drift, region_config=region_config,
-                                                  mask=mask)
+                                                  mask=mask, values=values)
     except InputError as err:
         log.warning("voxelwise %s skipped: %s", contrast, err)
         return _write_skipped(outputs, first.shape[:3], first.affine, str(err))
@@ -315,7 +350,9 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), affine)
     common = provenance(contrast=contrast, model=model, participants=pids,
                         n_voxels=int(keep.sum()), n_perm=n_perm, seed=seed,
-                        drift_corrected=drift is not None, inputs=sorted(map(str, maps.values())))
+                        drift_corrected=drift is not None,
+                        aligned_to_region_effects=values is not None,
+                        inputs=sorted(map(str, maps.values())))
     _save(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
           {**common, "Description": "Per-participant effect maps (% change after drift or "
            "control), one volume per participant in 'participants' order"})

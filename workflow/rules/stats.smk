@@ -74,6 +74,7 @@ rule voxelwise_contrast:
     input:
         maps=contrast_map_files,
         drift=out("group/null_drift.tsv"),
+        values=out("group/contrast_values.tsv"),
         regions=config["regions"],
     output:
         **voxelwise_outputs("{contrast}", "{model}"),
@@ -94,7 +95,7 @@ rule voxelwise_contrast:
                 params.maps, dict(output.items()), design=DESIGN,
                 contrast=wildcards.contrast, model=wildcards.model, settings=params.settings,
                 drift_path=input.drift if config["statistics"]["null_drift"]["correct"] else None,
-                region_config=input.regions)
+                values_path=input.values, region_config=input.regions)
 
 
 rule voxelwise_correlation:
