@@ -42,7 +42,10 @@ def test_fit_voxels_equals_column_fit_and_chunking(frames_90min):
     direct = fit_mrtm2(frames_90min, ref, data[mask].T.astype(float), k2prime=K2PRIME)
     assert maps["bp_nd"].shape == SHAPE and maps["bp_nd"].dtype == np.float32
     np.testing.assert_allclose(maps["bp_nd"][mask], direct.bp_nd, rtol=1e-6)  # float32
+    serial = fit_voxels(frames_90min, ref, data, mask, "mrtm2", chunk_voxels=7, n_jobs=1,
+                        k2prime=K2PRIME)
     np.testing.assert_array_equal(maps["bp_nd"], small["bp_nd"])
+    np.testing.assert_array_equal(small["bp_nd"], serial["bp_nd"])  # threads = serial
     assert np.all(np.isnan(maps["bp_nd"][~mask])) and np.all(np.isnan(maps["r1"][~mask]))
     # noiseless SRTM-consistent voxels: only frame-integration error (0.5 %, 1 %)
     np.testing.assert_allclose(maps["bp_nd"][mask & (bp > 0)], bp[mask & (bp > 0)], rtol=5e-3)

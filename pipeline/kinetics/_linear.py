@@ -12,9 +12,39 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
 
-__all__ = ["frame_integral_operator", "join_flags", "row_selector", "weighted_least_squares"]
+__all__ = [
+    "MAX_FIRST_FRAME_START",
+    "check_starts_at_injection",
+    "frame_integral_operator",
+    "join_flags",
+    "row_selector",
+    "weighted_least_squares",
+]
+
+#: Latest first-frame start (minutes after injection) for models that integrate from
+#: injection: before the first frame the curve is only assumed to rise linearly from 0.
+MAX_FIRST_FRAME_START = 2.0
+
+
+def check_starts_at_injection(frames: Frames, model: str) -> None:
+    """Refuse scans whose first frame starts too late for integrals from injection.
+
+    Raises
+    ------
+    InputError
+        If the first frame starts more than :data:`MAX_FIRST_FRAME_START` minutes after
+        injection (e.g. a late second acquisition that cannot be fitted on its own).
+    """
+    if frames.start[0] > MAX_FIRST_FRAME_START:
+        raise InputError(format_problem(
+            frames.source or None,
+            f"{model}: the first frame starts {frames.start[0]:g} min after injection; "
+            f"{model} integrates the TACs from injection and needs the scan to start within "
+            f"{MAX_FIRST_FRAME_START:g} min", "Fit this acquisition together with the "
+            "earlier one(s) of the same injection (merged frames), or use the ratio method."))
 
 
 def frame_integral_operator(frames: Frames) -> np.ndarray:

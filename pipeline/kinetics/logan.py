@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
+    check_starts_at_injection,
     frame_integral_operator,
     join_flags,
     row_selector,
@@ -78,6 +79,7 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         raise ConfigError(format_problem(
             None, f"logan_ref: k2prime must be a positive number (1/min) or omitted; "
             f"got {k2prime!r}", "Give k2' from MRTM, or leave it out for equilibrium data."))
+    check_starts_at_injection(frames, "logan_ref")
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
                           weights=weights, min_frames=3, model="logan_ref")
     used = prep.used

@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
+    check_starts_at_injection,
     frame_integral_operator,
     join_flags,
     row_selector,
@@ -34,6 +35,7 @@ __all__ = ["describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
 
 def _prepare(frames: Frames, ref_tac, tacs, *, window, t_star, weights, n_params, model):
     """Common input checks; NaN anywhere in a TAC (integrals use all frames) marks it bad."""
+    check_starts_at_injection(frames, model)
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
                           weights=weights, min_frames=n_params + 1, model=model)
     bad = prep.bad_tacs

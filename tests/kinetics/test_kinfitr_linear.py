@@ -137,3 +137,17 @@ def test_real_tacs_agree_with_kinfitr(scan):
     assert np.abs(mrtm.bp_nd - ref_fits["mrtm1_bp"])[physical].max() <= 0.015
     assert np.abs(mrtm2.bp_nd - ref_fits["mrtm2_bp"]).max() <= 0.015
     assert np.abs(logan.bp_nd - ref_fits["refLogan_bp_tstar30min"]).max() <= 0.015
+
+
+def test_real_late_acquisition_is_refused_not_fitted():
+    """sub-PF03 run-2 starts at 142 min (a second acquisition): MRTM and Logan refuse it,
+    naming the file."""
+    from pipeline.errors import InputError
+
+    table = read_tacs(REAL / "sub-PF03_ses-test_run-2_desc-gtmseg_tacs.tsv")
+    ref = _lr_mean(table, "Cerebellum-Cortex")
+    data = _lr_mean(table, "Putamen")
+    with pytest.raises(InputError, match=r"tacs\.tsv: mrtm: the first frame starts 141\.733 min"):
+        fit_mrtm(table.frames, ref, data)
+    with pytest.raises(InputError, match="logan_ref: the first frame starts"):
+        fit_logan_ref(table.frames, ref, data, t_star=180)

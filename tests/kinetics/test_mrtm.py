@@ -130,3 +130,15 @@ def test_describe_mentions_model_citation_and_options():
     assert "MRTM2" in text and "Ichise et al., 2003" in text
     assert "k2' = 0.1 /min" in text and "t* = 10 min" in text and "45 to 90 min" in text
     assert "MRTM (" in describe({"model": "mrtm"})
+
+
+def test_fit_mrtm_refuses_late_acquisition(frames_90min):
+    """A scan starting long after injection cannot be integrated from injection: refused."""
+    from pipeline.frames import Frames
+
+    late = Frames(frames_90min.start + 140, frames_90min.end + 140)
+    ref, tacs = srtm_consistent_tacs(frames_90min, [1.0], k2prime=K2PRIME)
+    with pytest.raises(InputError, match="mrtm: the first frame starts 140 min after injection"):
+        fit_mrtm(late, ref, tacs)
+    with pytest.raises(InputError, match="mrtm2: the first frame starts 140 min"):
+        fit_mrtm2(late, ref, tacs, k2prime=K2PRIME)
