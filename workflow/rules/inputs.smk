@@ -232,6 +232,15 @@ def voxelwise_outputs(contrast, model=VOX_MODEL):
             "fwe": f"{base}_fwep.nii.gz", "clusters": f"{base}_clusters.tsv"}
 
 
+def voxelwise_report_outputs(contrast, model):
+    """voxelwise_outputs with the cluster table filed in the Snakemake report."""
+    files = voxelwise_outputs(contrast, model)
+    files["clusters"] = report(files["clusters"], caption="../report/voxelwise.rst",
+                               category="Voxelwise", labels={"contrast": contrast,
+                                                             "model": model})
+    return files
+
+
 def correlation_outputs(contrast, score, model=VOX_MODEL):
     base = out(f"group/{contrast}_score-{score}_model-{model}")
     return {"tmap": f"{base}_tmap.nii.gz", "rmap": f"{base}_rmap.nii.gz",

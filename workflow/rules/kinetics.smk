@@ -53,7 +53,8 @@ rule collect_bp_nd:
     input:
         fits=all_fits,
     output:
-        table=out("group/bp_nd.tsv"),
+        table=report(out("group/bp_nd.tsv"), caption="../report/bp_nd.rst",
+                     category="Group statistics"),
     log:
         out("logs/group/collect_bp_nd.log"),
     threads: res("collect_bp_nd")["threads"]

@@ -7,7 +7,8 @@ rule null_drift:
         pet=first_pet,
         regions=config["regions"],
     output:
-        table=out("group/null_drift.tsv"),
+        table=report(out("group/null_drift.tsv"), caption="../report/null_drift.rst",
+                     category="Group statistics"),
     log:
         out("logs/group/null_drift.log"),
     threads: res("null_drift")["threads"]
@@ -29,7 +30,8 @@ rule contrasts:
         drift=out("group/null_drift.tsv"),
         participants=participants_tsv,
     output:
-        contrasts=out("group/contrasts.tsv"),
+        contrasts=report(out("group/contrasts.tsv"), caption="../report/contrasts.rst",
+                         category="Group statistics"),
         values=out("group/contrast_values.tsv"),
         exclusions=out("group/exclusions.tsv"),
     log:
@@ -52,7 +54,8 @@ rule correlations:
         values=out("group/contrast_values.tsv"),
         participants=participants_tsv,
     output:
-        table=out("group/correlations.tsv"),
+        table=report(out("group/correlations.tsv"), caption="../report/correlations.rst",
+                     category="Group statistics"),
     params:
         stats=config["statistics"],
     log:
@@ -77,7 +80,7 @@ rule voxelwise_contrast:
         values=out("group/contrast_values.tsv"),
         regions=config["regions"],
     output:
-        **voxelwise_outputs("{contrast}", "{model}"),
+        **voxelwise_report_outputs("{contrast}", "{model}"),
     params:
         maps=contrast_maps,
         settings=VOXELWISE,
