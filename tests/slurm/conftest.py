@@ -33,7 +33,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["SLURM_TEST_ARGS", "SlurmCluster", "run_snakemake", "slurm_cluster", "slurm_run"]
+__all__ = [
+    "SLURM_TEST_ARGS",
+    "SlurmCluster",
+    "run_snakemake",
+    "slurm_cluster",
+    "slurm_run",
+    "snakemake_runner",
+]
 
 _BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "srun", "sinfo")
 _ETC_CONF = Path("/etc/slurm/slurm.conf")
@@ -41,6 +48,10 @@ _MARKER = "# written by petbp tests/slurm/conftest.py"
 _LOCK = Path(tempfile.gettempdir()) / "petbp-slurm-test.lock"
 #: MinJobAge (s): squeue forgets finished jobs after this; >= 3x the first status-check wait.
 MIN_JOB_AGE_S = 300
+#: CPUs the test node offers (oversubscribing small machines: SlurmdParameters=config_overrides):
+#: test jobs are mostly interpreter start-up, and the executor checks job status every ~12 s, so
+#: running the jobs of a DAG level together instead of two at a time saves most of the wall time.
+NODE_CPUS = 8
 #: The partition of the test cluster.
 PARTITION = "petbp"
 #: The repository's SLURM workflow profile.
@@ -52,7 +63,7 @@ SLURM_TEST_ARGS = (
     "--slurm-init-seconds-before-status-checks", "2",
     "--slurm-no-account",
     "--slurm-keep-successful-logs",
-    "--retries", "0", "--latency-wait", "5", "--jobs", "4",
+    "--retries", "0", "--latency-wait", "5", "--jobs", str(8),
 )
 
 
@@ -63,9 +74,12 @@ def _free_port() -> int:
 
 
 def _node_line() -> str:
-    """The node's hardware as slurmd detects it (``slurmd -C``), first line."""
+    """The node's name and memory as slurmd detects them (``slurmd -C``), with ``NODE_CPUS``."""
     out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30, check=True)
-    return out.stdout.splitlines()[0].strip()
+    fields = dict(f.split("=", 1) for f in out.stdout.splitlines()[0].split())
+    cpus = max(NODE_CPUS, int(fields["CPUs"]))
+    return (f"NodeName={fields['NodeName']} CPUs={cpus} Boards=1 SocketsPerBoard=1 "
+            f"CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={fields['RealMemory']}")
 
 
 @dataclass
@@ -144,6 +158,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MinJobAge={MIN_JOB_AGE_S}
+SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
 {node_line} NodeAddr=127.0.0.1 State=UNKNOWN
@@ -271,3 +286,9 @@ def slurm_run(slurm_cluster):
         return run_snakemake(workdir, *SLURM_TEST_ARGS, *args, timeout=timeout)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def snakemake_runner():
+    """:func:`run_snakemake` (local runs, e.g. the reference run of the cluster test)."""
+    return run_snakemake
