@@ -236,10 +236,14 @@ def label_clusters(stat_img: Any, *, height: float, cluster_size: int,
                    region_config: str | PathLike | None = None,
                    fwe_img: Any | None = None) -> pd.DataFrame:
     """Cluster table (nilearn ``get_clusters_table``) with each peak's region and FWE p."""
+    import warnings
+
     from nilearn.reporting import get_clusters_table
 
-    table = get_clusters_table(stat_img, stat_threshold=height, cluster_threshold=cluster_size,
-                               two_sided=True)
+    with warnings.catch_warnings():  # no cluster above threshold is a result, not a problem
+        warnings.filterwarnings("ignore", message="No clusters found")
+        table = get_clusters_table(stat_img, stat_threshold=height,
+                                   cluster_threshold=cluster_size, two_sided=True)
     table = table.rename(columns={"Cluster ID": "cluster_id", "X": "x", "Y": "y", "Z": "z",
                                   "Peak Stat": "peak_t", "Cluster Size (mm3)": "size_mm3"})
     table["region"] = pd.Series(dtype=object)
