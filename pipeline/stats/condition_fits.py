@@ -163,14 +163,20 @@ def estimate_k2prime(tac_tables: Sequence[TacTable], settings: K2primeSettings, 
     """A subject's shared k2' (1/min): median of per-scan estimates over high-binding regions.
 
     Each scan gives the median of SRTM (or MRTM) k2' over ``settings.regions`` within
-    ``settings.window``; the subject's value is the median over scans.
+    ``settings.window`` (the other model when the first gives no clean fit); the subject's
+    value is the median over scans that gave one.
 
     Returns
     -------
     k2prime : float
     per_scan : list of float
     """
-    per_scan = []
+    from pipeline.kinetics.mrtm import k2prime_from_mrtm
+    from pipeline.kinetics.srtm2 import k2prime_from_srtm
+
+    first, second = (k2prime_from_srtm, k2prime_from_mrtm) if settings.model == "srtm" \
+        else (k2prime_from_mrtm, k2prime_from_srtm)
+    per_scan, problems = [], []
     for tacs in tac_tables:
         missing = [r for r in settings.regions if r not in tacs.regions]
         if missing:
@@ -179,13 +185,22 @@ def estimate_k2prime(tac_tables: Sequence[TacTable], settings: K2primeSettings, 
                 f"Choose among: {', '.join(tacs.regions)}."))
         ref = tacs.column(reference)
         values = tacs.tacs[list(settings.regions)].to_numpy(float)
-        if settings.model == "srtm":
-            from pipeline.kinetics.srtm2 import k2prime_from_srtm
-            per_scan.append(k2prime_from_srtm(tacs.frames, ref, values, window=settings.window))
-        else:
-            from pipeline.kinetics.mrtm import k2prime_from_mrtm
-            per_scan.append(k2prime_from_mrtm(tacs.frames, ref, values, window=settings.window))
-    return float(np.median(per_scan)), per_scan
+        value = np.nan
+        for estimate in (first, second):  # the other first-pass model if one gives nothing
+            try:
+                value = estimate(tacs.frames, ref, values, window=settings.window)
+                break
+            except InputError as err:
+                problems.append(f"{tacs.frames.source or 'scan'}: {err}")
+        per_scan.append(value)
+    good = [v for v in per_scan if np.isfinite(v)]
+    if not good:
+        raise InputError(format_problem(
+            None, "no scan of this subject gives a usable k2' (" + "; ".join(problems) + ")",
+            "Check the subject's TACs and k2prime.regions, or give k2prime as a value."))
+    for problem in problems:
+        log.warning("k2': %s", problem)
+    return float(np.median(good)), per_scan
 
 
 def write_subject_k2prime(tac_paths: Sequence[str | PathLike], out_path: str | PathLike, *,

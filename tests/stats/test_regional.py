@@ -155,3 +155,21 @@ def test_cohen_dz_ci_matches_published_value():
     low, high = cohen_dz_ci(0.5, 20)
     assert low == pytest.approx(0.028, abs=0.002)  # published to 3 decimals
     assert high == pytest.approx(0.960, abs=0.002)
+
+
+def test_estimate_k2prime_falls_back_and_reports(frames_90min):
+    """A scan whose TACs give no k2' is skipped; none at all is an InputError."""
+    from pipeline.design import K2primeSettings
+    from pipeline.simulate.compartments import srtm_consistent_tacs
+    from pipeline.stats.condition_fits import estimate_k2prime
+    from pipeline.tables import TacTable
+
+    ref, tacs = srtm_consistent_tacs(frames_90min, [2.0, 2.5], k2prime=0.12)
+    good = TacTable(frames_90min, pd.DataFrame({"ref": ref, "a": tacs[:, 0], "b": tacs[:, 1]}))
+    bad = TacTable(frames_90min, pd.DataFrame({"ref": ref, "a": np.nan * ref, "b": np.nan * ref}))
+    settings = K2primeSettings("srtm", ("a", "b"), None)
+    value, per_scan = estimate_k2prime([good, bad], settings, reference="ref")
+    assert value == pytest.approx(0.12, rel=0.01)  # noiseless SRTM-consistent TACs
+    assert np.isnan(per_scan[1])
+    with pytest.raises(InputError, match="no scan of this subject gives a usable k2'"):
+        estimate_k2prime([bad], settings, reference="ref")

@@ -112,6 +112,11 @@ def _discover():
 if not DEMO:
     # Parse-time checks, as in `petbp check`: a bad sidecar stops the run before any job.
     _SCANS.update(_discover())
+    if not _SCANS:
+        raise ValueError(
+            f"{BIDS_DIR}: no scan belongs to a condition of the design (tasks "
+            f"{', '.join(DESIGN.tasks)}).\n  Set design.conditions to your tasks "
+            "(config/README.md, 'Which design you have').")
 
 
 def scans():
