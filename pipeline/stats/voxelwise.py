@@ -25,7 +25,14 @@ import pandas as pd
 
 from pipeline.design import Design, needs_k2prime
 from pipeline.errors import InputError, format_problem
-from pipeline.tables import provenance, read_json, read_tacs, write_json, write_table
+from pipeline.stats._group_maps import (
+    _region_masks,
+    _save,
+    _second_level,
+    _write_skipped,
+    label_clusters,
+)
+from pipeline.tables import provenance, read_json, read_tacs, write_table
 
 __all__ = [
     "analysis_mask",
@@ -38,12 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _region_masks(region_config: str | PathLike | None, shape, affine):
-    from pipeline.regions import build_masks, load_region_config
-
-    return build_masks(load_region_config(region_config), tuple(shape[:3]), affine)
 
 
 def analysis_mask(region_config: str | PathLike | None, shape: Sequence[int],
@@ -230,89 +231,6 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
         keep &= ok
     effects[~keep] = np.nan
     return effects, complete, keep, affine
-
-
-def label_clusters(stat_img: Any, *, height: float, cluster_size: int,
-                   region_config: str | PathLike | None = None,
-                   fwe_img: Any | None = None) -> pd.DataFrame:
-    """Cluster table (nilearn ``get_clusters_table``) with each peak's region and FWE p."""
-    import warnings
-
-    from nilearn.reporting import get_clusters_table
-
-    with warnings.catch_warnings():  # no cluster above threshold is a result, not a problem
-        warnings.filterwarnings("ignore", message="No clusters found")
-        table = get_clusters_table(stat_img, stat_threshold=height,
-                                   cluster_threshold=cluster_size, two_sided=True)
-    table = table.rename(columns={"Cluster ID": "cluster_id", "X": "x", "Y": "y", "Z": "z",
-                                  "Peak Stat": "peak_t", "Cluster Size (mm3)": "size_mm3"})
-    table["region"] = pd.Series(dtype=object)
-    table["p_fwe_peak"] = np.nan
-    if table.empty:
-        return table
-    inv = np.linalg.inv(stat_img.affine)
-    ijk = np.rint(np.column_stack([table[["x", "y", "z"]].to_numpy(float),
-                                   np.ones(len(table))]) @ inv.T)[:, :3].astype(int)
-    masks = _region_masks(region_config, stat_img.shape, stat_img.affine)
-    names = []
-    for i, j, k in ijk:
-        w = masks.weights[:, i, j, k]
-        names.append(masks.names[int(np.argmax(w))] if w.max() > 0 else "outside regions")
-    table["region"] = names
-    if fwe_img is not None:
-        fwe = np.asarray(fwe_img.dataobj, float)
-        table["p_fwe_peak"] = [10 ** -fwe[i, j, k] for i, j, k in ijk]
-    return table
-
-
-def _second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-                  design_matrix: pd.DataFrame, contrast: str, n_perm: int, seed: int,
-                  smoothing: float):
-    """t map and -log10 FWE p map (sign-flip / permutation, two-sided) of one contrast."""
-    import nibabel as nib
-    from nilearn.glm.second_level import SecondLevelModel, non_parametric_inference
-
-    imgs = [nib.Nifti1Image(np.nan_to_num(effects[..., k]).astype(np.float32), affine)
-            for k in range(effects.shape[-1])]
-    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
-    model = SecondLevelModel(mask_img=mask_img, smoothing_fwhm=smoothing or None,
-                             minimize_memory=False)
-    model.fit(imgs, design_matrix=design_matrix)
-    tmap = model.compute_contrast(contrast, output_type="stat")
-    fwe = None
-    if n_perm > 0:
-        fwe = non_parametric_inference(imgs, design_matrix=design_matrix,
-                                       second_level_contrast=contrast, mask=mask_img,
-                                       smoothing_fwhm=smoothing or None, n_perm=n_perm,
-                                       two_sided_test=True, random_state=seed, n_jobs=1)
-    return tmap, fwe, mask_img
-
-
-def _write_skipped(outputs: Mapping[str, str | PathLike], shape: tuple, affine: np.ndarray,
-                   reason: str) -> dict[str, Path]:
-    """Zero maps and an empty cluster table whose sidecars say why nothing was computed."""
-    import nibabel as nib
-
-    note = provenance(Description="not computed", skipped=reason)
-    for key, path in outputs.items():
-        if key == "clusters":
-            write_table(path, pd.DataFrame(columns=["cluster_id", "x", "y", "z", "peak_t",
-                                                    "size_mm3", "region", "p_fwe_peak"]), note)
-        else:
-            vol = shape if key != "effects" else (*shape, 1)
-            _save(nib.Nifti1Image(np.zeros(vol, np.float32), affine), path,
-                  {**note, "participants": []})
-    return {k: Path(v) for k, v in outputs.items()}
-
-
-def _save(img: Any, path: str | PathLike, sidecar: Mapping[str, Any]) -> None:
-    import nibabel as nib
-
-    from pipeline.tables import atomic_path, sidecar_path
-
-    with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
-    write_json(sidecar_path(path), sidecar)
 
 
 def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
