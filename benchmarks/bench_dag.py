@@ -1,0 +1,267 @@
+"""How petbp's Snakemake workflow scales with the number of scans (a benchmark, not a test).
+
+For each study size (default 10, 100 and 1,000 scans) a synthetic BIDS-PET study is made by
+replicating a small simulated study (hard links: every scan is a real, readable scan with its own
+sidecar and participant row, so the workflow's parse-time checks do their full work). Then:
+
+* ``dag_s``: wall time of ``snakemake -n`` (parse the Snakefile, discover and check every scan,
+  build the DAG of the whole study), best of ``--repeat`` runs;
+* ``run_s`` / ``per_scan_s``: wall time of actually running the per-scan rules for the same
+  ``--run-scans`` scans inside each study (``--cores 2``, local executor), minus ``dag_s``, and that
+  divided by the number of scans run. Flat ``per_scan_s`` across study sizes means that per-scan
+  work does not grow with the size of the study.
+
+Usage::
+
+    python benchmarks/bench_dag.py                      # 10, 100, 1000 scans; prints a table
+    python benchmarks/bench_dag.py --sizes 10 100 --profile   # + cProfile of the largest -n
+
+Outputs go to ``benchmarks/out/dag/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["dag_seconds", "main", "replicate_study", "rule_outputs", "rules_main", "run_scans"]
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out" / "dag"
+#: A small simulated study to replicate (3 subjects, 4 mm voxels; two tasks each).
+SOURCE_DEMO = {"subjects": 3, "voxel_size": 4}
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def replicate_study(source: Path, dest: Path, n_scans: int) -> int:
+    """Write a BIDS study of ``n_scans`` scans to ``dest`` by replicating ``source``'s subjects.
+
+    New subject ``s0001`` copies source subject 1, ``s0002`` subject 2, ... cycling; images and
+    sidecars are hard-linked under the new names and ``participants.tsv`` gets one row per new
+    subject (the source subject's scores). Returns the number of scans written (whole subjects,
+    so it may exceed ``n_scans`` by less than one subject's scans).
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    subjects = sorted(p.name[4:] for p in source.glob("sub-*") if p.is_dir())
+    for item in source.iterdir():  # dataset-level files (description, inherited sidecars)
+        if item.is_file() and item.name != "participants.tsv":
+            shutil.copyfile(item, dest / item.name)
+    participants = pd.read_csv(source / "participants.tsv", sep="\t", dtype=str)
+    rows, written, index = [], 0, 0
+    while written < n_scans:
+        src_sub = subjects[index % len(subjects)]
+        new_sub = f"s{index + 1:04d}"
+        for path in sorted((source / f"sub-{src_sub}").rglob("*")):
+            if path.is_file():
+                rel = str(path.relative_to(source)).replace(f"sub-{src_sub}", f"sub-{new_sub}")
+                _link(path, dest / rel)
+                written += path.name.endswith(("_pet.nii.gz", "_pet.nii"))
+        row = participants[participants["participant_id"] == f"sub-{src_sub}"].copy()
+        row["participant_id"] = f"sub-{new_sub}"
+        rows.append(row)
+        index += 1
+    table = pd.concat(rows, ignore_index=True)
+    table.to_csv(dest / "participants.tsv", sep="\t", index=False, na_rep="n/a")
+    return written
+
+
+def _smk(workdir: Path, overlay: Path, *args: str) -> list[str]:
+    """A snakemake command on the repository's workflow with ``overlay`` over config.yaml."""
+    return [sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir), "--configfile", str(REPO / "config" / "config.yaml"),
+            str(overlay)]
+
+
+def _n_jobs(log: str) -> int:
+    match = re.search(r"^total\s+(\d+)", log, flags=re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def dag_seconds(workdir: Path, overlay: Path, *targets: str,
+                repeat: int = 2) -> tuple[float, float, int]:
+    """Best wall time (s) and peak RSS (MB) of ``snakemake -n`` over ``repeat`` runs; jobs."""
+    best, peak, n_jobs = float("inf"), 0.0, 0
+    for _ in range(repeat):
+        elapsed, rss, log = _measured(_smk(workdir, overlay, *targets, "-n", "--cores", "2"),
+                                      workdir)
+        best, peak, n_jobs = min(best, elapsed), max(peak, rss), _n_jobs(log)
+    return best, peak, n_jobs
+
+
+def run_scans(workdir: Path, overlay: Path, targets: list[str]) -> tuple[float, int]:
+    """Wall time (s) of running the jobs that make ``targets`` (--cores 2), and their number."""
+    elapsed, _, log = _measured(_smk(workdir, overlay, *targets, "--cores", "2"), workdir)
+    return elapsed, _n_jobs(log)
+
+
+def scan_targets(overlay: Path, workdir: Path, subjects: list[str]) -> list[str]:
+    """Every per-scan and per-subject output of ``subjects`` (from ``snakemake --summary``)."""
+    cmd = _smk(workdir, overlay, "--summary", "--cores", "1")
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=True)
+    files = [ln.split("\t")[0] for ln in proc.stdout.splitlines()[1:] if "\t" in ln]
+    keep = tuple(f"/sub-{s}/" for s in subjects)
+    return sorted(f for f in files if any(k in f for k in keep) and "/logs/" not in f)
+
+
+def _measured(cmd: list[str], cwd: Path, timeout: float = 3600) -> tuple[float, float, str]:
+    """Run ``cmd``; return wall time (s), peak RSS (MB) of it and its descendants, and output.
+
+    The peak is ``ru_maxrss`` from ``wait4`` on the child: the largest resident set of the
+    process or any descendant it waited for (not their sum).
+    """
+    log = cwd / ".bench_cmd.log"
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    text = log.read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024.0, text
+
+
+def rule_outputs(workdir: Path, overlay: Path, per_rule: int = 3) -> dict[str, list[str]]:
+    """Up to ``per_rule`` outputs of different jobs of every rule (``snakemake --summary``).
+
+    Jobs with several outputs list each of them; only outputs with the same last name part as
+    the rule's first output (e.g. ``tmap.nii.gz``) are kept, one per job.
+    """
+    cmd = _smk(workdir, overlay, "--cores", "1", "--summary")
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=True)
+    rows = [ln.split("\t") for ln in proc.stdout.splitlines() if "\t" in ln]
+    col = {name: i for i, name in enumerate(rows[0])}
+    chosen: dict[str, list[str]] = {}
+    for row in rows[1:]:
+        rule, output = row[col["rule"]], row[col["output_file"]]
+        picked = chosen.setdefault(rule, [])
+        kind = Path(picked[0]).name.rsplit("_", 1)[-1] if picked else None
+        if len(picked) < per_rule and (kind is None or output.endswith("_" + kind)):
+            picked.append(output)
+    return chosen
+
+
+def _overlay(path: Path, **config: object) -> Path:
+    import yaml
+
+    config.setdefault("regions", str(REPO / "config" / "regions.yaml"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({k: str(v) if isinstance(v, Path) else v
+                                    for k, v in config.items()}))
+    return path
+
+
+def _simulate(dest: Path, subjects: int, voxel_size: float) -> tuple[Path, float, float]:
+    """Simulate the demo study into ``dest``; its BIDS folder, wall time (s) and peak RSS (MB)."""
+    code = ("from pipeline.simulate.study import write_demo_study; "
+            f"write_demo_study({str(dest)!r}, subjects={subjects}, voxel_size={voxel_size})")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    elapsed, peak, _ = _measured([sys.executable, "-c", code], dest)
+    return dest / "bids", elapsed, peak
+
+
+def rules_main(args: argparse.Namespace) -> pd.DataFrame:
+    """Simulate a demo study, run the workflow locally, then measure one job of every rule."""
+    root = OUT / f"rules-{args.subjects}sub-{args.voxel_size:g}mm"
+    bids, sim_s, sim_mb = _simulate(root / "demo", args.subjects, args.voxel_size)
+    overlay = _overlay(root / "config.yaml", bids_dir=bids, output_dir=root / "results")
+    full_s, _, _ = _measured(_smk(root, overlay, "--cores", "2"), root)
+    print(f"simulate_demo: {sim_s:.1f} s, peak {sim_mb:.0f} MB; full local run "
+          f"(--cores 2): {full_s:.1f} s", flush=True)
+    rows = []
+    for rule, outputs in sorted(rule_outputs(root, overlay).items()):
+        runs = [_measured(_smk(root, overlay, output, "--cores", "1", "--force"), root)
+                for output in outputs]
+        rows.append({"rule": rule, "jobs_measured": len(runs),
+                     "peak_rss_mb": round(max(r[1] for r in runs), 1),
+                     "wall_s": round(max(r[0] for r in runs), 1)})
+        print(rows[-1], flush=True)
+    elapsed, peak, _ = _measured(_smk(root, overlay, "--cores", "1", "-n"), root)
+    rows.append({"rule": "(snakemake -n, baseline)", "peak_rss_mb": round(peak, 1),
+                 "wall_s": round(elapsed, 1)})
+    rows.append({"rule": "simulate_demo", "peak_rss_mb": round(sim_mb, 1),
+                 "wall_s": round(sim_s, 1)})
+    return pd.DataFrame(rows)
+
+
+def dag_main(args: argparse.Namespace) -> pd.DataFrame:
+    """DAG build time and per-scan run cost for each study size."""
+    source, _, _ = _simulate(OUT / "source", 3, args.voxel_size) if args.source is None \
+        else (Path(args.source), 0.0, 0.0)
+    run_subjects = [f"s{i + 1:04d}" for i in range(args.run_scans // 2)]
+    rows = []
+    for size in args.sizes:
+        root = OUT / f"study-{size}"
+        n_scans = replicate_study(source, root / "bids", size)
+        overlay = _overlay(root / "config.yaml", bids_dir=root / "bids",
+                           output_dir=root / "results")
+        dag_s, dag_mb, n_jobs = dag_seconds(root, overlay, repeat=args.repeat)
+        targets = scan_targets(overlay, root, run_subjects)
+        one_s, _, _ = dag_seconds(root, overlay, targets[0], repeat=1)
+        sub_s, _, _ = dag_seconds(root, overlay, *targets, repeat=1)
+        if (root / "results").exists():
+            shutil.rmtree(root / "results")
+        run_s, n_run = run_scans(root, overlay, targets)
+        ran = 2 * len(run_subjects)
+        rows.append({"scans": n_scans, "jobs": n_jobs, "dag_s": round(dag_s, 1),
+                     "dag_peak_mb": round(dag_mb), "one_job_dry_s": round(one_s, 1),
+                     "scans_run": ran, "jobs_run": n_run, "run_s": round(run_s, 1),
+                     "per_scan_s": round((run_s - sub_s) / ran, 1)})
+        print(rows[-1], flush=True)
+        if args.profile and size == max(args.sizes):
+            _profile(root, overlay)
+    return pd.DataFrame(rows)
+
+
+def _profile(root: Path, overlay: Path, top: int = 25) -> None:
+    """cProfile ``snakemake -n`` and print where petbp's own code spends the time."""
+    prof = root / "dag.prof"
+    cmd = _smk(root, overlay, "-n", "--cores", "2", "--quiet")
+    subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), *cmd[1:]], cwd=root,
+                   capture_output=True, check=True)
+    stats = pstats.Stats(str(prof))
+    stats.sort_stats("cumulative").print_stats(str(REPO), top)
+    stats.sort_stats("cumulative").print_stats("snakemake/(dag|workflow).py", 8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``dag`` (default) or ``rules``; prints a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="dag", choices=["dag", "rules"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--run-scans", type=int, default=4,
+                        help="scans (an even number: whole subjects) run in every study")
+    parser.add_argument("--repeat", type=int, default=2, help="dry runs per size (best kept)")
+    parser.add_argument("--source", help="BIDS study to replicate (default: simulate 3 subjects)")
+    parser.add_argument("--subjects", type=int, default=3, help="rules mode: demo subjects")
+    parser.add_argument("--voxel-size", type=float, default=4.0, help="demo voxel size, mm")
+    parser.add_argument("--profile", action="store_true", help="cProfile the largest -n")
+    args = parser.parse_args(argv)
+    table = rules_main(args) if args.mode == "rules" else dag_main(args)
+    print(table.to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
