@@ -156,13 +156,31 @@ def _options(model: str, k2p: float) -> dict:
             "ratio": {"window": (45.0, 90.0)}, "srtm_bf": {"n_basis": 100}}.get(model, {})
 
 
-def _accuracy(bp: np.ndarray, bp_true: np.ndarray, extra_bad=None) -> dict:
+#: Flags meaning the returned number is not an estimate (a bound, a failed fit, bad input):
+#: a voxel carrying one counts as diverged. The informative flags (``grid_edge``,
+#: ``large_se``, ``bf_fallback``, ``nonphysical`` with a ``bf_fallback`` estimate) mark
+#: finite, bounded estimates that the data determine poorly; they are counted separately.
+FAILURE_FLAGS = ("nan_input", "singular", "nonpositive_tac", "at_bound", "not_converged")
+
+
+def _accuracy(bp: np.ndarray, bp_true: np.ndarray, flags=None) -> dict:
+    from pipeline.parametric import FLAG_CODES
+
     err = bp - bp_true
     bad = ~np.isfinite(bp) | (bp < -1) | (bp > 20)
-    if extra_bad is not None:
-        bad |= extra_bad
+    flagged = np.zeros(bp.shape, bool)
+    if flags is not None:
+        failure = sum(FLAG_CODES[name] for name in FAILURE_FLAGS)
+        bad |= (flags & failure) != 0
+        nonphysical_kept = ((flags & FLAG_CODES["nonphysical"]) != 0) & \
+            ((flags & FLAG_CODES["bf_fallback"]) == 0)
+        bad |= nonphysical_kept
+        flagged = (flags != 0) & ~bad
     ok = np.isfinite(err)
-    return {"median_bias": float(np.median(err[ok])),
+    return {"flagged": int(flagged.sum()),
+            "flagged_rmse": float(np.sqrt(np.mean(err[flagged & ok] ** 2)))
+            if (flagged & ok).any() else float("nan"),
+            "median_bias": float(np.median(err[ok])),
             "median_rel_bias_pct": float(100 * np.median(err[ok & (bp_true > 0.5)]
                                                          / bp_true[ok & (bp_true > 0.5)])),
             "rmse": float(np.sqrt(np.mean(err[ok] ** 2))), "diverged": int(bad.sum()),
@@ -187,7 +205,7 @@ def worker_petbp(workdir: Path, model: str, runs: int, n_jobs: int | None) -> di
     fit_voxels(frames, ref, data, brain, model, n_jobs=n_jobs, **options)
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    acc = _accuracy(maps["bp_nd"][target], bp_true[target], maps["flags"][target] != 0)
+    acc = _accuracy(maps["bp_nd"][target], bp_true[target], maps["flags"][target])
     return {"impl": "petbp", "model": model, "options": {k: v for k, v in options.items()},
             "times": times, "median_s": statistics.median(times), "cpu_times": cpu,
             "cpu_s": statistics.median(cpu),
@@ -267,7 +285,7 @@ def worker_niftypad(workdir: Path, model: str, subset: int, seed: int) -> dict:
     acc = _accuracy(bp, bp_true.reshape(-1)[idx])
     ours_model = {v: k for k, v in NIFTYPAD_MODELS.items()}[model]
     ours = fit_voxels(frames, ref, voxels, None, ours_model, **_options(ours_model, k2p))
-    same = _accuracy(ours["bp_nd"], bp_true.reshape(-1)[idx], ours["flags"] != 0)
+    same = _accuracy(ours["bp_nd"], bp_true.reshape(-1)[idx], ours["flags"])
     from importlib.metadata import version
 
     return {"impl": f"niftypad {version('niftypad')}", "model": model, "subset": subset,
@@ -285,13 +303,20 @@ def _run_worker(args: list[str], timeout: float) -> list[dict] | dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _flagged_text(r: dict) -> str:
+    if "flagged" not in r:
+        return ""
+    return f"{r['flagged']}" + (f" ({r['flagged_rmse']:.3f})" if r["flagged"] else "")
+
+
 def _table(rows: list[dict], info: dict) -> str:
     lines = [f"Phantom: {info['shape']} float32, {info['n_brain']} brain voxels "
              f"({info['n_reference']} reference), noise {info['noise']}",
              "",
              "| implementation | model | time (s, median) | CPU (s, median) | peak RSS (MB) "
-             "| traced peak (MB) | median bias | median rel. bias (%) | RMSE | diverged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| traced peak (MB) | median bias | median rel. bias (%) | RMSE | diverged "
+             "| flagged, informative (RMSE) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['args']} | error: {r['error']} ||||||||")
@@ -308,12 +333,13 @@ def _table(rows: list[dict], info: dict) -> str:
                      f"| {fmt('maxrss_mb', '.0f')} "
                      f"| {fmt('tracemalloc_peak_mb', '.0f')} | {fmt('median_bias', '+.4f')} "
                      f"| {fmt('median_rel_bias_pct', '+.2f')} | {fmt('rmse', '.4f')} "
-                     f"| {fmt('diverged', 'd')} |")
+                     f"| {fmt('diverged', 'd')} | {_flagged_text(r)} |")
         if "petbp_same_voxels" in r:
             same = r["petbp_same_voxels"]
             lines.append(f"| petbp, same {r['subset']} voxels | (see above) | | | | "
                          f"| {same['median_bias']:+.4f} | {same['median_rel_bias_pct']:+.2f} "
-                         f"| {same['rmse']:.4f} | {same['diverged']} |")
+                         f"| {same['rmse']:.4f} | {same['diverged']} "
+                         f"| {_flagged_text(same)} |")
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ DEFAULT_CHUNK_VOXELS = 32768
 #: Bit codes of per-voxel flags in the ``flags`` map; any other flag sets bit 128.
 FLAG_CODES: dict[str, int] = {
     "nan_input": 1, "singular": 2, "nonphysical": 4, "nonpositive_tac": 8,
-    "at_bound": 16, "not_converged": 32, "grid_edge": 64,
+    "at_bound": 16, "not_converged": 32, "grid_edge": 64, "bf_fallback": 256,
 }
 _OTHER_FLAG = 128
 #: Models that estimate R1 (an R1 map is written for them).

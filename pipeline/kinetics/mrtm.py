@@ -30,7 +30,10 @@ from pipeline.kinetics._linear import (
 )
 from pipeline.kinetics.base import ModelFit, prepare_inputs
 
-__all__ = ["describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
+__all__ = ["BP_PLAUSIBLE", "describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
+
+#: BP_ND range outside which an MRTM estimate is replaced by basis-function SRTM's.
+BP_PLAUSIBLE: tuple[float, float] = (-0.5, 15.0)
 
 
 def _prepare(frames: Frames, ref_tac, tacs, *, window, t_star, weights, n_params, model):
@@ -87,7 +90,10 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         ``bp_nd``, ``r1`` (unitless), ``k2`` and ``k2prime`` (1/min) per TAC with
         standard errors (``se``; regression-based, they ignore noise in the integral
         regressor); ``extra['k2a']`` (1/min). Flags: ``nan_input``, ``singular``,
-        ``nonphysical`` (no net washout, k2a <= 0: BP_ND undefined, returned NaN).
+        ``nonphysical`` (no net washout, k2a <= 0: MRTM's BP_ND is undefined).
+        Where k2a <= 0 or BP_ND lies outside :data:`BP_PLAUSIBLE` (noisy low-binding
+        TACs, whose regressors are nearly collinear), every estimate comes from
+        basis-function SRTM on the same frames (flag ``bf_fallback``, plus its own flags).
 
     Raises
     ------
@@ -126,8 +132,40 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     fitted[:, invalid] = np.nan
     flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
                                  "nonphysical": nonphysical & ~bad})
+    with np.errstate(invalid="ignore"):
+        redo = ~invalid & (nonphysical | ~((bp >= BP_PLAUSIBLE[0]) & (bp <= BP_PLAUSIBLE[1])))
+    if redo.any():
+        _basis_fallback(redo, prep, data, window, t_star, weights, (bp, g3, g1, k2p, k2a),
+                        se, fitted, flags)
     return ModelFit("mrtm", bp, g3, g1, k2p, se, fitted, used, flags,
                     _options("mrtm", window, t_star, weights, None), {"k2a": k2a})
+
+
+def _basis_fallback(redo, prep, data, window, t_star, weights, estimates, se, fitted,
+                    flags) -> None:
+    """Refit TACs ``redo`` by basis-function SRTM (the same model, bounded k2a), in place.
+
+    MRTM's three regressors are nearly collinear for low-binding noisy TACs, so k2a can
+    come out <= 0 or near 0 (BP_ND undefined or huge); the basis-function fit of the same
+    model restricts k2a to a plausible grid and gives a finite estimate.
+    """
+    from pipeline.kinetics.srtm import fit_srtm_bf
+
+    idx = np.flatnonzero(redo)
+    start = t_star or None
+    if window is not None and window[0] is not None:
+        start = max(float(window[0]), start or 0.0)
+    span = None if start is None and window is None else (
+        start, None if window is None else window[1])
+    alt = fit_srtm_bf(prep.frames, prep.ref_tac, data[:, idx], window=span, weights=weights)
+    bp, r1, k2, k2p, k2a = estimates
+    bp[idx], r1[idx], k2[idx] = alt.bp_nd, alt.r1, alt.k2
+    k2p[idx], k2a[idx] = alt.k2prime, alt.extra["k2a"]
+    for key in se:
+        se[key][idx] = alt.se.get(key, np.nan)
+    fitted[:, idx] = alt.fitted
+    flags[idx] = [";".join(filter(None, (old, "bf_fallback", new)))
+                  for old, new in zip(flags[idx], alt.flags, strict=True)]
 
 
 def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,

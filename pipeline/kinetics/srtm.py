@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
-from pipeline.kinetics._lm import _fit_in_chunks
+from pipeline.kinetics._lm import _covariance, _fit_in_chunks
 from pipeline.kinetics._reference import _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     MAX_FIRST_FRAME_START,
@@ -182,10 +182,13 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
              n_basis: int = 100, max_iter: int = 100) -> ModelFit:
     """Fit SRTM (Lammertsma & Hume 1996) by weighted nonlinear least squares with bounds.
 
-    Starts from the basis-function solution and polishes R1, k2 and BP_ND for all TACs at
-    once with a bounded Levenberg-Marquardt. Standard errors are ``sigma^2 (J^T W J)^-1``
-    with ``sigma^2`` the weighted residual variance; k2' = k2 / R1 and its SE by the delta
-    method.
+    Starts from the basis-function solution (k2a grid over :data:`DEFAULT_THETA_RANGE`
+    within the bounds) and polishes R1, k2 and BP_ND for all TACs at once with a bounded
+    Levenberg-Marquardt. Where LM ends on a bound or does not converge (low-binding noisy
+    TACs: the residual is flat along k2a -> 0, BP_ND -> bound) and the start is inside the
+    bounds, the basis-function estimate is kept instead (flag ``bf_fallback``). Standard
+    errors are ``sigma^2 (J^T W J)^-1`` with ``sigma^2`` the weighted residual variance;
+    k2' = k2 / R1 and its SE by the delta method.
 
     Parameters
     ----------
@@ -212,7 +215,10 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     -------
     ModelFit
         Flags: ``at_bound`` (an estimate on a bound), ``not_converged``, ``nan_input``,
-        ``zero_input``.
+        ``zero_input``; ``bf_fallback`` where LM ended on a bound or did not converge but
+        the basis-function start lies inside the bounds: that start is returned (with
+        ``grid_edge`` if its k2a is at the edge of the start grid); ``large_se`` where the
+        data do not determine BP_ND.
 
     Raises
     ------
@@ -236,9 +242,7 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     lower, upper = _bounds_arrays(bounds)
     prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm")
     conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
-    theta_low = max(lower[1] / (1.0 + upper[2]), 1e-4)
-    theta_high = upper[1] / (1.0 + lower[2])
-    thetas = np.geomspace(theta_low, theta_high, max(int(n_basis), 2))
+    thetas = _start_grid(lower, upper, n_basis)
     bases = conv.frame_averages(thetas)
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
@@ -255,15 +259,24 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                               params[:, 0], params[:, 1], params[:, 2])
 
     result = _fit_in_chunks(model, data, sqrt_w, start, lower, upper, max_iter=max_iter)
+    at_bound = _at_bound(result.params, lower, upper)
+    failed = at_bound | ~result.converged
+    # LM that ends on a bound or does not converge has walked down a flat valley of the
+    # residual (low BP_ND: k2a -> 0 and BP_ND -> its bound for a negligible gain); where the
+    # basis-function start lies inside the bounds it is the better-conditioned estimate
+    fallback = failed & np.all(np.isfinite(start), axis=1) & ~_at_bound(start, lower, upper)
+    if fallback.any():
+        _use_start(result, model, data, sqrt_w, start, fallback)
     r1, k2, bp = result.params.T
     fitted = _full_frames(prep, result.prediction)
     se = _srtm_se_from_cov(result.covariance, r1, k2)
-    at_bound = _at_bound(result.params, lower, upper)
+    edge = fallback & ((best == 0) | (best == thetas.size - 1))
     options = {"window": window, "bounds": {"r1": list(map(float, (lower[0], upper[0]))),
                           "k2": list(map(float, (lower[1], upper[1]))),
                           "bp_nd": list(map(float, (lower[2], upper[2])))},
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
-    flags = [("at_bound", at_bound), ("not_converged", ~result.converged)]
+    flags = [("at_bound", at_bound & ~fallback), ("not_converged", ~result.converged & ~fallback),
+             ("bf_fallback", fallback), ("grid_edge", edge)]
     return _finish("srtm", prep, r1, k2, bp, fitted, se, flags, options)
 
 
@@ -287,6 +300,33 @@ def describe(options: dict[str, Any] | None = None) -> str:
     return (f"BP_ND was estimated with the simplified reference tissue model (SRTM; "
             f"Lammertsma & Hume 1996) with {ref} as reference tissue, fitted by {how}, to "
             f"frame-averaged model predictions{span}, with {weights} frame weights.")
+
+
+def _start_grid(lower: np.ndarray, upper: np.ndarray, n_basis: int) -> np.ndarray:
+    """k2a grid (1/min) of the nonlinear fit's basis-function start.
+
+    :data:`DEFAULT_THETA_RANGE` (the basis-function model's physically plausible k2a range)
+    intersected with the range the bounds allow, ``k2 / (1 + BP_ND)``.
+    """
+    low = max(DEFAULT_THETA_RANGE[0], lower[1] / (1.0 + upper[2]))
+    high = min(DEFAULT_THETA_RANGE[1], upper[1] / (1.0 + lower[2]))
+    if not low < high:  # bounds outside the default range: span what they allow
+        low, high = max(lower[1] / (1.0 + upper[2]), 1e-4), upper[1] / (1.0 + lower[2])
+    return np.geomspace(low, high, max(int(n_basis), 2))
+
+
+def _use_start(result, model, data: np.ndarray, sqrt_w: np.ndarray, start: np.ndarray,
+               take: np.ndarray) -> None:
+    """Replace the LM results of columns ``take`` by the start values (in place)."""
+    idx = np.flatnonzero(take)
+    pred, jac = model(start[idx])
+    resid = (data[:, idx] - pred) * sqrt_w[:, None]
+    rss = np.einsum("nm,nm->m", resid, resid)
+    result.params[idx] = start[idx]
+    result.prediction[:, idx] = pred
+    result.covariance[idx] = _covariance([jac[..., i] for i in range(jac.shape[-1])],
+                                         sqrt_w, rss)
+    result.converged[idx] = True
 
 
 def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None):

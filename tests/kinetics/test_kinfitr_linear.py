@@ -19,6 +19,7 @@ import pytest
 from pipeline.frames import Frames
 from pipeline.kinetics.logan import fit_logan_ref
 from pipeline.kinetics.mrtm import fit_mrtm, fit_mrtm2
+from pipeline.kinetics.srtm import fit_srtm_bf
 from pipeline.tables import read_tacs
 
 VALIDATION = Path("/work/shared/validation")
@@ -119,7 +120,8 @@ CLEAN_SCANS = ["sub-002_ses-baseline", "sub-002_ses-rescan", "sub-002_ses-rescan
 def test_real_tacs_agree_with_kinfitr(scan):
     """Real TACs (cerebellar reference, no weights): MRTM, MRTM2 and Logan (t* 30 min)
     within 0.015 of kinfitr's BP_ND (measured max 0.0124, amygdala MRTM: integration
-    scheme on 10-min late frames); MRTM gives NaN exactly where kinfitr's k2' < 0."""
+    scheme on 10-min late frames); MRTM is flagged nonphysical exactly where kinfitr's
+    k2' < 0 and returns the basis-function SRTM estimate there."""
     name = f"{scan}_desc-gtmseg_tacs.tsv"
     ref_fits = pd.read_csv(REAL / "kinfitr_reference_fits_cerebellum_ref.csv")
     ref_fits = ref_fits[ref_fits["file"] == name]
@@ -133,7 +135,13 @@ def test_real_tacs_agree_with_kinfitr(scan):
     logan = fit_logan_ref(table.frames, ref, data, k2prime=k2p, t_star=30)
     assert logan.used.sum() == ref_fits["refLogan_frames_used"].iloc[0]
     physical = ref_fits["mrtm1_k2prime"].to_numpy() > 0
-    assert np.array_equal(np.isfinite(mrtm.bp_nd), physical)
+    flagged = np.array(["nonphysical" in f for f in mrtm.flags])
+    assert np.array_equal(flagged, ~physical)
+    # where MRTM is nonphysical its estimates are basis-function SRTM's (finite, bounded)
+    assert np.isfinite(mrtm.bp_nd).all()
+    if flagged.any():
+        bf = fit_srtm_bf(table.frames, ref, data[:, flagged])
+        assert np.array_equal(mrtm.bp_nd[flagged], bf.bp_nd)
     assert np.abs(mrtm.bp_nd - ref_fits["mrtm1_bp"])[physical].max() <= 0.015
     assert np.abs(mrtm2.bp_nd - ref_fits["mrtm2_bp"]).max() <= 0.015
     assert np.abs(logan.bp_nd - ref_fits["refLogan_bp_tstar30min"]).max() <= 0.015
