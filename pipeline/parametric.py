@@ -106,10 +106,9 @@ def fit_voxels(frames: Frames, ref_tac: np.ndarray, data: np.ndarray,
 
     Parameters
     ----------
-    frames : Frames
-        Frame timing, minutes.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference TAC, Bq/mL, decay-corrected.
+    frames, ref_tac
+        Frame timing (minutes) and reference TAC (Bq/mL, decay-corrected), as for every
+        model in :mod:`pipeline.kinetics`.
     data : ndarray of shape (x, y, z, n_frames) or (n_voxels, n_frames)
         Decay-corrected activity, Bq/mL (float32 is fine; chunks are fitted in float64).
     mask : ndarray of bool, shape (x, y, z) or (n_voxels,), default=None

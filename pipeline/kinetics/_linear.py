@@ -20,6 +20,7 @@ __all__ = [
     "check_starts_at_injection",
     "frame_integral_operator",
     "join_flags",
+    "prepare_linear",
     "row_selector",
     "weighted_least_squares",
 ]
@@ -45,6 +46,33 @@ def check_starts_at_injection(frames: Frames, model: str) -> None:
             f"{model} integrates the TACs from injection and needs the scan to start within "
             f"{MAX_FIRST_FRAME_START:g} min", "Fit this acquisition together with the "
             "earlier one(s) of the same injection (merged frames), or use the ratio method."))
+
+
+def prepare_linear(frames: Frames, ref_tac, tacs, *, window, t_star, weights,
+                   min_frames: int, model: str):
+    """Input checks of the linearized models, which integrate every TAC from injection.
+
+    :func:`~pipeline.kinetics.base.prepare_inputs` after :func:`check_starts_at_injection`;
+    a TAC with NaN in *any* frame (not only fitted ones: the integrals use all frames) is
+    bad, and bad TACs are zeroed so the batched algebra stays finite (they are masked later).
+
+    Returns
+    -------
+    prep : PreparedInputs
+    data : ndarray of shape (n_frames, n_tacs)
+        Target TACs with bad ones zeroed, Bq/mL.
+    bad : ndarray of shape (n_tacs,) bool
+    """
+    from pipeline.kinetics.base import prepare_inputs
+
+    check_starts_at_injection(frames, model)
+    prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
+                          weights=weights, min_frames=min_frames, model=model)
+    bad = prep.bad_tacs
+    if not prep.used.all():
+        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
+    data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
+    return prep, data, bad
 
 
 def frame_integral_operator(frames: Frames) -> np.ndarray:

@@ -35,9 +35,9 @@ class _ReferenceConvolver:
     Parameters
     ----------
     frames : Frames
-        Frame timing, minutes.
+        Frame start and end times in minutes (uneven frames and gaps allowed).
     ref_tac : ndarray of shape (n_frames,)
-        Decay-corrected reference frame averages, Bq/mL.
+        Measured frame means of the reference region, Bq/mL, decay-corrected.
     """
 
     def __init__(self, frames: Frames, ref_tac: np.ndarray):

@@ -22,13 +22,13 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
-    check_starts_at_injection,
     frame_integral_operator,
     join_flags,
+    prepare_linear,
     row_selector,
     weighted_least_squares,
 )
-from pipeline.kinetics.base import ModelFit, prepare_inputs
+from pipeline.kinetics.base import ModelFit
 
 __all__ = ["describe", "fit_logan_ref"]
 
@@ -41,12 +41,9 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Parameters
     ----------
-    frames : Frames
-        Frame start and end times, minutes. Data must be decay-corrected.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference-region activity, Bq/mL.
-    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
-        Target activity, Bq/mL; one column per region or voxel.
+    frames, ref_tac, tacs
+        Frame timing (minutes), reference and target TACs (Bq/mL): see
+        :func:`pipeline.kinetics.mrtm.fit_mrtm`.
     t_star : float, default=20.0
         Minutes; frames with an earlier mid-time are not fitted (the plot must be linear
         from t* on; check it in the report's Logan plot).
@@ -79,15 +76,10 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         raise ConfigError(format_problem(
             None, f"logan_ref: k2prime must be a positive number (1/min) or omitted; "
             f"got {k2prime!r}", "Give k2' from MRTM, or leave it out for equilibrium data."))
-    check_starts_at_injection(frames, "logan_ref")
-    prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
-                          weights=weights, min_frames=3, model="logan_ref")
+    prep, data, bad = prepare_linear(frames, ref_tac, tacs, window=window, t_star=t_star,
+                                     weights=weights, min_frames=3, model="logan_ref")
     used = prep.used
-    bad = prep.bad_tacs
-    if not used.all():
-        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
     rows = row_selector(used)
-    data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
     op = frame_integral_operator(prep.frames)[rows]
     num_ref = op @ prep.ref_tac
     if k2prime is not None:

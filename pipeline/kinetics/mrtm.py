@@ -22,13 +22,13 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
-    check_starts_at_injection,
     frame_integral_operator,
     join_flags,
+    prepare_linear,
     row_selector,
     weighted_least_squares,
 )
-from pipeline.kinetics.base import ModelFit, prepare_inputs
+from pipeline.kinetics.base import ModelFit
 
 __all__ = ["BP_PLAUSIBLE", "describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
 
@@ -36,22 +36,42 @@ __all__ = ["BP_PLAUSIBLE", "describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mr
 BP_PLAUSIBLE: tuple[float, float] = (-0.5, 15.0)
 
 
-def _prepare(frames: Frames, ref_tac, tacs, *, window, t_star, weights, n_params, model):
-    """Common input checks; NaN anywhere in a TAC (integrals use all frames) marks it bad."""
-    check_starts_at_injection(frames, model)
-    prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
-                          weights=weights, min_frames=n_params + 1, model=model)
-    bad = prep.bad_tacs
-    if not prep.used.all():
-        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
-    data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
-    return prep, data, bad
+def _regression(prep, data: np.ndarray, reference_terms):
+    """Weighted regression of C_T on ``[first reference term, int C_T, other terms]``.
+
+    ``reference_terms(op, rows)`` gives the reference regressors on the fitted rows from
+    the frame-integral operator ``op`` (rows already selected). Returns ``rows`` and the
+    outputs of :func:`weighted_least_squares`.
+    """
+    rows = row_selector(prep.used)
+    op = frame_integral_operator(prep.frames)[rows]
+    first, *others = reference_terms(op, rows)
+    beta, cov, fitted_rows, singular = weighted_least_squares(
+        [first, op @ data, *others], data[rows], prep.weights[rows])
+    return rows, beta, cov, fitted_rows, singular
 
 
-def _fitted_full(n_frames: int, rows, values: np.ndarray) -> np.ndarray:
+def _binding(g1, g2, cov, singular):
+    """BP_ND = g1 / k2a - 1 with k2a = -g2 (NaN where k2a <= 0), and its delta-method
+    variance from the covariance of (g1, g2) (its first two rows)."""
+    k2a = -g2
+    nonphysical = ~singular & ~(k2a > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(nonphysical, np.nan, g1 / k2a - 1.0)
+        grad1, grad2 = -1.0 / g2, g1 / g2**2
+        var_bp = grad1**2 * cov[0, 0] + 2 * grad1 * grad2 * cov[0, 1] + grad2**2 * cov[1, 1]
+    return bp, k2a, nonphysical, var_bp
+
+
+def _fitted_and_flags(n_frames: int, rows, values: np.ndarray, bad, singular, nonphysical):
+    """Fitted curve on all frames (NaN outside the fit and for bad or singular TACs) and
+    the flags ``nan_input``, ``singular``, ``nonphysical``."""
     out = np.full((n_frames, values.shape[1]), np.nan)
     out[rows] = values
-    return out
+    out[:, bad | singular] = np.nan
+    flags = join_flags(bad.size, {"nan_input": bad, "singular": singular & ~bad,
+                                  "nonphysical": nonphysical & ~bad})
+    return out, flags
 
 
 def _options(model: str, window, t_star, weights, k2prime) -> dict[str, Any]:
@@ -101,24 +121,15 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         If shapes disagree, the reference holds NaN or is zero, t* lies past the last
         frame, or fewer than 4 frames are fitted.
     """
-    prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
-                               weights=weights, n_params=3, model="mrtm")
+    prep, data, bad = prepare_linear(frames, ref_tac, tacs, window=window, t_star=t_star,
+                                     weights=weights, min_frames=4, model="mrtm")
     used = prep.used
-    rows = row_selector(used)
-    op = frame_integral_operator(prep.frames)[rows]
-    int_ref = op @ prep.ref_tac
-    int_tac = op @ data
-    y = data[rows]
-    beta, cov, fitted_rows, singular = weighted_least_squares(
-        [int_ref, int_tac, prep.ref_tac[rows]], y, prep.weights[rows])
+    rows, beta, cov, fitted_rows, singular = _regression(
+        prep, data, lambda op, rows: [op @ prep.ref_tac, prep.ref_tac[rows]])
     g1, g2, g3 = beta
-    k2a = -g2
-    nonphysical = ~singular & ~(k2a > 0)
+    bp, k2a, nonphysical, var_bp = _binding(g1, g2, cov, singular)
     with np.errstate(divide="ignore", invalid="ignore"):
-        bp = np.where(nonphysical, np.nan, g1 / k2a - 1.0)
         k2p = g1 / g3
-        grad1, grad2 = -1.0 / g2, g1 / g2**2
-        var_bp = grad1**2 * cov[0, 0] + 2 * grad1 * grad2 * cov[0, 1] + grad2**2 * cov[1, 1]
         h1, h3 = 1.0 / g3, -g1 / g3**2
         var_k2p = h1**2 * cov[0, 0] + 2 * h1 * h3 * cov[0, 2] + h3**2 * cov[2, 2]
     invalid = bad | singular
@@ -128,10 +139,8 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2prime": np.sqrt(var_k2p)}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted = _fitted_full(frames.n_frames, rows, fitted_rows)
-    fitted[:, invalid] = np.nan
-    flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
-                                 "nonphysical": nonphysical & ~bad})
+    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, bad, singular,
+                                      nonphysical)
     with np.errstate(invalid="ignore"):
         redo = ~invalid & (nonphysical | ~((bp >= BP_PLAUSIBLE[0]) & (bp <= BP_PLAUSIBLE[1])))
     if redo.any():
@@ -176,20 +185,12 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Parameters
     ----------
-    frames : Frames
-        Frame start and end times, minutes. Data must be decay-corrected.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference-region activity, Bq/mL.
-    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
-        Target activity, Bq/mL; one column per region or voxel.
+    frames, ref_tac, tacs
+        Frame timing (minutes), reference and target TACs (Bq/mL): see :func:`fit_mrtm`.
     k2prime : float
         Reference efflux rate constant, 1/min, e.g. from :func:`k2prime_from_mrtm`.
-    window : (start, end), default=None
-        Minutes; only frames whose mid-time lies inside are fitted.
-    t_star : float, default=0.0
-        Minutes; frames with an earlier mid-time are not fitted.
-    weights : ndarray of shape (n_frames,), default=None
-        Relative frame weights; None means equal weights.
+    window, t_star, weights
+        As in :func:`fit_mrtm`.
 
     Returns
     -------
@@ -221,23 +222,13 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
             "Give --k2prime VALUE, or estimate it with MRTM over high-binding regions "
             "(k2prime_from_mrtm)."))
     k2prime = float(k2prime)
-    prep, data, bad = _prepare(frames, ref_tac, tacs, window=window, t_star=t_star,
-                               weights=weights, n_params=2, model="mrtm2")
+    prep, data, bad = prepare_linear(frames, ref_tac, tacs, window=window, t_star=t_star,
+                                     weights=weights, min_frames=3, model="mrtm2")
     used = prep.used
-    rows = row_selector(used)
-    op = frame_integral_operator(prep.frames)[rows]
-    x1 = op @ prep.ref_tac + prep.ref_tac[rows] / k2prime
-    int_tac = op @ data
-    y = data[rows]
-    beta, cov, fitted_rows, singular = weighted_least_squares([x1, int_tac], y,
-                                                        prep.weights[rows])
+    rows, beta, cov, fitted_rows, singular = _regression(
+        prep, data, lambda op, rows: [op @ prep.ref_tac + prep.ref_tac[rows] / k2prime])
     g1, g2 = beta
-    k2a = -g2
-    nonphysical = ~singular & ~(k2a > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bp = np.where(nonphysical, np.nan, g1 / k2a - 1.0)
-        grad1, grad2 = -1.0 / g2, g1 / g2**2
-        var_bp = grad1**2 * cov[0, 0] + 2 * grad1 * grad2 * cov[0, 1] + grad2**2 * cov[1, 1]
+    bp, k2a, nonphysical, var_bp = _binding(g1, g2, cov, singular)
     invalid = bad | singular
     for arr in (bp, g1, k2a, var_bp):
         arr[invalid] = np.nan
@@ -245,10 +236,8 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2": np.sqrt(cov[0, 0])}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted = _fitted_full(frames.n_frames, rows, fitted_rows)
-    fitted[:, invalid] = np.nan
-    flags = join_flags(bp.size, {"nan_input": bad, "singular": singular & ~bad,
-                                 "nonphysical": nonphysical & ~bad})
+    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, bad, singular,
+                                      nonphysical)
     return ModelFit("mrtm2", bp, g1 / k2prime, g1, np.full(bp.size, k2prime), se, fitted,
                     used, flags, _options("mrtm2", window, t_star, weights, k2prime),
                     {"k2a": k2a})

@@ -29,12 +29,9 @@ def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Parameters
     ----------
-    frames : Frames
-        Frame start and end times, minutes. Data must be decay-corrected.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference-region activity, Bq/mL.
-    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
-        Target activity, Bq/mL; one column per region or voxel.
+    frames, ref_tac, tacs
+        Frame timing (minutes), reference and target TACs (Bq/mL): see
+        :func:`pipeline.kinetics.mrtm.fit_mrtm`.
     window : (start, end), default=None
         Minutes: the equilibrium period. Either ``window`` or ``t_star`` is required.
     t_star : float, default=None

@@ -192,12 +192,8 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Parameters
     ----------
-    frames : Frames
-        Frame timing, minutes; frames may be uneven and have gaps.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference TAC, Bq/mL, decay-corrected.
-    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
-        Target TACs, Bq/mL; one column per region or voxel.
+    frames, ref_tac, tacs
+        Frame timing (minutes), reference and target TACs (Bq/mL): see :func:`fit_srtm_bf`.
     window : (start, end), default=None
         Minutes; only frames whose mid-time lies inside are fitted (the reference is still
         integrated from time 0).
@@ -232,14 +228,13 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     --------
     >>> from pipeline.frames import Frames
     >>> from pipeline.simulate.compartments import srtm_consistent_tacs
-    >>> frames = Frames.from_bids([0, 60, 120, 300, 600, 1200, 2400, 3600], [60, 60, 180,
-    ...                           300, 600, 1200, 1200, 1800])
+    >>> frames = Frames(np.arange(0, 90, 5.0), np.arange(5, 95, 5.0))  # 18 x 5 min
     >>> ref, tacs = srtm_consistent_tacs(frames, [1.5], r1=0.9, k2prime=0.1)
     >>> fit = fit_srtm(frames, ref, tacs)
     >>> round(float(fit.bp_nd[0]), 2), round(float(fit.r1[0]), 2), fit.flags[0]
     (1.5, 0.9, '')
     """
-    lower, upper = _bounds_arrays(bounds)
+    _, lower, upper = _bounds_arrays(bounds)
     prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm")
     conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
     thetas = _start_grid(lower, upper, n_basis)
@@ -329,17 +324,24 @@ def _use_start(result, model, data: np.ndarray, sqrt_w: np.ndarray, start: np.nd
     result.converged[idx] = True
 
 
-def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None):
-    merged = dict(DEFAULT_BOUNDS)
+def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None,
+                   keys: tuple[str, ...] = ("r1", "k2", "bp_nd"), label: str = "SRTM"):
+    """``bounds`` merged over :data:`DEFAULT_BOUNDS` for parameters ``keys``, checked.
+
+    Returns the merged dict and the lower and upper bounds as arrays in ``keys`` order.
+    """
+    merged = {key: DEFAULT_BOUNDS[key] for key in keys}
     for key, value in (bounds or {}).items():
         if key not in merged:
             raise ConfigError(format_problem(
-                None, f"unknown SRTM bound {key!r}", "Bound only r1, k2 and bp_nd."))
+                None, f"unknown {label} bound {key!r}",
+                f"Bound only {', '.join(keys[:-1])} and {keys[-1]}."))
         merged[key] = tuple(float(v) for v in value)
-    lower = np.array([merged[k][0] for k in ("r1", "k2", "bp_nd")])
-    upper = np.array([merged[k][1] for k in ("r1", "k2", "bp_nd")])
-    if np.any(lower >= upper) or lower[2] <= -1.0 or lower[1] <= 0.0:
+    lower = np.array([merged[k][0] for k in keys], dtype=float)
+    upper = np.array([merged[k][1] for k in keys], dtype=float)
+    if np.any(lower >= upper) or merged["bp_nd"][0] <= -1.0 or \
+            ("k2" in merged and merged["k2"][0] <= 0.0):
         raise ConfigError(format_problem(
-            None, f"invalid SRTM bounds {merged}",
+            None, f"invalid {label} bounds {merged}",
             "Each bound needs lower < upper, k2 > 0 and BP_ND's lower bound > -1."))
-    return lower, upper
+    return merged, lower, upper

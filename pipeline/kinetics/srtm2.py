@@ -26,7 +26,7 @@ from pipeline.kinetics._srtm_common import (
     _window_text,
 )
 from pipeline.kinetics.base import ModelFit
-from pipeline.kinetics.srtm import DEFAULT_BOUNDS, fit_srtm
+from pipeline.kinetics.srtm import _bounds_arrays, fit_srtm
 
 __all__ = ["describe", "fit_srtm2", "k2prime_from_srtm", "predict_srtm2"]
 
@@ -54,12 +54,9 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Parameters
     ----------
-    frames : Frames
-        Frame timing, minutes.
-    ref_tac : ndarray of shape (n_frames,)
-        Reference TAC, Bq/mL, decay-corrected.
-    tacs : ndarray of shape (n_frames,) or (n_frames, n_tacs)
-        Target TACs, Bq/mL.
+    frames, ref_tac, tacs
+        Frame timing (minutes), reference and target TACs (Bq/mL): see
+        :func:`pipeline.kinetics.srtm.fit_srtm_bf`.
     k2prime : float
         Reference efflux rate constant, 1/min (e.g. from :func:`k2prime_from_srtm`).
     window : (start, end), default=None
@@ -88,24 +85,13 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     --------
     >>> from pipeline.frames import Frames
     >>> from pipeline.simulate.compartments import srtm_consistent_tacs
-    >>> frames = Frames.from_bids([0, 60, 120, 300, 600, 1200, 2400, 3600], [60, 60, 180,
-    ...                           300, 600, 1200, 1200, 1800])
-    >>> ref, tacs = srtm_consistent_tacs(frames, [1.5], r1=0.9, k2prime=0.1)
-    >>> round(float(fit_srtm2(frames, ref, tacs, k2prime=0.1).bp_nd[0]), 2)
+    >>> frames = Frames(np.arange(0, 60, 4.0), np.arange(4, 64, 4.0))  # 15 x 4 min
+    >>> ref, tac = srtm_consistent_tacs(frames, [1.5], r1=0.9, k2prime=0.1)
+    >>> round(float(fit_srtm2(frames, ref, tac, k2prime=0.1).bp_nd[0]), 2)
     1.5
     """
     k2p = _check_k2prime(k2prime)
-    merged = {k: tuple(map(float, v)) for k, v in DEFAULT_BOUNDS.items() if k != "k2"}
-    for key, value in (bounds or {}).items():
-        if key not in merged:
-            raise ConfigError(format_problem(None, f"unknown SRTM2 bound {key!r}",
-                                             "Bound only r1 and bp_nd."))
-        merged[key] = tuple(float(v) for v in value)
-    lower = np.array([merged["r1"][0], merged["bp_nd"][0]])
-    upper = np.array([merged["r1"][1], merged["bp_nd"][1]])
-    if np.any(lower >= upper) or lower[1] <= -1.0:
-        raise ConfigError(format_problem(None, f"invalid SRTM2 bounds {merged}",
-                                         "Each bound needs lower < upper; BP_ND's above -1."))
+    merged, lower, upper = _bounds_arrays(bounds, ("r1", "bp_nd"), "SRTM2")
     prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm2", min_frames=3)
     conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
     used = prep.used
