@@ -187,8 +187,7 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05,
         mean = rows["est"].to_numpy(float)
         raw = rows["change_pct_mean"].to_numpy(float)
         if not np.allclose(raw, mean, equal_nan=True):
-            ax.plot(raw, pos, "x", color="0.45", ms=5, label="raw change")
-            ax.legend(fontsize=7, loc="lower left", frameon=False)
+            ax.plot(raw, pos, "x", color="0.45", ms=5)  # explained in the caption
         ax.hlines(pos, rows["lo"], rows["hi"], color=color, lw=1.5)
         sig = np.zeros_like(pos, bool)
         if "p_fdr" in rows:
@@ -214,7 +213,7 @@ def plot_correlation(xy: pd.DataFrame, xlabel: str, ylabel: str,
         ``x`` (activation) and ``y`` (score) per subject.
     xlabel, ylabel : str
     annotation : str
-        Text put in the corner (r, p, n from ``correlations.tsv``).
+        Text shown above the axes (r, p, n from ``correlations.tsv``).
     level : float, default=0.95
         Confidence level of the band around the fitted mean.
 
@@ -238,9 +237,8 @@ def plot_correlation(xy: pd.DataFrame, xlabel: str, ylabel: str,
         ax.plot(grid, line, "-", color=COLORS[0], lw=1.5)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
-    if annotation:
-        ax.text(0.02, 0.98, annotation, transform=ax.transAxes, va="top", fontsize=8,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.8"})
+    if annotation:  # above the axes: inside, the box hid the highest points
+        ax.set_title(annotation, fontsize=8, loc="left")
     return fig
 
 

@@ -14,7 +14,13 @@ import pandas as pd
 
 from pipeline.report.collect import StudyResults
 
-__all__ = ["key_findings"]
+__all__ = ["FINDINGS_NOTE", "key_findings"]
+
+#: What the % of the contrast lines is (shown under the key findings).
+FINDINGS_NOTE = ("% = mean change in BP_ND (100 x (condition - baseline) / baseline) after "
+                 "removing the simulated null drift, or for a contrast with a control, minus "
+                 "the control's change (effect_pct_mean, else change_pct_mean); negative = "
+                 "BP_ND fell (release). Regions ordered by p_FDR.")
 
 
 def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[str]:
@@ -35,7 +41,7 @@ def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[
 
 def _correlation_line(cor: pd.DataFrame, first: Mapping[str, Any]) -> str | None:
     rows = cor
-    for key in ("region", "score"):
+    for key in ("region", "score", "contrast"):
         if key in first and key in rows and (rows[key] == first[key]).any():
             rows = rows[rows[key] == first[key]]
     if "covariates" in rows:

@@ -215,24 +215,40 @@ def _contrast_sentence(config: Mapping[str, Any]) -> str:
     return "Contrasts: " + "; ".join(parts) + "."
 
 
+#: What each value of contrasts.tsv's ``test`` column did, for the methods text.
+_TEST_TEXT = {
+    "paired_t": "a paired t-test of the % change against zero (for a contrast with a "
+                "control: of its change minus the control's change over the same minutes)",
+    "welch_vs_null": "a Welch t-test of the observed % change against the % change "
+                     "simulated without release (null drift)",
+    "wilcoxon": "the Wilcoxon signed-rank test",
+}
+
+
+def _contrasts_by_test(con: pd.DataFrame) -> dict[str, list[str]]:
+    """Test name -> contrasts it was used for (``test`` column; paired_t without one)."""
+    if "test" not in con or "contrast" not in con:
+        return {"paired_t": []}
+    pairs = con[["test", "contrast"]].dropna().astype(str).drop_duplicates()
+    grouped: dict[str, list[str]] = {}
+    for test, name in pairs.itertuples(index=False, name=None):
+        grouped.setdefault(test, []).append(name)
+    return grouped or {"paired_t": []}
+
+
 def _stats_sentences(results: StudyResults) -> list[str]:
     config = results.config
     stats = config.get("statistics") if isinstance(config.get("statistics"), Mapping) else {}
     out = []
     con = results.contrasts
     if con is not None and len(con):
-        tests = set(con["test"].astype(str)) if "test" in con else {"paired_t"}
         how = []
-        if "paired_t" in tests:
-            how.append("a paired t-test of the % change against zero")
-        if "welch_vs_null" in tests:
-            how.append("a Welch t-test of the observed % change against the % change "
-                       "simulated without release (null drift)")
-        if "wilcoxon" in tests:
-            how.append("the Wilcoxon signed-rank test")
+        for test, names in _contrasts_by_test(con).items():
+            which = f" ({', '.join(names)})" if names else ""
+            how.append(_TEST_TEXT.get(test, f"the {test} test") + which)
         out.append(
             "Per contrast, region and model, BP_ND of the condition window was compared with "
-            f"its baseline by {' or '.join(how)}; change is 100 x (BP_condition - "
+            f"its baseline by {'; by '.join(how)}; change is 100 x (BP_condition - "
             "BP_baseline) / BP_baseline (negative values mean endogenous opioid release), "
             "effect size is Cohen's dz with a 95% confidence interval, and p-values were "
             "corrected across regions with the Benjamini-Hochberg false discovery rate"

@@ -6,6 +6,8 @@ figures per scan and ~30 axes each, layout engines would dominate the report's t
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -118,6 +120,23 @@ def plot_scan_fits(fits: pd.DataFrame, reference: tuple[str, pd.DataFrame] | Non
     return fig
 
 
+def _spread(values: list[float], gap: float) -> np.ndarray:
+    """Label heights at least ``gap`` apart, as close to ``values`` as a sweep allows.
+
+    Sorted upwards, each label is pushed above its lower neighbour when too close; the
+    group is then shifted back so its mean height is unchanged.
+    """
+    y = np.nan_to_num(np.asarray(values, float))
+    order = np.argsort(y)
+    placed = y[order].copy()
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    placed -= placed.mean() - y.mean() if len(y) else 0.0
+    out = np.empty_like(y)
+    out[order] = placed
+    return out
+
+
 def plot_scan_overview(fits: pd.DataFrame, frames_qc: pd.DataFrame | None = None,
                        reference: tuple[str, pd.DataFrame] | None = None,
                        title: str = "", z_limit: float = 5.0) -> Figure:
@@ -159,6 +178,7 @@ def plot_scan_overview(fits: pd.DataFrame, frames_qc: pd.DataFrame | None = None
             ax.axvspan(times.min(), times.max(), color=COLORS[k % len(COLORS)], alpha=0.07)
             ax.text(times.mean(), 1.01, str(cond), transform=ax.get_xaxis_transform(),
                     ha="center", va="bottom", fontsize=7, color=COLORS[k % len(COLORS)])
+    ends: list[tuple[float, str, Any]] = []  # last measured value, region, colour
     for i, region in enumerate(regions):
         sel = region_col == region
         color = cmap(i % 20)
@@ -171,7 +191,11 @@ def plot_scan_overview(fits: pd.DataFrame, frames_qc: pd.DataFrame | None = None
                 ax.plot(mid[part], fitted[part], "-", lw=0.9, color=color)
         else:
             ax.plot(mid[fit_sel], fitted[fit_sel], "-", lw=0.9, color=color)
-        ax.annotate(region, (1.0, measured[sel][first][-1]), xycoords=("axes fraction", "data"),
+        ends.append((measured[sel][first][-1], region, color))
+    top = np.nanmax(measured) if np.isfinite(measured).any() else 1.0
+    for y_label, (_, region, color) in zip(_spread([e[0] for e in ends], 0.045 * top), ends,
+                                           strict=True):
+        ax.annotate(region, (1.0, y_label), xycoords=("axes fraction", "data"),
                     xytext=(2, 0), textcoords="offset points", fontsize=6, color=color,
                     va="center", annotation_clip=False)
     if reference is not None:
@@ -187,7 +211,7 @@ def plot_scan_overview(fits: pd.DataFrame, frames_qc: pd.DataFrame | None = None
     image = ax_z.imshow(z.to_numpy(float), aspect="auto", cmap="RdBu_r", vmin=-z_limit,
                         vmax=z_limit, interpolation="nearest")
     ax_z.set_yticks(range(len(z.index)), list(z.index), fontsize=6)
-    step = max(1, len(z.columns) // 10)
+    step = max(1, round(len(z.columns) / 7))  # about 7 labels: more overlap at this size
     ax_z.set_xticks(range(0, len(z.columns), step),
                     [f"{c:g}" for c in z.columns[::step]], fontsize=6)
     ax_z.set_xlabel("frame mid-time (min)", fontsize=8)

@@ -25,7 +25,7 @@ from pipeline.report.blocks import (
     text_block,
 )
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
-from pipeline.report.findings import key_findings
+from pipeline.report.findings import FINDINGS_NOTE, key_findings
 from pipeline.report.methods import methods_paragraphs
 from pipeline.report.paired import (
     activation_scores,
@@ -121,7 +121,7 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     if findings:
         model = results.models[0] if results.models else ""
         blocks.append({"kind": "list", "title": f"Key findings (primary model {model})",
-                       "items": findings})
+                       "items": findings, "caption": FINDINGS_NOTE})
     blocks.append(kv_block(facts, "Study"))
     n_ex = int((subjects["status"] != "included").sum())
     blocks.append(details(f"Subjects ({len(subjects)})",
@@ -172,12 +172,13 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
                 rows, table_id=f"contrasts-{model}-all")]))
         if len(rows):
             fmt = fig_spec.get("change", {}).get("format", "svg")
-            order = list(dict.fromkeys(results.bp_nd["region"].astype(str))) \
-                if results.bp_nd is not None else None
-            blocks.append(ctx.figure(f"change_model-{model}", figures.plot_change, rows, fmt=fmt,
-                                     regions=order,
-                                     title=f"% change in BP_ND with 95% CI ({model})",
-                                     caption="Filled: FDR-significant (p_fdr < 0.05)."))
+            order = None if results.bp_nd is None else list(dict.fromkeys(results.bp_nd["region"]))
+            alpha = float((results.config.get("statistics") or {}).get("alpha", 0.05))
+            blocks.append(ctx.figure(
+                f"change_model-{model}", figures.plot_change, rows, fmt=fmt, regions=order,
+                alpha=alpha, title=f"% change in BP_ND with 95% CI ({model})",
+                caption=f"Filled: FDR-significant (p_fdr < {alpha:g}); grey crosses: raw change "
+                        "before removing the null drift or the control's change."))
     if results.null_drift is not None:
         drift = results.null_drift
         if "model" in drift:
