@@ -217,8 +217,8 @@ def _contrast_sentence(config: Mapping[str, Any]) -> str:
 
 #: What each value of contrasts.tsv's ``test`` column did, for the methods text.
 _TEST_TEXT = {
-    "paired_t": "a paired t-test of the % change against zero (for a contrast with a "
-                "control: of its change minus the control's change over the same minutes)",
+    "paired_t": "a paired t-test against zero of the % change (with a control contrast: "
+                "of the % change minus the control's % change over the same minutes)",
     "welch_vs_null": "a Welch t-test of the observed % change against the % change "
                      "simulated without release (null drift)",
     "wilcoxon": "the Wilcoxon signed-rank test",
@@ -244,7 +244,7 @@ def _stats_sentences(results: StudyResults) -> list[str]:
     if con is not None and len(con):
         how = []
         for test, names in _contrasts_by_test(con).items():
-            which = f" ({', '.join(names)})" if names else ""
+            which = f" for {' and '.join(names)}" if names else ""
             how.append(_TEST_TEXT.get(test, f"the {test} test") + which)
         out.append(
             "Per contrast, region and model, BP_ND of the condition window was compared with "

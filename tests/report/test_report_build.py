@@ -279,3 +279,33 @@ def test_collect_results_finds_scans_with_any_bids_entities(tmp_path):
     assert scans[stems[0]].entities == {"sub": "01", "ses": "a", "task": "rest", "trc": "cfn",
                                         "rec": "acdyn", "run": "2"}
     assert set(scans[stems[1]].bp) == {"mrtm2"} and scans[stems[1]].tacs is not None
+
+
+def test_write_report_survives_changed_drift_columns(synthetic_results, tmp_path):
+    """Renamed/extra/missing drift-correction columns of contrasts.tsv (the statistics may
+    change them) still give the summary, tables and % change plot, with no error box."""
+    import shutil
+
+    import yaml
+
+    out, config = synthetic_results
+    copy = tmp_path / "results"
+    shutil.copytree(out, copy)
+    path = copy / "group" / "contrasts.tsv"
+    table = read_table(path)
+    table = table.drop(columns=[c for c in ("effect_pct_mean", "mean_ci_low", "mean_ci_high")
+                                if c in table]).rename(columns={"drift_pct": "drift_pct_mean"})
+    table["drift_sys_sd"] = 1.5
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"sections": [  # the shipped layout, fewer sections
+        s for s in load_spec()["sections"] if s["kind"] in ("summary", "regions", "methods",
+                                                            "errors")]}))
+    html = write_report(copy, config, tmp_path / "r.html", spec=spec, figure_dir=tmp_path / "f")
+    report = parse(html)
+    assert not report.errors, report.errors[:3]
+    assert (tmp_path / "f" / "change_model-logan_ref.svg").is_file()
+    model = table["model"].iloc[0]
+    shown = report.headers[f"contrasts-{model}-all"]
+    assert "drift_sys_sd" in shown and "drift_pct_mean" in shown
+    assert "Key findings" in html.read_text()
