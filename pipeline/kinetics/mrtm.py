@@ -289,4 +289,6 @@ def describe(options: dict[str, Any]) -> str:
                 f"model MRTM2 (Ichise et al., 2003, J Cereb Blood Flow Metab 23:1096) with "
                 f"{k2p_text}, {common}.")
     return ("BP_ND, R1 and k2' were estimated with the multilinear reference tissue model "
-            f"MRTM (Ichise et al., 2003, J Cereb Blood Flow Metab 23:1096), {common}.")
+            f"MRTM (Ichise et al., 2003, J Cereb Blood Flow Metab 23:1096), {common}; where "
+            f"MRTM gave k2a <= 0 or BP_ND outside [{BP_PLAUSIBLE[0]:g}, {BP_PLAUSIBLE[1]:g}] "
+            "(noisy low-binding TACs), the basis-function SRTM estimate was used instead.")

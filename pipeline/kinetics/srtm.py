@@ -291,7 +291,9 @@ def describe(options: dict[str, Any] | None = None) -> str:
     else:
         b = o.get("bounds", {k: list(v) for k, v in DEFAULT_BOUNDS.items()})
         how = (f"weighted nonlinear least squares (Levenberg-Marquardt from a basis-function "
-               f"start) with bounds R1 {b['r1']}, k2 {b['k2']} 1/min and BP_ND {b['bp_nd']}")
+               f"start) with bounds R1 {b['r1']}, k2 {b['k2']} 1/min and BP_ND {b['bp_nd']}, "
+               f"keeping the basis-function estimate where the iterations ended on a bound or "
+               f"did not converge")
     return (f"BP_ND was estimated with the simplified reference tissue model (SRTM; "
             f"Lammertsma & Hume 1996) with {ref} as reference tissue, fitted by {how}, to "
             f"frame-averaged model predictions{span}, with {weights} frame weights.")
