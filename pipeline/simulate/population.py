@@ -171,7 +171,11 @@ def _effects(rng: np.random.Generator, ids: list[str], z_res: np.ndarray,
             fraction = np.zeros(len(ids)) if null else mean + sd * z
             rows.append(pd.DataFrame({"participant_id": ids, "condition": condition,
                                       "region": region, "release_fraction": fraction}))
-    return pd.concat(rows, ignore_index=True)
+    columns = ["participant_id", "condition", "region", "release_fraction"]
+    if not rows:  # no release planted anywhere: an empty table, not an error
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "release_fraction" else object)
+                             for c in columns})
+    return pd.concat(rows, ignore_index=True)[columns]
 
 
 def draw_population(subjects: int, design: str, streams: dict[str, np.random.Generator],

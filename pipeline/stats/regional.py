@@ -8,7 +8,8 @@ tested (``effect_pct``) is that change
   control (design-based drift control, a double difference), or
 * compared with the change that the study's own protocol produces with no release
   (``drift``, from :mod:`pipeline.stats.drift`), when a null-drift table is given: a
-  Welch t test of the observed changes against the simulated null changes, or
+  one-sample t test of ``change - drift`` whose variance includes the drift's Monte Carlo
+  error and its systematic (sensitivity-scenario) SD, or
 * against zero (a paired t test on the % change) otherwise.
 
 Participants without a scan, or with a non-finite or non-positive baseline BP_ND, are left
@@ -197,7 +198,7 @@ def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def _test_group(effect: np.ndarray, drift: pd.Series | None, test: str) -> dict[str, float]:
-    """t (paired, or Welch against simulated null changes), Wilcoxon, dz for one cell."""
+    """t (paired, or one-sample against the estimated null drift), Wilcoxon, dz per cell."""
     n = effect.size
     out = dict(n=n, t=np.nan, df=np.nan, p=np.nan, effect_pct_mean=np.nan,
                effect_pct_sd=np.nan, mean_ci_low=np.nan, mean_ci_high=np.nan,
@@ -210,14 +211,22 @@ def _test_group(effect: np.ndarray, drift: pd.Series | None, test: str) -> dict[
     with np.errstate(all="ignore"):
         if drift is not None and np.isfinite(drift.get("drift_sd", np.nan)) \
                 and drift.get("n_sim", 0) > 1:
-            # effect is already (change - drift mean); compare with the simulated null
-            # changes (mean 0 after the shift, SD drift_sd, n_sim subjects): Welch's test.
-            res = stats.ttest_ind_from_stats(mean, sd, n, 0.0, float(drift["drift_sd"]),
-                                             int(drift["n_sim"]), equal_var=False)
-            a, b = sd**2 / n, float(drift["drift_sd"]) ** 2 / int(drift["n_sim"])
-            df = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (int(drift["n_sim"]) - 1))
-            half = stats.t.ppf(0.975, df) * np.sqrt(a + b)
-            out.update(t=float(res.statistic), df=float(df), p=float(res.pvalue),
+            # effect = observed change - simulated mean drift. The drift is an estimated
+            # offset, not a second sample: its variance is the Monte Carlo error of the
+            # mean (drift_sd^2 / n_sim) plus the systematic spread over the sensitivity
+            # scenarios (drift_sys_sd^2, model uncertainty). One-sample t of the observed
+            # changes with that variance added; Welch-Satterthwaite df (the systematic
+            # part counted with infinite df).
+            n_sim = int(drift["n_sim"])
+            a = sd**2 / n
+            b = float(drift["drift_sd"]) ** 2 / n_sim
+            c = float(drift.get("drift_sys_sd", 0.0))
+            c = c**2 if np.isfinite(c) else 0.0
+            se = np.sqrt(a + b + c)
+            df = (a + b + c) ** 2 / (a**2 / (n - 1) + b**2 / (n_sim - 1))
+            t = mean / se
+            half = stats.t.ppf(0.975, df) * se
+            out.update(t=float(t), df=float(df), p=float(2.0 * stats.t.sf(abs(t), df)),
                        mean_ci_low=mean - half, mean_ci_high=mean + half)
         else:
             res = stats.ttest_1samp(effect, 0.0)
@@ -248,8 +257,9 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
         Which test fills ``p`` (both are always reported: ``t``/``df`` and
         ``wilcoxon_w``/``wilcoxon_p``).
     drift : DataFrame, default=None
-        The null-drift table used for ``values`` (its ``drift_sd``/``n_sim`` make the t test
-        a Welch test against the simulated null changes).
+        The null-drift table used for ``values``: its Monte Carlo error
+        (``drift_sd / sqrt(n_sim)``) and systematic SD (``drift_sys_sd``) are added to the
+        variance of the one-sample t test of the drift-corrected changes.
     alpha : float, default=0.05
         FDR level for the ``significant`` column.
 
@@ -282,7 +292,7 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
                    drift_pct=cell["drift_pct"].mean() if len(cell) else np.nan,
                    control_change_pct_mean=cell["control_change_pct"].mean())
         row.update(_test_group(cell["effect_pct"].to_numpy(float), d, test))
-        row["test"] = ("welch_vs_null" if d is not None else "paired_t") \
+        row["test"] = ("t_vs_null_drift" if d is not None else "paired_t") \
             if test == "ttest" else "wilcoxon"
         rows.append(row)
     table = pd.DataFrame(rows)

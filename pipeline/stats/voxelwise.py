@@ -36,6 +36,7 @@ from pipeline.tables import provenance, read_json, read_tacs, write_table
 
 __all__ = [
     "analysis_mask",
+    "averaged_runs",
     "effect_maps",
     "label_clusters",
     "write_analysis_mask",
@@ -135,7 +136,20 @@ def _drift_map(drift: pd.DataFrame | None, contrast: str, model: str,
     return out
 
 
-def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, contrast: str,
+def _paths(entry: str | PathLike | Sequence[str | PathLike]) -> list[str]:
+    """One map path or several (runs/sessions of one condition) as a list of str."""
+    if isinstance(entry, str | PathLike):
+        return [str(entry)]
+    return [str(e) for e in entry]
+
+
+def averaged_runs(maps: Mapping[tuple[str, str], Any]) -> dict[str, list[str]]:
+    """``participant_id/condition`` -> maps averaged, for keys with several runs/sessions."""
+    return {f"{p}/{c}": _paths(v) for (p, c), v in sorted(maps.items())
+            if len(_paths(v)) > 1}
+
+
+def effect_maps(maps: Mapping[tuple[str, str], Any], design: Design, contrast: str,
                 *, model: str, drift: pd.DataFrame | None = None,
                 region_config: str | PathLike | None = None, mask: np.ndarray | None = None,
                 values: pd.DataFrame | None = None,
@@ -150,8 +164,9 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
 
     Parameters
     ----------
-    maps : mapping of (participant_id, condition) to path
-        BP_ND maps (runs and sessions already chosen).
+    maps : mapping of (participant_id, condition) to path or list of paths
+        BP_ND maps. Several maps of one key (runs or sessions of one condition) are
+        averaged voxel by voxel (logged), as the region-level analysis averages BP_ND.
     design : Design
     contrast : str
     model : str
@@ -184,11 +199,16 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
         raise InputError(format_problem(
             None, f"voxelwise contrast {contrast}: only {len(complete)} participant(s) have "
             "every condition map", "At least 3 are needed for a group map."))
-    first = nib.load(str(maps[(complete[0], needed[0])]))
+    first = nib.load(_paths(maps[(complete[0], needed[0])])[0])
     shape, affine = first.shape[:3], first.affine
+    for key, paths in averaged_runs({k: v for k, v in maps.items() if k[0] in complete}
+                                    ).items():
+        log.warning("voxelwise %s: %s has %d maps (runs/sessions); their voxelwise mean BP_ND "
+                    "is used: %s", contrast, key, len(paths), ", ".join(paths))
 
     def load(p: str, c: str) -> np.ndarray:
-        return np.asarray(nib.load(str(maps[(p, c)])).dataobj, dtype=float)
+        stack = [np.asarray(nib.load(f).dataobj, dtype=float) for f in _paths(maps[(p, c)])]
+        return stack[0] if len(stack) == 1 else np.mean(stack, axis=0)
 
     def change(p: str, base: str, cond: str) -> tuple[np.ndarray, np.ndarray]:
         b, c = load(p, base), load(p, cond)
@@ -233,7 +253,7 @@ def effect_maps(maps: Mapping[tuple[str, str], str | PathLike], design: Design, 
     return effects, complete, keep, affine
 
 
-def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
+def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
                              outputs: Mapping[str, str | PathLike], *, design: Design,
                              contrast: str, model: str, settings: Mapping[str, Any],
                              drift_path: str | PathLike | None = None,
@@ -254,7 +274,7 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
 
     drift = read_group_table(drift_path) if drift_path else None
     values = read_group_table(values_path) if values_path else None
-    first = nib.load(str(next(iter(maps.values()))))
+    first = nib.load(_paths(next(iter(maps.values())))[0])
     mask = analysis_mask(region_config, first.shape, first.affine,
                          settings.get("mask", "regions"))
     try:
@@ -274,7 +294,8 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], str | PathLike],
                         n_voxels=int(keep.sum()), n_perm=n_perm, seed=seed,
                         drift_corrected=drift is not None,
                         aligned_to_region_effects=values is not None,
-                        inputs=sorted(map(str, maps.values())))
+                        runs_averaged=averaged_runs(maps),
+                        inputs=sorted(f for v in maps.values() for f in _paths(v)))
     _save(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
           {**common, "Description": "Per-participant effect maps (% change after drift or "
            "control), one volume per participant in 'participants' order"})

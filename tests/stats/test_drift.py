@@ -33,6 +33,8 @@ def test_simulate_null_drift_calibrates_to_observed_binding():
     assert set(table.contrast) == {"rej"}  # separate-scan contrast: no window drift
     assert set(table.region) == {"amygdala_l", "thalamus_l", "myregion"}
     assert (table.n_sim == 12).all() and np.isfinite(table.drift_pct).all()
+    # the sensitivity runs (noise, Kbol, k4 varied) give every drift a systematic SD
+    assert (table.drift_sys_sd > 0).all() and np.isfinite(table.drift_sys_sd).all()
     sim = table.set_index("region").bp_baseline_sim
     # calibrated on 6 pilot subjects, checked on 12 others: between-subject BP CV ~10 %
     assert sim["amygdala_l"] == pytest.approx(1.2, rel=0.12)
@@ -46,3 +48,21 @@ def test_common_frames_picks_the_most_common_schedule():
     tables = [TacTable(f, pd.DataFrame({"a": np.ones(f.n_frames)}))
               for f in (frames, short, frames)]
     assert common_frames(tables).n_frames == frames.n_frames
+
+
+def test_simulator_accepts_empty_release_tables():
+    """No release regions at all (null studies): an empty effects table, not a crash."""
+    from dataclasses import replace
+
+    from pipeline.simulate.carfentanil import StudySettings
+    from pipeline.simulate.roi import simulate_region_tacs
+
+    settings = replace(StudySettings(), rejection={}, acceptance={})
+    study = simulate_region_tacs(subjects=2, seed=1, settings=settings, noise=0.0)
+    assert study.effects.empty
+    assert list(study.effects.columns) == ["participant_id", "condition", "region",
+                                           "release_fraction"]
+    # nothing released: the true BP_ND of both windows of a scan is the same
+    truth = study.truth.pivot_table(index=["participant_id", "task", "region"],
+                                    columns="condition", values="bp_nd")
+    assert np.allclose(truth["baseline"], truth.drop(columns="baseline").max(axis=1))

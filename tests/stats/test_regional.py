@@ -99,8 +99,8 @@ def test_contrast_values_nonpositive_baseline_is_excluded(rng):
     assert len(cell) == 9
 
 
-def test_contrast_values_drift_is_removed_and_tested_by_welch(rng):
-    """With a drift table, effect = change - drift and p is Welch's against the null."""
+def test_contrast_values_drift_is_removed_and_tested_with_its_uncertainty(rng):
+    """effect = change - drift; t adds the drift's Monte Carlo and systematic variance."""
     bp = _bp_table(rng)
     drift = pd.DataFrame({"contrast": "rejection", "region": ["amygdala_l", "caudate_l"],
                           "model": "mrtm2", "drift_pct": [-3.0, -5.0], "drift_sd": 4.0,
@@ -112,10 +112,18 @@ def test_contrast_values_drift_is_removed_and_tested_by_welch(rng):
     assert (acc.drift_pct == 0).all()  # no drift row for acceptance: nothing removed
     table = summarize_contrasts(values, drift=drift)
     row = table[(table.contrast == "rejection") & (table.region == "caudate_l")].iloc[0]
-    ref = stats.ttest_ind_from_stats(cell.change_pct.mean(), cell.change_pct.std(ddof=1), 10,
-                                     -5.0, 4.0, 100, equal_var=False)
+    # without a systematic SD, the offset's Monte Carlo error alone: identical to Welch's
+    # test of the observed changes against the simulated ones (same variance, same df)
+    mean, sd = cell.change_pct.mean(), cell.change_pct.std(ddof=1)
+    ref = stats.ttest_ind_from_stats(mean, sd, 10, -5.0, 4.0, 100, equal_var=False)
     assert row.p == pytest.approx(ref.pvalue, rel=1e-10)
-    assert row.test == "welch_vs_null" and row.drift_pct == -5.0
+    assert row.test == "t_vs_null_drift" and row.drift_pct == -5.0
+    # a systematic SD of 2 % adds 4 to the variance of the mean difference
+    sys_table = summarize_contrasts(values, drift=drift.assign(drift_sys_sd=2.0))
+    row = sys_table[(sys_table.contrast == "rejection")
+                    & (sys_table.region == "caudate_l")].iloc[0]
+    assert row.t == pytest.approx((mean + 5.0) / np.sqrt(sd**2 / 10 + 16 / 100 + 4.0))
+    assert row.p > ref.pvalue
 
 
 def test_contrast_values_control_is_double_difference(rng):

@@ -60,6 +60,22 @@ def test_effect_maps_percent_change_minus_drift(tmp_path):
     assert corrected[5, 5, 5] == pytest.approx([-6.0, -5.0, -4.0])
 
 
+def test_effect_maps_average_several_runs_and_say_so(tmp_path, caplog):
+    """Two runs of one condition: their mean BP_ND is used, and the log names both."""
+    maps = {}
+    for pid in ["sub-1", "sub-2", "sub-3"]:
+        maps[(pid, "rejbase")] = _save(tmp_path / f"{pid}_base.nii", np.full(SHAPE, 2.0))
+        maps[(pid, "rejection")] = _save(tmp_path / f"{pid}_cond.nii", np.full(SHAPE, 1.8))
+    runs = [_save(tmp_path / f"sub-1_run-{r}.nii", np.full(SHAPE, v))
+            for r, v in ((1, 1.8), (2, 1.6))]
+    maps[("sub-1", "rejection")] = runs
+    with caplog.at_level("WARNING"):
+        effects, *_ = effect_maps(maps, DESIGN, "rejection", model="m")
+    # sub-1: mean of 1.8 and 1.6 = 1.7 against 2.0 -> -15 %, not the first run's -10 %
+    assert effects[5, 5, 5] == pytest.approx([-15.0, -10.0, -10.0])
+    assert "sub-1/rejection has 2 maps" in caplog.text and "run-2" in caplog.text
+
+
 def test_effect_maps_needs_three_participants(tmp_path):
     """Fewer than three complete participants is an InputError naming the contrast."""
     from pipeline.errors import InputError

@@ -221,14 +221,15 @@ def contrast_maps(wildcards):
     for key, scan in sorted(scans().items()):
         for cond, _ in conditions_of_scan(key):
             if cond in needed:
-                # several runs/sessions of one condition: the first (sorted) is used
-                maps.setdefault((scan.participant_id, cond),
-                                map_prefix(key, VOX_MODEL, cond) + "_bpnd.nii.gz")
+                # several runs/sessions of one condition: all listed; the voxelwise step
+                # averages them (logged, and listed in the sidecars' runs_averaged)
+                maps.setdefault((scan.participant_id, cond), []).append(
+                    map_prefix(key, VOX_MODEL, cond) + "_bpnd.nii.gz")
     return maps
 
 
 def contrast_map_files(wildcards):
-    return sorted(contrast_maps(wildcards).values())
+    return sorted(f for files in contrast_maps(wildcards).values() for f in files)
 
 
 def voxelwise_outputs(contrast, model=VOX_MODEL):
