@@ -14,13 +14,21 @@ import pandas as pd
 
 from pipeline.report.collect import StudyResults
 
-__all__ = ["FINDINGS_NOTE", "key_findings"]
+__all__ = ["CONTRAST_NOTE", "FINDINGS_NOTE", "key_findings"]
 
 #: What the % of the contrast lines is (shown under the key findings).
 FINDINGS_NOTE = ("% = mean change in BP_ND (100 x (condition - baseline) / baseline) after "
                  "removing the simulated null drift, or for a contrast with a control, minus "
                  "the control's change (effect_pct_mean, else change_pct_mean); negative = "
                  "BP_ND fell (release). Regions ordered by p_FDR.")
+
+#: Units and meaning of the contrast table's key columns (shown under it).
+CONTRAST_NOTE = ("baseline_mean, condition_mean: mean BP_ND (unitless); *_pct*: % of the "
+                 "baseline BP_ND; drift_pct: simulated change without release; "
+                 "effect_pct_mean: the tested change (minus drift, or minus the control's "
+                 "change) with its 95% CI (mean_ci_low, mean_ci_high); t, df, p: its test "
+                 "(see Methods); p_fdr: Benjamini-Hochberg across regions per contrast and "
+                 "model; cohen_dz: effect size. n/a: not applicable to that contrast.")
 
 
 def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[str]:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 Blocks = list[dict[str, Any]]
 
+_QUALITY_NOTE = ("n_frames: frames the model fitted in the window; rmse: root-mean-square "
+                 "residual (Bq/mL); nrmse: rmse / mean measured activity of those frames.")
+
 
 def reference_region(config: Mapping[str, Any], columns: list[str]) -> str | None:
     """The configured reference region if the TAC table has it (else ``occipital`` if present)."""
@@ -108,7 +111,8 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
                         "condition window; small panels: residuals (kBq/mL).")],
                 open_=True))
         blocks.append(details("Fit quality per region and window",
-                              [table_block(qc.quality, table_id=f"quality-{scan.stem}")]))
+                              [table_block(qc.quality, table_id=f"quality-{scan.stem}",
+                                           caption=_QUALITY_NOTE)]))
     for image in scan.region_qc:
         blocks.append(ctx.image_file(image, f"Regions of {scan.stem}",
                                      "Region masks over the template and the scan's mean image."))

@@ -25,7 +25,7 @@ from pipeline.report.blocks import (
     text_block,
 )
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
-from pipeline.report.findings import FINDINGS_NOTE, key_findings
+from pipeline.report.findings import CONTRAST_NOTE, FINDINGS_NOTE, key_findings
 from pipeline.report.methods import methods_paragraphs
 from pipeline.report.paired import (
     activation_scores,
@@ -165,8 +165,8 @@ def _model_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping, model
     if con is not None:
         rows = con[con["model"].astype(str) == model] if "model" in con else con
         key = spec.get("contrast_columns")
-        blocks.append(table_block(rows, f"Contrasts ({model})", table_id=f"contrasts-{model}",
-                                  columns=key))
+        blocks.append(table_block(rows, f"Contrasts ({model})", CONTRAST_NOTE,
+                                  table_id=f"contrasts-{model}", columns=key))
         if key and set(rows.columns) - set(key):
             blocks.append(details(f"All columns of contrasts.tsv ({model})", [table_block(
                 rows, table_id=f"contrasts-{model}-all")]))
