@@ -221,6 +221,10 @@ _TEST_TEXT = {
                 "of the % change minus the control's % change over the same minutes)",
     "welch_vs_null": "a Welch t-test of the observed % change against the % change "
                      "simulated without release (null drift)",
+    "t_vs_null_drift": "a one-sample t-test of the % change minus the simulated null drift, "
+                       "with the drift's Monte Carlo error and its spread over simulation "
+                       "scenarios (noise, bolus-to-infusion ratio, k4) added to the variance "
+                       "(Welch-Satterthwaite degrees of freedom)",
     "wilcoxon": "the Wilcoxon signed-rank test",
 }
 
