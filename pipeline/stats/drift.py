@@ -53,14 +53,17 @@ DRIFT_COLUMNS = ["contrast", "region", "model", "drift_pct", "drift_sd", "n_sim"
                  "drift_sys_sd", "bp_baseline_sim"]
 
 #: Sensitivity scenarios: assumptions of the simulation varied one at a time (noise level,
-#: bolus-to-infusion ratio, receptor k4); the SD of a region's drift over the baseline run
-#: and these is its systematic (model) uncertainty, ``drift_sys_sd``.
+#: bolus-to-infusion ratio, receptor k4, partial-volume spill-in of grey and white matter,
+#: to which the reference region's drift is sensitive); the SD of a region's drift over the
+#: baseline run and these is its systematic (model) uncertainty, ``drift_sys_sd``.
 SCENARIOS: tuple[tuple[str, dict[str, float]], ...] = (
     ("noiseless", {"noise": 0.0}),
     ("kbol x0.67", {"kbol": 0.67}),
     ("kbol x1.5", {"kbol": 1.5}),
     ("k4 x0.7", {"k4": 0.7}),
     ("k4 x1.4", {"k4": 1.4}),
+    ("grey/white spill-in x0.8", {"spill": 0.8}),
+    ("grey/white spill-in x1.2", {"spill": 1.2}),
 )
 
 
@@ -203,7 +206,8 @@ def _calibrate_binding(target: dict[str, float], design: Design, contrast: str, 
 
 def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Frames,
                         reference: str, observed: pd.DataFrame | None = None,
-                        pv_mixing: pd.DataFrame | None = None) -> pd.DataFrame:
+                        pv_mixing: pd.DataFrame | None = None,
+                        tac_tables: Sequence[TacTable] | None = None) -> pd.DataFrame:
     """Mean and SD of the % change without release, per within-scan contrast, region, model.
 
     Parameters
@@ -223,6 +227,9 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
     pv_mixing : DataFrame, default=None
         Partial-volume mixing of the regions (:func:`pipeline.stats.pvmix.pv_mixing_from_masks`);
         None = none.
+    tac_tables : sequence of TacTable, default=None
+        The study's region TACs, for ``noise: auto`` (the simulated noise level is the one
+        whose TAC roughness matches theirs, :mod:`pipeline.stats.noise_level`).
 
     Returns
     -------
@@ -256,13 +263,17 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
         from pipeline.simulate.carfentanil import REGIONS
         target = {r: k.bp_nd for r, k in REGIONS.items() if r != reference}
     bp_true = dict(target)
-    common = dict(design="windows", null=True, noise=float(cfg.get("noise", 1.0)),
+    auto = cfg.get("noise", "auto") == "auto"
+    common = dict(design="windows", null=True, noise=0.5 if auto else float(cfg["noise"]),
                   frames=frames, pv_mixing=_restrict(pv_mixing, target, reference))
     seed = int(cfg.get("seed", 1))
+    kbol = float(cfg.get("kbol", 60.0))
     if cfg.get("kinetics", "data") == "data":
         bp_true = _calibrate_binding(target, design, contrasts[0], primary, config, cfg,
                                      reference, common, seed)
-    kbol = float(cfg.get("kbol", 60.0))
+    if auto:
+        common["noise"] = _estimate_noise(tac_tables, bp_true, reference, kbol, common, seed,
+                                          int(cfg.get("calibration_subjects", 20)))
     n_sim = int(cfg.get("n_subjects", 100))
     summary = _drift_summary(simulate_region_tacs(
         subjects=n_sim, seed=seed, settings=_study_settings(bp_true, reference, kbol),
@@ -273,7 +284,28 @@ def simulate_null_drift(design: Design, config: Mapping[str, Any], *, frames: Fr
                                                max(20, n_sim // 2), design, contrasts,
                                                models, config).reindex(
             pd.MultiIndex.from_frame(summary[["contrast", "region", "model"]])).to_numpy()
-    return summary[DRIFT_COLUMNS]
+    # floor: the simulator agrees with image-based analyses to ~1 % (config/README.md)
+    floor = float(cfg.get("sys_sd_min", 1.0))
+    summary["drift_sys_sd"] = np.fmax(summary["drift_sys_sd"], floor)
+    summary = summary[DRIFT_COLUMNS].copy()
+    summary.attrs["noise"] = float(common["noise"])
+    return summary
+
+
+def _estimate_noise(tables: Sequence[TacTable] | None, bp_true: dict[str, float],
+                    reference: str, kbol: float, common: dict, seed: int,
+                    subjects: int) -> float:
+    """Simulator noise level matching the roughness of the study's TACs (1.0 if unknown)."""
+    from pipeline.simulate.roi import simulate_region_tacs
+    from pipeline.stats.noise_level import match_noise_level
+
+    def simulate(level: float) -> list[TacTable]:
+        study = simulate_region_tacs(subjects=subjects, seed=seed + 2,
+                                     settings=_study_settings(bp_true, reference, kbol),
+                                     **{**common, "noise": level})
+        return [study.tac_table(i) for i in range(len(study.scans))]
+
+    return match_noise_level(tables, simulate, common["frames"])
 
 
 def _sensitivity(bp_true: dict[str, float], reference: str, kbol: float, common: dict,
@@ -292,6 +324,13 @@ def _sensitivity(bp_true: dict[str, float], reference: str, kbol: float, common:
         settings = _study_settings(bp_true, reference, kbol * change.get("kbol", 1.0),
                                    change.get("k4", 1.0))
         options = {**common, "noise": change.get("noise", common["noise"])}
+        if "spill" in change and isinstance(common.get("pv_mixing"), pd.DataFrame):
+            mixing = common["pv_mixing"].copy()
+            background = [c for c in ("cortex", "white_matter") if c in mixing.columns]
+            mixing[background] *= change["spill"]
+            options["pv_mixing"] = mixing
+        elif "spill" in change:
+            continue
         run = _drift_summary(simulate_region_tacs(subjects=subjects, seed=seed,
                                                   settings=settings, **options),
                              design, contrasts, models, config).set_index(keys)["drift_pct"]
@@ -326,7 +365,8 @@ def write_null_drift(bp_path: str | PathLike, tac_paths: Sequence[str | PathLike
     from pipeline.stats.tables import read_group_table
 
     design = load_design(config)
-    frames = common_frames([read_tacs(p) for p in tac_paths])
+    tables = [read_tacs(p) for p in tac_paths]
+    frames = common_frames(tables)
     observed = read_group_table(bp_path)
     cfg = (config.get("statistics") or {}).get("null_drift") or {}
     mixing = None
@@ -337,7 +377,7 @@ def write_null_drift(bp_path: str | PathLike, tac_paths: Sequence[str | PathLike
         mixing = pv_mixing_from_masks(region_config, header.shape, header.affine,
                                       float(cfg.get("psf_fwhm", 6.0)))
     table = simulate_null_drift(design, config, frames=frames, reference=reference,
-                                observed=observed, pv_mixing=mixing)
+                                observed=observed, pv_mixing=mixing, tac_tables=tables)
     for row in table.itertuples():
         log.info("null drift %s %s %s: %+.2f %% (SD %.2f, %d simulated subjects; "
                  "systematic SD %.2f)", row.contrast, row.model, row.region, row.drift_pct,
@@ -346,7 +386,8 @@ def write_null_drift(bp_path: str | PathLike, tac_paths: Sequence[str | PathLike
         Description="Null drift: % change of BP_ND between the windows of one scan without "
         "any release, simulated with the study's frame schedule, protocol, models, k2' "
         "handling, windows and partial-volume mixing (pipeline.simulate.simulate_region_tacs)",
-        settings=dict(cfg), frames_start_s=frames.start_seconds,
+        settings=dict(cfg), noise_level_used=table.attrs.get("noise"),
+        frames_start_s=frames.start_seconds,
         frames_end_s=frames.end_seconds,
         pv_mixing=None if mixing is None else mixing.round(4).to_dict(orient="index"),
         assumptions=["the simulator's plasma input, metabolite, vascular and between-subject "

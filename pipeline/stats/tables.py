@@ -66,7 +66,8 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     values, exclusions = contrast_values(bp, design, drift=drift, participants=expected)
     table = summarize_contrasts(values, test=stats_cfg.get("test", "ttest"), drift=drift,
                                 alpha=float(stats_cfg.get("alpha", 0.05)))
-    how = ("drift-corrected: observed % change vs simulated null % change (Welch t)"
+    how = ("drift-corrected: one-sample t of observed % change minus simulated null drift, "
+           "the drift's Monte Carlo and systematic variance added"
            if drift is not None else "paired % change vs 0")
     common = dict(design={k: vars(v) for k, v in design.contrasts.items()},
                   null_drift_correction=drift is not None, inputs=[str(bp_path)]

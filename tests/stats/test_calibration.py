@@ -41,7 +41,9 @@ def setup():
     config = load_config("config/config.yaml")
     config["models"] = {"logan_ref": config["models"]["logan_ref"]}  # primary model only
     config["voxelwise"]["enabled"] = False
-    config["statistics"]["null_drift"].update(kinetics="simulator", n_subjects=100, seed=99)
+    # the null studies below are simulated at the default noise level 1
+    config["statistics"]["null_drift"].update(kinetics="simulator", n_subjects=100, seed=99,
+                                              noise=1.0)
     design = load_design(config)
     drift = simulate_null_drift(design, config, frames=default_frames(), reference="occipital")
     return config, design, drift

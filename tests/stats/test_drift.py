@@ -33,8 +33,8 @@ def test_simulate_null_drift_calibrates_to_observed_binding():
     assert set(table.contrast) == {"rej"}  # separate-scan contrast: no window drift
     assert set(table.region) == {"amygdala_l", "thalamus_l", "myregion"}
     assert (table.n_sim == 12).all() and np.isfinite(table.drift_pct).all()
-    # the sensitivity runs (noise, Kbol, k4 varied) give every drift a systematic SD
-    assert (table.drift_sys_sd > 0).all() and np.isfinite(table.drift_sys_sd).all()
+    # every drift gets a systematic SD: the sensitivity runs' spread, at least sys_sd_min (1)
+    assert (table.drift_sys_sd >= 1.0).all() and np.isfinite(table.drift_sys_sd).all()
     sim = table.set_index("region").bp_baseline_sim
     # calibrated on 6 pilot subjects, checked on 12 others: between-subject BP CV ~10 %
     assert sim["amygdala_l"] == pytest.approx(1.2, rel=0.12)

@@ -95,7 +95,8 @@ def test_null_studies_voxelwise_fwe_rate(tmp_path):
     """Null painted studies: <= 5 % (99 % binomial bound) of contrasts have an FWE finding."""
     config = load_config("config/config.yaml")
     config["models"] = {"logan_ref": config["models"]["logan_ref"]}
-    config["statistics"]["null_drift"].update(kinetics="simulator", n_subjects=60, seed=5)
+    config["statistics"]["null_drift"].update(kinetics="simulator", n_subjects=60, seed=5,
+                                              noise=1.0)  # as the null studies below
     drift = simulate_null_drift(DESIGN, config, frames=default_frames(), reference="occipital")
     masks = build_masks(load_region_config("config/regions.yaml"), SHAPE, AFFINE)
     inside = masks.weights.max(axis=0) > 0.5
