@@ -124,10 +124,37 @@ def _infer_root(image_path: Path) -> Path:
     return image_path.parent
 
 
-def _sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str]) -> list[Path]:
-    """Applicable ``*_pet.json`` files, root first, down to the image's folder (inheritance)."""
+def _folder_sidecars(folder: Path, listings: dict | None) -> list[tuple[Path, dict | None]]:
+    """``*_pet.json`` files of a folder, sorted, with their entities (None: not a BIDS name).
+
+    ``listings`` (folder -> result) caches folders shared by many scans during one discovery.
+    """
+    if listings is not None and folder in listings:
+        return listings[folder]
+    found: list[tuple[Path, dict | None]] = []
+    for candidate in sorted(folder.glob("*_pet.json")):
+        try:
+            found.append((candidate, _parse_name(candidate)))
+        except InputError:
+            found.append((candidate, None))
+    if listings is not None:
+        listings[folder] = found
+    return found
+
+
+def _sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str],
+                   listings: dict | None = None) -> list[Path]:
+    """Applicable ``*_pet.json`` files, root first, down to the image's folder (inheritance).
+
+    ``listings`` is an optional cache shared by the scans of one discovery (folder listings
+    and resolved roots), so a folder above many scans is read once.
+    """
     try:
-        rel = image_path.parent.resolve().relative_to(root.resolve())
+        if listings is not None:
+            resolved = listings.setdefault(("resolved", root), root.resolve())
+        else:
+            resolved = root.resolve()
+        rel = image_path.parent.resolve().relative_to(resolved)
         folders = [root]
         for part in rel.parts:
             folders.append(folders[-1] / part)
@@ -135,24 +162,17 @@ def _sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str]) ->
         folders = [image_path.parent]
     chain = []
     for folder in folders:
-        found = []
-        for candidate in sorted(folder.glob("*_pet.json")):
-            try:
-                names = _parse_name(candidate)
-            except InputError:
-                continue
-            if all(entities.get(k) == v for k, v in names.items()):
-                found.append(candidate)
+        found = [(candidate, names) for candidate, names in _folder_sidecars(folder, listings)
+                 if names is not None and all(entities.get(k) == v for k, v in names.items())]
         if len(found) > 1:
             # the most specific wins only if one file's entities include all the others'
-            found.sort(key=lambda p: len(_parse_name(p)))
-            sizes = [len(_parse_name(p)) for p in found]
-            if sizes[-1] == sizes[-2]:
+            found.sort(key=lambda item: len(item[1]))
+            if len(found[-1][1]) == len(found[-2][1]):
                 raise InputError(format_problem(
-                    found[-1], f"this sidecar and {found[-2].name} both apply to "
+                    found[-1][0], f"this sidecar and {found[-2][0].name} both apply to "
                     f"{image_path.name} at the same level",
                     "Keep one sidecar per scan and level (BIDS inheritance is ambiguous)."))
-        chain.extend(found)
+        chain.extend(candidate for candidate, _ in found)
     return chain
 
 
@@ -203,7 +223,9 @@ def _image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     import nibabel as nib
 
     try:
-        img = nib.load(str(image_path))
+        img = _nifti1_single(image_path)
+        if img is None:
+            img = nib.load(str(image_path))
         shape = tuple(int(d) for d in img.header.get_data_shape())
         return shape, np.asarray(img.affine, dtype=float)
     except Exception as err:  # nibabel raises many types for unreadable files
@@ -211,3 +233,26 @@ def _image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
             image_path, f"cannot read the NIfTI header ({type(err).__name__}: {err})",
             "Check that the file is a complete NIfTI-1/2 image (re-copy or re-export it).")
         ) from err
+
+
+def _nifti1_single(image_path: Path) -> Any:
+    """The image as a single-file NIfTI-1 (what ``nib.load`` gives for such files, without
+    trying every image class first), or None for anything else (NIfTI-2, damaged files),
+    which is left to ``nib.load`` and its usual messages."""
+    import gzip
+
+    import nibabel as nib
+
+    try:
+        opener = gzip.open if image_path.name.endswith(".gz") else open
+        with opener(image_path, "rb") as stream:
+            head = stream.read(348)
+    except (OSError, EOFError):
+        return None
+    size_ok = head[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c")  # 348, either byte order
+    if len(head) < 348 or not size_ok or head[344:348] != b"n+1\x00":
+        return None
+    try:
+        return nib.Nifti1Image.from_filename(str(image_path))
+    except Exception:  # left to nib.load, which gives the usual error
+        return None

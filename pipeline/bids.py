@@ -152,7 +152,12 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
     InputError
         Naming the file, when the name, sidecar or header cannot be used.
     """
-    image_path = Path(image_path)
+    return _read_scan(Path(image_path), bids_root, None)
+
+
+def _read_scan(image_path: Path, bids_root: str | PathLike | None,
+               listings: dict | None) -> Scan:
+    """:func:`read_scan`; ``listings`` caches sidecar folders across the scans of a study."""
     broken = missing_content(image_path)
     if broken:
         raise InputError(format_problem(image_path, broken, f"Run `datalad get {image_path}` "
@@ -172,7 +177,7 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
             image_path, f"unknown BIDS-PET entities {sorted(unknown)}",
             f"Use only {', '.join(ENTITY_ORDER)} in PET file names."))
     root = Path(bids_root) if bids_root is not None else _infer_root(image_path)
-    chain = _sidecar_chain(image_path, root, entities)
+    chain = _sidecar_chain(image_path, root, entities, listings)
     if not chain:
         expected = image_path.name.replace(".nii.gz", ".json").replace(".nii", ".json")
         raise InputError(format_problem(
@@ -298,6 +303,7 @@ def inspect_scans(
     problems: list[InputError] = []
     seen_labels: dict[str, set[str]] = {k: set() for k in select}
     by_stem: dict[str, Path] = {}
+    listings: dict = {}  # sidecar folders read once per discovery (pipeline._bids_files)
     for image in images:
         try:
             entities = _parse_name(image)
@@ -319,7 +325,7 @@ def inspect_scans(
                 "Move or rename the file so its sub- label matches its folder.")))
             continue
         try:
-            scan = read_scan(image, bids_dir)
+            scan = _read_scan(image, bids_dir, listings)
         except InputError as err:
             problems.append(err)
             continue

@@ -227,6 +227,25 @@ def load_design(config: Mapping[str, Any]) -> Design:
     return Design(conditions, contrasts)
 
 
+_DESIGNS: dict[str, Design] = {}
+
+
+def _cached_design(config: Mapping[str, Any]) -> Design:
+    """:func:`load_design`, built once per distinct ``design`` section.
+
+    The key is the section's ``repr`` (microseconds for a config-sized mapping), so a changed
+    config gets a new design; a bad section is never cached and raises every time.
+    """
+    key = repr(config.get("design"))
+    design = _DESIGNS.get(key)
+    if design is None:
+        design = load_design(config)
+        if len(_DESIGNS) >= 16:
+            _DESIGNS.clear()
+        _DESIGNS[key] = design
+    return design
+
+
 def scan_conditions(config: Mapping[str, Any], scan: Any) -> list[str]:
     """Names of the conditions a scan contributes to (used by ``petbp check`` and rules).
 
@@ -242,7 +261,7 @@ def scan_conditions(config: Mapping[str, Any], scan: Any) -> list[str]:
     list of str
         Condition names in config order; empty when the scan is not part of the design.
     """
-    design = load_design(config)
+    design = _cached_design(config)
     return [c.name for c in design.conditions.values()
             if c.matches(getattr(scan, "task", None), getattr(scan, "ses", None))]
 

@@ -47,8 +47,16 @@ wildcard_constraints:
     score=r"[A-Za-z0-9_]+",
 
 
+# out() runs tens of thousands of times while the DAG is built: a plain relative path
+# ("a/b/c", no empty, "." or ".." parts) is joined as text, which is what pathlib gives.
+_OUT_PREFIX = {".": "", "/": "/", "//": "//"}.get(str(OUT), str(OUT) + "/")
+_PLAIN = re.compile(r"[^/.][^/]*(/[^/.][^/]*)*")
+
+
 def out(path):
     """A path under output_dir."""
+    if isinstance(path, str) and _PLAIN.fullmatch(path):
+        return _OUT_PREFIX + path
     return str(OUT / path)
 
 
@@ -95,6 +103,10 @@ def log_to(path):
 
 
 _SCANS = {}
+# Built once from _SCANS (which is filled once): key -> condition names, sub -> keys.
+_CONDITIONS = {}
+_BY_SUBJECT = {}
+_CONTRAST_MAPS = {}
 
 
 def _discover():
@@ -149,10 +161,17 @@ def tacs_of(wildcards):
     return tacs_path(wildcards.scan)
 
 
+def _conditions_of(key):
+    """Condition names of a scan (computed once per scan)."""
+    names = _CONDITIONS.get(key)
+    if names is None:
+        names = _CONDITIONS[key] = scan_conditions(config, scans()[key])
+    return names
+
+
 def conditions_of_scan(key):
     """(name, window) of every condition a scan holds."""
-    scan = scans()[key]
-    return [(c, DESIGN.conditions[c].window) for c in scan_conditions(config, scan)]
+    return [(c, DESIGN.conditions[c].window) for c in _conditions_of(key)]
 
 
 def entities_of(wildcards):
@@ -177,7 +196,11 @@ def k2prime_of_scan(model, options=None):
 
 
 def subject_tacs(wildcards):
-    return [tacs_path(k) for k, s in scans().items() if s.sub == wildcards.sub]
+    if not _BY_SUBJECT:
+        # one pass over the scans (in scan order), not one per subject
+        for k, s in scans().items():
+            _BY_SUBJECT.setdefault(s.sub, []).append(k)
+    return [tacs_path(k) for k in _BY_SUBJECT.get(wildcards.sub, [])]
 
 
 def fit_path(key, model):
@@ -216,16 +239,20 @@ def window_of(wildcards):
 
 def contrast_maps(wildcards):
     """(participant_id, condition) -> BP_ND map for the conditions of one contrast."""
-    needed = set(DESIGN.conditions_of(wildcards.contrast))
-    maps = {}
-    for key, scan in sorted(scans().items()):
-        for cond, _ in conditions_of_scan(key):
-            if cond in needed:
-                # several runs/sessions of one condition: all listed; the voxelwise step
-                # averages them (logged, and listed in the sidecars' runs_averaged)
-                maps.setdefault((scan.participant_id, cond), []).append(
-                    map_prefix(key, VOX_MODEL, cond) + "_bpnd.nii.gz")
-    return maps
+    cached = _CONTRAST_MAPS.get(wildcards.contrast)
+    if cached is None:
+        needed = set(DESIGN.conditions_of(wildcards.contrast))
+        cached = {}
+        for key, scan in sorted(scans().items()):
+            for cond in _conditions_of(key):
+                if cond in needed:
+                    # several runs/sessions of one condition: all listed; the voxelwise step
+                    # averages them (logged, and listed in the sidecars' runs_averaged)
+                    cached.setdefault((scan.participant_id, cond), []).append(
+                        map_prefix(key, VOX_MODEL, cond) + "_bpnd.nii.gz")
+        _CONTRAST_MAPS[wildcards.contrast] = cached
+    # a fresh copy each call, as before (callers may change what they get)
+    return {pair: list(files) for pair, files in cached.items()}
 
 
 def contrast_map_files(wildcards):
