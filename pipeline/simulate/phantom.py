@@ -28,12 +28,34 @@ from scipy.ndimage import gaussian_filter
 from pipeline.errors import ConfigError, format_problem
 from pipeline.space import mni_grid, voxel_volume_ml
 
-__all__ = ["CORTICAL_REGIONS", "Phantom", "blur", "build_phantom", "phantom_mixing"]
+__all__ = [
+    "CORTICAL_REGIONS",
+    "Phantom",
+    "blur",
+    "build_phantom",
+    "phantom_mixing",
+    "tissue_fractions",
+]
 
 #: Regions whose white-matter part is not counted as region tissue.
 CORTICAL_REGIONS = frozenset({"acc", "insula_l", "insula_r", "occipital", "cortex"})
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def tissue_fractions(gm: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grey- and white-matter fractions scaled down where they add up to more than 1.
+
+    Parameters
+    ----------
+    gm, wm : ndarray
+        Tissue probabilities on one grid (unitless, 0-1); modified in place and returned.
+    """
+    total = gm + wm
+    over = total > 1.0
+    gm[over] /= total[over]
+    wm[over] /= total[over]
+    return gm, wm
 
 
 @dataclass(frozen=True)
@@ -147,12 +169,7 @@ def build_phantom(voxel_size: float = 3.0, *, classes: list[str],
     shape, affine = _grid(size)
     config = regions_config or DEFAULT_REGION_CONFIG
     masks = build_masks(load_region_config(config), shape, affine)
-    gm = _template("gm", shape, affine)
-    wm = _template("wm", shape, affine)
-    total = gm + wm
-    over = total > 1.0
-    gm[over] /= total[over]
-    wm[over] /= total[over]
+    gm, wm = tissue_fractions(_template("gm", shape, affine), _template("wm", shape, affine))
     brain = gm + wm
     fractions = np.zeros((len(classes), *shape), np.float32)
     claimed = np.zeros(shape, np.float32)

@@ -24,7 +24,6 @@ _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def _template_on_grid(kind: str, shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
-    import nibabel as nib
     from nilearn.datasets import load_mni152_gm_template, load_mni152_wm_template
     from nilearn.image import resample_img
 
@@ -32,7 +31,6 @@ def _template_on_grid(kind: str, shape: Sequence[int], affine: np.ndarray) -> np
         resolution=2)
     img = resample_img(template, target_affine=affine, target_shape=tuple(shape[:3]),
                        interpolation="continuous", force_resample=True, copy_header=True)
-    del nib
     return np.clip(np.nan_to_num(np.asarray(img.dataobj, float)), 0.0, 1.0)
 
 
@@ -59,17 +57,13 @@ def pv_mixing_from_masks(region_config: str | PathLike | None, shape: Sequence[i
     from scipy.ndimage import gaussian_filter
 
     from pipeline.regions import build_masks, load_region_config
-    from pipeline.simulate.phantom import CORTICAL_REGIONS
+    from pipeline.simulate.phantom import CORTICAL_REGIONS, tissue_fractions
 
     region_set = load_region_config(region_config)
     masks = build_masks(region_set, tuple(shape[:3]), affine)
     weights = np.asarray(masks.weights, float)
-    gm = _template_on_grid("gm", shape, affine)
-    wm = _template_on_grid("wm", shape, affine)
-    total = gm + wm
-    over = total > 1.0
-    gm[over] /= total[over]
-    wm[over] /= total[over]
+    gm, wm = tissue_fractions(_template_on_grid("gm", shape, affine),
+                              _template_on_grid("wm", shape, affine))
     # Cortical regions (and any region restricted to grey matter) hold only their grey
     # matter; the white matter in their voxels stays white matter, as in the simulator.
     cortical = set(CORTICAL_REGIONS) | {
