@@ -1,11 +1,11 @@
 # petbp: from a BIDS-PET dataset to regional and voxelwise BP_ND, group statistics and a
 # report. Run: snakemake --cores 2 [--config bids_dir=DIR output_dir=OUT]
-# (DESIGN.md: architecture and file contracts; config/README.md: every option.)
+# (config/README.md: every option; pipeline/paths.py: every output path.)
 from pathlib import Path
 
 from snakemake.utils import min_version
 
-from pipeline.config import validate_config
+from pipeline.config import effective_config, validate_config
 
 min_version("8.20")
 
@@ -31,6 +31,9 @@ include: "workflow/rules/stats.smk"
 if Path(workflow.basedir, "workflow/rules/report.smk").exists():
 
     include: "workflow/rules/report.smk"
+
+
+include: "workflow/rules/derivatives.smk"
 
 
 rule all:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipeline.errors import InputError, format_problem
 
@@ -256,3 +257,25 @@ def _nifti1_single(image_path: Path) -> Any:
         return nib.Nifti1Image.from_filename(str(image_path))
     except Exception:  # left to nib.load, which gives the usual error
         return None
+
+
+def scans_table(scans: Iterable[Any]) -> pd.DataFrame:
+    """One row per scan: stem, entities, image path, frames (minutes), units, decay, tracer."""
+    rows = [{
+        "stem": s.stem, "sub": s.sub, "ses": s.ses, "task": s.task, "run": s.run,
+        "image_path": str(s.image_path), "n_frames": s.frames.n_frames,
+        "start_min": float(s.frames.start[0]), "end_min": float(s.frames.end[-1]),
+        "units": s.units, "decay_corrected": s.decay_corrected, "tracer": s.tracer,
+        "radionuclide": s.radionuclide,
+    } for s in scans]
+    columns = ["stem", "sub", "ses", "task", "run", "image_path", "n_frames", "start_min",
+               "end_min", "units", "decay_corrected", "tracer", "radionuclide"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _candidate_images(bids_dir: Path) -> list[Path]:
+    found = []
+    for pattern in ("sub-*/pet/*_pet.nii*", "sub-*/ses-*/pet/*_pet.nii*"):
+        found += [p for p in bids_dir.glob(pattern)
+                  if p.name.endswith(IMAGE_SUFFIXES) and not p.name.startswith(".")]
+    return sorted(found)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline._bids_files import (
     IMAGE_SUFFIXES,
     LABEL_PATTERN,
+    _candidate_images,
     _image_header,
     _infer_root,
     _number_list,
@@ -32,6 +32,7 @@ from pipeline._bids_files import (
     check_label,
     missing_content,
     normalize_labels,
+    scans_table,
 )
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, activity_scale, normalize_radionuclide
@@ -108,6 +109,7 @@ class Scan:
     rec: str | None = None
     decay_correction_time: float = 0.0
     affine: np.ndarray | None = field(default=None, repr=False, compare=False)
+    raw_image_path: Path | None = None
 
     @property
     def entities(self) -> dict[str, str]:
@@ -156,8 +158,11 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
 
 
 def _read_scan(image_path: Path, bids_root: str | PathLike | None,
-               listings: dict | None) -> Scan:
-    """:func:`read_scan`; ``listings`` caches sidecar folders across the scans of a study."""
+               listings: dict | None, preproc: Any = None) -> Scan:
+    """:func:`read_scan`; ``listings`` caches sidecar folders across the scans of a study.
+
+    ``preproc`` (a :class:`pipeline._bids_preproc.PreprocImage`) replaces the raw image: its
+    header is read instead (the raw image is not) and its sidecar overrides the raw one's."""
     broken = missing_content(image_path)
     if broken:
         raise InputError(format_problem(image_path, broken, f"Run `datalad get {image_path}` "
@@ -184,6 +189,8 @@ def _read_scan(image_path: Path, bids_root: str | PathLike | None,
             image_path, "no JSON sidecar found (also none inherited from higher folders)",
             f"Add {expected} beside the image with FrameTimesStart, FrameDuration, Units, "
             "TracerRadionuclide and ImageDecayCorrected."))
+    if preproc is not None:
+        chain = [*chain, *([preproc.sidecar] if preproc.sidecar else [])]
     sidecar: dict[str, Any] = {}
     for path in chain:
         sidecar.update(_read_json(path))
@@ -231,6 +238,7 @@ def _read_scan(image_path: Path, bids_root: str | PathLike | None,
             where, f"ImageDecayCorrectionTime is {correction_time:g} s, more than a day from "
             f"the injection ({injection:g} s)", "Give it in seconds relative to TimeZero."))
     tracer = sidecar.get("TracerName")
+    raw_path, image_path = image_path, (preproc.image if preproc is not None else image_path)
     shape, affine = _image_header(image_path)
     if len(shape) != 4:
         raise InputError(format_problem(
@@ -249,15 +257,8 @@ def _read_scan(image_path: Path, bids_root: str | PathLike | None,
         half_life=half_life, decay_corrected=decay_corrected, shape=shape, affine=affine,
         trc=entities.get("trc"), rec=entities.get("rec"),
         decay_correction_time=(correction_time - injection) / 60.0,
+        raw_image_path=raw_path if preproc is not None else None,
     )
-
-
-def _candidate_images(bids_dir: Path) -> list[Path]:
-    found = []
-    for pattern in ("sub-*/pet/*_pet.nii*", "sub-*/ses-*/pet/*_pet.nii*"):
-        found += [p for p in bids_dir.glob(pattern)
-                  if p.name.endswith(IMAGE_SUFFIXES) and not p.name.startswith(".")]
-    return sorted(found)
 
 
 def inspect_scans(
@@ -270,8 +271,12 @@ def inspect_scans(
     exclude_subjects: Sequence[str] | None = None,
     exclude_sessions: Sequence[str] | None = None,
     exclude_tasks: Sequence[str] | None = None,
+    preproc_dir: str | PathLike | None = None,
 ) -> tuple[list[Scan], list[InputError]]:
     """Like :func:`discover_scans`, but returns the readable scans and every problem found.
+
+    With ``preproc_dir`` (a derivatives folder, :mod:`pipeline._bids_preproc`) each scan's
+    image is its preprocessed MNI152 image there; the raw images are not read.
 
     Problems with the dataset as a whole (folder missing, no scans, selection matching
     nothing) are raised; problems with single scans are collected.
@@ -301,6 +306,11 @@ def inspect_scans(
                                         "Point bids_dir at a BIDS-PET dataset root."))
     scans: list[Scan] = []
     problems: list[InputError] = []
+    preprocessed: dict = {}
+    if preproc_dir is not None:
+        from pipeline._bids_preproc import match_preprocessed, missing_preprocessed
+
+        preprocessed, problems = match_preprocessed(preproc_dir, images)
     seen_labels: dict[str, set[str]] = {k: set() for k in select}
     by_stem: dict[str, Path] = {}
     listings: dict = {}  # sidecar folders read once per discovery (pipeline._bids_files)
@@ -324,8 +334,11 @@ def inspect_scans(
                 image, f"the file names sub-{entities.get('sub')} but lies in {folder_sub.name}/",
                 "Move or rename the file so its sub- label matches its folder.")))
             continue
+        if preproc_dir is not None and image not in preprocessed:
+            problems.append(missing_preprocessed(image, Path(preproc_dir)))
+            continue
         try:
-            scan = _read_scan(image, bids_dir, listings)
+            scan = _read_scan(image, bids_dir, listings, preprocessed.get(image))
         except InputError as err:
             problems.append(err)
             continue
@@ -375,20 +388,6 @@ def discover_scans(bids_dir: str | PathLike, **selection: Any) -> list[Scan]:
         header = f"{len(problems)} problem(s) in {bids_dir}:\n" if len(problems) > 1 else ""
         raise InputError(header + "\n".join(str(p) for p in problems))
     return scans
-
-
-def scans_table(scans: Sequence[Scan]) -> pd.DataFrame:
-    """One row per scan: stem, entities, image path, frames (minutes), units, decay, tracer."""
-    rows = [{
-        "stem": s.stem, "sub": s.sub, "ses": s.ses, "task": s.task, "run": s.run,
-        "image_path": str(s.image_path), "n_frames": s.frames.n_frames,
-        "start_min": float(s.frames.start[0]), "end_min": float(s.frames.end[-1]),
-        "units": s.units, "decay_corrected": s.decay_corrected, "tracer": s.tracer,
-        "radionuclide": s.radionuclide,
-    } for s in scans]
-    columns = ["stem", "sub", "ses", "task", "run", "image_path", "n_frames", "start_min",
-               "end_min", "units", "decay_corrected", "tracer", "radionuclide"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 # Participants and image loading live in private modules to keep files short.

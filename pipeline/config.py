@@ -1,5 +1,10 @@
 """Loading and validating ``config/config.yaml`` against ``workflow/schemas/config.schema.yaml``.
 
+Both files (and the region config and its schema) are package data: the one copy of each is
+in ``pipeline/data/`` and read with :mod:`importlib.resources`, so an installed wheel has
+them; in a git clone ``config/*.yaml`` and ``workflow/schemas/*.yaml`` are symbolic links to
+them, where users and Snakemake's ``configfile:`` find them.
+
 The same checks run in the workflow (the ``Snakefile`` calls :func:`validate_config`) and in
 ``petbp check``. Missing keys are filled with the schema's defaults, recursively; every
 problem is reported at once, naming the file, the key path (``demo.subjects``), what is
@@ -10,45 +15,127 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from importlib.resources import files
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
-import pipeline
 from pipeline.errors import ConfigError, format_problem
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_REGIONS_VALUE",
     "SCHEMA_DIR",
     "apply_overrides",
+    "config_value",
+    "config_values",
+    "data_file",
+    "effective_config",
     "load_config",
     "load_schema",
+    "resolve_region_config",
     "validate_config",
 ]
 
-#: Folder of the workflow's JSON schemas (YAML), in the source tree.
-SCHEMA_DIR = Path(pipeline.__file__).resolve().parents[1] / "workflow" / "schemas"
-#: The shipped configuration (defaults = the demo study).
-DEFAULT_CONFIG = Path(pipeline.__file__).resolve().parents[1] / "config" / "config.yaml"
+
+def data_file(name: str) -> Path:
+    """A file of petbp's package data (``pipeline/data/<name>``), as a path.
+
+    Wheels install unpacked, so the resource is a real file; the path is what Snakemake
+    and the YAML readers need.
+    """
+    return Path(str(files("pipeline").joinpath("data", name)))
+
+
+#: Folder of the JSON schemas (YAML): package data (``workflow/schemas`` links here).
+SCHEMA_DIR = data_file("config.schema.yaml").parent
+#: The shipped configuration (defaults = the demo study; ``config/config.yaml`` links here).
+DEFAULT_CONFIG = data_file("config.yaml")
+#: The config's default ``regions`` value: the shipped region config, relative to a clone.
+DEFAULT_REGIONS_VALUE = "config/regions.yaml"
 
 
 def load_schema(name: str = "config") -> dict:
-    """Read ``workflow/schemas/<name>.schema.yaml``."""
+    """Read the package's ``<name>.schema.yaml`` (``workflow/schemas/`` in a clone)."""
     path = SCHEMA_DIR / f"{name}.schema.yaml"
     if not path.is_file():
         raise ConfigError(format_problem(
-            path, "schema file not found (petbp must run from its source tree)",
-            "Install petbp with `pip install -e .` from a git clone."))
+            path, "schema file not found: the petbp installation is incomplete",
+            "Reinstall petbp (pip install --force-reinstall petbp, or pip install . "
+            "from a clone)."))
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
-def _defaulting_validator(schema: Mapping) -> jsonschema.protocols.Validator:
+def resolve_region_config(value: str | PathLike | None) -> Path:
+    """The region config file a config's ``regions`` value names.
+
+    The default ``config/regions.yaml`` is relative to a clone; where it does not exist
+    (petbp installed from a wheel and run elsewhere) the shipped copy is used.
+    """
+    if value is None:
+        return data_file("regions.yaml")
+    path = Path(value)
+    if not path.exists() and str(value) == DEFAULT_REGIONS_VALUE:
+        return data_file("regions.yaml")
+    return path
+
+
+_MISSING = object()
+
+
+def config_value(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """The value at a dotted key (``statistics.null_drift.kbol``); ``default`` if absent."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def config_values(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """``{dotted key: value}`` for ``keys`` (copies; None where a key is absent).
+
+    This is what a workflow step declares as its Snakemake ``params`` (an edit of any of
+    these values reruns the step) and records in its outputs' sidecars (``ConfigUsed``).
+    """
+    return {key: copy.deepcopy(config_value(config, key)) for key in keys}
+
+
+def _model_uses_shared_k2prime(options: Any) -> bool:
+    return isinstance(options, Mapping) and options.get("k2prime") == "shared"
+
+
+def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without the sections that cannot affect this run's results.
+
+    Dropped: ``demo`` when ``bids_dir`` is a real dataset; ``k2prime`` when no model uses
+    the shared k2'; the voxelwise settings other than ``enabled`` when it is false. This is
+    what the report prints under "Configuration used" (and what makes it rerun).
+    """
+    config = copy.deepcopy(dict(config))
+    if config.get("bids_dir") != "demo":
+        config.pop("demo", None)
+    voxelwise = config.get("voxelwise") or {}
+    enabled = voxelwise.get("enabled", True)
+    if not enabled:
+        config["voxelwise"] = {"enabled": False}
+    options = [*(config.get("models") or {}).values()]
+    if enabled:
+        options.append(voxelwise.get("options"))
+    if not any(_model_uses_shared_k2prime(o) for o in options):
+        config.pop("k2prime", None)
+    return config
+
+
+def _defaulting_validator(schema: Mapping) -> Any:
     """A validator of the schema's draft that fills ``default``s before checking properties."""
+    import jsonschema
+
     base = jsonschema.validators.validator_for(schema)
     check_properties = base.VALIDATORS["properties"]
 
@@ -86,7 +173,7 @@ def _allowed(schema: Mapping) -> str:
     return text
 
 
-def _message(error: jsonschema.ValidationError, source: str) -> str:
+def _message(error: Any, source: str) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     where = f"{source}, {path}" if path else source
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -113,7 +200,7 @@ def _message(error: jsonschema.ValidationError, source: str) -> str:
                           ("Change the value." + hint).strip())
 
 
-def _iter_messages(errors: Iterator[jsonschema.ValidationError], source: str) -> list[str]:
+def _iter_messages(errors: Iterator[Any], source: str) -> list[str]:
     ordered = sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
     return [_message(e, source) for e in ordered]
 
@@ -170,8 +257,7 @@ def load_config(path: str | PathLike | None = None,
     Parameters
     ----------
     path : path-like, default=None
-        A YAML config file; None reads the shipped ``config/config.yaml`` (or uses only
-        the schema defaults when petbp is not run from its source tree).
+        A YAML config file; None reads the shipped ``config/config.yaml`` (package data).
     overrides : mapping, default=None
         Values that replace the file's, as with ``snakemake --config key=value``; dotted
         keys address nested options.

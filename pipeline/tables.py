@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,14 @@ from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
 
 __all__ = [
+    "CONFIG_USED",
     "TacTable",
     "atomic_path",
     "provenance",
     "read_json",
     "read_table",
     "read_tacs",
+    "record_config_used",
     "sidecar_path",
     "write_json",
     "write_table",
@@ -134,6 +136,36 @@ def write_table(path: str | os.PathLike, table: pd.DataFrame,
     if sidecar is not None:
         write_json(sidecar_path(path), sidecar)
     return path
+
+
+#: Sidecar field holding the config values an output was made with (dotted key -> value).
+CONFIG_USED = "ConfigUsed"
+
+
+def record_config_used(paths: Iterable[str | os.PathLike],
+                       values: Mapping[str, Any]) -> list[Path]:
+    """Add ``ConfigUsed`` (``{dotted config key: value}``) to the sidecars of ``paths``.
+
+    The workflow calls it after each step with the values it declared as Snakemake
+    ``params``, so the sidecar says which config made the output and the report can warn
+    when it differs from the config it prints. Outputs without a JSON sidecar (figures,
+    folders) are skipped; each sidecar is rewritten atomically.
+
+    Returns
+    -------
+    list of Path
+        The sidecars updated.
+    """
+    done = []
+    for path in paths:
+        side = sidecar_path(path)
+        if Path(path).is_dir() or side == Path(path) or not side.is_file():
+            continue
+        record = read_json(side)
+        record[CONFIG_USED] = dict(values)
+        write_json(side, record)
+        done.append(side)
+    return done
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import data_file
 from pipeline.errors import ConfigError, format_problem
 from pipeline.regions.atlas import BUILTIN_ATLASES, Atlas, builtin_atlas, user_atlas
 
@@ -29,11 +30,10 @@ __all__ = [
     "load_region_config",
 ]
 
-_ROOT = Path(__file__).resolve().parents[2]
-#: The region config shipped with petbp.
-DEFAULT_REGION_CONFIG = _ROOT / "config" / "regions.yaml"
-#: The JSON schema (YAML) every region config is validated against.
-REGIONS_SCHEMA = _ROOT / "workflow" / "schemas" / "regions.schema.yaml"
+#: The region config shipped with petbp (package data; ``config/regions.yaml`` in a clone).
+DEFAULT_REGION_CONFIG = data_file("regions.yaml")
+#: The JSON schema (YAML) every region config is validated against (package data).
+REGIONS_SCHEMA = data_file("regions.schema.yaml")
 
 
 @dataclass(frozen=True)

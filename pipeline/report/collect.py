@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline import paths
 from pipeline.errors import InputError, PetbpError, format_problem
 from pipeline.tables import read_json, read_table
 
@@ -35,11 +36,7 @@ log = logging.getLogger(__name__)
 #: Distributions whose versions the report and the methods text state.
 SOFTWARE = ("petbp", "numpy", "scipy", "pandas", "nibabel", "nilearn", "matplotlib", "snakemake")
 
-# A scan's stem: its BIDS entities in order (pipeline.bids.ENTITY_ORDER), task optional.
-_STEM_RE = re.compile(r"^(?P<stem>sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?(?:_task-[A-Za-z0-9]+)?"
-                      r"(?:_trc-[A-Za-z0-9]+)?(?:_rec-[A-Za-z0-9]+)?(?:_run-[A-Za-z0-9]+)?)_")
 _ENTITY_RE = re.compile(r"(sub|ses|task|trc|rec|run)-([A-Za-z0-9]+)")
-_MODEL_RE = re.compile(r"_model-(?P<model>[A-Za-z0-9]+(?:_[a-z]+)?)_(?P<kind>bp|fits)\.tsv$")
 
 
 @dataclass
@@ -174,31 +171,31 @@ def _find_participants(output_dir: Path, config: Mapping[str, Any]) -> Path | No
     if isinstance(bids_dir, str) and bids_dir != "demo":
         candidates.append(Path(bids_dir) / "participants.tsv")
     candidates.append(output_dir / "participants.tsv")
-    candidates.append(output_dir / "demo" / "bids" / "participants.tsv")
+    candidates.append(output_dir / paths.DEMO_BIDS / "participants.tsv")
     candidates.extend(sorted(output_dir.glob("*/participants.tsv")))
     candidates.extend(sorted(output_dir.glob("*/*/participants.tsv")))
     return next((p for p in candidates if p.is_file()), None)
 
 
 def _scan_files(output_dir: Path) -> list[ScanFiles]:
+    """Per-scan outputs, recognised by their templates in :mod:`pipeline.paths`."""
     scans: dict[str, ScanFiles] = {}
     for path in sorted(output_dir.glob("sub-*/**/pet/*")):
-        match = _STEM_RE.match(path.name)
-        if not match or not path.is_file():
+        parsed = paths.parse_scan_file(path.name)
+        if parsed is None or not path.is_file():
             continue
-        stem = match["stem"]
+        kind, fields = parsed
+        stem = fields["stem"]
         scan = scans.get(stem)
         if scan is None:
             scan = scans[stem] = ScanFiles(stem, dict(_ENTITY_RE.findall(stem)))
-        name = path.name
-        model = _MODEL_RE.search(name)
-        if name.endswith("_tacs.tsv"):
+        if kind == "tacs":
             scan.tacs = path
-        elif model:
-            getattr(scan, model["kind"])[model["model"]] = path
-        elif name.endswith("_bpnd.nii.gz"):
+        elif kind in ("bp", "fits"):
+            getattr(scan, kind)[paths.model_name(fields["model"])] = path
+        elif kind == "map":
             scan.maps.append(path)
-        elif name.endswith((".png", ".svg")) and "region" in name:
+        elif kind == "region_qc":
             scan.region_qc.append(path)
     return list(scans.values())
 
@@ -281,7 +278,8 @@ def tracer_name(results: StudyResults) -> str:
     bids_dir = results.config.get("bids_dir")
     if isinstance(bids_dir, str) and Path(bids_dir).is_dir():
         candidates += sorted(Path(bids_dir).glob("sub-*/**/pet/*_pet.json"))[:3]
-    candidates += sorted((results.output_dir / "demo" / "bids").glob("sub-*/**/pet/*_pet.json"))[:3]
+    candidates += sorted((results.output_dir / paths.DEMO_BIDS).glob("sub-*/**/pet/*_pet.json")
+                         )[:3]
     candidates += [s.tacs.with_name(s.tacs.name[:-4] + ".json") for s in results.scans[:3]
                    if s.tacs]
     for path in candidates:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from pipeline import paths
 from pipeline.report import figures
 from pipeline.report.blocks import (
     BuildContext,
@@ -34,6 +34,7 @@ from pipeline.report.paired import (
     paired_values,
 )
 from pipeline.report.scans import build_scans
+from pipeline.report.staleness import configuration_blocks
 
 __all__ = ["BUILDERS"]
 
@@ -43,7 +44,7 @@ Blocks = list[dict[str, Any]]
 def _dataset(results: StudyResults) -> str:
     bids_dir = results.config.get("bids_dir", "not recorded")
     if bids_dir == "demo":
-        return f"demo: the built-in simulated study ({results.output_dir / 'demo' / 'bids'})"
+        return f"demo: the built-in simulated study ({results.output_dir / paths.DEMO_BIDS})"
     return str(bids_dir)
 
 
@@ -117,6 +118,8 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     if cfg.get("reference_region"):
         facts["Reference region"] = cfg["reference_region"]
     blocks: Blocks = []
+    warning, configuration = configuration_blocks(results.output_dir, cfg)
+    blocks += warning
     findings = key_findings(results, first=spec.get("headline"))
     if findings:
         model = results.models[0] if results.models else ""
@@ -136,9 +139,7 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
                  if isinstance(o, Mapping) else str(o)} for m, o in models.items()]
         blocks.append(table_block(pd.DataFrame(rows), "Models and options", table_id="models"))
     blocks.append(kv_block(software_versions(), "Software versions"))
-    text = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False) if cfg else \
-        "(no configuration was given to the report)"
-    blocks.append(details("Configuration used", [{"kind": "pre", "text": text}]))
+    blocks.append(configuration)
     return blocks
 
 

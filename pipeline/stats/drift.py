@@ -353,17 +353,27 @@ def _drift_summary(study, design: Design, contrasts: list[str], models: list[str
 
 
 def write_null_drift(bp_path: str | PathLike, tac_paths: Sequence[str | PathLike],
-                     out_path: str | PathLike, *, config: Mapping[str, Any],
+                     out_path: str | PathLike, *, design: Mapping[str, Any],
+                     models: Mapping[str, Mapping[str, Any] | None],
+                     k2prime: Mapping[str, Any] | None, settings: Mapping[str, Any],
                      reference: str, pet_path: str | PathLike | None = None,
                      region_config: str | PathLike | None = None) -> Path:
     """Simulate the study's protocol without release and write ``group/null_drift.tsv``.
 
-    ``pet_path`` (any scan) gives the image grid for the partial-volume mixing of the
-    regions of ``region_config`` at ``statistics.null_drift.psf_fwhm``.
+    ``design`` is the config's ``design`` section (the within-scan contrasts without a
+    control and their conditions suffice); ``models`` maps every model whose drift is
+    simulated to its options, the primary model first; ``k2prime`` is the ``k2prime``
+    section (None when no model uses the shared k2'); ``settings`` is
+    ``statistics.null_drift``. ``pet_path`` (any scan) gives the image grid for the
+    partial-volume mixing of the regions of ``region_config`` at ``settings["psf_fwhm"]``.
     """
     from pipeline.stats.pvmix import pv_mixing_from_masks
     from pipeline.stats.tables import read_group_table
 
+    models = dict(models)
+    config = {"design": dict(design), "models": models, "primary_model": next(iter(models)),
+              "k2prime": dict(k2prime or {}), "voxelwise": {"enabled": False},
+              "statistics": {"null_drift": dict(settings)}}
     design = load_design(config)
     tables = [read_tacs(p) for p in tac_paths]
     frames = common_frames(tables)

@@ -39,7 +39,8 @@ def read_group_table(path: str | PathLike) -> pd.DataFrame:
 
 def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
                     out_values: str | PathLike, out_exclusions: str | PathLike, *,
-                    config: Mapping[str, Any], drift_path: str | PathLike | None = None,
+                    design: Mapping[str, Any], test: str = "ttest", alpha: float = 0.05,
+                    drift_correct: bool = True, drift_path: str | PathLike | None = None,
                     participants: pd.DataFrame | None = None) -> Path:
     """Paired contrasts of ``group/bp_nd.tsv`` per the config's design and statistics.
 
@@ -49,17 +50,22 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
         ``group/bp_nd.tsv``.
     out_contrasts, out_values, out_exclusions : path-like
         ``group/contrasts.tsv``, ``group/contrast_values.tsv``, ``group/exclusions.tsv``.
-    config : mapping
-        Validated config (``design``, ``statistics.test``, ``statistics.alpha``,
-        ``statistics.null_drift.correct``).
+    design : mapping
+        The config's ``design`` section (conditions and contrasts).
+    test : {"ttest", "wilcoxon"}, default="ttest"
+        ``statistics.test``: which test fills the p column.
+    alpha : float, default=0.05
+        ``statistics.alpha``: FDR level.
+    drift_correct : bool, default=True
+        ``statistics.null_drift.correct``: test changes against the simulated null drift.
     drift_path : path-like, default=None
-        ``group/null_drift.tsv``; used when ``statistics.null_drift.correct`` is true.
+        ``group/null_drift.tsv``; used when ``drift_correct`` is true.
     participants : DataFrame, default=None
         ``participants.tsv``, so that participants with no scan at all are listed too.
     """
-    design = load_design(config)
-    stats_cfg = config.get("statistics") or {}
-    correct = (stats_cfg.get("null_drift") or {}).get("correct", True)
+    design = load_design({"design": design})
+    stats_cfg = {"test": test, "alpha": alpha}
+    correct = drift_correct
     drift = read_group_table(drift_path) if (drift_path and correct) else None
     bp = read_group_table(bp_path)
     expected = None if participants is None else list(participants["participant_id"])

@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from pipeline import paths
 from pipeline.config import validate_config
 from pipeline.tables import write_table
 
@@ -108,12 +109,13 @@ def _scan(out: Path, sub: str, task: str, rng: np.random.Generator,
         table = pd.DataFrame(bp_rows)
         table.insert(table.columns.get_loc("region") + 1, "model", model)
         table["bp_nd"] *= 1.0 - 0.05 * k  # the second model reads 5 % lower
-        path = pet / f"{stem}_model-{model}_bp.tsv"
+        path = pet / paths.FIT.format(scan=stem, model=paths.model_label(model))
         write_table(path, table, {"model": model, "options": options,
                                   "reference_region": "occipital", "conditions": conditions,
                                   "k2prime": 0.1})
         if sub != NO_CURVES_SUBJECT:
-            write_table(path.with_name(f"{stem}_model-{model}_fits.tsv"), pd.concat(fit_rows))
+            write_table(pet / paths.FIT_CURVES.format(scan=stem, model=paths.model_label(model)),
+                        pd.concat(fit_rows))
         tables.append(table)
     return tables
 
@@ -124,10 +126,10 @@ def _maps(group: Path) -> None:
     xyz = ijk @ affine[:3, :3].T + affine[:3, 3]
     blob = 5.0 * np.exp(-np.sum((xyz - [-22, -4, -18]) ** 2, axis=1) / (2 * 8.0**2))
     tmap = blob.reshape(46, 55, 46).astype(np.float32)
-    nib.save(nib.Nifti1Image(tmap, affine), group / "rejection_model-logan_ref_tmap.nii.gz")
+    nib.save(nib.Nifti1Image(tmap, affine), group / "rejection_model-loganref_tmap.nii.gz")
     logp = np.where(tmap > 3.0, 2.0, 0.0).astype(np.float32)
-    nib.save(nib.Nifti1Image(logp, affine), group / "rejection_model-logan_ref_fwep.nii.gz")
-    write_table(group / "rejection_model-logan_ref_clusters.tsv", pd.DataFrame({
+    nib.save(nib.Nifti1Image(logp, affine), group / "rejection_model-loganref_fwep.nii.gz")
+    write_table(group / "rejection_model-loganref_clusters.tsv", pd.DataFrame({
         "cluster_id": [1], "peak_x": [-22.0], "peak_y": [-4.0], "peak_z": [-18.0],
         "peak_t": [5.0], "size_ml": [1.9], "region": ["amygdala_l"]}))
 
@@ -166,7 +168,9 @@ def make_results(root: Path, seed: int = 7) -> tuple[Path, dict]:
               "voxelwise": {"model": "logan_ref", "n_perm": 100}}
     validate_config(config)  # defaults filled, as the workflow holds it
     write_contrasts(group / "bp_nd.tsv", group / "contrasts.tsv", group / "contrast_values.tsv",
-                    group / "exclusions.tsv", config=config, participants=participants)
+                    group / "exclusions.tsv", design=config["design"],
+                    test=config["statistics"]["test"], alpha=config["statistics"]["alpha"],
+                    drift_correct=False, participants=participants)
     write_correlations(group / "contrast_values.tsv", participants, group / "correlations.tsv",
                        specs=config["statistics"]["correlations"], model="logan_ref",
                        n_boot=200, n_perm=200)

@@ -184,7 +184,7 @@ def test_recompute_curves_match_tacs_and_recorded_windows(synthetic_results):
     pet = out / f"sub-{NO_CURVES_SUBJECT}" / "pet"
     stem = f"sub-{NO_CURVES_SUBJECT}_task-rejection"
     curves = recompute_curves(pet / f"{stem}_desc-default_tacs.tsv",
-                              pet / f"{stem}_model-logan_ref_bp.tsv")
+                              pet / f"{stem}_model-loganref_bp.tsv")
     tacs = read_table(pet / f"{stem}_desc-default_tacs.tsv")
     assert sorted(curves["condition"].unique()) == ["rejbase", "rejection"]
     assert list(dict.fromkeys(curves["region"])) == REGIONS  # reference left out

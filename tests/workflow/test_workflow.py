@@ -75,7 +75,7 @@ def test_full_run_then_nothing_to_do_then_partial_rerun(windows_study, tmp_path)
     group = out / "group"
     for name in ("bp_nd", "contrasts", "correlations", "null_drift", "exclusions"):
         assert (group / f"{name}.tsv").is_file(), name
-    assert (group / "rejection_model-logan_ref_tmap.nii.gz").is_file()
+    assert (group / "rejection_model-loganref_tmap.nii.gz").is_file()
     assert (out / "report.html").is_file()
     contrasts = pd.read_csv(group / "contrasts.tsv", sep="\t")
     assert set(contrasts.contrast) == {"rejection", "acceptance", "rejvsacc"}

@@ -1,13 +1,13 @@
-# The built-in demo study: simulated once into <output_dir>/demo (bids/ and truth/), then
-# analysed like any dataset. A checkpoint, because the scans are only known afterwards.
+# The built-in demo study: simulated once into <output_dir>/.petbp/demo (bids/ and truth/),
+# then analysed like any dataset. A checkpoint, because the scans are only known afterwards.
 
 checkpoint simulate_demo:
     output:
-        description=out("demo/bids/dataset_description.json"),
+        description=out(paths.DEMO_BIDS + "/dataset_description.json"),
     params:
-        demo=config["demo"],
+        used=used("demo"),
     log:
-        out("logs/demo/simulate_demo.log"),
+        log_path("demo/simulate_demo.log"),
     threads: res("simulate_demo")["threads"]
     resources:
         mem_mb=res("simulate_demo")["mem_mb"],
@@ -16,4 +16,4 @@ checkpoint simulate_demo:
         from pipeline.simulate.study import write_demo_study
 
         with log_to(log[0]):
-            write_demo_study(out("demo"), **params.demo)
+            write_demo_study(out(paths.DEMO_DIR), **params.used["demo"])

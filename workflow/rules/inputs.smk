@@ -1,5 +1,11 @@
 # The scan table, wildcard constraints, every input function and the helpers rules use
-# (out, log_to, res). Rules only call these names; anything numeric is in `pipeline`.
+# (out, log_path, log_to, res, used). Rules only call these names; anything numeric is in
+# `pipeline`. Paths come from pipeline.paths (written once, shared with the report).
+#
+# Every config value a step reads reaches it through `params: used=used(...)` (a dict of
+# dotted config keys -> values): Snakemake's params trigger reruns the step when one of them
+# is edited, and record_config_used() writes them into the outputs' sidecars (ConfigUsed),
+# which the report compares with the config it prints. Run blocks never read `config`.
 
 import contextlib
 import logging
@@ -12,20 +18,16 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import bids
-from pipeline.design import (
-    k2prime_settings,
-    load_design,
-    model_options,
-    needs_k2prime,
-    region_models,
-    scan_conditions,
-)
+from pipeline import bids, paths
+from pipeline.config import config_values
+from pipeline.design import load_design, model_options, needs_k2prime, region_models
+from pipeline.design import scan_conditions
 from pipeline.regions import load_region_config
 
 OUT = Path(config["output_dir"])
 DEMO = config["bids_dir"] == "demo"
-BIDS_DIR = OUT / "demo" / "bids" if DEMO else Path(config["bids_dir"])
+BIDS_DIR = OUT / paths.DEMO_BIDS if DEMO else Path(config["bids_dir"])
+PREPROC_DIR = Path(config["preproc_dir"]) if config.get("preproc_dir") else None
 DESIGN = load_design(config)
 MODELS = region_models(config)
 PRIMARY = MODELS[0]
@@ -34,14 +36,25 @@ REFERENCE = REGION_SET.reference
 VOXELWISE = config["voxelwise"]
 VOX_MODEL = VOXELWISE["model"]
 # Region masks are built once per PET grid and reused by every job (pipeline.regions cache).
-os.environ.setdefault("PETBP_REGION_CACHE", str(OUT / "cache" / "masks"))
+os.environ.setdefault("PETBP_REGION_CACHE", str(OUT / paths.MASK_CACHE))
 RESOURCES = yaml.safe_load(Path(workflow.basedir, "workflow", "resources.yaml").read_text())
+
+
+def label(model):
+    """A model's file-name label (letters and digits: logan_ref -> loganref)."""
+    return paths.model_label(model)
+
+
+def model_of(wildcards):
+    """The model name of a job's {model} label."""
+    return paths.model_name(wildcards.model, [*MODELS, VOX_MODEL])
+
 
 # Scan keys are "<rel_dir>/<stem>", e.g. sub-01/pet/sub-01_task-rejection.
 wildcard_constraints:
     scan=r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     sub=r"[A-Za-z0-9]+",
-    model=r"[a-z0-9_]+",
+    model=r"[A-Za-z0-9]+",
     cond=r"[A-Za-z0-9]+",
     contrast=r"[A-Za-z0-9]+",
     score=r"[A-Za-z0-9_]+",
@@ -60,11 +73,26 @@ def out(path):
     return str(OUT / path)
 
 
+def log_path(name):
+    """A rule's log file under output_dir/.petbp/logs (out of a BIDS reader's way)."""
+    return str(OUT / paths.LOGS / name)
+
+
 def res(rule_name):
     """threads, mem_mb and runtime (minutes) of a rule from workflow/resources.yaml."""
     entry = dict(RESOURCES.get("default", {}))
     entry.update(RESOURCES.get(rule_name, {}))
     return entry
+
+
+def used(*keys):
+    """{dotted config key: value} of the config values a step reads: its params."""
+    return config_values(config, keys)
+
+
+def scan_template(template, **fields):
+    """A per-scan path of pipeline.paths under output_dir, the region set filled in."""
+    return out(template.format(regionset=REGION_SET.name, **fields))
 
 
 class _ThisThread(logging.Filter):
@@ -102,42 +130,61 @@ def log_to(path):
             root.removeHandler(handler)
 
 
-_SCANS = {}
-# Built once from _SCANS (which is filled once): key -> condition names, sub -> keys.
-_CONDITIONS = {}
-_BY_SUBJECT = {}
-_CONTRAST_MAPS = {}
+class ScanTable:
+    """The analysed scans, built once: key -> Scan, its conditions, and keys per subject."""
+
+    def __init__(self, found):
+        self.scan = {}
+        self.conditions = {}
+        self.by_subject = {}
+        for scan in found:
+            names = scan_conditions(config, scan)
+            if not names:
+                print(f"petbp: {scan.stem} (task {scan.task}) is in no condition of the "
+                      "design; not analysed", file=sys.stderr)
+                continue
+            key = f"{scan.rel_dir}/{scan.stem}"
+            self.scan[key] = scan
+            self.conditions[key] = names
+            self.by_subject.setdefault(scan.sub, []).append(key)
+
+    def __bool__(self):
+        return bool(self.scan)
+
+    def keys(self):
+        return list(self.scan)
+
+
+_TABLE = []
 
 
 def _discover():
-    scans = bids.discover_scans(BIDS_DIR, **config["selection"])
-    used = {}
-    for scan in scans:
-        if scan_conditions(config, scan):
-            used[f"{scan.rel_dir}/{scan.stem}"] = scan
-        else:
-            print(f"petbp: {scan.stem} (task {scan.task}) is in no condition of the design; "
-                  "not analysed", file=sys.stderr)
-    return used
+    return ScanTable(bids.discover_scans(BIDS_DIR, preproc_dir=PREPROC_DIR,
+                                         **config["selection"]))
 
 
 if not DEMO:
     # Parse-time checks, as in `petbp check`: a bad sidecar stops the run before any job.
-    _SCANS.update(_discover())
-    if not _SCANS:
+    _TABLE.append(_discover())
+    if not _TABLE[0]:
         raise ValueError(
             f"{BIDS_DIR}: no scan belongs to a condition of the design (tasks "
             f"{', '.join(DESIGN.tasks)}).\n  Set design.conditions to your tasks "
             "(config/README.md, 'Which design you have').")
 
 
-def scans():
-    """Analysed scans, key -> Scan (the demo is simulated first, by a checkpoint)."""
-    if not _SCANS:
+def scan_table():
+    """The ScanTable (the demo is simulated first, by a checkpoint)."""
+    if not _TABLE:
         if DEMO:
             checkpoints.simulate_demo.get()
-        _SCANS.update(_discover())
-    return _SCANS
+        _TABLE.append(_discover())
+    return _TABLE[0]
+
+
+def scans():
+    """Analysed scans, key -> Scan."""
+    return scan_table().scan
 
 
 def scan_of(wildcards):
@@ -145,6 +192,7 @@ def scan_of(wildcards):
 
 
 def pet_of(wildcards):
+    """The image a scan's steps read: the raw image, or the preprocessed one (preproc_dir)."""
     return str(scan_of(wildcards).image_path)
 
 
@@ -154,24 +202,21 @@ def first_pet(wildcards):
 
 
 def tacs_path(key):
-    return out(f"{key}_desc-{REGION_SET.name}_tacs.tsv")
+    return scan_template(paths.TACS, scan=key)
 
 
 def tacs_of(wildcards):
     return tacs_path(wildcards.scan)
 
 
-def _conditions_of(key):
-    """Condition names of a scan (computed once per scan)."""
-    names = _CONDITIONS.get(key)
-    if names is None:
-        names = _CONDITIONS[key] = scan_conditions(config, scans()[key])
-    return names
-
-
 def conditions_of_scan(key):
     """(name, window) of every condition a scan holds."""
-    return [(c, DESIGN.conditions[c].window) for c in _conditions_of(key)]
+    return [(c, DESIGN.conditions[c].window) for c in scan_table().conditions[key]]
+
+
+def condition_keys(key):
+    """Config keys of the conditions a scan holds (design.conditions.<name>)."""
+    return [f"design.conditions.{c}" for c in scan_table().conditions[key]]
 
 
 def entities_of(wildcards):
@@ -180,31 +225,27 @@ def entities_of(wildcards):
 
 
 def k2prime_path(sub):
-    return out(f"sub-{sub}/sub-{sub}_k2prime.json")
+    return out(paths.K2PRIME.format(sub=sub))
 
 
-def k2prime_needed(options):
-    return needs_k2prime(options)
-
-
-def k2prime_of_scan(model, options=None):
-    """Input function: the subject's k2' JSON when the model uses the shared k2'."""
+def k2prime_of_scan(options_of):
+    """Input function: the subject's k2' JSON when the job's model uses the shared k2'."""
     def inner(wildcards):
-        opts = options if options is not None else model_options(config, wildcards.model)
-        return [k2prime_path(scan_of(wildcards).sub)] if needs_k2prime(opts) else []
+        return [k2prime_path(scan_of(wildcards).sub)] if needs_k2prime(options_of(wildcards)) \
+            else []
     return inner
 
 
+def fit_options(wildcards):
+    return model_options(config, model_of(wildcards))
+
+
 def subject_tacs(wildcards):
-    if not _BY_SUBJECT:
-        # one pass over the scans (in scan order), not one per subject
-        for k, s in scans().items():
-            _BY_SUBJECT.setdefault(s.sub, []).append(k)
-    return [tacs_path(k) for k in _BY_SUBJECT.get(wildcards.sub, [])]
+    return [tacs_path(k) for k in scan_table().by_subject.get(wildcards.sub, [])]
 
 
 def fit_path(key, model):
-    return out(f"{key}_model-{model}_bp.tsv")
+    return scan_template(paths.FIT, scan=key, model=label(model))
 
 
 def all_fits(wildcards):
@@ -221,16 +262,12 @@ def participants_tsv(wildcards=None):
     return str(BIDS_DIR / "participants.tsv")
 
 
-def read_participants_table():
-    return bids.read_participants(BIDS_DIR)
-
-
-def map_prefix(key, model, cond):
-    return out(f"{key}_model-{model}_cond-{cond}")
+def map_path(key, model, cond):
+    return scan_template(paths.MAP, scan=key, model=label(model), cond=cond)
 
 
 def mask_path(key):
-    return out(f"{key}_desc-analysis_mask.nii.gz")
+    return scan_template(paths.MASK, scan=key)
 
 
 def window_of(wildcards):
@@ -238,46 +275,107 @@ def window_of(wildcards):
 
 
 def contrast_maps(wildcards):
-    """(participant_id, condition) -> BP_ND map for the conditions of one contrast."""
-    cached = _CONTRAST_MAPS.get(wildcards.contrast)
-    if cached is None:
-        needed = set(DESIGN.conditions_of(wildcards.contrast))
-        cached = {}
-        for key, scan in sorted(scans().items()):
-            for cond in _conditions_of(key):
-                if cond in needed:
-                    # several runs/sessions of one condition: all listed; the voxelwise step
-                    # averages them (logged, and listed in the sidecars' runs_averaged)
-                    cached.setdefault((scan.participant_id, cond), []).append(
-                        map_prefix(key, VOX_MODEL, cond) + "_bpnd.nii.gz")
-        _CONTRAST_MAPS[wildcards.contrast] = cached
-    # a fresh copy each call, as before (callers may change what they get)
-    return {pair: list(files) for pair, files in cached.items()}
+    """(participant_id, condition) -> BP_ND maps for the conditions of one contrast.
+
+    Several runs/sessions of one condition are all listed; the voxelwise step averages them
+    (logged, and listed in the sidecars' runs_averaged)."""
+    needed = set(DESIGN.conditions_of(wildcards.contrast))
+    table = scan_table()
+    maps = {}
+    for key in sorted(table.scan):
+        for cond in table.conditions[key]:
+            if cond in needed:
+                maps.setdefault((table.scan[key].participant_id, cond), []).append(
+                    map_path(key, VOX_MODEL, cond))
+    return maps
 
 
 def contrast_map_files(wildcards):
     return sorted(f for files in contrast_maps(wildcards).values() for f in files)
 
 
+def contrast_keys(contrast):
+    """Config keys of one contrast, its control contrast and the conditions they use."""
+    spec = DESIGN.contrasts[contrast]
+    keys = [f"design.contrasts.{contrast}"]
+    if spec.control:
+        keys.append(f"design.contrasts.{spec.control}")
+    keys += [f"design.conditions.{c}" for c in dict.fromkeys(DESIGN.conditions_of(contrast))]
+    return keys
+
+
+def design_section(values):
+    """The design section rebuilt from used() values of design.* keys."""
+    section = {"conditions": {}, "contrasts": {}}
+    for key, value in values.items():
+        parts = key.split(".")
+        if parts[0] == "design" and len(parts) == 3:
+            section[parts[1]][parts[2]] = value
+        elif key == "design":
+            section = value
+    return section
+
+
+def drift_models():
+    """Models whose null drift is simulated (primary first) and the keys of their options:
+    the region models, plus the voxelwise model when it is on and not one of them."""
+    keys = ["primary_model"] + [f"models.{m}" for m in MODELS]
+    names = list(MODELS)
+    if VOXELWISE["enabled"] and VOX_MODEL not in MODELS:
+        keys += ["voxelwise.enabled", "voxelwise.model", "voxelwise.options"]
+        names.append(VOX_MODEL)
+    return names, keys
+
+
+def null_drift_keys():
+    """Every config key the null-drift simulation reads (nothing when no contrast needs it)."""
+    within = [c for c, spec in DESIGN.contrasts.items()
+              if spec.control is None and DESIGN.within_scan(c)]
+    if not within:
+        return []
+    keys = []
+    for name in within:
+        keys += [key for key in contrast_keys(name) if key not in keys]
+    names, model_keys = drift_models()
+    keys += model_keys
+    if any(needs_k2prime(model_options(config, m)) for m in names):
+        keys.append("k2prime")
+    keys += [f"statistics.null_drift.{k}" for k in config["statistics"]["null_drift"]
+             if k != "correct"]
+    return keys
+
+
+def drift_model_options(values):
+    """model -> options for the drift simulation, from its used() values."""
+    names, _ = drift_models()
+    return {m: (values.get(f"models.{m}") if m in MODELS else values.get("voxelwise.options"))
+            or {} for m in names}
+
+
+def settings_of(values, prefix):
+    """The used() values under one section, by their last key (e.g. voxelwise.n_perm ->
+    n_perm)."""
+    return {key[len(prefix) + 1:]: value for key, value in values.items()
+            if key.startswith(prefix + ".")}
+
+
 def voxelwise_outputs(contrast, model=VOX_MODEL):
-    base = out(f"group/{contrast}_model-{model}")
-    return {"effects": f"{base}_effects.nii.gz", "tmap": f"{base}_tmap.nii.gz",
-            "fwe": f"{base}_fwep.nii.gz", "clusters": f"{base}_clusters.tsv"}
+    return {kind: out(template.format(contrast=contrast, model=label(model)))
+            for kind, template in paths.VOXELWISE_MAPS.items()}
 
 
-def voxelwise_report_outputs(contrast, model):
-    """voxelwise_outputs with the cluster table filed in the Snakemake report."""
-    files = voxelwise_outputs(contrast, model)
+def voxelwise_report_outputs():
+    """voxelwise_outputs (wildcards) with the cluster table filed in the Snakemake report."""
+    files = {kind: out(template) for kind, template in paths.VOXELWISE_MAPS.items()}
     files["clusters"] = report(files["clusters"], caption="../report/voxelwise.rst",
-                               category="Voxelwise", labels={"contrast": contrast,
-                                                             "model": model})
+                               category="Voxelwise", labels={"contrast": "{contrast}",
+                                                             "model": "{model}"})
     return files
 
 
 def correlation_outputs(contrast, score, model=VOX_MODEL):
-    base = out(f"group/{contrast}_score-{score}_model-{model}")
-    return {"tmap": f"{base}_tmap.nii.gz", "rmap": f"{base}_rmap.nii.gz",
-            "fwe": f"{base}_fwep.nii.gz", "clusters": f"{base}_clusters.tsv"}
+    return {kind: out(template.format(contrast=contrast, score=score, model=label(model)))
+            for kind, template in paths.CORRELATION_MAPS.items()}
 
 
 def voxelwise_scores():
@@ -292,9 +390,7 @@ def voxelwise_scores():
 
 def group_outputs(wildcards=None):
     """Every group-level output except the report (also the report rule's input)."""
-    files = [out(f"group/{name}.tsv") for name in
-             ("bp_nd", "contrasts", "contrast_values", "exclusions", "correlations",
-              "null_drift")]
+    files = [out(paths.group_table(name)) for name in paths.GROUP_TABLES]
     if VOXELWISE["enabled"]:
         for contrast in DESIGN.contrasts:
             files += list(voxelwise_outputs(contrast).values())
@@ -306,5 +402,17 @@ def group_outputs(wildcards=None):
 def final_outputs(wildcards=None):
     files = group_outputs()
     if hasattr(rules, "report"):
-        files.append(out("report.html"))
-    return files
+        files.append(out(paths.REPORT))
+    return files + [out(paths.DATASET_DESCRIPTION)]
+
+
+def final_outputs_but_description(wildcards=None):
+    return [f for f in final_outputs() if not f.endswith(paths.DATASET_DESCRIPTION)]
+
+
+def source_datasets():
+    """The input datasets, for dataset_description.json's SourceDatasets."""
+    sources = [{"URL": BIDS_DIR.resolve().as_uri()}]
+    if PREPROC_DIR is not None:
+        sources.append({"URL": PREPROC_DIR.resolve().as_uri()})
+    return sources

@@ -4,65 +4,77 @@ rule estimate_k2prime:
     input:
         tacs=subject_tacs,
     output:
-        k2prime=out("sub-{sub}/sub-{sub}_k2prime.json"),
+        k2prime=out(paths.K2PRIME),
     params:
-        settings=k2prime_settings(config),
+        used=used("k2prime"),
+        reference=REFERENCE,
     log:
-        out("logs/sub-{sub}/estimate_k2prime.log"),
+        log_path("sub-{sub}/estimate_k2prime.log"),
     threads: res("estimate_k2prime")["threads"]
     resources:
         mem_mb=res("estimate_k2prime")["mem_mb"],
         runtime=res("estimate_k2prime")["runtime"],
     run:
+        from pipeline.design import k2prime_settings
         from pipeline.stats.condition_fits import write_subject_k2prime
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_subject_k2prime(input.tacs, output.k2prime, settings=params.settings,
-                                  reference=REFERENCE)
+            write_subject_k2prime(input.tacs, output.k2prime,
+                                  settings=k2prime_settings(params.used),
+                                  reference=params.reference)
+            record_config_used(output, params.used)
 
 
 rule fit_regions:
     input:
         tacs=tacs_of,
-        k2prime=k2prime_of_scan(None),
+        k2prime=k2prime_of_scan(fit_options),
     output:
-        table=out("{scan}_model-{model}_bp.tsv"),
+        table=scan_template(paths.FIT, scan="{scan}", model="{model}"),
     params:
-        options=lambda w: model_options(config, w.model),
+        used=lambda w: used(f"models.{model_of(w)}", *condition_keys(w.scan)),
+        model=model_of,
         conditions=lambda w: conditions_of_scan(w.scan),
         entities=entities_of,
         half_life=lambda w: scan_of(w).half_life,
+        reference=REFERENCE,
     log:
-        out("logs/{scan}_model-{model}_fit_regions.log"),
+        log_path("{scan}_model-{model}_fit_regions.log"),
     threads: res("fit_regions")["threads"]
     resources:
         mem_mb=res("fit_regions")["mem_mb"],
         runtime=res("fit_regions")["runtime"],
     run:
         from pipeline.stats.condition_fits import write_condition_fits
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_condition_fits(input.tacs, output.table, reference=REFERENCE,
-                                 model=wildcards.model, conditions=params.conditions,
-                                 entities=params.entities, options=params.options,
+            write_condition_fits(input.tacs, output.table, reference=params.reference,
+                                 model=params.model, conditions=params.conditions,
+                                 entities=params.entities,
+                                 options=params.used[f"models.{params.model}"] or {},
                                  k2prime_path=input.k2prime[0] if input.k2prime else None,
                                  half_life=params.half_life)
+            record_config_used(output, params.used)
 
 
 rule collect_bp_nd:
     input:
         fits=all_fits,
     output:
-        table=report(out("group/bp_nd.tsv"), caption="../report/bp_nd.rst",
+        table=report(out(paths.group_table("bp_nd")), caption="../report/bp_nd.rst",
                      category="Group statistics"),
     log:
-        out("logs/group/collect_bp_nd.log"),
+        log_path("group/collect_bp_nd.log"),
     threads: res("collect_bp_nd")["threads"]
     resources:
         mem_mb=res("collect_bp_nd")["mem_mb"],
         runtime=res("collect_bp_nd")["runtime"],
     run:
         from pipeline.stats.condition_fits import write_bp_nd
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
             write_bp_nd(input.fits, output.table)
+            record_config_used(output, {})

@@ -6,21 +6,23 @@ rule analysis_mask:
         pet=pet_of,
         regions=config["regions"],
     output:
-        mask=out("{scan}_desc-analysis_mask.nii.gz"),
+        mask=scan_template(paths.MASK, scan="{scan}"),
     params:
-        mode=VOXELWISE["mask"],
+        used=used("regions", "voxelwise.mask"),
     log:
-        out("logs/{scan}_analysis_mask.log"),
+        log_path("{scan}_analysis_mask.log"),
     threads: res("analysis_mask")["threads"]
     resources:
         mem_mb=res("analysis_mask")["mem_mb"],
         runtime=res("analysis_mask")["runtime"],
     run:
         from pipeline.stats.voxelwise import write_analysis_mask
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
             write_analysis_mask(input.pet, output.mask, region_config=input.regions,
-                                mode=params.mode)
+                                mode=params.used["voxelwise.mask"])
+            record_config_used(output, params.used)
 
 
 rule parametric_map:
@@ -28,24 +30,29 @@ rule parametric_map:
         pet=pet_of,
         tacs=tacs_of,
         mask=lambda w: mask_path(w.scan),
-        k2prime=k2prime_of_scan(VOX_MODEL, VOXELWISE["options"]),
+        k2prime=k2prime_of_scan(lambda w: VOXELWISE["options"] or {}),
     output:
-        bpnd=out("{scan}_model-{model}_cond-{cond}_bpnd.nii.gz"),
+        bpnd=scan_template(paths.MAP, scan="{scan}", model="{model}", cond="{cond}"),
     params:
-        window=window_of,
-        options=VOXELWISE["options"],
+        used=lambda w: used("voxelwise.model", "voxelwise.options",
+                            f"design.conditions.{w.cond}.window"),
+        reference=REFERENCE,
     log:
-        out("logs/{scan}_model-{model}_cond-{cond}_parametric_map.log"),
+        log_path("{scan}_model-{model}_cond-{cond}_parametric_map.log"),
     threads: res("parametric_map")["threads"]
     resources:
         mem_mb=res("parametric_map")["mem_mb"],
         runtime=res("parametric_map")["runtime"],
     run:
         from pipeline.stats.voxelwise import write_condition_map
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
             write_condition_map(input.pet, input.tacs, input.mask,
                                 output.bpnd.removesuffix("_bpnd.nii.gz"),
-                                window=params.window, reference=REFERENCE,
-                                model=wildcards.model, options=params.options,
+                                window=params.used[f"design.conditions.{wildcards.cond}.window"],
+                                reference=params.reference,
+                                model=params.used["voxelwise.model"],
+                                options=params.used["voxelwise.options"] or {},
                                 k2prime_path=input.k2prime[0] if input.k2prime else None)
+            record_config_used(output, params.used)

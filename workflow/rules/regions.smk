@@ -5,16 +5,20 @@ rule extract_tacs:
         pet=pet_of,
         regions=config["regions"],
     output:
-        tacs=out("{scan}_desc-" + REGION_SET.name + "_tacs.tsv"),
+        tacs=scan_template(paths.TACS, scan="{scan}"),
+    params:
+        used=used("regions"),
+        cache=out(paths.MASK_CACHE),
     log:
-        out("logs/{scan}_extract_tacs.log"),
+        log_path("{scan}_extract_tacs.log"),
     threads: res("extract_tacs")["threads"]
     resources:
         mem_mb=res("extract_tacs")["mem_mb"],
         runtime=res("extract_tacs")["runtime"],
     run:
         from pipeline.regions import write_region_tacs
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_region_tacs(input.pet, input.regions, output.tacs,
-                              cache_dir=out("cache/masks"))
+            write_region_tacs(input.pet, input.regions, output.tacs, cache_dir=params.cache)
+            record_config_used(output, params.used)

@@ -3,7 +3,7 @@
 
 
 def region_qc_path(key):
-    return out(f"{key}_desc-{REGION_SET.name}_regions.png")
+    return scan_template(paths.REGION_QC, scan=key)
 
 
 def region_qc_images(wildcards):
@@ -25,9 +25,11 @@ rule region_qc:
         pet=pet_of,
         regions=config["regions"],
     output:
-        png=out("{scan}_desc-" + REGION_SET.name + "_regions.png"),
+        png=scan_template(paths.REGION_QC, scan="{scan}"),
+    params:
+        cache=out(paths.MASK_CACHE),
     log:
-        out("logs/{scan}_region_qc.log"),
+        log_path("{scan}_region_qc.log"),
     threads: res("region_qc")["threads"]
     resources:
         mem_mb=res("region_qc")["mem_mb"],
@@ -36,7 +38,7 @@ rule region_qc:
         from pipeline.regions import write_region_qc
 
         with log_to(log[0]):
-            write_region_qc(input.pet, input.regions, output.png, cache_dir=out("cache/masks"))
+            write_region_qc(input.pet, input.regions, output.png, cache_dir=params.cache)
 
 
 rule report:
@@ -44,7 +46,7 @@ rule report:
         report_inputs,
     output:
         html=report(
-            out("report.html"),
+            out(paths.REPORT),
             caption="../report/report.rst",
             category="Report",
         ),
@@ -60,9 +62,12 @@ rule report:
             category="Figures",
         ),
     params:
-        config=lambda w: dict(config),
+        # the report prints the configuration in effect (pipeline.config.effective_config)
+        # and compares it with every output's ConfigUsed: it reads all of it
+        config=effective_config(config),
+        output_dir=str(OUT),
     log:
-        out("logs/group/report.log"),
+        log_path("group/report.log"),
     threads: res("report")["threads"]
     resources:
         mem_mb=res("report")["mem_mb"],
@@ -71,5 +76,5 @@ rule report:
         from pipeline.report import write_report
 
         with log_to(log[0]):
-            write_report(OUT, params.config, output.html, methods_md=output.methods,
-                         figure_dir=output.figures)
+            write_report(params.output_dir, params.config, output.html,
+                         methods_md=output.methods, figure_dir=output.figures)

@@ -2,124 +2,162 @@
 
 rule null_drift:
     input:
-        bp_nd=out("group/bp_nd.tsv"),
+        bp_nd=out(paths.group_table("bp_nd")),
         tacs=all_tacs,
         pet=first_pet,
         regions=config["regions"],
     output:
-        table=report(out("group/null_drift.tsv"), caption="../report/null_drift.rst",
+        table=report(out(paths.group_table("null_drift")), caption="../report/null_drift.rst",
                      category="Group statistics"),
+    params:
+        used=used(*null_drift_keys()),
+        reference=REFERENCE,
     log:
-        out("logs/group/null_drift.log"),
+        log_path("group/null_drift.log"),
     threads: res("null_drift")["threads"]
     resources:
         mem_mb=res("null_drift")["mem_mb"],
         runtime=res("null_drift")["runtime"],
     run:
         from pipeline.stats.drift import write_null_drift
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_null_drift(input.bp_nd, input.tacs, output.table, config=config,
-                             reference=REFERENCE, pet_path=input.pet,
+            write_null_drift(input.bp_nd, input.tacs, output.table,
+                             design=design_section(params.used),
+                             models=drift_model_options(params.used),
+                             k2prime=params.used.get("k2prime"),
+                             settings=settings_of(params.used, "statistics.null_drift"),
+                             reference=params.reference, pet_path=input.pet,
                              region_config=input.regions)
+            record_config_used(output, params.used)
 
 
 rule contrasts:
     input:
-        bp_nd=out("group/bp_nd.tsv"),
-        drift=out("group/null_drift.tsv"),
+        bp_nd=out(paths.group_table("bp_nd")),
+        drift=out(paths.group_table("null_drift")),
         participants=participants_tsv,
     output:
-        contrasts=report(out("group/contrasts.tsv"), caption="../report/contrasts.rst",
-                         category="Group statistics"),
-        values=out("group/contrast_values.tsv"),
-        exclusions=out("group/exclusions.tsv"),
+        contrasts=report(out(paths.group_table("contrasts")),
+                         caption="../report/contrasts.rst", category="Group statistics"),
+        values=out(paths.group_table("contrast_values")),
+        exclusions=out(paths.group_table("exclusions")),
+    params:
+        used=used("design", "statistics.test", "statistics.alpha",
+                  "statistics.null_drift.correct"),
     log:
-        out("logs/group/contrasts.log"),
+        log_path("group/contrasts.log"),
     threads: res("contrasts")["threads"]
     resources:
         mem_mb=res("contrasts")["mem_mb"],
         runtime=res("contrasts")["runtime"],
     run:
+        from pipeline.bids import read_participants
         from pipeline.stats.tables import write_contrasts
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
             write_contrasts(input.bp_nd, output.contrasts, output.values, output.exclusions,
-                            config=config, drift_path=input.drift,
-                            participants=read_participants_table())
+                            design=params.used["design"],
+                            test=params.used["statistics.test"],
+                            alpha=params.used["statistics.alpha"],
+                            drift_correct=params.used["statistics.null_drift.correct"],
+                            drift_path=input.drift,
+                            participants=read_participants(input.participants))
+            record_config_used(output, params.used)
 
 
 rule correlations:
     input:
-        values=out("group/contrast_values.tsv"),
+        values=out(paths.group_table("contrast_values")),
         participants=participants_tsv,
     output:
-        table=report(out("group/correlations.tsv"), caption="../report/correlations.rst",
-                     category="Group statistics"),
+        table=report(out(paths.group_table("correlations")),
+                     caption="../report/correlations.rst", category="Group statistics"),
     params:
-        stats=config["statistics"],
+        used=used("primary_model", "statistics.correlations", "statistics.n_boot",
+                  "statistics.n_perm"),
     log:
-        out("logs/group/correlations.log"),
+        log_path("group/correlations.log"),
     threads: res("correlations")["threads"]
     resources:
         mem_mb=res("correlations")["mem_mb"],
         runtime=res("correlations")["runtime"],
     run:
+        from pipeline.bids import read_participants
         from pipeline.stats.tables import write_correlations
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_correlations(input.values, read_participants_table(), output.table,
-                               specs=params.stats["correlations"], model=PRIMARY,
-                               n_boot=params.stats["n_boot"], n_perm=params.stats["n_perm"])
+            write_correlations(input.values, read_participants(input.participants),
+                               output.table, specs=params.used["statistics.correlations"],
+                               model=params.used["primary_model"],
+                               n_boot=params.used["statistics.n_boot"],
+                               n_perm=params.used["statistics.n_perm"])
+            record_config_used(output, params.used)
 
 
 rule voxelwise_contrast:
     input:
         maps=contrast_map_files,
-        drift=out("group/null_drift.tsv"),
-        values=out("group/contrast_values.tsv"),
+        drift=out(paths.group_table("null_drift")),
+        values=out(paths.group_table("contrast_values")),
         regions=config["regions"],
     output:
-        **voxelwise_report_outputs("{contrast}", "{model}"),
+        **voxelwise_report_outputs(),
     params:
+        used=lambda w: used(*contrast_keys(w.contrast), "statistics.null_drift.correct",
+                            "voxelwise.mask", "voxelwise.n_perm", "voxelwise.smoothing_fwhm",
+                            "voxelwise.height_threshold", "voxelwise.cluster_threshold"),
         maps=contrast_maps,
-        settings=VOXELWISE,
     log:
-        out("logs/group/{contrast}_model-{model}_voxelwise.log"),
+        log_path("group/{contrast}_model-{model}_voxelwise.log"),
     threads: res("voxelwise_contrast")["threads"]
     resources:
         mem_mb=res("voxelwise_contrast")["mem_mb"],
         runtime=res("voxelwise_contrast")["runtime"],
     run:
+        from pipeline.design import load_design
         from pipeline.stats.voxelwise import write_voxelwise_contrast
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
             write_voxelwise_contrast(
-                params.maps, dict(output.items()), design=DESIGN,
-                contrast=wildcards.contrast, model=wildcards.model, settings=params.settings,
-                drift_path=input.drift if config["statistics"]["null_drift"]["correct"] else None,
-                values_path=input.values, region_config=input.regions)
+                params.maps, dict(output.items()),
+                design=load_design({"design": design_section(params.used)}),
+                contrast=wildcards.contrast, model=model_of(wildcards),
+                settings=settings_of(params.used, "voxelwise"),
+                drift_path=input.drift if params.used["statistics.null_drift.correct"]
+                else None, values_path=input.values, region_config=input.regions)
+            record_config_used(output, params.used)
 
 
 rule voxelwise_correlation:
     input:
-        effects=out("group/{contrast}_model-{model}_effects.nii.gz"),
+        effects=out(paths.VOXELWISE_MAPS["effects"]),
         participants=participants_tsv,
         regions=config["regions"],
     output:
-        **correlation_outputs("{contrast}", "{score}", "{model}"),
+        **{kind: out(template) for kind, template in paths.CORRELATION_MAPS.items()},
     params:
-        settings=VOXELWISE,
+        used=used("voxelwise.n_perm", "voxelwise.smoothing_fwhm",
+                  "voxelwise.height_threshold", "voxelwise.cluster_threshold"),
     log:
-        out("logs/group/{contrast}_score-{score}_model-{model}_voxelwise.log"),
+        log_path("group/{contrast}_score-{score}_model-{model}_voxelwise.log"),
     threads: res("voxelwise_correlation")["threads"]
     resources:
         mem_mb=res("voxelwise_correlation")["mem_mb"],
         runtime=res("voxelwise_correlation")["runtime"],
     run:
+        from pipeline.bids import read_participants
         from pipeline.stats.voxelwise import write_voxelwise_correlation
+        from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_voxelwise_correlation(input.effects, read_participants_table(),
+            write_voxelwise_correlation(input.effects,
+                                        read_participants(input.participants),
                                         dict(output.items()), score=wildcards.score,
-                                        settings=params.settings, region_config=input.regions)
+                                        settings=settings_of(params.used, "voxelwise"),
+                                        region_config=input.regions)
+            record_config_used(output, params.used)

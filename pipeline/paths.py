@@ -1,0 +1,156 @@
+"""Every output path of the workflow, written once: used by the rules, their input
+functions, ``petbp report`` and the tests.
+
+``output_dir`` is a BIDS-derivatives dataset (BIDS 1.9, PET derivatives draft BEP023):
+``dataset_description.json`` at the top, per-scan files under ``sub-<l>/[ses-<s>/]pet/``
+named ``<scan stem>_<entity>-<label>..._<suffix>.<ext>`` with alphanumeric labels, the group
+tables under ``group/`` and the report at the top. Working files that are not results
+(region-mask caches, rule logs, the demo's simulated input dataset and its truth) live under
+``.petbp/``, which BIDS readers skip like any dot-folder.
+
+Templates are ``str.format`` patterns whose fields are Snakemake wildcards. ``{scan}`` is a
+scan key, ``<rel_dir>/<stem>`` (``sub-01/pet/sub-01_task-rejection``); ``{model}`` is a model
+*label* (:func:`model_label`: ``logan_ref`` -> ``loganref``), since BIDS entity labels are
+letters and digits only. Tables keep the model *names* of the config in their ``model``
+column.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CORRELATION_MAPS",
+    "DATASET_DESCRIPTION",
+    "DEMO_BIDS",
+    "DEMO_DIR",
+    "FIT",
+    "FIT_CURVES",
+    "GROUP_TABLES",
+    "K2PRIME",
+    "LOGS",
+    "MAP",
+    "MASK",
+    "MASK_CACHE",
+    "REGION_QC",
+    "REPORT",
+    "TACS",
+    "VOXELWISE_MAPS",
+    "WORK_DIR",
+    "group_table",
+    "model_label",
+    "model_name",
+    "parse_scan_file",
+]
+
+# ---- working files (not results) ---------------------------------------------------------
+#: Folder of working files under output_dir (skipped by BIDS readers: it starts with a dot).
+WORK_DIR = ".petbp"
+#: Rule logs: ``.petbp/logs/<output path without extension>_<rule>.log``.
+LOGS = f"{WORK_DIR}/logs"
+#: Region masks per PET grid, reused by every job (:mod:`pipeline.regions.masks`).
+MASK_CACHE = f"{WORK_DIR}/cache/masks"
+#: The built-in demo study: ``bids/`` (the simulated input dataset) and ``truth/``.
+DEMO_DIR = f"{WORK_DIR}/demo"
+DEMO_BIDS = f"{DEMO_DIR}/bids"
+
+# ---- the derivatives dataset -------------------------------------------------------------
+DATASET_DESCRIPTION = "dataset_description.json"
+REPORT = "report.html"
+
+#: Regional time-activity curves of one scan (``regionset``: the region config's name).
+TACS = "{scan}_desc-{regionset}_tacs.tsv"
+#: Region fits of one scan and model, every condition window.
+FIT = "{scan}_model-{model}_bp.tsv"
+#: Measured and fitted curves beside a region fit (written by some fit steps).
+FIT_CURVES = "{scan}_model-{model}_fits.tsv"
+#: The voxels analysed on one scan's grid.
+MASK = "{scan}_desc-analysis_mask.nii.gz"
+#: Parametric BP_ND map of one scan, model and condition window.
+MAP = "{scan}_model-{model}_cond-{cond}_bpnd.nii.gz"
+#: Region overlay on one scan (QC figure).
+REGION_QC = "{scan}_desc-{regionset}_regions.png"
+#: A subject's shared k2' (reference efflux, 1/min).
+K2PRIME = "sub-{sub}/sub-{sub}_k2prime.json"
+
+#: Group tables, by name (each with a JSON sidecar).
+GROUP_TABLES = ("bp_nd", "contrasts", "contrast_values", "exclusions", "correlations",
+                "null_drift")
+#: Voxelwise group maps of one contrast and model, by kind.
+VOXELWISE_MAPS = {
+    "effects": "group/{contrast}_model-{model}_effects.nii.gz",
+    "tmap": "group/{contrast}_model-{model}_tmap.nii.gz",
+    "fwe": "group/{contrast}_model-{model}_fwep.nii.gz",
+    "clusters": "group/{contrast}_model-{model}_clusters.tsv",
+}
+#: Voxelwise correlation maps of one contrast, score and model, by kind.
+CORRELATION_MAPS = {
+    "tmap": "group/{contrast}_score-{score}_model-{model}_tmap.nii.gz",
+    "rmap": "group/{contrast}_score-{score}_model-{model}_rmap.nii.gz",
+    "fwe": "group/{contrast}_score-{score}_model-{model}_fwep.nii.gz",
+    "clusters": "group/{contrast}_score-{score}_model-{model}_clusters.tsv",
+}
+
+def group_table(name: str) -> str:
+    """``group/<name>.tsv``, one of :data:`GROUP_TABLES`."""
+    if name not in GROUP_TABLES:
+        raise KeyError(f"{name!r} is not a group table ({', '.join(GROUP_TABLES)})")
+    return f"group/{name}.tsv"
+
+
+def model_label(model: str) -> str:
+    """The file-name label of a model name: letters and digits only (``logan_ref`` ->
+    ``loganref``, ``srtm_bf`` -> ``srtmbf``)."""
+    return re.sub(r"[^A-Za-z0-9]", "", model)
+
+
+def model_name(label: str, names: list[str] | tuple[str, ...] | None = None) -> str:
+    """The model name of a file-name label, among ``names`` (default: every known model).
+
+    A label that is no model's is returned unchanged.
+    """
+    if names is None:
+        from pipeline.kinetics import MODELS
+
+        names = list(MODELS)
+    for name in names:
+        if model_label(name) == label:
+            return name
+    return label
+
+
+_STEM = r"sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?(?:_task-[A-Za-z0-9]+)?" \
+        r"(?:_trc-[A-Za-z0-9]+)?(?:_rec-[A-Za-z0-9]+)?(?:_run-[A-Za-z0-9]+)?"
+
+
+def _name_pattern(template: str) -> re.Pattern:
+    """A regex of a per-scan template's file name (``{scan}`` -> the stem)."""
+    name = template.split("{scan}", 1)[1]
+    parts = re.split(r"\{(\w+)\}", name)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[A-Za-z0-9]+)"
+                    for i, p in enumerate(parts))
+    return re.compile(f"(?P<stem>{_STEM}){regex}$")
+
+
+#: Per-scan file kinds, most specific first (a map name also matches no table pattern).
+_SCAN_FILES = {kind: _name_pattern(template) for kind, template in (
+    ("map", MAP), ("bp", FIT), ("fits", FIT_CURVES), ("tacs", TACS), ("mask", MASK),
+    ("region_qc", REGION_QC))}
+
+
+def parse_scan_file(name: str) -> tuple[str, dict[str, str]] | None:
+    """Which per-scan output a file name is: ``(kind, fields)`` or None.
+
+    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask`` or ``region_qc``; ``fields``
+    holds ``stem`` and the template's other fields (``model`` is the label).
+
+    Examples
+    --------
+    >>> parse_scan_file("sub-01_task-rej_model-loganref_bp.tsv")
+    ('bp', {'stem': 'sub-01_task-rej', 'model': 'loganref'})
+    """
+    for kind, pattern in _SCAN_FILES.items():
+        match = pattern.match(name)
+        if match:
+            return kind, match.groupdict()
+    return None
