@@ -8,11 +8,8 @@ group analysis, ``report`` writes the HTML report and ``simulate`` makes studies
 with known truth.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("petbp")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+#: The package version (also the distribution's: pyproject.toml reads it from here), kept
+#: as a literal so ``petbp --version`` needs no package metadata lookup.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

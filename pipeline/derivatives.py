@@ -14,8 +14,13 @@ from typing import Any
 
 from pipeline.tables import write_json
 
-__all__ = ["BIDS_VERSION", "BIDS_IGNORE", "config_checksum", "write_bidsignore",
-           "write_dataset_description"]
+__all__ = [
+    "BIDS_IGNORE",
+    "BIDS_VERSION",
+    "config_checksum",
+    "write_bidsignore",
+    "write_dataset_description",
+]
 
 #: The BIDS version the outputs follow.
 BIDS_VERSION = "1.9.0"

@@ -23,6 +23,7 @@ __all__ = [
     "FRAME_DURATIONS_S",
     "frame_starts",
     "make_bids",
+    "make_preproc",
     "scan_files",
     "write_image",
     "write_sidecar",
@@ -163,3 +164,34 @@ def make_bids(
 def scan_files(root: Path, pattern: str = "*") -> list[Path]:
     """The PET images under ``root`` whose name matches ``pattern``, sorted."""
     return sorted(p for p in Path(root).glob(f"sub-*/**/pet/{pattern}_pet.nii*"))
+
+
+def make_preproc(bids_root: Path, dest: Path, *, space: str = "MNI152NLin2009cAsym",
+                 sidecars: bool = True, description: Mapping[str, Any] | None = None) -> Path:
+    """A PETPrep-style derivatives copy of ``bids_root``'s images under ``dest``.
+
+    Each ``<stem>_pet.nii[.gz]`` becomes ``<stem>_space-<space>_desc-preproc_pet.nii.gz``
+    with the same bytes (so results must equal the raw dataset's); ``sidecars`` copies the
+    timing fields into the derivative's own sidecar; ``description`` replaces the
+    ``dataset_description.json`` (default: a derivative made by PETPrep).
+    """
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    write_sidecar(dest / "dataset_description.json", description if description is not None
+                  else {"Name": "petprep", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+                        "GeneratedBy": [{"Name": "PETPrep", "Version": "0.0.1"}]})
+    for image in sorted(bids_root.glob("sub-*/**/pet/*_pet.nii*")):
+        stem = image.name.split("_pet.nii")[0]
+        ext = image.name[len(stem) + len("_pet"):]
+        target = dest / image.parent.relative_to(bids_root) / \
+            f"{stem}_space-{space}_desc-preproc_pet{ext}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image, target)
+        raw_sidecar = image.with_name(f"{stem}_pet.json")
+        if sidecars and raw_sidecar.is_file():
+            fields = json.loads(raw_sidecar.read_text())
+            write_sidecar(target.with_name(f"{stem}_space-{space}_desc-preproc_pet.json"),
+                          {k: fields[k] for k in ("FrameTimesStart", "FrameDuration")
+                           if k in fields})
+    return dest

@@ -5,6 +5,10 @@ Each subcommand lives in its own module of this package and exposes
 taking the parsed arguments and returning an exit code). Subcommands call the same
 ``write_*`` functions as the workflow rules.
 
+Only the module of the subcommand given is imported (:data:`COMMANDS` holds each one's
+one-line help for ``petbp --help``), so ``petbp --version`` and ``petbp --help`` start
+without loading numpy, pandas or nibabel.
+
 Errors in user input (:class:`pipeline.errors.PetbpError`) are printed without a
 traceback and give exit status 1; ``--debug`` shows the traceback. Any other exception
 is a bug and keeps its traceback.
@@ -14,18 +18,33 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from pipeline import __version__
-from pipeline.errors import PetbpError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand -> (module, one-line help), in the order ``petbp --help`` lists them. The
+#: help must be the one the module's ``add_parser`` registers (a test checks it).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("pipeline.cli.check",
+              "check that a BIDS-PET dataset and config can be analysed"),
+    "fit": ("pipeline.cli.fit",
+            "fit a reference-tissue model to every region of a TAC table"),
+    "map": ("pipeline.cli.map", "voxelwise BP_ND (and R1) maps of a 4D PET image"),
+    "report": ("pipeline.cli.report",
+               "write report.html (and methods.md) from a finished run"),
+    "simulate": ("pipeline.cli.simulate",
+                 "simulate a [11C]carfentanil study (BIDS-PET + truth)"),
+    "regions": ("pipeline.cli.regions",
+                "check a region config: voxel counts, volumes, QC figure"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand found in :mod:`pipeline.cli`."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``command``'s module adds its full subparser (every command's
+    when None), the others are listed with their help only."""
     parser = argparse.ArgumentParser(
         prog="petbp",
         description="PET receptor binding-potential studies: from a BIDS-PET dataset to "
@@ -35,25 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "add_parser"):
-            modules.append(module)
-    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 50), m.__name__)):
-        module.add_parser(subparsers)
+    for name, (module, help_text) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(module).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is not an option)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``petbp``; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    parser = build_parser(command) if command else build_parser("")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from pipeline.errors import PetbpError
+
     try:
         return int(args.func(args) or 0)
     except PetbpError as err:

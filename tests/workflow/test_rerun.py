@@ -1,0 +1,413 @@
+"""Config edits rerun exactly what they change: the rerun matrix of issue 11.
+
+One tiny study (tests/workflow/windows.yaml, 4 subjects, sub-03 without its acceptance scan:
+7 scans, models logan_ref and mrtm2) is run once. Then every leaf key of the config schema
+is edited in turn and ``snakemake -n`` is asked what it would rerun (a dry run: nothing is
+computed, the finished run stays as it is).
+
+What is compared: the *root* jobs of the plan, i.e. the jobs scheduled for a reason of their
+own (params changed, set of input files changed, output missing) rather than only because an
+upstream output is remade ("Input files updated by another job"). Snakemake names one reason
+per job, so a job downstream of a root shows the upstream reason even when its own params
+changed too: the expected roots below are the most upstream jobs that read the key, and every
+other scheduled job must be downstream-only. That nothing *else* reads the config behind
+Snakemake's back is checked by ``test_no_run_block_reads_config``.
+
+Keys that change nothing on this study (documented in config/README.md, "What an edit
+reruns"): the ``demo`` keys (bids_dir is a real dataset), ``selection.exclude_sessions``
+(no scan has a session label). ``selection.sessions`` and ``selection.runs`` name labels this
+dataset does not have, so editing them is an error that names the labels, not a rerun.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from painted import write_painted_study
+
+from pipeline.config import load_schema, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+SCENARIO = ROOT / "tests/workflow/windows.yaml"
+
+#: Rules named in every plan that has any job (the target rule), left out of comparisons.
+_TARGET = {"all"}
+_DOWNSTREAM = "Input files updated by another job"
+
+# Scans of the study: 4 task-rejection scans, 3 task-acceptance scans (sub-03 has none).
+REJ, ACC, SCANS, SUBJECTS = 4, 3, 7, 4
+
+#: key -> (new value, expected root jobs {rule: count}). A value of ... means a special
+#: edit made by the fixture (a path to a copy). Every leaf of the schema is listed (the test
+#: below checks that), with the dynamic keys (conditions, contrasts, models) of windows.yaml.
+EDITS: dict[str, tuple] = {
+    # ---- where the data are -------------------------------------------------------------
+    # a copy of the same dataset elsewhere: the first steps that read an image (set of input
+    # files changed; the others are downstream of them) and the description's sources
+    "bids_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS, "region_qc": SUBJECTS,
+                       "dataset_description": 1}),
+    # the same images as PETPrep-style derivatives: every step that reads an image
+    "preproc_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS,
+                          "region_qc": SUBJECTS, "dataset_description": 1}),
+    # a new output folder: every output is missing (checked against the first plan)
+    "output_dir": (..., None),
+    # a copy of the region config: every step that reads it
+    "regions": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS, "region_qc": SUBJECTS}),
+    # ---- selection ----------------------------------------------------------------------
+    # sub-03 goes: the group table and the maps of the 2 contrasts it is in lose inputs
+    "selection.subjects": (["01", "02", "04"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
+    "selection.sessions": (["1"], "match no PET scan"),
+    # the acceptance scans go: k2' of the 3 subjects that had one, and a new region overlay
+    # for them (the overlay is drawn on each subject's first scan)
+    "selection.tasks": (["rejection"], {"estimate_k2prime": 3, "region_qc": 3,
+                                        "voxelwise_contrast": 2}),
+    "selection.runs": (["1"], "match no PET scan"),
+    "selection.exclude_subjects": (["03"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
+    # no scan has a session label: only the printed config (the report) changes
+    "selection.exclude_sessions": (["1"], {"report": 1}),
+    "selection.exclude_tasks": (["acceptance"], {"estimate_k2prime": 3, "region_qc": 3,
+                                                 "voxelwise_contrast": 2}),
+    # ---- demo (bids_dir is a real dataset: nothing) -------------------------------------
+    "demo.subjects": (3, {}),
+    "demo.voxel_size": (4, {}),
+    "demo.design": ("separate", {}),
+    "demo.seed": (1, {}),
+    # ---- design -------------------------------------------------------------------------
+    # rejbase is a window of the rejection scans: their fits (2 models) and rejbase maps,
+    # the drift (rejection is within-scan), the contrasts, the rejection and rejvsacc maps
+    "design.conditions.rejbase.window": ([10, 45], {
+        "fit_regions": 2 * REJ, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    # rejbase moves to the acceptance scans: every fit, new rejbase maps on those scans
+    "design.conditions.rejbase.task": ("acceptance", {
+        "fit_regions": 2 * SCANS, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    # no scan has session 1: the rejection scans lose rejbase
+    "design.conditions.rejbase.session": ("1", {
+        "fit_regions": 2 * REJ, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    "design.conditions.rejection.window": ([50, 90], {
+        "fit_regions": 2 * REJ, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.rejection.task": ("acceptance", {
+        "fit_regions": 2 * SCANS, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.rejection.session": ("1", {
+        "fit_regions": 2 * REJ, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    "design.conditions.accbase.window": ([10, 45], {
+        "fit_regions": 2 * ACC, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.accbase.task": ("rejection", {
+        "fit_regions": 2 * SCANS, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.accbase.session": ("1", {
+        "fit_regions": 2 * ACC, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    "design.conditions.acceptance.window": ([50, 90], {
+        "fit_regions": 2 * ACC, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.acceptance.task": ("rejection", {
+        "fit_regions": 2 * SCANS, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "voxelwise_contrast": 2}),
+    "design.conditions.acceptance.session": ("1", {
+        "fit_regions": 2 * ACC, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    # a contrast's definition: the drift (only for contrasts it simulates), the contrasts
+    # table and that contrast's maps (and those of a contrast it controls)
+    "design.contrasts.rejection.baseline": ("accbase", {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+    "design.contrasts.rejection.condition": ("acceptance", {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+    "design.contrasts.rejection.control": ("acceptance", {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+    "design.contrasts.acceptance.baseline": ("rejbase", {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    "design.contrasts.acceptance.condition": ("rejection", {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+    # acceptance is rejvsacc's control, and a control cannot have one: a config error
+    "design.contrasts.acceptance.control": ("rejection", "has a control itself"),
+    # rejvsacc is controlled, so the drift does not simulate it
+    "design.contrasts.rejvsacc.baseline": ("accbase", {"contrasts": 1, "voxelwise_contrast": 1}),
+    "design.contrasts.rejvsacc.condition": ("acceptance", {
+        "contrasts": 1, "voxelwise_contrast": 1}),
+    # without its control it is a plain within-scan contrast: now simulated
+    "design.contrasts.rejvsacc.control": (None, {
+        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+    # ---- models -------------------------------------------------------------------------
+    "models.logan_ref.t_star": (15, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.logan_ref.weights": ("duration", {"fit_regions": SCANS, "null_drift": 1}),
+    "models.logan_ref.k2prime": (0.1, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.logan_ref.n_basis": (50, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.logan_ref.theta_range": ([0.01, 1.0], {"fit_regions": SCANS, "null_drift": 1}),
+    "models.mrtm2.t_star": (15, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.mrtm2.weights": ("duration", {"fit_regions": SCANS, "null_drift": 1}),
+    "models.mrtm2.k2prime": (0.1, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.mrtm2.n_basis": (50, {"fit_regions": SCANS, "null_drift": 1}),
+    "models.mrtm2.theta_range": ([0.01, 1.0], {"fit_regions": SCANS, "null_drift": 1}),
+    # a model's options: its fits, and the null drift (which simulates every model)
+    # a new model (each of the others): its fits are missing, the group table gets more
+    # inputs, the null drift simulates it too
+    **{f"models.{m}": ({}, {"fit_regions": SCANS, "collect_bp_nd": 1, "null_drift": 1})
+       for m in ("srtm", "srtm_bf", "srtm2", "mrtm", "ratio")},
+    # the primary model: drift calibration and correlations (and the report)
+    "primary_model": ("mrtm2", {"null_drift": 1, "correlations": 1}),
+    # ---- shared k2' (estimated per subject, and in the null-drift simulation) ------------
+    "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
+    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
+    "k2prime.window": ([0, 40], {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
+    # ---- statistics ---------------------------------------------------------------------
+    "statistics.test": ("wilcoxon", {"contrasts": 1}),
+    "statistics.alpha": (0.01, {"contrasts": 1}),
+    "statistics.null_drift.correct": (False, {"contrasts": 1, "voxelwise_contrast": 3}),
+    "statistics.null_drift.kinetics": ("simulator", {"null_drift": 1}),
+    "statistics.null_drift.kbol": (45, {"null_drift": 1}),
+    "statistics.null_drift.n_subjects": (50, {"null_drift": 1}),
+    "statistics.null_drift.sensitivity": (False, {"null_drift": 1}),
+    "statistics.null_drift.sys_sd_min": (0.5, {"null_drift": 1}),
+    "statistics.null_drift.calibration_subjects": (10, {"null_drift": 1}),
+    "statistics.null_drift.noise": (1.0, {"null_drift": 1}),
+    "statistics.null_drift.psf_fwhm": (8, {"null_drift": 1}),
+    "statistics.null_drift.seed": (2, {"null_drift": 1}),
+    # correlations: the table; a new (contrast, score) pair adds a voxelwise map
+    "statistics.correlations.contrast": ("acceptance", {"correlations": 1,
+                                                        "voxelwise_correlation": 1}),
+    "statistics.correlations.region": ("thalamus_l", {"correlations": 1}),
+    "statistics.correlations.score": ("age", {"correlations": 1, "voxelwise_correlation": 1}),
+    "statistics.correlations.model": ("mrtm2", {"correlations": 1}),
+    "statistics.correlations.covariates": (["age"], {"correlations": 1}),
+    "statistics.n_boot": (300, {"correlations": 1}),
+    "statistics.n_perm": (300, {"correlations": 1}),
+    # ---- voxelwise ----------------------------------------------------------------------
+    # off: nothing is computed; the report loses inputs
+    "voxelwise.enabled": (False, {"report": 1}),
+    # another model: its maps and group maps are new, the drift simulates it too
+    "voxelwise.model": ("srtm", {"parametric_map": 2 * SCANS, "voxelwise_contrast": 3,
+                                 "voxelwise_correlation": 1, "null_drift": 1}),
+    "voxelwise.options.t_star": (15, {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.weights": ("duration", {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.k2prime": (0.1, {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.n_basis": (50, {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.theta_range": ([0.01, 1.0], {"parametric_map": 2 * SCANS}),
+    "voxelwise.mask": ("brain", {"analysis_mask": SCANS, "voxelwise_contrast": 3}),
+    "voxelwise.n_perm": (30, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
+    "voxelwise.height_threshold": (2.5, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
+    "voxelwise.cluster_threshold": (3, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
+    "voxelwise.smoothing_fwhm": (4, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
+}
+
+
+#: The report prints the configuration in effect, so it reruns on every edit that changes it:
+#: all but the keys that change nothing.
+for _key, (_value, _roots) in EDITS.items():
+    if isinstance(_roots, dict) and _roots:
+        _roots.setdefault("report", 1)
+
+
+def schema_leaves(schema: dict, config: dict, prefix: str = "") -> list[str]:
+    """Dotted leaf keys of the schema; dynamic keys (conditions, contrasts, models) are
+    those of ``config``; arrays of objects contribute their item properties."""
+    leaves = []
+    for name, node in (schema.get("properties") or {}).items():
+        key = f"{prefix}{name}"
+        value = config.get(name) if isinstance(config, dict) else None
+        if node.get("type") == "object" and "properties" in node:
+            leaves += schema_leaves(node, value or {}, key + ".")
+        elif isinstance(node.get("additionalProperties"), dict) and node.get("type") == "object":
+            item = node["additionalProperties"]
+            names = (node.get("propertyNames") or {}).get("enum") or []
+            leaves += [f"{key}.{n}" for n in names if n not in (value or {})]  # add one
+            for entry in value or {}:
+                if item.get("properties"):
+                    leaves += schema_leaves(item, value[entry] or {}, f"{key}.{entry}.")
+                else:
+                    leaves.append(f"{key}.{entry}")
+        elif node.get("type") == "array" and (node.get("items") or {}).get("properties"):
+            leaves += [f"{key}.{p}" for p in node["items"]["properties"]]
+        elif isinstance(node.get("type"), list) and "object" in node["type"] \
+                and node.get("properties"):
+            leaves += schema_leaves(node, value or {}, key + ".")
+        else:
+            leaves.append(key)
+    return leaves
+
+
+def _set(config: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = config
+    if parts[:2] == ["statistics", "correlations"] and len(parts) == 3:
+        node["statistics"]["correlations"][0][parts[2]] = value  # the first correlation
+        return
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _snakemake(config_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, *args, "--nolock", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+         str(ROOT), "--cores", "1", "--configfile", str(config_path),
+         "--replace-workflow-config"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def _plan(config_path: Path) -> tuple[int, dict[str, int], str]:
+    """What an edit reruns: (exit code, jobs per rule, output text).
+
+    The jobs counted are those with a reason of their own in the dry run (root jobs) and
+    those whose params changed (``--list-changes params``; Snakemake names one reason per
+    job, so a job downstream of a root shows the upstream reason even when its own params
+    changed too). Jobs only downstream of those are not counted.
+    """
+    result = _snakemake(config_path, "-n")
+    text = result.stdout + result.stderr
+    if result.returncode != 0:
+        return result.returncode, {}, text
+    job_of: dict[str, tuple[str, str]] = {}
+    changed: set[tuple[str, str]] = set()
+    rule = outputs = None
+    for line in text.splitlines():
+        head = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
+        if head:
+            rule, outputs = head[1], []
+            continue
+        if rule is None:
+            continue
+        listed = re.match(r"^\s+output: (.*)$", line)
+        if listed:
+            outputs = listed[1].split(", ")
+            for path in outputs:
+                job_of[path] = (rule, outputs[0])
+        reason = re.match(r"^\s+reason: (.*)$", line)
+        if reason:
+            if rule not in _TARGET and (not reason[1].startswith(_DOWNSTREAM)
+                                        or "; " in reason[1]):
+                changed.add((rule, (outputs or ["?"])[0]))
+            rule = None
+    params = _snakemake(config_path, "--list-changes", "params")
+    for line in params.stdout.splitlines():
+        if line.strip() in job_of:
+            changed.add(job_of[line.strip()])
+    counts: dict[str, int] = {}
+    for rule, _ in changed:
+        counts[rule] = counts.get(rule, 0) + 1
+    return 0, counts, text
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The windows scenario run once; (base config dict, tmp folder)."""
+    tmp = tmp_path_factory.mktemp("rerun")
+    bids = write_painted_study(tmp / "bids", subjects=4, seed=3, voxel_size=6,
+                               missing=(("03", "acceptance"),))
+    config = yaml.safe_load(SCENARIO.read_text())
+    config.update(bids_dir=str(bids), output_dir=str(tmp / "out"))
+    validate_config(config)  # every key explicit (the schema's defaults), so each can be edited
+    path = tmp / "base.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT),
+         "--cores", "2", "--force-use-threads", "--configfile", str(path),
+         "--replace-workflow-config"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return config, tmp
+
+
+def _special(key: str, config: dict, tmp: Path) -> dict:
+    from factories import make_preproc
+
+    edited = copy.deepcopy(config)
+    if key == "bids_dir":
+        copy_dir = tmp / "bids_copy"
+        if not copy_dir.exists():
+            shutil.copytree(config["bids_dir"], copy_dir)
+        edited["bids_dir"] = str(copy_dir)
+    elif key == "preproc_dir":
+        preproc = tmp / "preproc"
+        if not preproc.exists():
+            make_preproc(Path(config["bids_dir"]), preproc)
+        edited["preproc_dir"] = str(preproc)
+    elif key == "output_dir":
+        edited["output_dir"] = str(tmp / "elsewhere")
+    elif key == "regions":
+        target = tmp / "regions_copy.yaml"
+        shutil.copyfile(ROOT / "config/regions.yaml", target)
+        edited["regions"] = str(target)
+    return edited
+
+
+def test_every_schema_leaf_is_in_the_matrix():
+    """Adding a config key without saying what it reruns fails here."""
+    config = validate_config(yaml.safe_load(SCENARIO.read_text()))
+    assert sorted(schema_leaves(load_schema(), config)) == sorted(EDITS)
+
+
+@pytest.mark.slow
+def test_each_config_edit_reruns_exactly_what_reads_it(finished):
+    """For every key: the dry run's root jobs are exactly those that read the key."""
+    config, tmp = finished
+    code, roots, text = _plan(tmp / "base.yaml")
+    assert code == 0 and "Nothing to be done" in text, text[-3000:]  # unchanged: idle
+    first_plan = _full_plan(config, tmp)
+
+    def check(key):
+        value, expected = EDITS[key]
+        edited = _special(key, config, tmp) if value is ... else copy.deepcopy(config)
+        if value is not ...:
+            _set(edited, key, value)
+        path = tmp / f"edit_{key.replace('.', '_')}.yaml"
+        path.write_text(yaml.safe_dump(edited, sort_keys=False))
+        return key, expected, _plan(path)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(check, sorted(EDITS)))
+    problems = []
+    for key, expected, (code, roots, text) in results:
+        if isinstance(expected, str):  # an edit the workflow refuses, with this message
+            if code == 0 or expected not in text:
+                problems.append(f"{key}: expected an error saying {expected!r}, got exit {code}")
+            continue
+        if code != 0:
+            problems.append(f"{key}: dry run failed: {text[-800:]}")
+            continue
+        if expected is None:  # a new output folder: every job, as on a first run
+            expected = first_plan
+        if roots != expected:
+            problems.append(f"{key}: roots {roots}, expected {expected}")
+    assert not problems, "\n".join(problems)
+
+
+def _full_plan(config: dict, tmp: Path) -> dict[str, int]:
+    fresh = dict(config, output_dir=str(tmp / "fresh"))
+    path = tmp / "fresh.yaml"
+    path.write_text(yaml.safe_dump(fresh, sort_keys=False))
+    return _plan(path)[1]
+
+
+def test_no_run_block_reads_config():
+    """Run blocks use only input, output, params, wildcards, log and helpers: no step reads
+    the config (or a module-level value made from it) behind Snakemake's back. The one
+    exception, the dataset description's config checksum, is provenance and by design not a
+    rerun trigger."""
+    from_config = {"config", "DESIGN", "MODELS", "PRIMARY", "VOXELWISE", "VOX_MODEL",
+                   "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO"}
+    allowed_exception = {("dataset_description", "config")}
+    found = []
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        text = smk.read_text()
+        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text,
+                                 re.S | re.M):
+            name, body = match[1], match[2]
+            run = re.search(r"^    run:\n(.*)", body, re.S | re.M)
+            if not run:
+                continue
+            code = "\n".join(line[8:] for line in run[1].splitlines())
+            names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
+            found += [(name, n) for n in sorted(names & from_config)
+                      if (name, n) not in allowed_exception]
+    assert not found, f"run blocks reading the config: {found}"
