@@ -20,7 +20,8 @@ from pathlib import Path
 from pipeline._bids_files import _parse_name
 from pipeline.errors import InputError, format_problem
 
-__all__ = ["PreprocImage", "check_preproc_dir", "match_preprocessed", "missing_preprocessed"]
+__all__ = ["PreprocImage", "check_preproc_dir", "check_preproc_location", "match_preprocessed",
+           "missing_preprocessed"]
 
 _SUFFIXES = ("_desc-preproc_pet.nii.gz", "_desc-preproc_pet.nii")
 #: Entities a derivative may add to the raw scan's (besides space and desc).
@@ -70,6 +71,25 @@ def check_preproc_dir(preproc_dir: str | PathLike) -> Path:
     return root
 
 
+def check_preproc_location(preproc_dir: str | PathLike, output_dir: str | PathLike) -> None:
+    """Refuse a ``preproc_dir`` inside (or equal to) ``output_dir``: the workflow would read
+    its own outputs.
+
+    Raises
+    ------
+    ConfigError
+        Naming both folders.
+    """
+    from pipeline.errors import ConfigError
+
+    pre, out = Path(preproc_dir).resolve(), Path(output_dir).resolve()
+    if pre == out or out in pre.parents:
+        raise ConfigError(format_problem(
+            "config, preproc_dir", f"{preproc_dir} is inside output_dir ({output_dir})",
+            "Keep the preprocessed data outside petbp's output folder, e.g. "
+            "<bids_dir>/derivatives/petprep and output_dir <bids_dir>/derivatives/petbp."))
+
+
 def _derivatives(root: Path) -> list[Path]:
     found = []
     for pattern in ("sub-*/pet/*_pet.nii*", "sub-*/ses-*/pet/*_pet.nii*"):
@@ -102,7 +122,8 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
     Returns
     -------
     found : dict
-        Raw image -> its :class:`PreprocImage`; raw scans without one are absent.
+        Raw image -> its :class:`PreprocImage`, or None when its derivatives are already
+        reported in ``problems``; raw scans without any derivative are absent.
     problems : list of InputError
         One per derivative that matches no raw scan, per scan whose derivatives are only in
         other spaces, and per scan with more than one MNI152 derivative.
@@ -136,9 +157,10 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
             other.setdefault(raw, []).append(image)
             continue
         mni.setdefault(raw, []).append(PreprocImage(image, space, _sidecar(image)))
-    found: dict[Path, PreprocImage] = {}
+    found: dict[Path, PreprocImage | None] = {}
     for raw, candidates in mni.items():
         if len(candidates) > 1:
+            found[raw] = None  # reported here, not again as missing
             problems.append(InputError(format_problem(
                 candidates[0].image, "more than one MNI152 image for this scan: "
                 + ", ".join(c.image.name for c in candidates),
@@ -147,6 +169,7 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
         found[raw] = candidates[0]
     for raw, images in other.items():
         if raw not in found and raw not in mni:
+            found[raw] = None
             problems.append(InputError(format_problem(
                 images[0], f"the preprocessed image of {raw.name} is in another space than "
                 "MNI152 (petbp's atlases are in MNI152)",

@@ -334,8 +334,9 @@ def inspect_scans(
                 image, f"the file names sub-{entities.get('sub')} but lies in {folder_sub.name}/",
                 "Move or rename the file so its sub- label matches its folder.")))
             continue
-        if preproc_dir is not None and image not in preprocessed:
-            problems.append(missing_preprocessed(image, Path(preproc_dir)))
+        if preproc_dir is not None and preprocessed.get(image) is None:
+            if image not in preprocessed:  # (None: its derivatives are reported already)
+                problems.append(missing_preprocessed(image, Path(preproc_dir)))
             continue
         try:
             scan = _read_scan(image, bids_dir, listings, preprocessed.get(image))

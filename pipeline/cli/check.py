@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import bids
+from pipeline._bids_preproc import check_preproc_location
+from pipeline.cli._check_analysis import frame_problems, orientation_problems, region_problems
 from pipeline.config import load_config
 from pipeline.errors import PetbpError, format_problem
 
@@ -49,9 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 class _Problems(list):
     """Problem messages; :meth:`attempt` runs a check and records its error."""
 
-    def __init__(self, debug: bool = False) -> None:
+    def __init__(self, debug: bool = False, read_data: bool = True) -> None:
         super().__init__()
         self.debug = debug
+        self.read_data = read_data
 
     def attempt(self, action: Callable[[], Any]) -> Any:
         try:
@@ -87,12 +90,19 @@ def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
     if design is None:
         return []
     lines, used = [], set()
+    masks = _RegionMasks(config)
     for scan in scans:
         names = problems.attempt(lambda scan=scan: scan_conditions(config, scan))
         if names is None:
             continue
         used.update(names)
         lines.append(f"conditions of {scan.stem}: " + (", ".join(names) or "none (not used)"))
+        # what the configured analysis asks of the scan in the conditions it holds
+        windows = {n: design.conditions[n].window for n in names if n in design.conditions}
+        if windows:
+            problems += frame_problems(scan, config, windows)
+            if problems.read_data:
+                problems += _region_signal(scan, masks, problems)
         for name in names:
             condition = design.conditions.get(name)
             window = getattr(condition, "window", None)
@@ -137,6 +147,41 @@ def _timing_warnings(scans: Sequence[bids.Scan]) -> list[str]:
         if len(values) > 1:
             warnings.append(f"scans have different {name}: {sorted(map(str, values))}")
     return warnings
+
+
+def _region_signal(scan: bids.Scan, masks: _RegionMasks, problems: _Problems) -> list[str]:
+    """Regions of the config (reference first) without signal in this scan's image."""
+    grid = problems.attempt(lambda: masks.on(scan))
+    image = problems.attempt(lambda: bids.load_pet(scan)) if grid is not None else None
+    return [] if image is None else region_problems(scan, image.data, grid)
+
+
+class _RegionMasks:
+    """The config's region masks, built once per image grid (None without a valid config)."""
+
+    def __init__(self, config: Mapping[str, Any] | None) -> None:
+        self.config = config
+        self.cache: dict[tuple, Any] = {}
+
+    def on(self, scan: bids.Scan) -> Any:
+        if not self.config:
+            return None
+        from pipeline.config import resolve_region_config
+        from pipeline.regions import build_masks, load_region_config
+
+        key = (tuple(scan.shape[:3]), scan.affine.round(6).tobytes())
+        if key not in self.cache:
+            region_set = load_region_config(resolve_region_config(self.config["regions"]))
+            self.cache[key] = build_masks(region_set, tuple(scan.shape[:3]), scan.affine)
+        return self.cache[key]
+
+
+def _images_summary(scans: Sequence[bids.Scan], preproc_dir: str | None) -> list[str]:
+    """Which image each scan's analysis reads."""
+    if not preproc_dir:
+        return ["images: the raw *_pet.nii[.gz] of the BIDS dataset"]
+    return [f"image of {s.stem}: {s.image_path} (preprocessed; raw {s.raw_image_path.name} "
+            "not read)" for s in scans]
 
 
 def _space_fraction(scan: bids.Scan) -> float:
@@ -189,7 +234,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
     problems : list of str
         One message per problem; empty when the dataset can be analysed.
     """
-    problems = _Problems(debug)
+    problems = _Problems(debug, read_data)
     summary: list[str] = []
     bids_dir = Path(bids_dir)
     overrides: dict[str, Any] = {"bids_dir": str(bids_dir)}
@@ -203,7 +248,11 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
         if labels is None:
             return summary, problems
         selection["subjects"] = labels
-    found = problems.attempt(lambda: bids.inspect_scans(bids_dir, **selection))
+    preproc_dir = (config or {}).get("preproc_dir")
+    if preproc_dir and config:
+        problems.attempt(lambda: check_preproc_location(preproc_dir, config["output_dir"]))
+    found = problems.attempt(lambda: bids.inspect_scans(bids_dir, preproc_dir=preproc_dir,
+                                                        **selection))
     if found is None:
         return summary, problems
     scans, scan_problems = found
@@ -220,6 +269,8 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                 f"Write results elsewhere, e.g. output_dir={root / 'derivatives' / 'petbp'}."))
     fractions, warnings = [], []
     for scan in scans:
+        problems += problems.attempt(lambda scan=scan: orientation_problems(scan.image_path)) \
+            or []
         fraction = problems.attempt(lambda scan=scan: _space_fraction(scan))
         if fraction is not None:
             fractions.append(fraction)
@@ -253,8 +304,9 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
     if fractions:
         summary.append(f"space: {len(fractions)} images overlap the MNI brain "
                        f"({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% covered)")
-    summary.append("image data: " + ("read and checked for NaN/Inf" if read_data
-                                     else "not read (--headers-only)"))
+    summary.append("image data: " + ("read and checked for NaN/Inf and signal in every "
+                                     "region" if read_data else "not read (--headers-only)"))
+    summary += _images_summary(scans, preproc_dir)
     summary += [f"warning: {w}" for w in [*_timing_warnings(scans), *warnings]]
     participants = problems.attempt(lambda: bids.read_participants(bids_dir))
     if participants is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import bids, paths
+from pipeline._bids_preproc import check_preproc_location
 from pipeline.config import config_values
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
@@ -28,6 +29,8 @@ OUT = Path(config["output_dir"])
 DEMO = config["bids_dir"] == "demo"
 BIDS_DIR = OUT / paths.DEMO_BIDS if DEMO else Path(config["bids_dir"])
 PREPROC_DIR = Path(config["preproc_dir"]) if config.get("preproc_dir") else None
+if PREPROC_DIR is not None:
+    check_preproc_location(PREPROC_DIR, OUT)  # before anything is written
 DESIGN = load_design(config)
 MODELS = region_models(config)
 PRIMARY = MODELS[0]
