@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import re
 import shutil
 import subprocess
@@ -160,7 +161,8 @@ EDITS: dict[str, tuple] = {
     "primary_model": ("mrtm2", {"null_drift": 1, "correlations": 1}),
     # ---- shared k2' (estimated per subject, and in the null-drift simulation) ------------
     "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
-    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
+    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS,
+                                                       "null_drift": 1}),
     "k2prime.window": ([0, 40], {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
     # ---- statistics ---------------------------------------------------------------------
     "statistics.test": ("wilcoxon", {"contrasts": 1}),
@@ -411,3 +413,75 @@ def test_no_run_block_reads_config():
             found += [(name, n) for n in sorted(names & from_config)
                       if (name, n) not in allowed_exception]
     assert not found, f"run blocks reading the config: {found}"
+
+
+@pytest.mark.slow
+def test_preproc_inputs_give_the_same_group_tables(finished):
+    """The same images as PETPrep-style derivatives (preproc_dir) give the group tables of
+    the raw run, bit for bit; the output is a derivatives dataset naming both sources."""
+    from factories import make_preproc
+
+    config, tmp = finished
+    preproc = tmp / "preproc"
+    if not preproc.exists():
+        make_preproc(Path(config["bids_dir"]), preproc)
+    edited = dict(config, preproc_dir=str(preproc), output_dir=str(tmp / "out_preproc"))
+    path = tmp / "preproc.yaml"
+    path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    run = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT),
+         "--cores", "2", "--force-use-threads", "--configfile", str(path),
+         "--replace-workflow-config"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-4000:]
+    raw_out, pre_out = Path(config["output_dir"]), tmp / "out_preproc"
+    for name in ("bp_nd", "contrasts", "contrast_values", "exclusions", "correlations",
+                 "null_drift"):
+        assert (pre_out / f"group/{name}.tsv").read_bytes() == \
+            (raw_out / f"group/{name}.tsv").read_bytes(), name
+    description = json.loads((pre_out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert [s["URL"] for s in description["SourceDatasets"]] == \
+        [Path(config["bids_dir"]).resolve().as_uri(), preproc.resolve().as_uri()]
+    tacs = json.loads(next(pre_out.rglob("*_desc-default_tacs.json")).read_text())
+    assert "desc-preproc_pet.nii.gz" in json.dumps(tacs)  # the derivative was read
+
+
+def test_output_is_a_derivatives_dataset(finished):
+    """dataset_description.json (BIDS 1.9 derivative) and working files under .petbp/."""
+    from pipeline import __version__
+
+    config, _ = finished
+    out = Path(config["output_dir"])
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["BIDSVersion"] == "1.9.0" and description["Name"]
+    (generated,) = description["GeneratedBy"]
+    assert generated["Name"] == "petbp" and generated["Version"] == __version__
+    assert "snakemake" in generated["Command"]
+    assert re.fullmatch(r"[0-9a-f]{64}", generated["ConfigSHA256"])
+    assert description["SourceDatasets"] == [{"URL": Path(config["bids_dir"]).resolve()
+                                              .as_uri()}]
+    assert ".petbp/" in (out / ".bidsignore").read_text().split()
+    assert (out / ".petbp/logs").is_dir() and not (out / "logs").exists()
+    assert not (out / "cache").exists()
+    top = {p.name for p in out.iterdir()}
+    assert top <= {".petbp", ".bidsignore", "dataset_description.json", "group", "report.html",
+                   "methods.md", "sub-01", "sub-02", "sub-03", "sub-04"}, top
+
+
+def test_report_warns_about_outputs_made_with_other_config(finished, tmp_path):
+    """``petbp report`` with an edited config shows the warning, naming the key."""
+    config, _ = finished
+    edited = copy.deepcopy(config)
+    edited["statistics"]["alpha"] = 0.01
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    from pipeline.report import write_report
+
+    out = Path(config["output_dir"])
+    same = write_report(out, config, tmp_path / "same.html", figure_dir=tmp_path / "f1")
+    assert "Outputs made with a different configuration" not in same.read_text()
+    html = write_report(out, edited, tmp_path / "edited.html",
+                        figure_dir=tmp_path / "f2").read_text()
+    assert "Outputs made with a different configuration" in html
+    assert "statistics.alpha" in html and "group/contrasts.json" in html
