@@ -134,6 +134,13 @@ class Scan:
         """``sub-<label>``, as in ``participants.tsv``."""
         return f"sub-{self.sub}"
 
+    def __fspath__(self) -> str:
+        """A Scan is a path to its image that carries its metadata: readers given it (e.g.
+        :func:`load_pet`) need not find the sidecar again (a preprocessed image has none)."""
+        return str(self.image_path)
+
+    __str__ = __fspath__
+
 
 def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = None) -> Scan:
     """Read one PET scan's entities, merged sidecar and header.
@@ -372,12 +379,8 @@ def discover_scans(bids_dir: str | PathLike, **selection: Any) -> list[Scan]:
         Dataset root.
     **selection
         ``subjects``, ``sessions``, ``tasks``, ``runs`` (labels to keep; None keeps all) and
-        ``exclude_subjects``, ``exclude_sessions``, ``exclude_tasks``. Labels may carry their
-        prefix (``sub-01`` or ``01``) and must match ``[A-Za-z0-9]+``.
-
-    Returns
-    -------
-    list of Scan
+        ``exclude_subjects``, ``exclude_sessions``, ``exclude_tasks`` (labels with or without
+        their prefix, ``[A-Za-z0-9]+``); ``preproc_dir`` (see :func:`inspect_scans`).
 
     Raises
     ------

@@ -130,7 +130,7 @@ def test_failing_scan_job_fails_the_slurm_run_clearly(study, slurm_cluster, slur
     assert result.returncode != 0
     assert "Error in rule extract_tacs" in result.stdout
     # the run names the rule's log, which holds the InputError naming the file and the fix
-    rule_log = tmp_path / "results" / "logs" / bad.parent.relative_to(bids) / \
+    rule_log = tmp_path / "results" / ".petbp" / "logs" / bad.parent.relative_to(bids) / \
         f"{stem}_extract_tacs.log"
     assert str(rule_log) in result.stdout
     assert f"{bad}: NaN or infinite values inside the brain" in rule_log.read_text()

@@ -195,8 +195,17 @@ def scan_of(wildcards):
 
 
 def pet_of(wildcards):
-    """The image a scan's steps read: the raw image, or the preprocessed one (preproc_dir)."""
+    """The image a scan's steps read: the raw image, or the preprocessed one (preproc_dir).
+
+    Steps that load the image are given the Scan itself (params.scan: a path to the image
+    that carries its sidecar's facts, pipeline.bids.Scan), so a preprocessed image needs no
+    sidecar of its own."""
     return str(scan_of(wildcards).image_path)
+
+
+def sidecar_of(wildcards):
+    """The scan's nearest sidecar (frame times, units): an edit reruns what read it."""
+    return str(scan_of(wildcards).sidecar_path)
 
 
 def first_pet(wildcards):

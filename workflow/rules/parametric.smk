@@ -28,6 +28,7 @@ rule analysis_mask:
 rule parametric_map:
     input:
         pet=pet_of,
+        sidecar=sidecar_of,
         tacs=tacs_of,
         mask=lambda w: mask_path(w.scan),
         k2prime=k2prime_of_scan(lambda w: VOXELWISE["options"] or {}),
@@ -37,6 +38,7 @@ rule parametric_map:
         used=lambda w: used("voxelwise.model", "voxelwise.options",
                             f"design.conditions.{w.cond}.window"),
         reference=REFERENCE,
+        scan=scan_of,
     log:
         log_path("{scan}_model-{model}_cond-{cond}_parametric_map.log"),
     threads: res("parametric_map")["threads"]
@@ -48,7 +50,7 @@ rule parametric_map:
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_condition_map(input.pet, input.tacs, input.mask,
+            write_condition_map(params.scan, input.tacs, input.mask,
                                 output.bpnd.removesuffix("_bpnd.nii.gz"),
                                 window=params.used[f"design.conditions.{wildcards.cond}.window"],
                                 reference=params.reference,

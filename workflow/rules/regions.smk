@@ -3,11 +3,13 @@
 rule extract_tacs:
     input:
         pet=pet_of,
+        sidecar=sidecar_of,
         regions=config["regions"],
     output:
         tacs=scan_template(paths.TACS, scan="{scan}"),
     params:
         used=used("regions"),
+        scan=scan_of,
         cache=out(paths.MASK_CACHE),
     log:
         log_path("{scan}_extract_tacs.log"),
@@ -20,5 +22,5 @@ rule extract_tacs:
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_region_tacs(input.pet, input.regions, output.tacs, cache_dir=params.cache)
+            write_region_tacs(params.scan, input.regions, output.tacs, cache_dir=params.cache)
             record_config_used(output, params.used)

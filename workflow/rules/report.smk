@@ -23,11 +23,13 @@ def report_inputs(wildcards):
 rule region_qc:
     input:
         pet=pet_of,
+        sidecar=sidecar_of,
         regions=config["regions"],
     output:
         png=scan_template(paths.REGION_QC, scan="{scan}"),
     params:
         cache=out(paths.MASK_CACHE),
+        scan=scan_of,
     log:
         log_path("{scan}_region_qc.log"),
     threads: res("region_qc")["threads"]
@@ -38,7 +40,7 @@ rule region_qc:
         from pipeline.regions import write_region_qc
 
         with log_to(log[0]):
-            write_region_qc(input.pet, input.regions, output.png, cache_dir=params.cache)
+            write_region_qc(params.scan, input.regions, output.png, cache_dir=params.cache)
 
 
 rule report:
