@@ -148,8 +148,8 @@ def record_config_used(paths: Iterable[str | os.PathLike],
 
     The workflow calls it after each step with the values it declared as Snakemake
     ``params``, so the sidecar says which config made the output and the report can warn
-    when it differs from the config it prints. Outputs without a JSON sidecar (figures,
-    folders) are skipped; each sidecar is rewritten atomically.
+    when it differs from the config it prints. A JSON output records it in itself; outputs
+    without a JSON sidecar (figures, folders) are skipped; each file is rewritten atomically.
 
     Returns
     -------
@@ -158,8 +158,9 @@ def record_config_used(paths: Iterable[str | os.PathLike],
     """
     done = []
     for path in paths:
-        side = sidecar_path(path)
-        if Path(path).is_dir() or side == Path(path) or not side.is_file():
+        path = Path(path)
+        side = path if path.suffix == ".json" else sidecar_path(path)  # a JSON output itself
+        if path.is_dir() or not side.is_file():
             continue
         record = read_json(side)
         record[CONFIG_USED] = dict(values)

@@ -51,8 +51,12 @@ def test_record_config_used_updates_table_sidecars(tmp_path):
     table = write_table(tmp_path / "t.tsv", pd.DataFrame({"a": [1]}), {"Description": "x"})
     figure = tmp_path / "f.png"
     figure.write_bytes(b"png")
-    done = record_config_used([table, figure], {"statistics.alpha": 0.05})
-    assert done == [tmp_path / "t.json"]
+    k2prime = tmp_path / "sub-01_k2prime.json"
+    k2prime.write_text(json.dumps({"k2prime": 0.1}))
+    done = record_config_used([table, figure, k2prime], {"statistics.alpha": 0.05})
+    assert done == [tmp_path / "t.json", k2prime]
+    assert json.loads(k2prime.read_text()) == {"k2prime": 0.1,
+                                               CONFIG_USED: {"statistics.alpha": 0.05}}
     sidecar = json.loads((tmp_path / "t.json").read_text())
     assert sidecar[CONFIG_USED] == {"statistics.alpha": 0.05}
     assert sidecar["Description"] == "x"
