@@ -215,3 +215,17 @@ def test_orientation_fields(tmp_path, capsys, change, message):
     status, _, err = _check(capsys, root, config)
     assert status == 1
     assert f"sub-01_task-rest_pet.nii.gz: {message}" in err
+
+
+def test_region_empty_on_a_coarse_grid_names_the_image(tmp_path, capsys):
+    """A region that has no voxel on the image's grid is an error naming image and region."""
+    coarse = np.array([[36.0, 0, 0, -90], [0, 36.0, 0, -126], [0, 0, 36.0, -72], [0, 0, 0, 1]])
+    root, config = _setup(tmp_path, shape=(6, 7, 6), affine=coarse)
+    settings = yaml.safe_load(config.read_text())
+    regions = yaml.safe_load(open(settings["regions"]).read())
+    regions["regions"]["target"]["sphere"]["radius"] = 5  # smaller than one 36 mm voxel
+    (tmp_path / "regions.yaml").write_text(yaml.safe_dump(regions))
+    status, _, err = _check(capsys, root, config)
+    assert status == 1
+    assert "sub-01_task-rest_pet.nii.gz: the regions cannot be built on this image's grid" in err
+    assert "'target'" in err

@@ -20,7 +20,7 @@ from pipeline import bids
 from pipeline._bids_preproc import check_preproc_location
 from pipeline.cli._check_analysis import frame_problems, orientation_problems, region_problems
 from pipeline.config import load_config
-from pipeline.errors import PetbpError, format_problem
+from pipeline.errors import InputError, PetbpError, format_problem
 
 __all__ = ["ORDER", "add_parser", "check_dataset", "run"]
 
@@ -172,8 +172,17 @@ class _RegionMasks:
         key = (tuple(scan.shape[:3]), scan.affine.round(6).tobytes())
         if key not in self.cache:
             region_set = load_region_config(resolve_region_config(self.config["regions"]))
-            self.cache[key] = build_masks(region_set, tuple(scan.shape[:3]), scan.affine)
-        return self.cache[key]
+            try:
+                self.cache[key] = build_masks(region_set, tuple(scan.shape[:3]), scan.affine)
+            except PetbpError as err:  # e.g. a region empty on this grid: name the image too
+                self.cache[key] = err
+        found = self.cache[key]
+        if isinstance(found, PetbpError):
+            raise InputError(format_problem(
+                scan.image_path, "the regions cannot be built on this image's grid "
+                f"({' '.join(str(found).split())})", "Check the voxel size and that the "
+                "image is in MNI152 space, or adjust the region config."))
+        return found
 
 
 def _images_summary(scans: Sequence[bids.Scan], preproc_dir: str | None) -> list[str]:
