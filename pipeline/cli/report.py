@@ -42,14 +42,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _read_config(path: Path | None, output_dir: Path) -> dict:
     """The run's config: ``--config`` (validated, defaults filled), else the one saved in
     ``OUTPUT_DIR/config.yaml``, else the shipped defaults; ``output_dir`` set to OUTPUT_DIR."""
-    from pipeline.config import load_config
+    from pipeline.config import effective_config, load_config
 
     if path is None and (output_dir / "config.yaml").is_file():
         path = output_dir / "config.yaml"
     elif path is None:
         print("petbp report: no --config given; describing the run with the default "
               "configuration", file=sys.stderr)
-    return load_config(path, overrides={"output_dir": str(output_dir)})
+    # as the workflow's report: the configuration in effect, compared with what each output
+    # records (a warning names outputs made with other values)
+    return effective_config(load_config(path, overrides={"output_dir": str(output_dir)}))
 
 
 def run(args: argparse.Namespace) -> int:
