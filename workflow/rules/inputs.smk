@@ -340,11 +340,12 @@ def drift_models():
 
 
 def null_drift_keys():
-    """Every config key the null-drift simulation reads (nothing when no contrast needs it)."""
+    """Every config key the null-drift simulation reads. Without a within-scan contrast it
+    simulates nothing and writes an empty table from the design alone."""
     within = [c for c, spec in DESIGN.contrasts.items()
               if spec.control is None and DESIGN.within_scan(c)]
     if not within:
-        return []
+        return ["design"]
     keys = []
     for name in within:
         keys += [key for key in contrast_keys(name) if key not in keys]
