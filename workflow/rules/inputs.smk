@@ -300,7 +300,7 @@ def group_outputs(wildcards=None):
             files += list(voxelwise_outputs(contrast).values())
         for contrast, score in voxelwise_scores():
             files += list(correlation_outputs(contrast, score).values())
-    return files
+    return files + group_comparison_outputs()  # workflow/rules/groups.smk
 
 
 def final_outputs(wildcards=None):
