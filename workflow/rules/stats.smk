@@ -53,6 +53,7 @@ rule correlations:
     input:
         values=out("group/contrast_values.tsv"),
         participants=participants_tsv,
+        ratings=out("group/rating_changes.tsv"),
     output:
         table=report(out("group/correlations.tsv"), caption="../report/correlations.rst",
                      category="Group statistics"),
@@ -70,7 +71,8 @@ rule correlations:
         with log_to(log[0]):
             write_correlations(input.values, read_participants_table(), output.table,
                                specs=params.stats["correlations"], model=PRIMARY,
-                               n_boot=params.stats["n_boot"], n_perm=params.stats["n_perm"])
+                               n_boot=params.stats["n_boot"], n_perm=params.stats["n_perm"],
+                               ratings_path=input.ratings)
 
 
 rule voxelwise_contrast:
@@ -106,6 +108,7 @@ rule voxelwise_correlation:
         effects=out("group/{contrast}_model-{model}_effects.nii.gz"),
         participants=participants_tsv,
         regions=config["regions"],
+        ratings=out("group/rating_changes.tsv"),
     output:
         **correlation_outputs("{contrast}", "{score}", "{model}"),
     params:
@@ -122,4 +125,6 @@ rule voxelwise_correlation:
         with log_to(log[0]):
             write_voxelwise_correlation(input.effects, read_participants_table(),
                                         dict(output.items()), score=wildcards.score,
-                                        settings=params.settings, region_config=input.regions)
+                                        settings=params.settings, region_config=input.regions,
+                                        ratings_path=input.ratings,
+                                        contrast=wildcards.contrast)
