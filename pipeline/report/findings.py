@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report.collect import StudyResults
+from pipeline.report.group_text import group_findings
 
 __all__ = ["CONTRAST_NOTE", "FINDINGS_NOTE", "key_findings"]
 
@@ -93,6 +94,8 @@ def key_findings(results: StudyResults, alpha: float | None = None,
     lines = []
     if results.contrasts is not None and len(results.contrasts):
         lines += _contrast_lines(results.contrasts, model, alpha)
+    lines += group_findings(results.group_differences, results.rating_tests, model,
+                            results.config)
     if results.correlations is not None and len(results.correlations):
         line = _correlation_line(results.correlations, first or {})
         if line:
