@@ -130,13 +130,16 @@ def two_group_demo(subjects: int = 32) -> tuple[StudySettings, list[GroupPlan],
 
 def write_phantom_atlas(folder: str | PathLike, voxel_size: float = 3.0, *,
                         regions_config: str | PathLike | None = None,
-                        settings: StudySettings | None = None) -> Path:
+                        settings: StudySettings | None = None,
+                        psf_fwhm: float = 6.0) -> Path:
     """The phantom's regions as a label atlas plus a region config that uses it.
 
     Each voxel is labelled with the named region that holds most of its tissue when that
-    is at least half the voxel (``phantom_labels.nii.gz`` + ``phantom_labels.tsv``); the
-    reference keeps the region config's definition. ``regions_phantom.yaml`` lists every
-    region as a label of this atlas.
+    is at least half the voxel (``phantom_labels.nii.gz`` + ``phantom_labels.tsv``).
+    ``regions_phantom.yaml`` lists every region (the reference included) as a label of this
+    atlas; ``pv_mixing.tsv`` holds the partial-volume weights of each tissue class in each
+    label region after a Gaussian PSF of ``psf_fwhm`` mm (the image simulator's default),
+    for :func:`pipeline.simulate.simulate_region_tacs`.
 
     Returns
     -------
@@ -146,8 +149,8 @@ def write_phantom_atlas(folder: str | PathLike, voxel_size: float = 3.0, *,
     import nibabel as nib
     import yaml
 
-    from pipeline.simulate.phantom import build_phantom
-    from pipeline.tables import atomic_path
+    from pipeline.simulate.phantom import build_phantom, phantom_mixing
+    from pipeline.tables import atomic_path, write_table
 
     settings = settings or StudySettings()
     phantom = build_phantom(voxel_size, classes=list(settings.all_classes),
@@ -178,4 +181,9 @@ def write_phantom_atlas(folder: str | PathLike, voxel_size: float = 3.0, *,
     target = folder / "regions_phantom.yaml"
     with atomic_path(target) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    labelled = dataclasses.replace(
+        phantom, region_names=names,
+        region_weights=np.stack([label == i + 1 for i in range(len(names))]).astype(np.float32))
+    mixing = phantom_mixing(labelled, psf_fwhm)
+    write_table(folder / "pv_mixing.tsv", mixing.reset_index(names="region"))
     return target

@@ -24,8 +24,10 @@ from pipeline.design import (
 )
 from pipeline.errors import InputError
 from pipeline.stats.condition_fits import estimate_k2prime, fit_conditions
+from pipeline.stats.groups import group_differences
+from pipeline.stats.regional import contrast_values
 
-__all__ = ["region_bp_nd"]
+__all__ = ["region_bp_nd", "region_group_differences"]
 
 
 def region_bp_nd(study: Any, config: Mapping[str, Any], *,
@@ -81,3 +83,23 @@ def region_bp_nd(study: Any, config: Mapping[str, Any], *,
     if not tables:
         return pd.DataFrame(columns=columns)
     return pd.concat(tables, ignore_index=True)[columns]
+
+
+def region_group_differences(study: Any, config: Mapping[str, Any], *,
+                             models: list[str] | None = None, n_perm: int = 0,
+                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-participant contrast values and the group differences of a simulated two-group
+    study (``study.participants`` has the ``group`` column; ``design.groups`` in config).
+
+    Returns
+    -------
+    values : DataFrame
+        :func:`pipeline.stats.regional.contrast_values` (no null-drift correction).
+    differences : DataFrame
+        :func:`pipeline.stats.groups.group_differences`.
+    """
+    design = load_design(config)
+    values, _ = contrast_values(region_bp_nd(study, config, models=models), design)
+    labels = study.participants.set_index("participant_id")["group"].astype(str)
+    labels = labels[labels.isin(design.groups.levels)]
+    return values, group_differences(values, labels, design.groups, n_perm=n_perm)
