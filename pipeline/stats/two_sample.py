@@ -161,9 +161,9 @@ def adjusted_difference(y: np.ndarray, in_a: np.ndarray, covariates: pd.DataFram
     y = np.asarray(y, float)
     out = dict(difference_adj=np.nan, ci_low_adj=np.nan, ci_high_adj=np.nan, t_adj=np.nan,
                df_adj=np.nan, p_adj=np.nan)
-    coded = pd.get_dummies(covariates, drop_first=True, dtype=float)
-    design = np.column_stack([np.ones(y.size), np.asarray(in_a, float),
-                              coded.to_numpy(float)])
+    coded = np.empty((y.size, 0)) if covariates.shape[1] == 0 else \
+        pd.get_dummies(covariates, drop_first=True, dtype=float).to_numpy(float)
+    design = np.column_stack([np.ones(y.size), np.asarray(in_a, float), coded])
     df = y.size - design.shape[1]
     if df < 1 or np.linalg.matrix_rank(design) < design.shape[1]:
         return out
