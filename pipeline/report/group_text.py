@@ -49,7 +49,10 @@ def group_findings(differences: pd.DataFrame | None, rating_tests: pd.DataFrame 
                 continue
             parts = [f"{r['region']} {r['difference']:+.1f} points (95% CI "
                      f"{r['ci_low']:.1f} to {r['ci_high']:.1f}; {a} {r['activation_a']:.1f} "
-                     f"%, {b} {r['activation_b']:.1f} %; p_FDR {r['p_fdr']:.2g})"
+                     f"%, {b} {r['activation_b']:.1f} %; p_FDR {r['p_fdr']:.2g}"
+                     + ("; baseline BP_ND differs between groups, so drift may not cancel"
+                        if str(r.get("binding_differs")) in ("True", "true", "1") else "")
+                     + ")"
                      for _, r in hits.iterrows()]
             lines.append(f"{a} vs {b}, {contrast}: {len(hits)} of {len(cell)} regions differ "
                          f"(FDR {alpha:g}): " + ", ".join(parts) + ".")
@@ -105,8 +108,10 @@ def group_methods(differences: pd.DataFrame | None, rating_tests: pd.DataFrame |
                  "The groups were scanned with the same protocol (administration mode, "
                  "bolus-to-infusion ratio Kbol and frame schedule from the PET sidecars), so "
                  "the within-scan null drift, one value per region for a protocol, cancels "
-                 "in the difference; activations are therefore the raw % changes, without "
-                 "the null-drift correction of the within-group tests."
+                 "in the difference as long as the groups bind alike; activations are "
+                 "therefore the raw % changes, without the null-drift correction of the "
+                 "within-group tests. Because the drift depends on binding, rows where the "
+                 "groups' baseline BP_ND differed (Welch p < alpha) were flagged."
                  if protocol.get("same_protocol", True) else
                  "The groups' scan protocols differ (" + "; ".join(protocol.get("warnings",
                                                                                []))

@@ -42,11 +42,14 @@ DIFFERENCE_NOTE = ("activation_a, activation_b: mean release in % of baseline BP
                    "cancels between groups scanned with one protocol); difference = a - b "
                    "with Welch's 95% CI (ci_low, ci_high), t, df, p; p_fdr: Benjamini-"
                    "Hochberg across regions per contrast and model; hedges_g with its CI; "
-                   "p_perm: label permutation; *_adj: adjusted for the covariates.")
+                   "p_perm: label permutation; *_adj: adjusted for the covariates; "
+                   "binding_differs: the groups' baseline BP_ND differs (Welch p < alpha), "
+                   "so the drift need not cancel.")
 
 _KEY_COLUMNS = ["contrast", "region", "group_a", "group_b", "n_a", "n_b", "activation_a",
                 "activation_b", "difference", "ci_low", "ci_high", "t", "df", "p", "p_fdr",
-                "hedges_g", "p_perm", "difference_adj", "p_adj", "p_fdr_adj"]
+                "hedges_g", "p_perm", "difference_adj", "p_adj", "p_fdr_adj",
+                "binding_differs"]
 
 
 def _levels(results: StudyResults) -> list[str]:
@@ -235,6 +238,17 @@ def build_groups(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blo
         blocks.append(kv_block({f"Group {lv}": f"{len(sizes.get(lv, []))} participants"
                                 for lv in levels} | {"Reference group": levels[0]},
                                "Groups"))
+    if diff is not None and "binding_differs" in diff and models:
+        flagged = diff[(diff["model"].astype(str) == models[0])
+                       & diff["binding_differs"].astype(str).isin(["True", "true", "1"])]
+        if len(flagged):
+            where = "; ".join(f"{c}: {', '.join(rows['region'])}" for c, rows in
+                              flagged.groupby("contrast", sort=False))
+            blocks.append(error_block(
+                "Baseline BP_ND differs between groups",
+                f"{where} (bp_baseline_p < alpha). The within-scan drift depends on binding "
+                "and need not cancel in these rows; prefer a contrast with a control "
+                "contrast (double difference) there."))
     protocol = side.get("protocols") or {}
     if protocol.get("warnings"):
         blocks.append(error_block("Scan protocols differ between groups",

@@ -337,3 +337,23 @@ def test_compare_protocols_warns_when_kbol_differs(caplog):
     assert not result["same_protocol"]
     assert "Kbol differs: median 90.0 min (HC) vs 60.0 min (MDD)" in result["warnings"][0]
     assert "need not cancel" in caplog.text
+
+
+def test_binding_difference_is_flagged_for_plain_contrasts(rng, caplog):
+    """Patients' baseline BP_ND 25 % lower in every region: plain contrasts' rows are
+    flagged binding_differs (the drift need not cancel) with a warning; the double
+    difference (control contrast) is not flagged."""
+    parts = _participants(12, 12)
+    bp = _bp(parts, rng)
+    mdd = bp["participant_id"].isin(parts.participant_id[12:])
+    bp.loc[mdd, "bp_nd"] *= 0.75
+    design = load_design(_config())
+    values, _ = contrast_values(bp, design)
+    with caplog.at_level(logging.WARNING):
+        table = group_differences(values, group_labels(parts, design.groups), design.groups,
+                                  n_perm=0)
+    plain = table[table.contrast != "rejvsacc"]
+    assert plain.binding_differs.all() and (plain.bp_baseline_p < 0.001).all()
+    assert not table[table.contrast == "rejvsacc"].binding_differs.any()
+    assert "baseline BP_ND differs between groups" in caplog.text
+    assert (plain.bp_baseline_b / plain.bp_baseline_a).between(0.65, 0.85).all()
