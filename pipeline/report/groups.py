@@ -222,13 +222,14 @@ def _map_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bloc
 
 
 def build_groups(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blocks:
-    """Group differences, per-group values, ratings and group maps (primary model first)."""
+    """Group differences, per-group values, ratings and group maps (primary model first);
+    one sentence when the study has neither groups nor ratings."""
     levels = _levels(results)
     diff = results.group_differences
     has_ratings = results.rating_tests is not None and len(results.rating_tests) > 0
     if (diff is None or diff.empty) and not has_ratings:
-        return [text_block("No patient-vs-control design (design.groups) and no condition-"
-                           "level ratings (phenotype/) in this study.")]
+        return [text_block("This study has no patient-vs-control design (design.groups) and "
+                           "no condition-level ratings (phenotype/).")]
     blocks: Blocks = []
     models = results.models or ([str(diff["model"].iloc[0])] if diff is not None
                                 and len(diff) else [])

@@ -132,3 +132,9 @@ def test_report_shows_group_section_without_errors(group_results, tmp_path):
     methods = (tmp_path / "methods.md").read_text()
     assert "Welch's unequal-variance t test" in methods and "[Welch1947]" in methods
     assert "adjusted for age" in methods and "rating change" in methods
+
+
+def test_one_group_report_says_there_are_no_groups(synthetic_report):
+    """A study without groups or ratings gets one sentence in the section, no error."""
+    html, _, _ = synthetic_report
+    assert "This study has no patient-vs-control design" in html.read_text()
