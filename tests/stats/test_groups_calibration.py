@@ -38,22 +38,43 @@ def _tolerated(n: int, rate: float = 0.05, alpha: float = 0.01) -> int:
     return int(stats.binom.isf(alpha, n, rate))
 
 
-@pytest.mark.parametrize("binding", [1.0, 0.9])
-def test_null_two_group_studies_keep_family_wise_rate(binding):
-    """No release in either group (and, with binding 0.9, patients' receptor availability
-    10 % lower, so that drift could differ): over 40 studies x 3 contrasts = 120
-    (contrast, model) families, the count with any FDR-significant group difference is
-    within the one-sided binomial 1 % tolerance of a 5 % rate (<= 12 of 120)."""
+def _null_families(binding: float):
+    """(contrast, any FDR finding, any finding in a row not flagged binding_differs) per
+    (contrast, model) family of 40 null studies."""
     config = _config()
     settings, groups, _ = two_group_demo(32)
     groups = [groups[0], dataclasses.replace(groups[1], binding_scale=binding)]
-    hits, families = 0, 0
+    families = []
     for seed in range(5000, 5000 + N_STUDIES):
         study = simulate_region_tacs(subjects=32, seed=seed, noise=NOISE, null=True,
                                      pv_mixing="phantom", settings=settings, groups=groups)
         _, diff = region_group_differences(study, config)
-        for _, cell in diff.groupby(["contrast", "model"]):
-            families += 1
-            hits += bool((cell["p_fdr"] < 0.05).any())
-    assert families == 3 * N_STUDIES
-    assert hits <= _tolerated(families), f"{hits}/{families} families with a finding"
+        for (contrast, _), cell in diff.groupby(["contrast", "model"]):
+            hits = cell["p_fdr"] < 0.05
+            families.append((contrast, bool(hits.any()),
+                             bool((hits & ~cell["binding_differs"]).any())))
+    return families
+
+
+def test_null_two_group_studies_keep_family_wise_rate():
+    """No release in either group: over 40 studies x 3 contrasts = 120 (contrast, model)
+    families, the count with any FDR-significant group difference is within the one-sided
+    binomial 1 % tolerance of a 5 % rate (<= 12 of 120; measured 16/300 = 5.3 % over 100
+    studies in benchmarks/bench_groups.py)."""
+    families = _null_families(1.0)
+    hits = sum(any_hit for _, any_hit, _ in families)
+    assert len(families) == 3 * N_STUDIES
+    assert hits <= _tolerated(len(families)), f"{hits}/{len(families)} families"
+
+
+def test_null_studies_with_lower_patient_binding():
+    """Patients' binding 10 % lower, no release: the within-scan drift then differs between
+    groups (plain contrasts: 41/200 families with a finding over 100 studies in
+    benchmarks/bench_groups.py). Pinned here: the double difference (rejvsacc) keeps the 5 %
+    rate (<= 6 of 40 families), and plain-contrast findings outside rows flagged
+    binding_differs stay within the tolerance of 5 % (<= 9 of 80 families)."""
+    families = _null_families(0.9)
+    double = [hit for contrast, hit, _ in families if contrast == "rejvsacc"]
+    plain = [unflagged for contrast, _, unflagged in families if contrast != "rejvsacc"]
+    assert sum(double) <= _tolerated(len(double)), f"rejvsacc {sum(double)}/{len(double)}"
+    assert sum(plain) <= _tolerated(len(plain)), f"unflagged {sum(plain)}/{len(plain)}"
