@@ -132,3 +132,15 @@ def test_phantom_atlas_is_a_user_atlas_of_the_phantom_regions(tmp_path):
     img = nib.load(str(tmp_path / "phantom_labels.nii.gz"))
     masks = build_masks(regions, img.shape, img.affine)
     assert masks.weights[masks.names.index("thalamus_l")].sum() > 10
+
+
+def test_cli_simulate_two_groups(tmp_path, capsys):
+    """petbp simulate --two-groups writes a group column and the desire ratings."""
+    from pipeline.cli import main
+
+    status = main(["simulate", "--out", str(tmp_path), "--subjects", "6", "--voxel-size",
+                   "6", "--two-groups", "--seed", "2"])
+    assert status == 0, capsys.readouterr().err
+    parts = pd.read_csv(tmp_path / "bids" / "participants.tsv", sep="\t")
+    assert list(parts["group"]) == ["HC"] * 3 + ["MDD"] * 3
+    assert (tmp_path / "bids" / "phenotype" / "desire.tsv").is_file()
