@@ -67,7 +67,8 @@ def _correlation_line(cor: pd.DataFrame, first: Mapping[str, Any]) -> str | None
         else ""
     ci = f", 95% CI {r['ci_low']:.2f} to {r['ci_high']:.2f}" \
         if {"ci_low", "ci_high"} <= set(r.index) and np.isfinite(r["ci_low"]) else ""
-    return (f"{r['region']} activation ({r['contrast']}) vs {r['score']}: "
+    group = f" in {r['group']}" if str(r.get("group", "all")) not in ("all", "nan") else ""
+    return (f"{r['region']} activation ({r['contrast']}) vs {r['score']}{group}: "
             f"r = {r['r']:.2f}, p = {r['p']:.2g}{perm}{ci}, n = {int(r['n'])}.")
 
 
