@@ -102,4 +102,5 @@ def region_group_differences(study: Any, config: Mapping[str, Any], *,
     values, _ = contrast_values(region_bp_nd(study, config, models=models), design)
     labels = study.participants.set_index("participant_id")["group"].astype(str)
     labels = labels[labels.isin(design.groups.levels)]
-    return values, group_differences(values, labels, design.groups, n_perm=n_perm)
+    return values, group_differences(values, labels, design.groups, n_perm=n_perm,
+                                     participants=study.participants)
