@@ -26,6 +26,7 @@ include: "workflow/rules/regions.smk"
 include: "workflow/rules/kinetics.smk"
 include: "workflow/rules/parametric.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/groups.smk"
 
 
 if Path(workflow.basedir, "workflow/rules/report.smk").exists():

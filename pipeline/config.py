@@ -231,10 +231,33 @@ def validate_config(config: dict, schema: Mapping | None = None,
     schema = load_schema() if schema is None else schema
     validator = _defaulting_validator(schema)
     messages = _iter_messages(validator.iter_errors(config), str(source))
+    messages += _correlation_group_problems(config, str(source))
     if messages:
         head = f"{len(messages)} problems in the configuration:\n" if len(messages) > 1 else ""
         raise ConfigError(head + "\n".join(messages))
     return config
+
+
+def _correlation_group_problems(config: Mapping, source: str) -> list[str]:
+    """A correlation's ``group`` must be a level of ``design.groups`` (checked at parse time,
+    not when the correlation step runs)."""
+    design = config.get("design") if isinstance(config.get("design"), Mapping) else {}
+    groups = design.get("groups") if isinstance(design.get("groups"), Mapping) else None
+    levels = [str(x) for x in (groups or {}).get("levels") or []]
+    stats = config.get("statistics") if isinstance(config.get("statistics"), Mapping) else {}
+    problems = []
+    for i, spec in enumerate(stats.get("correlations") or []):
+        group = spec.get("group") if isinstance(spec, Mapping) else None
+        if group in (None, "all"):
+            continue
+        where = f"{source}, statistics.correlations[{i}].group"
+        if groups is None:
+            problems.append(format_problem(where, f"group {group!r} but design.groups is not set",
+                                           "Set design.groups or drop the group key."))
+        elif str(group) not in levels:
+            problems.append(format_problem(where, f"{group!r} is not a level of design.groups "
+                                           f"({', '.join(levels)})", "Use one of the levels."))
+    return problems
 
 
 def apply_overrides(config: dict, overrides: Mapping[str, Any] | None) -> dict:

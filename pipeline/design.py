@@ -15,7 +15,8 @@ the % change of the control contrast at the same times (the design-based remedy 
 drift in within-scan designs, see :mod:`pipeline.stats.drift`).
 
 Condition and contrast names end up in file names (``_cond-<c>``) and must match
-``[A-Za-z0-9]+``.
+``[A-Za-z0-9]+``. With ``groups`` the participants also fall into groups (patients vs
+controls, :mod:`pipeline.groups`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ConfigError, format_problem
+from pipeline.groups import Groups, parse_groups
 
 __all__ = [
     "Condition",
     "Contrast",
     "Design",
+    "Groups",
     "K2primeSettings",
     "k2prime_settings",
     "load_design",
@@ -106,6 +109,7 @@ class Design:
 
     conditions: dict[str, Condition]
     contrasts: dict[str, Contrast]
+    groups: Groups | None = None
 
     def within_scan(self, contrast: str) -> bool:
         """True when baseline and condition come from the same scans (different windows)."""
@@ -158,7 +162,8 @@ def load_design(config: Mapping[str, Any]) -> Design:
     Parameters
     ----------
     config : mapping
-        The whole validated config (``design.conditions``, ``design.contrasts``).
+        The whole validated config (``design.conditions``, ``design.contrasts``, optional
+        ``design.groups``).
 
     Returns
     -------
@@ -168,7 +173,8 @@ def load_design(config: Mapping[str, Any]) -> Design:
     ------
     ConfigError
         If a name is not alphanumeric, a window is not ``[start, end]`` minutes, a contrast
-        names an unknown condition or control, or a control contrast has a control itself.
+        names an unknown condition or control, a control contrast has a control itself, or
+        ``groups`` is malformed (:func:`pipeline.groups.parse_groups`).
 
     Examples
     --------
@@ -224,7 +230,7 @@ def load_design(config: Mapping[str, Any]) -> Design:
             raise ConfigError(format_problem(
                 _WHERE, f"design.contrasts.{c.name}.control {c.control!r} has a control itself",
                 "A control contrast must be a plain baseline-vs-condition contrast."))
-    return Design(conditions, contrasts)
+    return Design(conditions, contrasts, parse_groups(section.get("groups"), _WHERE))
 
 
 _DESIGNS: dict[str, Design] = {}

@@ -75,7 +75,7 @@ K2PRIME = "sub-{sub}/sub-{sub}_k2prime.json"
 
 #: Group tables, by name (each with a JSON sidecar).
 GROUP_TABLES = ("bp_nd", "contrasts", "contrast_values", "exclusions", "correlations",
-                "null_drift")
+                "null_drift", "rating_changes", "rating_tests", "group_differences")
 #: Voxelwise group maps of one contrast and model, by kind.
 VOXELWISE_MAPS = {
     "effects": "group/{contrast}_model-{model}_effects.nii.gz",

@@ -21,6 +21,7 @@ from pipeline._bids_preproc import check_preproc_location
 from pipeline.cli._check_analysis import frame_problems, orientation_problems, region_problems
 from pipeline.config import load_config
 from pipeline.errors import InputError, PetbpError, format_problem
+from pipeline.group_check import check_groups_and_ratings, rating_scores
 
 __all__ = ["ORDER", "add_parser", "check_dataset", "run"]
 
@@ -328,7 +329,8 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
         summary += ["score " + line for line in _scores_summary(participants)]
         if config:
             scores, covariates = _required_scores(config)
-            for column in scores:
+            rated = rating_scores(config, participants, bids_dir)  # phenotype/ measures
+            for column in (c for c in scores if c not in rated):
                 problems.attempt(lambda c=column: bids.numeric_score(
                     participants, c, bids_dir / "participants.tsv"))
             for column in covariates:
@@ -338,6 +340,10 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                         "Add it or remove it from statistics.correlations."))
     if config:
         summary += _design_summary(config, scans, problems)
+        if participants is not None:
+            summary += check_groups_and_ratings(config, participants, bids_dir,
+                                                [f"sub-{s}" for s in subjects],
+                                                problems.attempt)
     # one message per problem, even when the same config error repeats per scan
     return summary, list(dict.fromkeys(problems))
 

@@ -50,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--demo", action="store_true",
                         help="write the built-in demo study (larger effects, noise 0.5); "
                         "--null and --noise are then ignored")
+    parser.add_argument("--two-groups", action="store_true",
+                        help="a patient-vs-control study: the subjects split into HC and MDD "
+                        "(first half HC), controls releasing 5-8 %% in six regions, patients "
+                        "none, a group column in participants.tsv and a desire rating in "
+                        "phenotype/ (with --demo: the built-in two-group demo)")
     parser.add_argument("--force", action="store_true",
                         help="write into OUT even if it already holds a dataset")
     parser.set_defaults(func=run)
@@ -84,7 +89,19 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.demo:
         bids = write_demo_study(out, subjects=args.subjects, voxel_size=args.voxel_size,
-                                design=args.design, seed=args.seed)
+                                design=args.design, seed=args.seed,
+                                study="two_groups" if args.two_groups else "single")
+    elif args.two_groups:
+        from dataclasses import replace
+
+        from pipeline.simulate.group_study import two_group_demo
+
+        plan, groups, ratings = two_group_demo(args.subjects)
+        bids = simulate_study(out, subjects=args.subjects, design=args.design, seed=args.seed,
+                              null=args.null, noise=args.noise, voxel_size=args.voxel_size,
+                              settings=replace(plan, release_kind=args.release,
+                                               ramp=args.ramp),
+                              groups=groups, ratings=ratings)
     else:
         bids = simulate_study(out, subjects=args.subjects, design=args.design, seed=args.seed,
                               null=args.null, noise=args.noise, voxel_size=args.voxel_size,

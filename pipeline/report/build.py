@@ -24,8 +24,9 @@ import yaml
 from pipeline.errors import ConfigError, format_problem
 from pipeline.report.blocks import BuildContext
 from pipeline.report.collect import StudyResults, collect_results
+from pipeline.report.groups import build_groups
 from pipeline.report.methods import methods_markdown
-from pipeline.report.sections import BUILDERS
+from pipeline.report.sections import BUILDERS as _SECTION_BUILDERS
 from pipeline.tables import atomic_path
 
 __all__ = ["DEFAULT_SPEC", "load_spec", "render_report", "write_report"]
@@ -36,6 +37,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 #: Mode of written files: 0o666 minus the process umask (temporary files start at 0o600).
 _FILE_MODE = 0o666 & ~_UMASK
+
+#: Section kind -> builder: those of :mod:`pipeline.report.sections` and the
+#: patient-vs-control section (:mod:`pipeline.report.groups`).
+BUILDERS = {**_SECTION_BUILDERS, "groups": build_groups}
 
 #: The layout shipped with petbp.
 DEFAULT_SPEC = files("pipeline.report") / "spec.yaml"

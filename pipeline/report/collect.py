@@ -97,6 +97,11 @@ class StudyResults:
         JSON sidecars of the group tables (provenance), by table name.
     problems : list of str
         Files that were missing or unreadable, as messages for the Errors section.
+    group_contrasts, group_differences, rating_changes, rating_tests : DataFrame
+        Patient-vs-control tables (``contrasts.tsv`` rows of each group; the pooled rows
+        stay in ``contrasts``) and rating tables; None when absent.
+    group_maps, group_cluster_tables : list of Path
+        Voxelwise group maps and their cluster tables under ``group/groups/``.
     """
 
     output_dir: Path
@@ -113,6 +118,12 @@ class StudyResults:
     cluster_tables: list[Path] = field(default_factory=list)
     sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    group_contrasts: pd.DataFrame | None = None
+    group_differences: pd.DataFrame | None = None
+    rating_changes: pd.DataFrame | None = None
+    rating_tests: pd.DataFrame | None = None
+    group_maps: list[Path] = field(default_factory=list)
+    group_cluster_tables: list[Path] = field(default_factory=list)
 
     @property
     def models(self) -> list[str]:
@@ -240,7 +251,8 @@ def collect_results(output_dir: str | Path, config: Mapping[str, Any] | None = N
     participants = _find_participants(output_dir, config)
     if participants is not None:
         results.participants = _read_optional(participants, problems)
-    for name in ("bp_nd", "contrasts", "correlations"):
+    _collect_groups(results, group, problems)
+    for name in ("bp_nd", "contrasts", "correlations", "group_differences"):
         sidecar = group / f"{name}.json"
         if sidecar.is_file():
             try:
@@ -252,6 +264,21 @@ def collect_results(output_dir: str | Path, config: Mapping[str, Any] | None = N
         results.voxel_maps = sorted(p for p in group.glob("*.nii.gz"))
         results.cluster_tables = sorted(p for p in group.glob("*cluster*.tsv"))
     return results
+
+
+def _collect_groups(results: StudyResults, group: Path, problems: list[str]) -> None:
+    """Group-comparison and rating tables; pooled contrast rows stay in ``contrasts``."""
+    con = results.contrasts
+    if con is not None and "group" in con:
+        pooled = con["group"].astype(str) == "all"
+        results.group_contrasts = con[~pooled].reset_index(drop=True)
+        results.contrasts = con[pooled].drop(columns="group").reset_index(drop=True)
+    for name in ("group_differences", "rating_changes", "rating_tests"):
+        setattr(results, name, _read_optional(group / f"{name}.tsv", problems))
+    folder = group / "groups"
+    if folder.is_dir():
+        results.group_maps = sorted(folder.glob("*.nii.gz"))
+        results.group_cluster_tables = sorted(folder.glob("*_clusters.tsv"))
 
 
 def _load_config(output_dir: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report.collect import StudyResults
+from pipeline.report.group_text import group_findings
 
 __all__ = ["CONTRAST_NOTE", "FINDINGS_NOTE", "key_findings"]
 
@@ -66,7 +67,8 @@ def _correlation_line(cor: pd.DataFrame, first: Mapping[str, Any]) -> str | None
         else ""
     ci = f", 95% CI {r['ci_low']:.2f} to {r['ci_high']:.2f}" \
         if {"ci_low", "ci_high"} <= set(r.index) and np.isfinite(r["ci_low"]) else ""
-    return (f"{r['region']} activation ({r['contrast']}) vs {r['score']}: "
+    group = f" in {r['group']}" if str(r.get("group", "all")) not in ("all", "nan") else ""
+    return (f"{r['region']} activation ({r['contrast']}) vs {r['score']}{group}: "
             f"r = {r['r']:.2f}, p = {r['p']:.2g}{perm}{ci}, n = {int(r['n'])}.")
 
 
@@ -93,6 +95,8 @@ def key_findings(results: StudyResults, alpha: float | None = None,
     lines = []
     if results.contrasts is not None and len(results.contrasts):
         lines += _contrast_lines(results.contrasts, model, alpha)
+    lines += group_findings(results.group_differences, results.rating_tests, model,
+                            results.config)
     if results.correlations is not None and len(results.correlations):
         line = _correlation_line(results.correlations, first or {})
         if line:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
+from pipeline.report.group_text import GROUP_REFERENCES, group_methods
 
 __all__ = ["REFERENCES", "describe_model", "methods_markdown", "methods_paragraphs"]
 
@@ -51,6 +52,7 @@ REFERENCES: dict[str, str] = {
                   "Snakemake. F1000Research 2021;10:33.",
     "Hsu2013": "Hsu DT, Sanford BJ, Meyers KK, et al. Response of the mu-opioid system to "
                "social rejection and acceptance. Mol Psychiatry 2013;18:1211-1217.",
+    **GROUP_REFERENCES,
 }
 
 _MODEL_FALLBACK = {
@@ -336,6 +338,8 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
     stats_text = _stats_sentences(results)
     if stats_text:
         paragraphs.append(" ".join(stats_text))
+    paragraphs += group_methods(results.group_differences, results.rating_tests,
+                                results.sidecars.get("group_differences"), config)
     versions = software_versions()
     listed = ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")
     paragraphs.append(f"The analysis ran in petbp {versions.get('petbp')}, a Snakemake workflow "

@@ -26,13 +26,9 @@ from pipeline.report.blocks import (
 )
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
 from pipeline.report.findings import CONTRAST_NOTE, FINDINGS_NOTE, key_findings
+from pipeline.report.groups import scatter_points
 from pipeline.report.methods import methods_paragraphs
-from pipeline.report.paired import (
-    activation_scores,
-    contrast_conditions,
-    paired_from_values,
-    paired_values,
-)
+from pipeline.report.paired import contrast_conditions, paired_from_values, paired_values
 from pipeline.report.scans import build_scans
 from pipeline.report.staleness import configuration_blocks
 
@@ -268,8 +264,8 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
     if results.bp_nd is None or results.participants is None:
         blocks.append(error_block("Scatter plots", "need group/bp_nd.tsv and participants.tsv"))
         return blocks
-    keys = [c for c in ("contrast", "region", "score", "model", "measure", "covariates")
-            if c in cor]
+    keys = [c for c in ("contrast", "region", "score", "group", "model", "measure",
+                        "covariates") if c in cor]
     groups = list(cor.groupby(keys, sort=False, dropna=False))
     first = spec.get("first", {})
     groups.sort(key=lambda g: not (dict(zip(keys, g[0], strict=True)).get("region")
@@ -284,9 +280,7 @@ def build_correlations(results: StudyResults, ctx: BuildContext, spec: Mapping) 
         covariates = k.get("covariates")
         covariates = covariates if isinstance(covariates, str) and covariates != "n/a" else ""
         try:
-            paired = _paired(results, k["contrast"], model)
-            xy = activation_scores(paired, results.participants, k["score"], k["region"],
-                                   measure)
+            xy = scatter_points(results, k, model, measure)
         except Exception as err:
             blocks.append(ctx.fail(f"scatter {k}", err))
             continue

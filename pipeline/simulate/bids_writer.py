@@ -166,8 +166,10 @@ def write_dataset_description(bids_dir: str | PathLike, *, name: str,
     return root / "dataset_description.json"
 
 
-def write_participants(bids_dir: str | PathLike, participants: pd.DataFrame) -> Path:
-    """``participants.tsv`` and ``participants.json`` (column descriptions)."""
+def write_participants(bids_dir: str | PathLike, participants: pd.DataFrame,
+                       extra_columns: Mapping[str, Any] | None = None) -> Path:
+    """``participants.tsv`` and ``participants.json`` (column descriptions; ``extra_columns``
+    adds entries, e.g. for a ``group`` column)."""
     root = Path(bids_dir)
     path = write_table(root / "participants.tsv", participants)
     write_json(root / "participants.json", {
@@ -176,5 +178,6 @@ def write_participants(bids_dir: str | PathLike, participants: pd.DataFrame) -> 
         "sex": {"Description": "Sex.", "Levels": {"F": "female", "M": "male"}},
         "resilience": {"Description": "Ego-resiliency (ER89-like total of 14 items scored "
                        "1-4; simulated).", "Units": "points (14-56)"},
+        **dict(extra_columns or {}),
     })
     return path

@@ -10,7 +10,7 @@ calibrations can simulate many studies.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,13 @@ import pandas as pd
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.simulate.carfentanil import StudySettings, default_frames
+from pipeline.simulate.groups import (
+    GroupPlan,
+    RatingPlan,
+    apply_groups,
+    group_stream,
+    simulate_ratings,
+)
 from pipeline.simulate.noise import NoiseModel, frame_sd
 from pipeline.simulate.population import draw_population, study_streams
 from pipeline.simulate.scans import simulate_scan_curves
@@ -70,6 +77,9 @@ class RegionStudy:
         Planted release per participant, condition and region.
     settings : dict
         Design, seed, noise and mixing settings (for a truth sidecar).
+    ratings : dict of str to DataFrame
+        Simulated condition-level ratings per measure (``participant_id`` and one column
+        per condition), when rating plans were given.
     """
 
     frames: Frames
@@ -82,6 +92,7 @@ class RegionStudy:
     truth: pd.DataFrame
     effects: pd.DataFrame
     settings: dict = field(default_factory=dict)
+    ratings: dict = field(default_factory=dict)
 
     def tac_table(self, index: int, *, noisy: bool = True) -> TacTable:
         """The TACs of scan ``index`` (row of :attr:`scans`) as a :class:`TacTable`."""
@@ -134,7 +145,9 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
                          frames: Frames | None = None,
                          settings: StudySettings | None = None,
                          noise_model: NoiseModel | None = None,
-                         voxel_ml: float = 0.027) -> RegionStudy:
+                         voxel_ml: float = 0.027,
+                         groups: Sequence[GroupPlan] | None = None,
+                         ratings: Sequence[RatingPlan] = ()) -> RegionStudy:
     """Simulate the region TACs of a whole study, with known truth.
 
     Parameters
@@ -160,6 +173,12 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
         Count-noise calibration; ``noise`` overrides its ``level``.
     voxel_ml : float, default=0.027
         Voxel volume (mL) used for the noise of region means.
+    groups : sequence of GroupPlan, default=None
+        Patient/control groups (sizes add up to ``subjects``): participants gain a ``group``
+        column and each group's release (and binding) is scaled
+        (:mod:`pipeline.simulate.groups`).
+    ratings : sequence of RatingPlan, default=()
+        Condition-level ratings to simulate (:attr:`RegionStudy.ratings`).
 
     Returns
     -------
@@ -187,6 +206,11 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
                        half_life=settings.half_life, noise_fwhm=base.noise_fwhm)
     streams = study_streams(seed)
     population = draw_population(subjects, design, streams, settings, null=null)
+    if groups:
+        population = apply_groups(population, groups)
+    rng = group_stream(seed)
+    rated = {plan.measure: simulate_ratings(population, tuple(groups or ()), plan, settings,
+                                            rng) for plan in ratings}
     curves = simulate_scan_curves(population, settings, frames)
     regions = list(settings.regions)
     weights = mixing_matrix(regions, curves.classes, pv_mixing)
@@ -203,4 +227,4 @@ def simulate_region_tacs(*, subjects: int = 12, design: str = "windows", seed: i
         settings={"subjects": int(subjects), "design": design, "seed": int(seed),
                   "null": bool(null), "noise": model.to_dict(),
                   "pv_mixing": pv_label,
-                  "voxel_ml": voxel_ml})
+                  "voxel_ml": voxel_ml}, ratings=rated)

@@ -13,12 +13,14 @@ import contextlib
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import ConfigError, format_problem
 from pipeline.simulate.bids_writer import (
     pet_sidecar,
     write_dataset_description,
@@ -31,6 +33,13 @@ from pipeline.simulate.carfentanil import (
     StudySettings,
     default_frames,
 )
+from pipeline.simulate.group_study import (
+    GROUP_COLUMN,
+    groups_truth,
+    two_group_demo,
+    write_ratings,
+)
+from pipeline.simulate.groups import GroupPlan, RatingPlan, apply_groups
 from pipeline.simulate.images import ImageSettings, scan_image, subject_maps
 from pipeline.simulate.noise import NoiseModel
 from pipeline.simulate.phantom import build_phantom, phantom_mixing
@@ -68,7 +77,9 @@ def simulate_study(out_dir: str | PathLike, *, subjects: int = 12, design: str =
                    voxel_size: float = 3.0, settings: StudySettings | None = None,
                    image_settings: ImageSettings | None = None,
                    noise_model: NoiseModel | None = None,
-                   regions_config: str | PathLike | None = None) -> Path:
+                   regions_config: str | PathLike | None = None,
+                   groups: Sequence[GroupPlan] | None = None,
+                   ratings: Sequence[RatingPlan] = ()) -> Path:
     """Simulate a study and write it as BIDS-PET (``out_dir/bids``) plus truth (``out_dir/truth``).
 
     Parameters
@@ -95,6 +106,12 @@ def simulate_study(out_dir: str | PathLike, *, subjects: int = 12, design: str =
         Noise calibration; ``noise`` overrides its level.
     regions_config : path-like, default=None
         Region config of the phantom (default ``config/regions.yaml``).
+    groups : sequence of GroupPlan, default=None
+        Patient/control groups (sizes add up to ``subjects``) with their release scales;
+        ``participants.tsv`` gains a ``group`` column (:mod:`pipeline.simulate.groups`).
+    ratings : sequence of RatingPlan, default=()
+        Condition-level ratings written as ``phenotype/<measure>.tsv``, following each
+        participant's release.
 
     Returns
     -------
@@ -110,7 +127,8 @@ def simulate_study(out_dir: str | PathLike, *, subjects: int = 12, design: str =
         return _simulate_study(Path(out_dir), subjects=subjects, design=design, seed=seed,
                                null=null, noise=noise, voxel_size=voxel_size,
                                settings=settings, image_settings=image_settings,
-                               noise_model=noise_model, regions_config=regions_config)
+                               noise_model=noise_model, regions_config=regions_config,
+                               groups=tuple(groups or ()), ratings=tuple(ratings))
 
 
 def _one_blas_thread():
@@ -127,7 +145,8 @@ def _one_blas_thread():
 def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, null: bool,
                     noise: float, voxel_size: float, settings: StudySettings | None,
                     image_settings: ImageSettings | None, noise_model: NoiseModel | None,
-                    regions_config: str | PathLike | None) -> Path:
+                    regions_config: str | PathLike | None, groups: tuple[GroupPlan, ...] = (),
+                    ratings: tuple[RatingPlan, ...] = ()) -> Path:
     settings = settings or StudySettings()
     image_settings = image_settings or ImageSettings()
     base = noise_model or NoiseModel()
@@ -136,6 +155,8 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
     streams = study_streams(seed)
     voxel_stream = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(5)[4])
     population = draw_population(subjects, design, streams, settings, null=null)
+    if groups:
+        population = apply_groups(population, groups)
     phantom = build_phantom(voxel_size, classes=list(settings.all_classes),
                             regions_config=regions_config)
     curves = simulate_scan_curves(population, settings, frames)
@@ -159,7 +180,8 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
                 kbol=kbol, half_life=settings.half_life, psf_fwhm=image_settings.psf_fwhm,
                 extra={"TaskDescription": _TASK_TEXT.get(scan.task, scan.task)}))
             log.info("simulated %s", stem)
-    write_participants(bids, population.participants)
+    write_participants(bids, population.participants, GROUP_COLUMN if groups else None)
+    rated = write_ratings(bids, population, groups, ratings, settings, seed)
     effect = "no release (null)" if null else "planted release"
     write_dataset_description(
         bids, name=f"petbp simulated [11C]carfentanil study ({design} design)",
@@ -171,12 +193,14 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
                  phantom_mixing(phantom, image_settings.psf_fwhm),
                  dict(subjects=int(subjects), design=design, seed=int(seed), null=bool(null),
                       noise=float(noise), voxel_size=phantom.voxel_size,
-                      regions_config=phantom.source))
+                      regions_config=phantom.source),
+                 groups_truth(population, groups, ratings, rated))
     return bids
 
 
 def write_demo_study(out_dir: str | PathLike, *, subjects: int = 12, voxel_size: float = 3.0,
-                     design: str = "windows", seed: int = 2013) -> Path:
+                     design: str = "windows", seed: int = 2013,
+                     study: str = "single") -> Path:
     """Write the built-in demo study (``out_dir/bids``, truth in ``out_dir/truth``).
 
     The demo plants larger release than the defaults (rejection 11-13 %, acceptance 11-12 %
@@ -184,11 +208,29 @@ def write_demo_study(out_dir: str | PathLike, *, subjects: int = 12, voxel_size:
     to resilience with r = 0.85, and halves the noise (level 0.5), so that 12 subjects
     show the findings of the mission's study through partial-volume dilution and noise.
 
+    ``study="two_groups"`` writes the patient-vs-control study instead
+    (:func:`pipeline.simulate.group_study.two_group_demo`: ``subjects`` split into HC and
+    MDD, controls releasing 5-8 % in six regions and patients nothing, a ``desire`` rating
+    in ``phenotype/``), with the same noise level.
+
     Returns
     -------
     Path
         The BIDS dataset folder ``out_dir/bids``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``study`` or too few subjects for two groups.
     """
+    if study == "two_groups":
+        settings, groups, ratings = two_group_demo(subjects)
+        return simulate_study(out_dir, subjects=subjects, design=design, seed=seed,
+                              voxel_size=voxel_size, noise=DEMO_NOISE, settings=settings,
+                              groups=groups, ratings=ratings)
+    if study != "single":
+        raise ConfigError(format_problem("demo.study", f"unknown study {study!r}",
+                                         "Choose single or two_groups."))
     return simulate_study(out_dir, subjects=subjects, design=design, seed=seed,
                           voxel_size=voxel_size, noise=DEMO_NOISE, settings=demo_settings())
 
@@ -208,8 +250,9 @@ def _effects_table(population: Population, curves: ScanCurves) -> pd.DataFrame:
 
 def _write_truth(folder: Path, population: Population, curves: ScanCurves,
                  settings: StudySettings, image_settings: ImageSettings, model: NoiseModel,
-                 mixing: pd.DataFrame, run: dict) -> None:
-    """Truth tables (TSV) and truth.json: everything needed to score an analysis."""
+                 mixing: pd.DataFrame, run: dict, extra: dict | None = None) -> None:
+    """Truth tables (TSV) and truth.json: everything needed to score an analysis
+    (``extra``: planted groups and ratings, added to ``planted``)."""
     write_table(folder / "bp_nd.tsv", curves.truth)
     effects = _effects_table(population, curves)
     write_table(folder / "effects.tsv", effects)
@@ -251,6 +294,7 @@ def _write_truth(folder: Path, population: Population, curves: ScanCurves,
             "correlated_score": "resilience",
             "population_correlation": None if run["null"] else settings.correlation,
             "sample_correlation": None if run["null"] else sample_r,
+            **dict(extra or {}),
         },
         "kinetics": {
             "regions": {k: dataclasses.asdict(v) for k, v in settings.regions.items()},

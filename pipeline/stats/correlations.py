@@ -6,6 +6,12 @@ baseline (``activation_pct``, after the contrast's drift control), from
 With covariates (e.g. age, sex) both variables are residualized on them (with an
 intercept; text columns become indicator columns) and the partial correlation is reported,
 with ``df = n - 2 - k`` for its parametric p; Spearman's version ranks first.
+
+A score that is not a ``participants.tsv`` column names a condition-level rating
+(``phenotype/<score>.tsv``): the participant's rating change of the contrast,
+rating(condition) - rating(baseline), from :mod:`pipeline.stats.ratings`. With ``group:``
+a correlation uses the participants of that group only (``design.groups``); its rows say
+so in the ``group`` column (``all`` when pooled).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.groups import POOLED
 
 __all__ = ["correlate", "correlate_scores"]
 
@@ -113,10 +120,40 @@ def _covariate_matrix(scores: pd.DataFrame, names: Sequence[str]) -> np.ndarray 
     return coded.to_numpy(float)
 
 
+def _scores(participants: pd.DataFrame, ratings: pd.DataFrame | None, contrast: str,
+            score: str, covariates: list[str]) -> tuple[pd.DataFrame, str]:
+    """``participant_id``, the score (column ``score``) and covariates; and the score's kind
+    (``participants`` or ``rating_change``)."""
+    for column in covariates:
+        if column not in participants.columns:
+            raise InputError(format_problem(
+                "participants.tsv", f"no covariate column {column!r} (asked for by "
+                "statistics.correlations)", f"Columns found: {', '.join(participants.columns)}."
+                " Fix the config or the table."))
+    if score in participants.columns:
+        if not pd.api.types.is_numeric_dtype(participants[score]):
+            raise InputError(format_problem(
+                "participants.tsv", f"score {score!r} is not numeric",
+                "Give numbers (n/a for missing) in that column."))
+        return participants[["participant_id", score, *covariates]], "participants"
+    rated = None if ratings is None else ratings[(ratings["measure"] == score)
+                                                 & (ratings["contrast"] == contrast)]
+    if rated is None or rated.empty:
+        raise InputError(format_problem(
+            "participants.tsv", f"no column {score!r} (asked for by statistics.correlations), "
+            f"and no rating change of contrast {contrast!r} on a phenotype/{score}.tsv",
+            f"Columns found: {', '.join(participants.columns)}. Fix the config, the table, "
+            f"or add phenotype/{score}.tsv with one column per condition."))
+    table = rated[["participant_id", "rating_change"]].rename(columns={"rating_change": score})
+    return table.merge(participants[["participant_id", *covariates]], on="participant_id",
+                       how="left"), "rating_change"
+
+
 def correlate_scores(values: pd.DataFrame, participants: pd.DataFrame,
                      specs: Sequence[Mapping[str, Any]], *, model: str,
                      n_boot: int = 2000, n_perm: int = 5000, seed: int = 0,
-                     measures: Sequence[str] = MEASURES) -> pd.DataFrame:
+                     measures: Sequence[str] = MEASURES,
+                     ratings: pd.DataFrame | None = None) -> pd.DataFrame:
     """Correlate each configured activation with a score (``group/correlations.tsv``).
 
     Parameters
@@ -126,50 +163,61 @@ def correlate_scores(values: pd.DataFrame, participants: pd.DataFrame,
     participants : DataFrame
         ``participants.tsv``: ``participant_id`` plus score columns.
     specs : sequence of mapping
-        Each with ``contrast``, ``region``, ``score`` and optional ``covariates`` (list of
-        column names) and ``model`` (default: ``model``).
+        Each with ``contrast``, ``region``, ``score`` (a participants.tsv column, else a
+        phenotype measure) and optional ``covariates`` (list of column names), ``model``
+        (default: ``model``) and ``group`` (a level of ``design.groups``).
     model : str
         Default model (the primary one).
     n_boot, n_perm, seed : int
         See :func:`correlate`.
     measures : sequence of str, default=("activation", "activation_pct")
+    ratings : DataFrame, default=None
+        Rating changes (``measure``, ``contrast``, ``participant_id``, ``rating_change``;
+        :func:`pipeline.stats.ratings.rating_changes`) for scores that are phenotype
+        measures.
 
     Returns
     -------
     DataFrame
-        ``contrast, region, model, score, measure, covariates, method, n, r, p, p_perm,
-        ci_low, ci_high``; ``method`` is ``pearson``/``spearman``, prefixed ``partial_``
-        with covariates.
+        ``contrast, region, model, score, score_kind, group, measure, covariates, method,
+        n, r, p, p_perm, ci_low, ci_high``; ``score_kind`` is ``participants`` or
+        ``rating_change``; ``group`` is the spec's group or ``all``; ``method`` is
+        ``pearson``/``spearman``, prefixed ``partial_`` with covariates.
 
     Raises
     ------
     InputError
-        If a score or covariate column is missing from ``participants.tsv`` or a score is
-        not numeric.
+        If a score is neither a ``participants.tsv`` column nor a rating change, a
+        covariate column is missing, or a score is not numeric.
+    ConfigError
+        If a spec names a group but the values have no groups, or an unknown level.
     """
     rows = []
     for spec in specs:
         contrast, region, score = spec["contrast"], spec["region"], spec["score"]
         covariates = list(spec.get("covariates") or [])
         use_model = spec.get("model", model)
-        for column in [score, *covariates]:
-            if column not in participants.columns:
-                raise InputError(format_problem(
-                    "participants.tsv", f"no column {column!r} (asked for by "
-                    f"statistics.correlations)", f"Columns found: "
-                    f"{', '.join(participants.columns)}. Fix the config or the table."))
-        if not pd.api.types.is_numeric_dtype(participants[score]):
-            raise InputError(format_problem(
-                "participants.tsv", f"score {score!r} is not numeric",
-                "Give numbers (n/a for missing) in that column."))
+        group = spec.get("group") or POOLED
+        scores, kind = _scores(participants, ratings, contrast, score, covariates)
         cell = values[(values["contrast"] == contrast) & (values["region"] == region)
                       & (values["model"] == use_model)]
+        if group != POOLED:
+            if "group" not in cell.columns:
+                raise ConfigError(format_problem(
+                    "config/config.yaml", f"statistics.correlations: group {group!r} but "
+                    "design.groups is not set", "Set design.groups or drop the group key."))
+            if not (cell["group"].astype(str) == str(group)).any():
+                raise ConfigError(format_problem(
+                    "config/config.yaml", f"statistics.correlations: group {group!r} has no "
+                    f"values (groups: {sorted(cell['group'].dropna().astype(str).unique())})",
+                    "Use a level of design.groups."))
+            cell = cell[cell["group"].astype(str) == str(group)]
         if cell.empty:
             raise ConfigError(format_problem(
                 "config/config.yaml", f"statistics.correlations: no values for contrast "
                 f"{contrast!r}, region {region!r}, model {use_model!r}",
                 "Use a contrast, region and model that the analysis produces."))
-        table = cell.merge(participants, on="participant_id", how="left")
+        table = cell.merge(scores, on="participant_id", how="left")
         keep = table[[score, *covariates]].notna().all(axis=1)
         for pid in table.loc[~keep, "participant_id"]:
             log.warning("correlation %s/%s/%s: %s left out (missing %s or covariate)",
@@ -184,10 +232,10 @@ def correlate_scores(values: pd.DataFrame, participants: pd.DataFrame,
                                    covariates=None if cov is None else cov[ok],
                                    method=method, n_boot=n_boot, n_perm=n_perm, seed=seed)
                 rows.append(dict(contrast=contrast, region=region, model=use_model,
-                                 score=score, measure=measure,
+                                 score=score, score_kind=kind, group=group, measure=measure,
                                  covariates="+".join(covariates) or "n/a",
                                  method=("partial_" if covariates else "") + method,
                                  **result))
-    return pd.DataFrame(rows, columns=["contrast", "region", "model", "score", "measure",
-                                       "covariates", "method", "n", "r", "p", "p_perm",
-                                       "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=["contrast", "region", "model", "score", "score_kind",
+                                       "group", "measure", "covariates", "method", "n", "r",
+                                       "p", "p_perm", "ci_low", "ci_high"])

@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline.design import load_design
 from pipeline.errors import InputError, format_problem
 from pipeline.stats.correlations import correlate_scores
+from pipeline.stats.groups import with_groups
 from pipeline.stats.regional import contrast_values, summarize_contrasts
 from pipeline.tables import provenance, write_table
 
@@ -72,6 +73,9 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     values, exclusions = contrast_values(bp, design, drift=drift, participants=expected)
     table = summarize_contrasts(values, test=stats_cfg.get("test", "ttest"), drift=drift,
                                 alpha=float(stats_cfg.get("alpha", 0.05)))
+    values, table = with_groups(values, table, design.groups, participants, drift=drift,
+                                test=stats_cfg.get("test", "ttest"),
+                                alpha=float(stats_cfg.get("alpha", 0.05)))
     how = ("drift-corrected: one-sample t of observed % change minus simulated null drift, "
            "the drift's Monte Carlo and systematic variance added"
            if drift is not None else "paired % change vs 0")
@@ -94,12 +98,14 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
 def write_correlations(values_path: str | PathLike, participants: pd.DataFrame,
                        out_path: str | PathLike, *, specs: Sequence[Mapping[str, Any]],
                        model: str, n_boot: int = 2000, n_perm: int = 5000,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, ratings_path: str | PathLike | None = None) -> Path:
     """Correlate activation with scores (``group/correlations.tsv``); see
-    :func:`pipeline.stats.correlations.correlate_scores`."""
+    :func:`pipeline.stats.correlations.correlate_scores`. ``ratings_path``:
+    ``group/rating_changes.tsv`` for scores that are phenotype measures."""
     values = read_group_table(values_path)
+    ratings = read_group_table(ratings_path) if ratings_path else None
     table = correlate_scores(values, participants, specs, model=model, n_boot=n_boot,
-                             n_perm=n_perm, seed=seed)
+                             n_perm=n_perm, seed=seed, ratings=ratings)
     write_table(out_path, table, provenance(
         Description="Activation (BP_baseline - BP_condition, absolute and % after drift "
         "control) against participant scores: r, parametric p, permutation p "

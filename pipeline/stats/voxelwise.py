@@ -316,16 +316,28 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
                                 outputs: Mapping[str, str | PathLike], *, score: str,
                                 settings: Mapping[str, Any],
                                 region_config: str | PathLike | None = None,
-                                seed: int = 0) -> dict[str, Path]:
-    """Voxelwise correlation of activation (-effect) with a score: t, r and FWE p maps."""
+                                seed: int = 0, ratings_path: str | PathLike | None = None,
+                                contrast: str | None = None) -> dict[str, Path]:
+    """Voxelwise correlation of activation (-effect) with a score: t, r and FWE p maps.
+
+    A ``score`` that is not a participants.tsv column is a phenotype measure: the
+    participants' rating change of ``contrast`` from ``ratings_path``
+    (``group/rating_changes.tsv``)."""
     import nibabel as nib
 
+    from pipeline.stats.tables import read_group_table
     from pipeline.tables import sidecar_path
 
     img = nib.load(str(effects_path))
     effects = -np.asarray(img.dataobj, float)  # activation (% of baseline)
     pids = read_json(sidecar_path(effects_path))["participants"]
     scores = participants.set_index("participant_id").reindex(pids)
+    if score not in scores.columns and ratings_path is not None:
+        ratings = read_group_table(ratings_path)
+        rated = ratings[(ratings["measure"] == score) & (ratings["contrast"] == contrast)]
+        if len(rated):
+            scores[score] = rated.set_index("participant_id")["rating_change"] \
+                .reindex(pids).to_numpy(float)
     if score not in scores.columns:
         raise InputError(format_problem("participants.tsv", f"no column {score!r}",
                                         "Fix statistics.correlations or the table."))

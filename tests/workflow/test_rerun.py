@@ -83,7 +83,12 @@ EDITS: dict[str, tuple] = {
     "demo.voxel_size": (4, {}),
     "demo.design": ("separate", {}),
     "demo.seed": (1, {}),
+    "demo.study": ("two_groups", {}),
     # ---- design -------------------------------------------------------------------------
+    # groups: a part alone is refused at parse time (column and levels go together)
+    "design.groups.column": ("group", "'levels' is a required property"),
+    "design.groups.levels": (["HC", "MDD"], "'column' is a required property"),
+    "design.groups.covariates": (["age"], "'column' is a required property"),
     # rejbase is a window of the rejection scans: their fits (2 models) and rejbase maps,
     # the drift (rejection is within-scan), the contrasts, the rejection and rejvsacc maps
     "design.conditions.rejbase.window": ([10, 45], {
@@ -184,6 +189,8 @@ EDITS: dict[str, tuple] = {
     "statistics.correlations.score": ("age", {"correlations": 1, "voxelwise_correlation": 1}),
     "statistics.correlations.model": ("mrtm2", {"correlations": 1}),
     "statistics.correlations.covariates": (["age"], {"correlations": 1}),
+    # a correlation within a group needs design.groups: refused at parse time
+    "statistics.correlations.group": ("HC", "design.groups is not set"),
     "statistics.n_boot": (300, {"correlations": 1}),
     "statistics.n_perm": (300, {"correlations": 1}),
     # ---- voxelwise ----------------------------------------------------------------------
@@ -247,7 +254,9 @@ def _set(config: dict, key: str, value) -> None:
         node["statistics"]["correlations"][0][parts[2]] = value  # the first correlation
         return
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # e.g. design.groups, null until set
+            node[part] = {}
+        node = node[part]
     node[parts[-1]] = value
 
 

@@ -403,13 +403,14 @@ def voxelwise_scores():
 
 def group_outputs(wildcards=None):
     """Every group-level output except the report (also the report rule's input)."""
-    files = [out(paths.group_table(name)) for name in paths.GROUP_TABLES]
+    files = [out(paths.group_table(name)) for name in paths.GROUP_TABLES
+             if name != "group_differences"]  # made only with design.groups (groups.smk)
     if VOXELWISE["enabled"]:
         for contrast in DESIGN.contrasts:
             files += list(voxelwise_outputs(contrast).values())
         for contrast, score in voxelwise_scores():
             files += list(correlation_outputs(contrast, score).values())
-    return files
+    return files + group_comparison_outputs()  # workflow/rules/groups.smk
 
 
 def final_outputs(wildcards=None):

@@ -72,6 +72,7 @@ rule correlations:
     input:
         values=out(paths.group_table("contrast_values")),
         participants=participants_tsv,
+        ratings=out(paths.group_table("rating_changes")),
     output:
         table=report(out(paths.group_table("correlations")),
                      caption="../report/correlations.rst", category="Group statistics"),
@@ -94,7 +95,8 @@ rule correlations:
                                output.table, specs=params.used["statistics.correlations"],
                                model=params.used["primary_model"],
                                n_boot=params.used["statistics.n_boot"],
-                               n_perm=params.used["statistics.n_perm"])
+                               n_perm=params.used["statistics.n_perm"],
+                               ratings_path=input.ratings)
             record_config_used(output, params.used)
 
 
@@ -138,6 +140,7 @@ rule voxelwise_correlation:
         effects=out(paths.VOXELWISE_MAPS["effects"]),
         participants=participants_tsv,
         regions=config["regions"],
+        ratings=out(paths.group_table("rating_changes")),
     output:
         **{kind: out(template) for kind, template in paths.CORRELATION_MAPS.items()},
     params:
@@ -159,5 +162,7 @@ rule voxelwise_correlation:
                                         read_participants(input.participants),
                                         dict(output.items()), score=wildcards.score,
                                         settings=settings_of(params.used, "voxelwise"),
-                                        region_config=input.regions)
+                                        region_config=input.regions,
+                                        ratings_path=input.ratings,
+                                        contrast=wildcards.contrast)
             record_config_used(output, params.used)
