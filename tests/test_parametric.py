@@ -182,3 +182,36 @@ def test_write_bp_maps_mask_on_another_grid(tmp_path, pet_dataset):
     wrong = write_image(tmp_path / "wrong.nii.gz", np.ones((5, 6, 6)))
     with pytest.raises(InputError, match=r"reference mask has shape \(5, 6, 6\)"):
         write_bp_maps(paths["pet"], wrong, tmp_path / "x", model="mrtm")
+
+
+def test_write_condition_maps_reads_the_image_once(tmp_path, pet_dataset, frames_90min,
+                                                   monkeypatch):
+    """Every window of a scan from one image read; the reference is the TAC table's
+    column and k2prime: shared comes from the subject's file (both windows within 0.5 %)."""
+    import pandas as pd
+
+    import pipeline.bids
+    from pipeline.parametric import write_condition_maps
+    from pipeline.tables import TacTable, write_json, write_tacs
+
+    paths, ref, bp, _, brain = pet_dataset
+    tacs = write_tacs(tmp_path / "tacs.tsv", TacTable(frames_90min, pd.DataFrame({"ref": ref})))
+    k2p = write_json(tmp_path / "k2prime.json", {"k2prime": K2PRIME})
+    loads = []
+    real_load = pipeline.bids.load_pet
+    monkeypatch.setattr(pipeline.bids, "load_pet",
+                        lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    out = write_condition_maps(
+        paths["pet"], tacs, paths["brain"],
+        {"early": tmp_path / "m_cond-early", "late": tmp_path / "m_cond-late"},
+        windows={"early": (0, 45), "late": (45, 90)}, reference="ref", model="mrtm2",
+        options={"k2prime": "shared", "weights": "duration"}, k2prime_path=k2p)
+    assert len(loads) == 1 and sorted(out) == ["early", "late"]
+    target = brain & (bp > 0)
+    for cond, window in (("early", [0, 45]), ("late", [45, 90])):
+        values = np.asarray(nib.load(out[cond]).dataobj)
+        np.testing.assert_allclose(values[target], bp[target], rtol=5e-3)
+        side = json.loads((tmp_path / f"m_cond-{cond}_bpnd.json").read_text())
+        assert side["options"]["window"] == window and side["options"]["k2prime"] == K2PRIME
+        assert side["k2prime_source"].startswith("the subject's shared k2'")
+        assert side["inputs"]["reference_tac"] == "given"

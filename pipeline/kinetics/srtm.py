@@ -18,10 +18,10 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
+from pipeline.kinetics._inputs import MAX_FIRST_FRAME_START
 from pipeline.kinetics._lm import _covariance, _fit_in_chunks
 from pipeline.kinetics._reference import _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
-    MAX_FIRST_FRAME_START,
     _at_bound,
     _clean_data,
     _finish,
@@ -33,7 +33,7 @@ from pipeline.kinetics._srtm_common import (
     _srtm_standard_errors,
     _window_text,
 )
-from pipeline.kinetics.base import ModelFit
+from pipeline.kinetics.result import ModelFit
 
 __all__ = ["DEFAULT_BOUNDS", "DEFAULT_THETA_RANGE", "MAX_FIRST_FRAME_START", "describe",
            "fit_srtm", "fit_srtm_bf", "predict_srtm", "theta_grid"]

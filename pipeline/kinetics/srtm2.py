@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._lm import _fit_in_chunks
 from pipeline.kinetics._reference import _ReferenceConvolver
@@ -25,10 +25,10 @@ from pipeline.kinetics._srtm_common import (
     _prepare,
     _window_text,
 )
-from pipeline.kinetics.base import ModelFit
-from pipeline.kinetics.srtm import _bounds_arrays, fit_srtm
+from pipeline.kinetics.result import ModelFit
+from pipeline.kinetics.srtm import _bounds_arrays
 
-__all__ = ["describe", "fit_srtm2", "k2prime_from_srtm", "predict_srtm2"]
+__all__ = ["describe", "fit_srtm2", "predict_srtm2"]
 
 
 def predict_srtm2(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
@@ -58,7 +58,8 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         Frame timing (minutes), reference and target TACs (Bq/mL): see
         :func:`pipeline.kinetics.srtm.fit_srtm_bf`.
     k2prime : float
-        Reference efflux rate constant, 1/min (e.g. from :func:`k2prime_from_srtm`).
+        Reference efflux rate constant, 1/min (e.g. from
+        :func:`pipeline.kinetics.k2prime.k2prime_from_srtm`).
     window : (start, end), default=None
         Minutes; only frames whose mid-time lies inside are fitted.
     weights : ndarray of shape (n_frames,), default=None
@@ -140,28 +141,6 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
     flags = [("at_bound", at_bound), ("not_converged", ~result.converged)]
     return _finish("srtm2", prep, r1, r1 * k2p, bp, fitted, se, flags, options, k2prime=k2p)
-
-
-def k2prime_from_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
-                      weights: np.ndarray | None = None,
-                      window: tuple[float | None, float | None] | None = None) -> float:
-    """Median k2' = k2 / R1 (1/min) of SRTM fits to ``tacs`` (best: high-binding regions).
-
-    Fits that are flagged (bound, convergence, bad input) are left out.
-
-    Raises
-    ------
-    InputError
-        If no TAC gives a clean SRTM fit.
-    """
-    result = fit_srtm(frames, ref_tac, tacs, window=window, weights=weights)
-    good = (result.flags == "") & np.isfinite(result.k2prime) & (result.k2prime > 0)
-    if not good.any():
-        raise InputError(format_problem(
-            None, f"k2' could not be estimated: none of the {result.n_tacs} SRTM fits is clean "
-            f"(flags: {sorted(set(result.flags))})",
-            "Give k2' as a value (1/min) or choose high-binding regions for its estimate."))
-    return float(np.median(result.k2prime[good]))
 
 
 def describe(options: dict[str, Any] | None = None) -> str:

@@ -14,7 +14,7 @@ rule estimate_k2prime:
         mem_mb=res("estimate_k2prime")["mem_mb"],
         runtime=res("estimate_k2prime")["runtime"],
     run:
-        from pipeline.stats.condition_fits import write_subject_k2prime
+        from pipeline.kinetics import write_subject_k2prime
 
         with log_to(log[0]):
             write_subject_k2prime(input.tacs, output.k2prime, settings=params.settings,
@@ -27,6 +27,7 @@ rule fit_regions:
         k2prime=k2prime_of_scan(None),
     output:
         table=out("{scan}_model-{model}_bp.tsv"),
+        curves=out("{scan}_model-{model}_fits.tsv"),
     params:
         options=lambda w: model_options(config, w.model),
         conditions=lambda w: conditions_of_scan(w.scan),
@@ -39,14 +40,14 @@ rule fit_regions:
         mem_mb=res("fit_regions")["mem_mb"],
         runtime=res("fit_regions")["runtime"],
     run:
-        from pipeline.stats.condition_fits import write_condition_fits
+        from pipeline.kinetics import write_region_fits
 
         with log_to(log[0]):
-            write_condition_fits(input.tacs, output.table, reference=REFERENCE,
-                                 model=wildcards.model, conditions=params.conditions,
-                                 entities=params.entities, options=params.options,
-                                 k2prime_path=input.k2prime[0] if input.k2prime else None,
-                                 half_life=params.half_life)
+            write_region_fits(input.tacs, output.table, reference=REFERENCE,
+                              model=wildcards.model, conditions=params.conditions,
+                              entities=params.entities, options=params.options,
+                              k2prime_path=input.k2prime[0] if input.k2prime else None,
+                              half_life=params.half_life)
 
 
 rule collect_bp_nd:
@@ -62,7 +63,7 @@ rule collect_bp_nd:
         mem_mb=res("collect_bp_nd")["mem_mb"],
         runtime=res("collect_bp_nd")["runtime"],
     run:
-        from pipeline.stats.condition_fits import write_bp_nd
+        from pipeline.kinetics import write_bp_nd
 
         with log_to(log[0]):
             write_bp_nd(input.fits, output.table)
