@@ -40,6 +40,7 @@ from pipeline.kinetics.registry import (
     fit,
     get_model,
     models_json_schema,
+    validate_config_models,
     validate_model_options,
 )
 from pipeline.kinetics.result import FIT_COLUMNS, SE_KEYS, ModelFit
@@ -63,6 +64,7 @@ __all__ = [
     "get_model",
     "models_json_schema",
     "resolve_k2prime",
+    "validate_config_models",
     "validate_model_options",
     "write_bp_nd",
     "write_region_fits",

@@ -147,3 +147,32 @@ def test_models_json_schema_agrees_with_validate():
         jsonschema.validate({"srtm": {"t_star": 10}}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"srtm3": {}}, schema)
+
+
+def test_validate_config_models_checks_models_and_voxelwise_options():
+    """The config check names every wrong option with its file and key; shared is fine."""
+    from pipeline.kinetics import validate_config_models
+
+    validate_config_models({"models": {"logan_ref": {"t_star": 10, "k2prime": "shared"},
+                                       "mrtm2": {"k2prime": "shared"}},
+                            "voxelwise": {"model": "logan_ref",
+                                          "options": {"t_star": 10, "k2prime": "shared"}}})
+    config = {"models": {"srtm": {"t_star": 10}, "mrtm2": {"tstar": 5}},
+              "voxelwise": {"model": "srtm_bf", "options": {"t_star": 10}}}
+    with pytest.raises(ConfigError) as err:
+        validate_config_models(config, "config.yaml")
+    text = str(err.value)
+    for key in ("models.srtm.t_star", "models.mrtm2.tstar", "voxelwise.options.t_star"):
+        assert f"config.yaml, {key}: " in text
+    validate_config_models({"voxelwise": {"enabled": False, "model": "srtm_bf",
+                                          "options": {"t_star": 10}}})
+
+
+def test_load_config_refuses_an_option_the_model_does_not_take(tmp_path):
+    """models.srtm.t_star fails when the config is read, naming the key."""
+    from pipeline.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  srtm:\n    t_star: 10\nprimary_model: srtm\n")
+    with pytest.raises(ConfigError, match=r"models\.srtm\.t_star: model 'srtm' does not take"):
+        load_config(path)
