@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.errors import InputError, format_problem
 
-__all__ = ["MAX_FIRST_FRAME_START", "PreparedInputs", "prepare_inputs"]
+__all__ = ["MAX_FIRST_FRAME_START", "PreparedInputs", "prepare_inputs", "row_selector"]
 
 #: Latest first-frame start (minutes after injection) for models that integrate the TACs
 #: from injection: before the first frame the curve is only assumed to rise from 0.
@@ -176,8 +176,23 @@ def prepare_inputs(
         raise InputError(format_problem(None, f"{name}: all fitted frames have zero weight",
                                         "Use another weighting scheme."))
     w = w / w[used].mean()
-    fitted_part = arr[used]
-    nan = ~np.all(np.isfinite(arr if all_frames else fitted_part), axis=0)
-    zero = ~nan & np.all(fitted_part == 0.0, axis=0)
-    constant = ~nan & ~zero & np.all(arr == arr[:1], axis=0)
+    # max and min per TAC (NaN propagates, Inf stays): no temporary (frames x TACs) array
+    top, bottom = arr.max(axis=0), arr.min(axis=0)
+    if used.all():
+        fit_top, fit_bottom = top, bottom
+    else:
+        rows = row_selector(used)
+        fit_top, fit_bottom = arr[rows].max(axis=0), arr[rows].min(axis=0)
+    read_top, read_bottom = (top, bottom) if all_frames else (fit_top, fit_bottom)
+    nan = ~(np.isfinite(read_top) & np.isfinite(read_bottom))
+    zero = ~nan & (fit_top == 0.0) & (fit_bottom == 0.0)
+    constant = ~nan & ~zero & (top == bottom)
     return PreparedInputs(frames, ref, arr, used, w, nan, zero, constant, was_1d)
+
+
+def row_selector(used: np.ndarray) -> slice | np.ndarray:
+    """A slice for a contiguous run of True in ``used`` (indexing then makes no copy)."""
+    idx = np.flatnonzero(used)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.frames import Frames
-from pipeline.kinetics._inputs import check_starts_at_injection, prepare_inputs
+from pipeline.kinetics._inputs import check_starts_at_injection, prepare_inputs, row_selector
 
 __all__ = ["frame_integral_operator", "prepare_linear", "row_selector",
            "weighted_least_squares"]
@@ -86,14 +86,6 @@ def frame_integral_operator(frames: Frames) -> np.ndarray:
         d_mat[np.arange(n), hi] += 1.0 / span
         d_mat[np.arange(n), lo] -= 1.0 / span
     return s_mat + np.diag(0.5 * dur) - (dur**2 / 12.0)[:, None] * d_mat
-
-
-def row_selector(used: np.ndarray) -> slice | np.ndarray:
-    """A slice for a contiguous run of True in ``used`` (indexing then makes no copy)."""
-    idx = np.flatnonzero(used)
-    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
 
 
 def _gram(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:

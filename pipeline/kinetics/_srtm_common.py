@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.frames import Frames
+from pipeline.kinetics._basis import _blend, _blended_gram, _GridFit
 from pipeline.kinetics._inputs import PreparedInputs, check_starts_at_injection, prepare_inputs
-from pipeline.kinetics._lm import _covariance
+from pipeline.kinetics._lm import _covariance_from_normal
 from pipeline.kinetics.result import ModelFit, make_fit
 
 __all__: list[str] = []
@@ -49,24 +50,81 @@ def _srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray
 
 
 def _srtm_jacobian(ref, x, dx, r1, k2, bp) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`_srtm_columns`, with the Jacobian stacked to (n, m, 3) for the optimizer."""
-    pred, cols = _srtm_columns(ref, x, dx, r1, k2, bp)
-    return pred, np.stack(cols, axis=-1)
+    """Prediction (n, m) and Jacobian (3, n, m) in (R1, k2, BP_ND), for the optimizer.
+
+    As :func:`_srtm_columns`, written straight into the stacked Jacobian.
+    """
+    jac = np.empty((3, *x.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = 1.0 / (1.0 + bp)
+        k2a = k2 * per
+        amp = k2 - r1 * k2a
+        pred = amp * x
+        pred += r1 * ref[:, None]
+        d_rate = np.multiply(amp, dx, out=jac[2])
+        d_rate -= r1 * x  # d pred / d k2a
+        np.multiply(k2a, x, out=jac[0])
+        np.subtract(ref[:, None], jac[0], out=jac[0])
+        np.multiply(d_rate, per, out=jac[1])
+        jac[1] += x
+        d_rate *= -(k2a * per)
+    return pred, jac
 
 
-def _rss(prep: PreparedInputs, fitted_used: np.ndarray) -> np.ndarray:
-    sw = np.sqrt(prep.weights[prep.used])
-    resid = (_clean_data(prep) - fitted_used) * sw[:, None]
+def _weighted_rss(data: np.ndarray, fitted: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+    """Weighted residual sum of squares per TAC (fitted frames)."""
+    resid = (data - fitted) * sqrt_w[:, None]
     return np.einsum("nm,nm->m", resid, resid)
 
 
-def _srtm_standard_errors(prep: PreparedInputs, fitted: np.ndarray,
-                          columns: list[np.ndarray], r1: np.ndarray,
-                          k2: np.ndarray) -> dict[str, np.ndarray]:
-    """SEs of R1, k2, BP_ND from the Jacobian columns (fitted frames), k2' by the delta method."""
-    used = prep.used
-    cov = _covariance(columns, np.sqrt(prep.weights[used]), _rss(prep, fitted[used]))
-    return _srtm_se_from_cov(cov, r1, k2)
+def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray,
+                          sqrt_w: np.ndarray, grid: _GridFit, rss: np.ndarray,
+                          r1: np.ndarray, k2: np.ndarray, bp: np.ndarray
+                          ) -> dict[str, np.ndarray]:
+    """SEs of R1, k2, BP_ND of a basis-function fit, k2' by the delta method.
+
+    The Jacobian columns d/d(R1, k2, BP_ND) are combinations of three vectors: ``C_R``,
+    the blended basis ``x`` and its rate derivative ``dx`` (see :func:`_srtm_columns`).
+    So ``J^T W J = M^T G M`` with ``M`` the 3 x 3 combination of each TAC and ``G`` the
+    weighted inner products of those vectors, which are blends of the grid's inner
+    products: no (frames x TACs) array is formed.
+
+    Parameters
+    ----------
+    ref, bases, slopes : ndarray
+        Reference (n,), basis functions and their rate derivatives (n, n_basis), on the
+        fitted frames.
+    sqrt_w : ndarray of shape (n,)
+    grid : _GridFit
+        Each TAC's basis position.
+    rss : ndarray of shape (m,)
+        Weighted residual sums of squares.
+    r1, k2, bp : ndarray of shape (m,)
+    """
+    r = ref * sqrt_w
+    wb = bases * sqrt_w[:, None]
+    ws = slopes * sqrt_w[:, None]
+    best, offset = grid.best, grid.offset
+    g = np.empty((best.size, 3, 3))
+    g[:, 0, 0] = float(r @ r)
+    g[:, 0, 1] = g[:, 1, 0] = _blend((r @ wb)[None, :], best, offset)[0]
+    g[:, 0, 2] = g[:, 2, 0] = _blend((r @ ws)[None, :], best, offset)[0]
+    g[:, 1, 1] = _blended_gram(wb.T @ wb, best, offset)
+    g[:, 1, 2] = g[:, 2, 1] = _blended_gram(wb.T @ ws, best, offset)
+    g[:, 2, 2] = _blended_gram(ws.T @ ws, best, offset)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k2a = k2 / (1.0 + bp)
+        amp = k2 - r1 * k2a
+        per = 1.0 / (1.0 + bp)
+        comb = np.zeros((best.size, 3, 3))  # rows: C_R, x, dx; columns: R1, k2, BP_ND
+        comb[:, 0, 0] = 1.0
+        comb[:, 1, 0] = -k2a
+        comb[:, 1, 1] = 1.0 - r1 * per
+        comb[:, 2, 1] = amp * per
+        comb[:, 1, 2] = r1 * k2a * per
+        comb[:, 2, 2] = -amp * k2a * per
+        jtj = np.einsum("mip,mij,mjq->mpq", comb, g, comb, optimize=True)
+    return _srtm_se_from_cov(_covariance_from_normal(jtj, rss, ref.size), r1, k2)
 
 
 def _srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[str, np.ndarray]:

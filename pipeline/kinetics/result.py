@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.kinetics._inputs import row_selector
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -243,7 +245,9 @@ def make_fit(model: str, prep: PreparedInputs, *, bp_nd: Any, fitted: np.ndarray
     se_in = dict(se or {})
     se_out = {key: clean(se_in.get(key)) for key in SE_KEYS}
     keep_frames = prep.used
-    fitted[~keep_frames] = np.nan
+    rows = row_selector(keep_frames)
+    if not keep_frames.all():
+        fitted[~keep_frames] = np.nan
     if any_void:
         fitted[:, void] = np.nan
     extra_out = {key: clean(value) for key, value in (extra or {}).items()}
@@ -251,23 +255,23 @@ def make_fit(model: str, prep: PreparedInputs, *, bp_nd: Any, fitted: np.ndarray
         if "k2a" not in extra_out:
             extra_out["k2a"] = estimates["k2"] / (1.0 + bp)
         extra_out["dvr"] = 1.0 + bp
-        data = prep.tacs[keep_frames]
-        resid = data - fitted[keep_frames]
+        data = prep.tacs[rows]
+        resid = np.subtract(data, fitted[rows])
         rmse = np.sqrt(np.einsum("fn,fn->n", resid, resid) / max(int(keep_frames.sum()), 1))
-        level = np.mean(np.abs(data), axis=0)
+        level = np.mean(np.abs(data, out=resid), axis=0)
         nrmse = np.where(level > 0, rmse / np.where(level > 0, level, 1.0), np.nan)
     extra_out["rmse"] = clean(rmse)
     extra_out["nrmse"] = clean(nrmse)
     if isinstance(flags, np.ndarray):  # already joined per TAC
-        model_text = np.where(void, "", flags).astype(object)
+        all_flags = np.asarray(flags, dtype=object)
     else:
         pairs = flags.items() if isinstance(flags, Mapping) else flags
-        model_text = join_flags(n, [(name, np.asarray(mask, bool) & ~void)
-                                    for name, mask in pairs])
-    all_flags = join_flags(n, [("nan_input", prep.nan_tacs), ("zero_input", prep.zero_tacs),
-                               ("constant_input", prep.constant_tacs)])
-    both = (all_flags != "") & (model_text != "")
-    all_flags = np.where(both, all_flags + ";" + model_text, all_flags + model_text)
+        all_flags = join_flags(n, pairs)
+    if any_void:  # degenerate TACs get only their input flag
+        all_flags = all_flags.copy()
+        all_flags[void] = join_flags(n, [("nan_input", prep.nan_tacs),
+                                         ("zero_input", prep.zero_tacs),
+                                         ("constant_input", prep.constant_tacs)])[void]
     weights = prep.weights[keep_frames]
     opts: dict[str, Any] = {key: None for key in COMMON_OPTIONS}
     opts.update({"model": model,

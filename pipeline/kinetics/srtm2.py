@@ -15,8 +15,9 @@ import numpy as np
 
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
+from pipeline.kinetics._basis import _grid_rate, _grid_search
 from pipeline.kinetics._lm import _fit_in_chunks
-from pipeline.kinetics._reference import _ReferenceConvolver
+from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     _at_bound,
     _clean_data,
@@ -26,7 +27,7 @@ from pipeline.kinetics._srtm_common import (
     _window_text,
 )
 from pipeline.kinetics.result import ModelFit
-from pipeline.kinetics.srtm import _bounds_arrays
+from pipeline.kinetics.srtm import _bounds_arrays, _unweighted
 
 __all__ = ["describe", "fit_srtm2", "predict_srtm2"]
 
@@ -49,8 +50,10 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
               n_basis: int = 200, max_iter: int = 100) -> ModelFit:
     """Fit SRTM2 with a fixed k2' to one or many target TACs.
 
-    A grid over k2a gives each TAC its starting point (one linear parameter per basis),
-    then a bounded Levenberg-Marquardt refines R1 and BP_ND for all TACs at once.
+    For each k2a on a grid the model is linear in R1 (one parameter per basis): the best
+    basis, refined between grid points, gives each TAC its start, and a bounded
+    Levenberg-Marquardt (model from an interpolated table of the reference convolution)
+    polishes R1 and BP_ND for all TACs at once.
 
     Parameters
     ----------
@@ -99,38 +102,41 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     sw = np.sqrt(prep.weights[used])
     data = _clean_data(prep)
 
+    # basis solution: for each k2a on the grid the model is linear, C_T = R1 z_j with
+    # z_j = C_R + (k2' - k2a_j) B_j; refined between grid points, it starts the polish
     thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
-                          max(int(n_basis), 2))
-    z = prep.ref_tac[:, None] + (k2p - thetas) * conv.frame_averages(thetas)
-    zw = z[used] * sw[:, None]
-    zz = np.einsum("nj,nj->j", zw, zw)
-    best = np.empty(data.shape[1], dtype=int)
-    r1_0 = np.empty(data.shape[1])
-    for lo in range(0, data.shape[1], 16384):  # chunks keep the (grid x TAC) array small
-        zy = (data[:, lo:lo + 16384] * sw[:, None]).T @ zw
-        j = np.argmax(zy * zy / zz, axis=1)
-        best[lo:lo + zy.shape[0]] = j
-        r1_0[lo:lo + zy.shape[0]] = zy[np.arange(zy.shape[0]), j] / zz[j]
+                          max(int(n_basis), 3))
+    z = prep.ref_tac[used][:, None] + (k2p - thetas) * conv.frame_averages(thetas)[used]
+    grid = _grid_search(None, z, data, sw, refine=True)
+    k2a = _grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):
-        bp_0 = r1_0 * k2p / thetas[best] - 1.0
-    start = np.column_stack([r1_0, np.where(np.isfinite(bp_0), bp_0, 0.0)])
+        bp_0 = grid.b * k2p / k2a - 1.0
+    start = np.column_stack([grid.b, np.where(np.isfinite(bp_0), bp_0, 0.0)])
+    table = _RateTable(conv, lower[0] * k2p / (1.0 + upper[1]),
+                       upper[0] * k2p / (1.0 + lower[1]), rows=used, scale=sw)
+    ref = (prep.ref_tac[used] * sw)[:, None]  # weighted, as the optimizer works
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r1, bp = params[:, 0], params[:, 1]
         per_r1 = k2p / (1.0 + bp)          # k2a / R1
         rate = r1 * per_r1
-        x, dx = conv.frame_averages_and_slope(rate)
-        x, dx = x[used], dx[used]
-        ref = prep.ref_tac[used][:, None]
-        d_rate = r1 * (-x + (k2p - rate) * dx)
-        jac = np.empty((*x.shape, 2))
-        jac[..., 0] = ref + (k2p - rate) * x + d_rate * per_r1
-        jac[..., 1] = -d_rate * rate / (1.0 + bp)
-        return r1 * (ref + (k2p - rate) * x), jac
+        x, dx = table.values_and_slopes(rate)
+        jac = np.empty((2, *x.shape))
+        shape = np.multiply(k2p - rate, x, out=jac[0])
+        shape += ref                        # C_R + (k2' - k2a) X = prediction / R1
+        d_rate = np.multiply(k2p - rate, dx, out=jac[1])
+        d_rate -= x
+        d_rate *= r1                        # d prediction / d k2a
+        pred = r1 * shape
+        jac[0] += d_rate * per_r1
+        d_rate *= -rate / (1.0 + bp)
+        return pred, jac
 
-    result = _fit_in_chunks(model, data, sw, start, lower, upper, max_iter=max_iter)
+    result = _fit_in_chunks(model, data * sw[:, None], start, lower, upper,
+                            max_iter=max_iter, settle=True)
     r1, bp = result.params.T
-    fitted = _full_frames(prep, result.prediction)
+    fitted = _full_frames(prep, _unweighted(result.prediction, sw, lambda: predict_srtm2(
+        prep.frames, prep.ref_tac, r1, bp, k2p)[used]))
     cov = result.covariance
     with np.errstate(invalid="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
