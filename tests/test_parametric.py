@@ -215,3 +215,16 @@ def test_write_condition_maps_reads_the_image_once(tmp_path, pet_dataset, frames
         assert side["options"]["window"] == window and side["options"]["k2prime"] == K2PRIME
         assert side["k2prime_source"].startswith("the subject's shared k2'")
         assert side["inputs"]["reference_tac"] == "given"
+
+
+def test_default_mask_keeps_finite_active_voxels(frames_90min):
+    """Without a brain mask: voxels with any NaN frame or a mean below 5 % of the 98th
+    percentile are left out, the rest kept."""
+    from pipeline.parametric import default_mask
+
+    data = np.full((4, 4, 4, frames_90min.n_frames), 100.0, np.float32)
+    data[0, 0, 0] = 4.0  # 4 % of the level
+    data[1, 1, 1, 5] = np.nan
+    mask = default_mask(data, frames_90min.duration)
+    assert mask.shape == (4, 4, 4) and mask.sum() == 62
+    assert not mask[0, 0, 0] and not mask[1, 1, 1]

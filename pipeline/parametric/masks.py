@@ -82,11 +82,12 @@ def default_mask(data: np.ndarray, durations: np.ndarray) -> np.ndarray:
     durations : ndarray of shape (n_frames,)
         Frame durations (any unit): the mean is duration-weighted.
     """
-    mean = np.tensordot(np.nan_to_num(data, nan=0.0), durations, axes=([3], [0]))
-    mean /= durations.sum()
-    finite = np.all(np.isfinite(data), axis=3)
+    weights = (np.asarray(durations, float) / np.sum(durations)).astype(data.dtype)
+    mean = data.reshape(-1, data.shape[3]) @ weights  # NaN/Inf in any frame: not finite
+    finite = np.isfinite(mean)
     level = np.percentile(mean[finite], 98) if finite.any() else 0.0
-    return finite & (mean > 0.05 * level)
+    with np.errstate(invalid="ignore"):
+        return (finite & (mean > 0.05 * level)).reshape(data.shape[:3])
 
 
 def analysis_mask(region_config: str | os.PathLike | None, shape: Sequence[int],
