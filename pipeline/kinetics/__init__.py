@@ -19,19 +19,13 @@ Steps of the workflow (each also behind a ``petbp`` command):
 
 from __future__ import annotations
 
-from pipeline.kinetics.bp_table import BP_COLUMNS, collect_bp_nd, write_bp_nd
+from typing import Any
+
 from pipeline.kinetics.k2prime import (
     estimate_k2prime,
     estimate_k2prime_from_tacs,
     resolve_k2prime,
     write_subject_k2prime,
-)
-from pipeline.kinetics.regionfit import (
-    RegionFits,
-    curves_path,
-    fit_conditions,
-    fit_regions,
-    write_region_fits,
 )
 from pipeline.kinetics.registry import (
     MODELS,
@@ -44,6 +38,25 @@ from pipeline.kinetics.registry import (
     validate_model_options,
 )
 from pipeline.kinetics.result import FIT_COLUMNS, SE_KEYS, ModelFit
+
+#: The steps that read and write tables (pandas) load on first use, so importing the
+#: models (e.g. for ``petbp map``) stays fast.
+_REGION_STEP = ("RegionFits", "curves_path", "fit_conditions", "fit_regions",
+                "write_region_fits")
+_BP_TABLE = ("BP_COLUMNS", "collect_bp_nd", "write_bp_nd")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REGION_STEP:
+        import pipeline.kinetics.regionfit as regionfit
+
+        return getattr(regionfit, name)
+    if name in _BP_TABLE:
+        import pipeline.kinetics.bp_table as bp_table
+
+        return getattr(bp_table, name)
+    raise AttributeError(f"module 'pipeline.kinetics' has no attribute {name!r}")
+
 
 __all__ = [
     "BP_COLUMNS",
