@@ -24,8 +24,21 @@ from pipeline.errors import PetbpError
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand found in :mod:`pipeline.cli`."""
+def _subcommand_modules() -> list[str]:
+    """Names of the subcommand modules of this package (``check``, ``fit``, ``map``...)."""
+    return [info.name for info in pkgutil.iter_modules(__path__)
+            if not info.name.startswith("_")]
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand found in :mod:`pipeline.cli`.
+
+    Parameters
+    ----------
+    only : str, default=None
+        Import and register only this subcommand's module (a command line that names its
+        subcommand need not import the others' dependencies).
+    """
     parser = argparse.ArgumentParser(
         prog="petbp",
         description="PET receptor binding-potential studies: from a BIDS-PET dataset to "
@@ -36,10 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the Python traceback of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
+    for name in _subcommand_modules():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = importlib.import_module(f"{__name__}.{name}")
         if hasattr(module, "add_parser"):
             modules.append(module)
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 50), m.__name__)):
@@ -49,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``petbp``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    named = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(named if named in _subcommand_modules() else None)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
