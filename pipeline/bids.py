@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline._bids_files import (
     IMAGE_SUFFIXES,
@@ -35,6 +34,9 @@ from pipeline._bids_files import (
 )
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, activity_scale, normalize_radionuclide
+
+if TYPE_CHECKING:  # pandas only where a table is built (keeps image reading fast)
+    import pandas as pd
 
 __all__ = [
     "ENTITY_ORDER",
@@ -379,6 +381,8 @@ def discover_scans(bids_dir: str | PathLike, **selection: Any) -> list[Scan]:
 
 def scans_table(scans: Sequence[Scan]) -> pd.DataFrame:
     """One row per scan: stem, entities, image path, frames (minutes), units, decay, tracer."""
+    import pandas as pd
+
     rows = [{
         "stem": s.stem, "sub": s.sub, "ses": s.ses, "task": s.task, "run": s.run,
         "image_path": str(s.image_path), "n_frames": s.frames.n_frames,
