@@ -23,7 +23,12 @@ import numpy as np
 
 from pipeline.errors import InputError, format_problem
 from pipeline.parametric.masks import default_mask, load_mask, reference_tac
-from pipeline.parametric.voxels import DEFAULT_CHUNK_VOXELS, FLAG_CODES, fit_voxels
+from pipeline.parametric.voxels import (
+    DEFAULT_CHUNK_VOXELS,
+    FLAG_CODES,
+    fit_voxels,
+    gather_voxels,
+)
 
 __all__ = ["write_bp_maps", "write_condition_map", "write_condition_maps"]
 
@@ -79,10 +84,10 @@ def _high_binding_tac(inputs: _Inputs) -> np.ndarray:
         raise InputError(format_problem(
             None, f"only {int(region.sum())} brain voxels outside the reference region: too "
             "few to estimate k2'", "Give k2prime (1/min) or a larger brain mask."))
-    voxels = data[region]
-    ratio = voxels[:, late].mean(axis=1) / max(float(ref[late].mean()), 1e-12)
+    voxels, _, _ = gather_voxels(data, region)  # (n_frames, n_voxels)
+    ratio = voxels[late].mean(axis=0) / max(float(ref[late].mean()), 1e-12)
     high = ratio >= np.nanpercentile(ratio, 90)
-    return np.nanmean(voxels[high].astype(np.float64), axis=0)
+    return np.nanmean(voxels[:, high].astype(np.float64), axis=1)
 
 
 def _fit_and_write(inputs: _Inputs, out_prefix: str | os.PathLike, *, model: str,

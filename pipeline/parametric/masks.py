@@ -82,12 +82,14 @@ def default_mask(data: np.ndarray, durations: np.ndarray) -> np.ndarray:
     durations : ndarray of shape (n_frames,)
         Frame durations (any unit): the mean is duration-weighted.
     """
-    weights = (np.asarray(durations, float) / np.sum(durations)).astype(data.dtype)
-    mean = data.reshape(-1, data.shape[3]) @ weights  # NaN/Inf in any frame: not finite
+    weights = np.asarray(durations, float) / np.sum(durations)
+    mean = np.zeros(data.shape[:3], dtype=np.float32)
+    for f, weight in enumerate(weights):  # frame by frame: no copy of the 4D image
+        mean += np.float32(weight) * data[..., f]  # NaN/Inf in any frame: not finite
     finite = np.isfinite(mean)
     level = np.percentile(mean[finite], 98) if finite.any() else 0.0
     with np.errstate(invalid="ignore"):
-        return (finite & (mean > 0.05 * level)).reshape(data.shape[:3])
+        return finite & (mean > 0.05 * level)
 
 
 def analysis_mask(region_config: str | os.PathLike | None, shape: Sequence[int],

@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
 
-__all__ = ["DEFAULT_CHUNK_VOXELS", "FLAG_CODES", "fit_voxels", "flag_codes"]
+__all__ = ["DEFAULT_CHUNK_VOXELS", "FLAG_CODES", "fit_voxels", "flag_codes", "gather_voxels"]
 
 #: Voxels per chunk handed to a model (see the module docstring for the memory bound).
 DEFAULT_CHUNK_VOXELS = 32768
@@ -140,11 +140,10 @@ def fit_voxels(frames: Frames, ref_tac: np.ndarray, data: np.ndarray,
         raise InputError(format_problem(
             None, f"mask shape {mask.shape} differs from the image's {spatial}",
             "Resample the mask to the PET grid."))
-    index = np.flatnonzero(mask.reshape(-1))
+    voxels, index, order = gather_voxels(data, mask)
     if index.size == 0:
         raise InputError(format_problem(None, "the mask selects no voxel",
                                         "Check the brain mask."))
-    voxels = data.reshape(-1, n_frames)
     out = {key: np.full(index.size, np.nan, dtype=np.float32)
            for key in (("bp_nd", "se", "r1") if with_r1 else ("bp_nd", "se"))}
     codes = np.zeros(index.size, dtype=np.int32)
@@ -152,7 +151,7 @@ def fit_voxels(frames: Frames, ref_tac: np.ndarray, data: np.ndarray,
 
     def run(lo: int) -> None:
         sl = slice(lo, min(lo + step, index.size))
-        block = np.ascontiguousarray(voxels[index[sl]].T, dtype=np.float64)
+        block = np.ascontiguousarray(voxels[:, sl], dtype=np.float64)
         result = func(frames, ref_tac, block, **kwargs)
         out["bp_nd"][sl] = result.bp_nd
         out["se"][sl] = result.se["bp_nd"]
@@ -173,8 +172,40 @@ def fit_voxels(frames: Frames, ref_tac: np.ndarray, data: np.ndarray,
     for key, values in out.items():
         full = np.full(mask.size, np.nan, dtype=np.float32)
         full[index] = values
-        maps[key] = full.reshape(spatial)
+        maps[key] = full.reshape(spatial, order=order)
     flags = np.zeros(mask.size, dtype=np.int32)
     flags[index] = codes
-    maps["flags"] = flags.reshape(spatial)
+    maps["flags"] = flags.reshape(spatial, order=order)
     return maps
+
+
+def gather_voxels(data: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The voxels inside ``mask`` as a (n_frames, n_voxels) float32 matrix.
+
+    Works frame by frame in the array's own memory order (NIfTI images load in Fortran
+    order, where a frame is one contiguous volume), so no copy of the 4D image is made.
+
+    Parameters
+    ----------
+    data : ndarray of shape (x, y, z, n_frames) or (n_voxels, n_frames)
+    mask : ndarray of bool of the spatial shape
+
+    Returns
+    -------
+    matrix : ndarray of shape (n_frames, n_voxels), float32
+    index : ndarray of int
+        Positions of the voxels in the flattened spatial array, in ``order``.
+    order : {"C", "F"}
+        Memory order of the flattening (use it to put values back).
+    """
+    n_frames = data.shape[-1]
+    order = "F" if data.ndim > 2 and data.flags.f_contiguous and not data.flags.c_contiguous \
+        else "C"
+    index = np.flatnonzero(mask.ravel(order=order))
+    matrix = np.empty((n_frames, index.size), dtype=np.float32)
+    if order == "F":  # each frame is a contiguous volume
+        for f in range(n_frames):
+            matrix[f] = data[..., f].ravel(order="F").take(index)
+    else:  # each voxel's frames are contiguous
+        matrix[:] = data.reshape(-1, n_frames).take(index, axis=0).T
+    return matrix, index, order
