@@ -134,7 +134,7 @@ def _fit_and_write(inputs: _Inputs, out_prefix: str | os.PathLike, *, model: str
     recorded = {**options, "weights": weights}
     sidecar = provenance(
         model=model, options=recorded, k2prime_source=source,
-        methods=describe_fit(model, recorded),
+        methods=describe_fit(model, {**recorded, "k2prime_source": source}),
         inputs={**inputs.record, **dict(extra_inputs or {})},
         load_notes=list(image.notes), reference_tac_bq_per_ml=inputs.ref,
         n_voxels=int(inputs.mask.sum()), n_reference_voxels=int(inputs.ref_mask.sum()),
