@@ -109,7 +109,7 @@ def test_cli_fit_nan_region_is_flagged(tmp_path, tacs_tsv):
     ("mrtm", []), ("mrtm2", []), ("logan_ref", ["--tstar", "20"]),
     ("ratio", ["--window", "60", "90"])])
 def test_cli_fit_every_model_writes_the_contract_columns(tmp_path, tacs_tsv, model, extra):
-    """Every model name runs through petbp fit and fills DESIGN.md's columns."""
+    """Every model name runs through petbp fit and fills the fit table's columns."""
     out = tmp_path / f"{model}_bp.tsv"
     assert main(["fit", str(tacs_tsv), "--reference", "cerebellum", "--model", model,
                  *extra, "-o", str(out)]) == 0

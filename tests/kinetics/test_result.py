@@ -63,7 +63,7 @@ def test_prepare_inputs_rejects_shape_mismatch(data):
 
 
 def test_model_fit_to_frame_columns(data):
-    """to_frame has DESIGN.md's columns plus fit quality, one row per region."""
+    """to_frame has the fit table's columns (FIT_COLUMNS) with fit quality, one row per region."""
     frames, ref, tacs = data
     table = fit("srtm", frames, ref, tacs).to_frame(["putamen", "thalamus"])
     for column in ("region", "model", "bp_nd", "r1", "k2", "k2prime", "se_bp_nd",

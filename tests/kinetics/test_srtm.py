@@ -199,7 +199,8 @@ def test_windows_two_tissue_null_drift_is_measured(bp_nd, k4, measured):
 
     This within-scan null drift is real (SRTM is misspecified for slow binding, k4 ~0.1/min,
     in the early window): -8.2 % and -5.4 % at k4 = 0.1, -2.0 % and -1.2 % at k4 = 0.2
-    (BP_ND 1.5 and 3). Pinned so a change in the model shows; DESIGN.md explains controls.
+    (BP_ND 1.5 and 3). Pinned so a change in the model shows; the design-based and simulated
+    controls of the workflow (config/README.md) exist for this drift.
     """
     assert _window_change(bp_nd, k4, 0.0) == pytest.approx(measured, abs=0.002)
 
