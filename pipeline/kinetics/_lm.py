@@ -30,25 +30,33 @@ class _LMResult:
     params: np.ndarray      # (m, p)
     rss: np.ndarray         # (m,) weighted residual sum of squares
     prediction: np.ndarray  # (n, m), weighted
-    jacobian: np.ndarray    # (p, n, m), weighted
+    normal: np.ndarray      # (m, p, p) J^T W J at the solution
     converged: np.ndarray   # (m,) bool
     n_iter: int
 
 
-def _normal_equations(jac: np.ndarray, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``J^T J`` (m, p, p) and ``J^T r`` (m, p) of weighted columns ``jac`` (p, n, m).
-
-    Products of two (n, m) arrays reduced over n, one per pair: much faster than one
-    four-index einsum.
-    """
+def _normal_matrix(jac: np.ndarray) -> np.ndarray:
+    """``J^T J`` (m, p, p) of weighted columns ``jac`` (p, n, m), by pairwise reductions
+    (much faster than one four-index einsum)."""
     p, _, m = jac.shape
     jtj = np.empty((m, p, p))
-    grad = np.empty((m, p))
     for i in range(p):
-        grad[:, i] = np.einsum("nm,nm->m", jac[i], resid)
         for k in range(i, p):
             jtj[:, i, k] = jtj[:, k, i] = np.einsum("nm,nm->m", jac[i], jac[k])
-    return jtj, grad
+    return jtj
+
+
+def _normal_equations(jac: np.ndarray, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``J^T J`` (m, p, p) and ``J^T r`` (m, p) of weighted columns ``jac`` (p, n, m)."""
+    grad = np.stack([np.einsum("nm,nm->m", column, resid) for column in jac], axis=1)
+    return _normal_matrix(jac), grad
+
+
+def _positions(idx: np.ndarray) -> slice | np.ndarray:
+    """``idx`` (sorted) as a slice when it is a contiguous run (writes without indexing)."""
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def _solve(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -100,6 +108,7 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
     m, p = params.shape
     pred, jac = model(params)
     rss = _rss(data, pred)
+    normal = np.empty((m, p, p))
     converged = np.zeros(m, dtype=bool)
     eye = np.eye(p)
     # the columns still iterating, compacted: finished ones are written back and dropped
@@ -108,17 +117,18 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
     w_lam = np.full(m, 1e-3)
 
     def finish(done: np.ndarray) -> None:
+        """Write back every working column (final for ``done``, refreshed later for the
+        others: no gather of the large set) and keep iterating on the rest."""
         nonlocal idx, w_params, w_pred, w_jac, w_rss, w_data, w_lam
-        finished = idx[done]
-        params[finished] = w_params[done]
-        pred[:, finished] = w_pred[:, done]
-        jac[:, :, finished] = w_jac[:, :, done]
-        rss[finished] = w_rss[done]
-        converged[finished] = True
+        at = _positions(idx)
+        params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
+        normal[at] = _normal_matrix(w_jac)
+        converged[idx[done]] = True
         keep = ~done
         idx = idx[keep]
-        w_params, w_rss, w_lam = w_params[keep], w_rss[keep], w_lam[keep]
-        w_pred, w_jac, w_data = w_pred[:, keep], w_jac[:, :, keep], w_data[:, keep]
+        if idx.size:
+            w_params, w_rss, w_lam = w_params[keep], w_rss[keep], w_lam[keep]
+            w_pred, w_jac, w_data = w_pred[:, keep], w_jac[:, :, keep], w_data[:, keep]
 
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
@@ -164,9 +174,10 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
         if done.any():
             finish(done)
     if idx.size:  # not converged within max_iter: the last accepted values
-        params[idx], rss[idx] = w_params, w_rss
-        pred[:, idx], jac[:, :, idx] = w_pred, w_jac
-    return _LMResult(params, rss, pred, jac, converged, n_iter)
+        at = _positions(idx)
+        params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
+        normal[at] = _normal_matrix(w_jac)
+    return _LMResult(params, rss, pred, normal, converged, n_iter)
 
 
 @dataclass
@@ -195,7 +206,7 @@ def _fit_in_chunks(model: _Model, data: np.ndarray, start: np.ndarray, lower: np
         summary.params[sl] = result.params
         summary.prediction[:, sl] = result.prediction
         summary.converged[sl] = result.converged
-        summary.covariance[sl] = _covariance(result.jacobian, result.rss)
+        summary.covariance[sl] = _covariance_from_normal(result.normal, result.rss, n)
     return summary
 
 
@@ -219,12 +230,7 @@ def _covariance(jac: np.ndarray, rss: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (m, p, p)
     """
-    p, n, m = jac.shape
-    jtj = np.empty((m, p, p))
-    for i in range(p):
-        for k in range(i, p):
-            jtj[:, i, k] = jtj[:, k, i] = np.einsum("nm,nm->m", jac[i], jac[k])
-    return _covariance_from_normal(jtj, rss, n)
+    return _covariance_from_normal(_normal_matrix(jac), rss, jac.shape[1])
 
 
 def _covariance_from_normal(jtj: np.ndarray, rss: np.ndarray, n: int) -> np.ndarray:
