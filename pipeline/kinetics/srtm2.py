@@ -132,8 +132,10 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         d_rate *= -rate / (1.0 + bp)
         return pred, jac
 
+    # small chunks keep the working arrays in cache; SRTM2 converges in 2-3 iterations,
+    # so the per-iteration overhead of many chunks stays small
     result = _fit_in_chunks(model, data * sw[:, None], start, lower, upper,
-                            max_iter=max_iter, settle=True)
+                            max_iter=max_iter, settle=True, chunk=4096)
     r1, bp = result.params.T
     fitted = _full_frames(prep, _unweighted(result.prediction, sw, lambda: predict_srtm2(
         prep.frames, prep.ref_tac, r1, bp, k2p)[used]))
