@@ -21,6 +21,10 @@ import numpy as np
 
 __all__: list[str] = []
 
+#: Relative step below which a column whose predicted gain is below ftol has converged
+#: (see ``settle``): its parameters change by less than this if the step were taken.
+SETTLE_STEP = 1e-6
+
 #: model(params (m, p)) -> (weighted prediction (n, m), weighted Jacobian (p, n, m))
 _Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -81,7 +85,7 @@ def _solve(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
                          lower: np.ndarray, upper: np.ndarray, *, max_iter: int = 100,
                          ftol: float = 1e-10, xtol: float = 1e-9,
-                         settle: bool = False) -> _LMResult:
+                         settle: float | None = None) -> _LMResult:
     """Minimize ``|data - model|^2`` (weighted quantities) per column within the bounds.
 
     Parameters
@@ -99,10 +103,12 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
         A column has converged when an accepted step gains less than ``ftol`` times its
         residual sum of squares (or moves every parameter by less than ``xtol``).
     xtol : float, default=1e-9
-    settle : bool, default=False
-        Also stop a column, without evaluating its trial, when the Gauss-Newton model
-        predicts a gain below ``ftol`` (one model call less per column). Only for
-        well-conditioned problems (SRTM2): in a flat valley the prediction undershoots.
+    settle : float, default=None
+        Also stop a column, without evaluating its trial, when its next step moves every
+        parameter by less than ``settle`` (relative) and the Gauss-Newton model predicts
+        a gain below ``ftol``: one model call less per converged column. The step bound
+        keeps columns in a flat valley of the residual (a long step for a tiny predicted
+        gain) iterating as without it.
     """
     params = np.clip(np.asarray(start, float), lower, upper)
     m, p = params.shape
@@ -147,11 +153,12 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
                 eye * frozen[:, :, None]
             grad = np.where(frozen, 0.0, grad)
         trial = np.clip(w_params + _solve(system, grad), lower, upper)
-        if settle:  # the Gauss-Newton model's predicted gain of the step
+        if settle is not None:  # a short step with the model's predicted gain below ftol
             step = trial - w_params
             predicted = np.einsum("mp,mp->m", step,
                                   2.0 * grad - np.einsum("mpq,mq->mp", jtj, step))
-            settled = predicted <= ftol * np.maximum(w_rss, 1e-300)
+            short = np.all(np.abs(step) <= settle * (np.abs(w_params) + settle), axis=1)
+            settled = short & (predicted <= ftol * np.maximum(w_rss, 1e-300))
             if settled.any():
                 trial = trial[~settled]
                 finish(settled)
@@ -190,7 +197,7 @@ class _LMSummary:
 
 def _fit_in_chunks(model: _Model, data: np.ndarray, start: np.ndarray, lower: np.ndarray,
                    upper: np.ndarray, *, max_iter: int = 100, chunk: int = 32768,
-                   settle: bool = False) -> _LMSummary:
+                   settle: float | None = None) -> _LMSummary:
     """:func:`_levenberg_marquardt` over chunks of columns (bounded memory), with covariances.
 
     ``data`` and the model are weighted (module docstring).

@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
 from pipeline.kinetics._inputs import MAX_FIRST_FRAME_START
-from pipeline.kinetics._lm import _covariance, _fit_in_chunks
+from pipeline.kinetics._lm import SETTLE_STEP, _covariance, _fit_in_chunks
 from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     _at_bound,
@@ -259,7 +259,8 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return _srtm_jacobian(ref_w, x, dx, params[:, 0], params[:, 1], params[:, 2])
 
     data_w = data * sqrt_w[:, None]
-    result = _fit_in_chunks(model, data_w, start, lower, upper, max_iter=max_iter)
+    result = _fit_in_chunks(model, data_w, start, lower, upper, max_iter=max_iter,
+                            settle=SETTLE_STEP)
     at_bound = _at_bound(result.params, lower, upper)
     failed = at_bound | ~result.converged
     # LM that ends on a bound or does not converge has walked down a flat valley of the

@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _grid_rate, _grid_search
-from pipeline.kinetics._lm import _fit_in_chunks
+from pipeline.kinetics._lm import SETTLE_STEP, _fit_in_chunks
 from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     _at_bound,
@@ -135,7 +135,7 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     # small chunks keep the working arrays in cache; SRTM2 converges in 2-3 iterations,
     # so the per-iteration overhead of many chunks stays small
     result = _fit_in_chunks(model, data * sw[:, None], start, lower, upper,
-                            max_iter=max_iter, settle=True, chunk=4096)
+                            max_iter=max_iter, settle=SETTLE_STEP, chunk=4096)
     r1, bp = result.params.T
     fitted = _full_frames(prep, _unweighted(result.prediction, sw, lambda: predict_srtm2(
         prep.frames, prep.ref_tac, r1, bp, k2p)[used]))
