@@ -124,11 +124,14 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
 
     def finish(done: np.ndarray) -> None:
         """Write back every working column (final for ``done``, refreshed later for the
-        others: no gather of the large set) and keep iterating on the rest."""
+        others) with J^T J of the finished ones, and keep iterating on the rest."""
         nonlocal idx, w_params, w_pred, w_jac, w_rss, w_data, w_lam
         at = _positions(idx)
         params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
-        normal[at] = _normal_matrix(w_jac)
+        if 2 * np.count_nonzero(done) >= done.size:  # most finish: no gather
+            normal[at] = _normal_matrix(w_jac)
+        else:
+            normal[idx[done]] = _normal_matrix(w_jac[:, :, done])
         converged[idx[done]] = True
         keep = ~done
         idx = idx[keep]
