@@ -135,7 +135,7 @@ def build_phantom(workdir: Path, noise: float, seed: int) -> dict:
 
 
 def _inputs(workdir: Path):
-    from pipeline.kinetics.mrtm import k2prime_from_mrtm
+    from pipeline.kinetics.k2prime import k2prime_from_mrtm
     from pipeline.parametric import reference_tac
 
     frames = _frames()

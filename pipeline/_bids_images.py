@@ -211,9 +211,13 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         proxy = img.dataobj
         data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
             else np.asarray(proxy, dtype=np.float32)
-        data = np.asarray(data, dtype=np.float32)
-        if not (data.flags.owndata and data.flags.writeable) or isinstance(data, np.memmap):
-            data = data.copy()  # never write through to the file or a cached array
+        if data.dtype != np.float32:  # (np.asarray with a dtype may copy even when equal)
+            data = data.astype(np.float32)
+        # a .nii.gz is read into a private bytearray: only a view of the file (memory
+        # map) or of a cached array must be copied, never to write through to them
+        private = data.flags.owndata or isinstance(data.base, bytearray)
+        if not (private and data.flags.writeable) or isinstance(data, np.memmap):
+            data = data.copy()
     except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
         raise InputError(format_problem(
             path, f"the image data cannot be read; the file is truncated or corrupt "

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import InputError, format_problem
+
+if TYPE_CHECKING:  # pandas only when participants are read
+    import pandas as pd
 
 __all__ = ["numeric_score", "read_participants"]
 
@@ -39,6 +42,8 @@ def read_participants(bids_dir: str | PathLike) -> pd.DataFrame:
         If the file is missing or unreadable, has no ``participant_id`` column, or lists a
         participant twice.
     """
+    import pandas as pd
+
     from pipeline.bids import check_label
 
     path = Path(bids_dir)
@@ -109,6 +114,8 @@ def numeric_score(participants: pd.DataFrame, column: str,
     InputError
         If the column is absent or holds a value that is not a number.
     """
+    import pandas as pd
+
     if column not in participants.columns:
         available = [c for c in participants.columns if c != "participant_id"]
         raise InputError(format_problem(

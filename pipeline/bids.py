@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from pipeline._bids_files import (
 )
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, activity_scale, normalize_radionuclide
+
+if TYPE_CHECKING:  # pandas only where a table is built (keeps image reading fast)
+    pass
 
 __all__ = [
     "ENTITY_ORDER",

@@ -15,13 +15,15 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
+
+if TYPE_CHECKING:  # pandas is imported where tables are read or built (fast import)
+    import pandas as pd
 
 __all__ = [
     "CONFIG_USED",
@@ -171,6 +173,8 @@ def record_config_used(paths: Iterable[str | os.PathLike],
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a TSV written by :func:`write_table` (``n/a`` read as missing)."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise InputError(format_problem(path, "file not found", "Check the path."))
@@ -217,6 +221,8 @@ class TacTable:
 
 def read_tacs(path: str | os.PathLike) -> TacTable:
     """Read a TAC table: ``frame_start``, ``frame_end`` (seconds), then regions (Bq/mL)."""
+    import pandas as pd
+
     path = Path(path)
     table = read_table(path)
     missing = [c for c in ("frame_start", "frame_end") if c not in table.columns]
@@ -242,6 +248,8 @@ def read_tacs(path: str | os.PathLike) -> TacTable:
 def write_tacs(path: str | os.PathLike, tacs: TacTable,
                sidecar: Mapping[str, Any] | None = None) -> Path:
     """Write a TAC table (seconds, Bq/mL) and its sidecar, atomically."""
+    import pandas as pd
+
     table = pd.concat(
         [pd.DataFrame({"frame_start": tacs.frames.start_seconds,
                        "frame_end": tacs.frames.end_seconds}), tacs.tacs], axis=1)

@@ -182,3 +182,63 @@ def test_write_bp_maps_mask_on_another_grid(tmp_path, pet_dataset):
     wrong = write_image(tmp_path / "wrong.nii.gz", np.ones((5, 6, 6)))
     with pytest.raises(InputError, match=r"reference mask has shape \(5, 6, 6\)"):
         write_bp_maps(paths["pet"], wrong, tmp_path / "x", model="mrtm")
+
+
+def test_write_condition_maps_reads_the_image_once(tmp_path, pet_dataset, frames_90min,
+                                                   monkeypatch):
+    """Every window of a scan from one image read; the reference is the TAC table's
+    column and k2prime: shared comes from the subject's file (both windows within 0.5 %)."""
+    import pandas as pd
+
+    import pipeline.bids
+    from pipeline.parametric import write_condition_maps
+    from pipeline.tables import TacTable, write_json, write_tacs
+
+    paths, ref, bp, _, brain = pet_dataset
+    tacs = write_tacs(tmp_path / "tacs.tsv", TacTable(frames_90min, pd.DataFrame({"ref": ref})))
+    k2p = write_json(tmp_path / "k2prime.json", {"k2prime": K2PRIME})
+    loads = []
+    real_load = pipeline.bids.load_pet
+    monkeypatch.setattr(pipeline.bids, "load_pet",
+                        lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    out = write_condition_maps(
+        paths["pet"], tacs, paths["brain"],
+        {"early": tmp_path / "m_cond-early", "late": tmp_path / "m_cond-late"},
+        windows={"early": (0, 45), "late": (45, 90)}, reference="ref", model="mrtm2",
+        options={"k2prime": "shared", "weights": "duration"}, k2prime_path=k2p)
+    assert len(loads) == 1 and sorted(out) == ["early", "late"]
+    target = brain & (bp > 0)
+    for cond, window in (("early", [0, 45]), ("late", [45, 90])):
+        values = np.asarray(nib.load(out[cond]).dataobj)
+        np.testing.assert_allclose(values[target], bp[target], rtol=5e-3)
+        side = json.loads((tmp_path / f"m_cond-{cond}_bpnd.json").read_text())
+        assert side["options"]["window"] == window and side["options"]["k2prime"] == K2PRIME
+        assert side["k2prime_source"].startswith("the subject's shared k2'")
+        assert side["inputs"]["reference_tac"] == "given"
+
+
+def test_default_mask_keeps_finite_active_voxels(frames_90min):
+    """Without a brain mask: voxels with any NaN frame or a mean below 5 % of the 98th
+    percentile are left out, the rest kept."""
+    from pipeline.parametric import default_mask
+
+    data = np.full((4, 4, 4, frames_90min.n_frames), 100.0, np.float32)
+    data[0, 0, 0] = 4.0  # 4 % of the level
+    data[1, 1, 1, 5] = np.nan
+    mask = default_mask(data, frames_90min.duration)
+    assert mask.shape == (4, 4, 4) and mask.sum() == 62
+    assert not mask[0, 0, 0] and not mask[1, 1, 1]
+
+
+def test_fit_voxels_same_maps_for_fortran_ordered_images(frames_90min):
+    """NIfTI images load in Fortran order (gathered frame by frame, no 4D copy): the maps
+    equal those of the same data in C order, voxel for voxel."""
+    ref, data, _, _ = truth_image(frames_90min)
+    mask = np.ones(SHAPE, bool)
+    mask[2, :, 3] = False
+    c_maps = fit_voxels(frames_90min, ref, data, mask, "mrtm2", k2prime=K2PRIME)
+    f_maps = fit_voxels(frames_90min, ref, np.asfortranarray(data), mask, "mrtm2",
+                        k2prime=K2PRIME)
+    for key in ("bp_nd", "r1", "flags"):
+        np.testing.assert_array_equal(f_maps[key], c_maps[key])
+    assert np.isnan(f_maps["bp_nd"][2, 0, 3]) and np.isfinite(f_maps["bp_nd"][3, 0, 3])

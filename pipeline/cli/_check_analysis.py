@@ -37,8 +37,16 @@ __all__ = [
 #: Fewest frames each model fits (its parameter count plus one; as in pipeline.kinetics).
 MIN_FRAMES = {"srtm": 4, "srtm_bf": 4, "srtm2": 3, "mrtm": 4, "mrtm2": 3, "logan_ref": 3,
               "ratio": 1}
+
+def _integrating_models() -> frozenset[str]:
+    """Models that integrate the TACs from injection (the registry says which)."""
+    from pipeline.kinetics.registry import MODELS
+
+    return frozenset(name for name, spec in MODELS.items() if spec.integrates_from_injection)
+
+
 #: Models that integrate the TACs from injection (all but the equilibrium ratio).
-INTEGRATING_MODELS = frozenset(MIN_FRAMES) - {"ratio"}
+INTEGRATING_MODELS = _integrating_models()
 #: Longest gap between frames (minutes) over which the models' integrals are validated
 #: (pipeline.kinetics._reference: 10-min gaps bias BP_ND by < 0.1 %).
 MAX_GAP_MIN = 10.0
@@ -112,7 +120,7 @@ def frame_problems(scan: Any, config: Mapping[str, Any], windows: Mapping[str, A
     problems = []
     models = _model_settings(config)
     integrating = sorted(m for m in models if m.split(" ")[0] in INTEGRATING_MODELS)
-    from pipeline.kinetics._linear import MAX_FIRST_FRAME_START
+    from pipeline.kinetics.srtm import MAX_FIRST_FRAME_START
 
     if integrating and first > MAX_FIRST_FRAME_START:
         problems.append(format_problem(

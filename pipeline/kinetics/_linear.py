@@ -12,67 +12,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
+from pipeline.kinetics._inputs import check_starts_at_injection, prepare_inputs, row_selector
 
-__all__ = [
-    "MAX_FIRST_FRAME_START",
-    "check_starts_at_injection",
-    "frame_integral_operator",
-    "join_flags",
-    "prepare_linear",
-    "row_selector",
-    "weighted_least_squares",
-]
-
-#: Latest first-frame start (minutes after injection) for models that integrate from
-#: injection: before the first frame the curve is only assumed to rise linearly from 0.
-MAX_FIRST_FRAME_START = 2.0
-
-
-def check_starts_at_injection(frames: Frames, model: str) -> None:
-    """Refuse scans whose first frame starts too late for integrals from injection.
-
-    Raises
-    ------
-    InputError
-        If the first frame starts more than :data:`MAX_FIRST_FRAME_START` minutes after
-        injection (e.g. a late second acquisition that cannot be fitted on its own).
-    """
-    if frames.start[0] > MAX_FIRST_FRAME_START:
-        raise InputError(format_problem(
-            frames.source or None,
-            f"{model}: the first frame starts {frames.start[0]:g} min after injection; "
-            f"{model} integrates the TACs from injection and needs the scan to start within "
-            f"{MAX_FIRST_FRAME_START:g} min", "Fit this acquisition together with the "
-            "earlier one(s) of the same injection (merged frames), or use the ratio method."))
+__all__ = ["frame_integral_operator", "prepare_linear", "row_selector",
+           "weighted_least_squares"]
 
 
 def prepare_linear(frames: Frames, ref_tac, tacs, *, window, t_star, weights,
                    min_frames: int, model: str):
     """Input checks of the linearized models, which integrate every TAC from injection.
 
-    :func:`~pipeline.kinetics.base.prepare_inputs` after :func:`check_starts_at_injection`;
-    a TAC with NaN in *any* frame (not only fitted ones: the integrals use all frames) is
-    bad, and bad TACs are zeroed so the batched algebra stays finite (they are masked later).
+    :func:`~pipeline.kinetics._inputs.prepare_inputs` with ``all_frames=True`` (a TAC
+    with NaN in *any* frame is unusable: the integrals use all frames) after
+    :func:`~pipeline.kinetics._inputs.check_starts_at_injection`.
 
     Returns
     -------
     prep : PreparedInputs
     data : ndarray of shape (n_frames, n_tacs)
-        Target TACs with bad ones zeroed, Bq/mL.
+        Target TACs with degenerate ones zeroed, Bq/mL (so the batched algebra stays
+        finite; they are masked by :func:`~pipeline.kinetics.result.make_fit`).
     bad : ndarray of shape (n_tacs,) bool
+        The degenerate TACs.
     """
-    from pipeline.kinetics.base import prepare_inputs
-
     check_starts_at_injection(frames, model)
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
-                          weights=weights, min_frames=min_frames, model=model)
-    bad = prep.bad_tacs
-    if not prep.used.all():
-        bad = bad | ~np.all(np.isfinite(prep.tacs), axis=0)
-    data = np.where(bad[None, :], 0.0, prep.tacs) if bad.any() else prep.tacs
-    return prep, data, bad
+                          weights=weights, min_frames=min_frames, model=model,
+                          all_frames=True)
+    return prep, prep.clean_tacs(), prep.degenerate
 
 
 def frame_integral_operator(frames: Frames) -> np.ndarray:
@@ -118,14 +86,6 @@ def frame_integral_operator(frames: Frames) -> np.ndarray:
         d_mat[np.arange(n), hi] += 1.0 / span
         d_mat[np.arange(n), lo] -= 1.0 / span
     return s_mat + np.diag(0.5 * dur) - (dur**2 / 12.0)[:, None] * d_mat
-
-
-def row_selector(used: np.ndarray) -> slice | np.ndarray:
-    """A slice for a contiguous run of True in ``used`` (indexing then makes no copy)."""
-    idx = np.flatnonzero(used)
-    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
 
 
 def _gram(a: np.ndarray, b: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
@@ -223,14 +183,3 @@ def weighted_least_squares(columns: list[np.ndarray], y: np.ndarray, w: np.ndarr
     cov[:, :, singular] = np.nan
     fitted[:, singular] = np.nan
     return beta, cov, fitted, singular
-
-
-def join_flags(n: int, named: dict[str, np.ndarray]) -> np.ndarray:
-    """Per-TAC flag strings: ``;``-joined names whose mask is True, ``""`` when clean."""
-    flags = np.full(n, "", dtype=object)
-    for name, mask in named.items():
-        idx = np.flatnonzero(mask)
-        if idx.size:
-            current = flags[idx]
-            flags[idx] = np.where(current == "", name, current + ";" + name)
-    return flags

@@ -1,7 +1,8 @@
 """Pieces shared by SRTM, basis-function SRTM and SRTM2 (private).
 
-Input checks, the SRTM Jacobian in (R1, k2, BP_ND), standard errors, and building the
-:class:`~pipeline.kinetics.base.ModelFit` with masks, flags and fit quality.
+Input checks, the SRTM Jacobian in (R1, k2, BP_ND), standard errors, and the last step of
+every SRTM-family fit (:func:`_finish`, which hands the estimates to
+:func:`~pipeline.kinetics.result.make_fit`).
 """
 
 from __future__ import annotations
@@ -10,37 +11,26 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._lm import _covariance
-from pipeline.kinetics.base import ModelFit, PreparedInputs, fit_quality, join_flags, prepare_inputs
+from pipeline.kinetics._basis import _blend, _blended_gram, _GridFit
+from pipeline.kinetics._inputs import PreparedInputs, check_starts_at_injection, prepare_inputs
+from pipeline.kinetics._lm import _covariance_from_normal
+from pipeline.kinetics.result import ModelFit, make_fit
 
 __all__: list[str] = []
-
-#: SRTM-family models need the reference from injection: latest first-frame start, minutes.
-MAX_FIRST_FRAME_START = 2.0
 
 
 def _prepare(frames: Frames, ref_tac, tacs, window, weights, model: str,
              min_frames: int = 4) -> PreparedInputs:
     """:func:`prepare_inputs` plus the SRTM-family check that the scan starts at injection."""
-    if frames.start[0] > MAX_FIRST_FRAME_START:
-        raise InputError(format_problem(
-            frames.source or None,
-            f"{model}: the first frame starts {frames.start[0]:g} min after injection; "
-            "reference-tissue models integrate the reference TAC from injection",
-            "Fit a scan that starts at injection (this looks like a late or second "
-            "acquisition; combine it with the first part of the scan)."))
+    check_starts_at_injection(frames, model)
     return prepare_inputs(frames, ref_tac, tacs, window=window, weights=weights,
                           min_frames=min_frames, model=model)
 
 
 def _clean_data(prep: PreparedInputs) -> np.ndarray:
-    """Target TACs on the fitted frames with bad TACs zeroed (they are masked later)."""
-    data = prep.tacs[prep.used]
-    if prep.bad_tacs.any():
-        data = np.where(prep.bad_tacs, 0.0, data)
-    return data
+    """Target TACs on the fitted frames with degenerate TACs zeroed (they are masked later)."""
+    return prep.clean_tacs()[prep.used]
 
 
 def _srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray,
@@ -60,24 +50,81 @@ def _srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray
 
 
 def _srtm_jacobian(ref, x, dx, r1, k2, bp) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`_srtm_columns`, with the Jacobian stacked to (n, m, 3) for the optimizer."""
-    pred, cols = _srtm_columns(ref, x, dx, r1, k2, bp)
-    return pred, np.stack(cols, axis=-1)
+    """Prediction (n, m) and Jacobian (3, n, m) in (R1, k2, BP_ND), for the optimizer.
+
+    As :func:`_srtm_columns`, written straight into the stacked Jacobian.
+    """
+    jac = np.empty((3, *x.shape))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = 1.0 / (1.0 + bp)
+        k2a = k2 * per
+        amp = k2 - r1 * k2a
+        pred = amp * x
+        pred += r1 * ref[:, None]
+        d_rate = np.multiply(amp, dx, out=jac[2])
+        d_rate -= r1 * x  # d pred / d k2a
+        np.multiply(k2a, x, out=jac[0])
+        np.subtract(ref[:, None], jac[0], out=jac[0])
+        np.multiply(d_rate, per, out=jac[1])
+        jac[1] += x
+        d_rate *= -(k2a * per)
+    return pred, jac
 
 
-def _rss(prep: PreparedInputs, fitted_used: np.ndarray) -> np.ndarray:
-    sw = np.sqrt(prep.weights[prep.used])
-    resid = (_clean_data(prep) - fitted_used) * sw[:, None]
+def _weighted_rss(data: np.ndarray, fitted: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+    """Weighted residual sum of squares per TAC (fitted frames)."""
+    resid = (data - fitted) * sqrt_w[:, None]
     return np.einsum("nm,nm->m", resid, resid)
 
 
-def _srtm_standard_errors(prep: PreparedInputs, fitted: np.ndarray,
-                          columns: list[np.ndarray], r1: np.ndarray,
-                          k2: np.ndarray) -> dict[str, np.ndarray]:
-    """SEs of R1, k2, BP_ND from the Jacobian columns (fitted frames), k2' by the delta method."""
-    used = prep.used
-    cov = _covariance(columns, np.sqrt(prep.weights[used]), _rss(prep, fitted[used]))
-    return _srtm_se_from_cov(cov, r1, k2)
+def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray,
+                          sqrt_w: np.ndarray, grid: _GridFit, rss: np.ndarray,
+                          r1: np.ndarray, k2: np.ndarray, bp: np.ndarray
+                          ) -> dict[str, np.ndarray]:
+    """SEs of R1, k2, BP_ND of a basis-function fit, k2' by the delta method.
+
+    The Jacobian columns d/d(R1, k2, BP_ND) are combinations of three vectors: ``C_R``,
+    the blended basis ``x`` and its rate derivative ``dx`` (see :func:`_srtm_columns`).
+    So ``J^T W J = M^T G M`` with ``M`` the 3 x 3 combination of each TAC and ``G`` the
+    weighted inner products of those vectors, which are blends of the grid's inner
+    products: no (frames x TACs) array is formed.
+
+    Parameters
+    ----------
+    ref, bases, slopes : ndarray
+        Reference (n,), basis functions and their rate derivatives (n, n_basis), on the
+        fitted frames.
+    sqrt_w : ndarray of shape (n,)
+    grid : _GridFit
+        Each TAC's basis position.
+    rss : ndarray of shape (m,)
+        Weighted residual sums of squares.
+    r1, k2, bp : ndarray of shape (m,)
+    """
+    r = ref * sqrt_w
+    wb = bases * sqrt_w[:, None]
+    ws = slopes * sqrt_w[:, None]
+    best, offset = grid.best, grid.offset
+    g = np.empty((best.size, 3, 3))
+    g[:, 0, 0] = float(r @ r)
+    g[:, 0, 1] = g[:, 1, 0] = _blend((r @ wb)[None, :], best, offset)[0]
+    g[:, 0, 2] = g[:, 2, 0] = _blend((r @ ws)[None, :], best, offset)[0]
+    g[:, 1, 1] = _blended_gram(wb.T @ wb, best, offset)
+    g[:, 1, 2] = g[:, 2, 1] = _blended_gram(wb.T @ ws, best, offset)
+    g[:, 2, 2] = _blended_gram(ws.T @ ws, best, offset)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k2a = k2 / (1.0 + bp)
+        amp = k2 - r1 * k2a
+        per = 1.0 / (1.0 + bp)
+        comb = np.zeros((best.size, 3, 3))  # rows: C_R, x, dx; columns: R1, k2, BP_ND
+        comb[:, 0, 0] = 1.0
+        comb[:, 1, 0] = -k2a
+        comb[:, 1, 1] = 1.0 - r1 * per
+        comb[:, 2, 1] = amp * per
+        comb[:, 1, 2] = r1 * k2a * per
+        comb[:, 2, 2] = -amp * k2a * per
+        jtj = np.einsum("mip,mij,mjq->mpq", comb, g, comb, optimize=True)
+    return _srtm_se_from_cov(_covariance_from_normal(jtj, rss, ref.size), r1, k2)
 
 
 def _srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[str, np.ndarray]:
@@ -114,47 +161,18 @@ def _window_text(window) -> str:
     return f" over frames with mid-times from {start} to {end}"
 
 
-def _window_option(window):
-    return None if window is None else [None if v is None else float(v) for v in window]
-
-
 def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
-            options: dict[str, Any], k2prime=None, extra=None) -> ModelFit:
-    """Mask bad TACs, add fit quality and flags, and build the :class:`ModelFit`.
+            options: dict[str, Any], k2prime=None) -> ModelFit:
+    """The :class:`ModelFit` of an SRTM-family fit, with the ``large_se`` flag.
 
-    TACs with NaN in fitted frames (``nan_input``) or all zero (``zero_input``, e.g.
-    voxels outside the head) get NaN estimates; ``fitted`` is NaN outside the fit. A fit
-    whose BP_ND standard error exceeds ``1 + |BP_ND|`` (or is undefined) is flagged
-    ``large_se``: the data do not determine it.
+    k2' is ``k2 / R1`` unless a fixed ``k2prime`` is given. A fit whose BP_ND standard
+    error exceeds ``1 + |BP_ND|`` (or is undefined) is flagged ``large_se``: the data do
+    not determine it.
     """
-    bad = prep.bad_tacs
-    zero = ~bad & ~np.any(_clean_data(prep) != 0.0, axis=0)
-    void = bad | zero
-    n = bad.size
-
-    def clean(v):
-        v = np.asarray(v, float)
-        return np.where(void, np.nan, v) if void.any() else v
-
     with np.errstate(invalid="ignore", divide="ignore"):
-        k2p = clean(k2 / r1) if k2prime is None else clean(np.full(n, float(k2prime)))
-        k2a = clean(k2 / (1.0 + bp))
-    keep = prep.used[:, None] & ~void[None, :]
-    quality = fit_quality(prep, np.where(keep, fitted, 0.0))
-    fitted[~keep] = np.nan
-    extra = {key: clean(value) for key, value in (extra or {}).items()}
-    extra.update({"k2a": k2a, "rmse": clean(quality["rmse"]),
-                  "nrmse": clean(quality["nrmse"])})
-    if se and "bp_nd" in se:  # estimate not determined by the data (flat residual valley)
-        with np.errstate(invalid="ignore"):
+        k2p = k2 / r1 if k2prime is None else k2prime
+        if se and "bp_nd" in se:  # estimate not determined by the data (flat residual valley)
             spread = np.asarray(se["bp_nd"], float)
             flags = [*flags, ("large_se", ~(spread <= 1.0 + np.abs(np.asarray(bp, float))))]
-    masked = [(name, np.asarray(mask, bool) & ~void) for name, mask in flags]
-    all_flags = join_flags(("nan_input", bad), ("zero_input", zero), *masked, n=n)
-    options = {"window": _window_option(options.pop("window", None)),
-               "weights": "given" if np.ptp(prep.weights[prep.used]) > 0 else "uniform",
-               "frame_weights": [float(v) for v in prep.weights], **options}
-    return ModelFit(model=model, bp_nd=clean(bp), r1=clean(r1), k2=clean(k2), k2prime=k2p,
-                    se={key: clean(value) for key, value in (se or {}).items()},
-                    fitted=fitted, used=prep.used.copy(), flags=all_flags,
-                    options=options, extra=extra)
+    return make_fit(model, prep, bp_nd=bp, r1=r1, k2=k2, k2prime=k2p, se=se, fitted=fitted,
+                    flags=flags, options=options)

@@ -23,12 +23,11 @@ from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
     frame_integral_operator,
-    join_flags,
     prepare_linear,
     row_selector,
     weighted_least_squares,
 )
-from pipeline.kinetics.base import ModelFit
+from pipeline.kinetics.result import ModelFit, make_fit
 
 __all__ = ["describe", "fit_logan_ref"]
 
@@ -61,8 +60,9 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         ``bp_nd`` = DVR - 1 with its standard error; ``r1`` and ``k2`` are NaN;
         ``k2prime`` repeats the value used (NaN without one); ``extra`` holds ``dvr`` and
         ``intercept`` (minutes). ``fitted`` is the target activity implied by the fitted
-        line at the observed integrals. Flags: ``nan_input``, ``nonpositive_tac`` (a
-        fitted frame has C_T <= 0, so the plot is undefined), ``singular``.
+        line at the observed integrals. Flags: degenerate input (``nan_input``,
+        ``zero_input``, ``constant_input``), ``nonpositive_tac`` (a fitted frame has
+        C_T <= 0, so the plot is undefined), ``singular``.
 
     Raises
     ------
@@ -103,15 +103,10 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     fitted = np.full((frames.n_frames, dvr.size), np.nan)
     fitted[rows] = fitted_rows
     fitted[:, invalid] = np.nan
-    nan = np.full(dvr.size, np.nan)
-    flags = join_flags(dvr.size, {"nan_input": bad, "nonpositive_tac": nonpositive,
-                                  "singular": singular & ~bad & ~nonpositive})
-    options = {"model": "logan_ref", "window": None if window is None else list(window),
-               "t_star": t_star, "k2prime": k2prime,
-               "weights": "uniform" if weights is None else "given"}
-    k2p = np.full(dvr.size, np.nan if k2prime is None else float(k2prime))
-    return ModelFit("logan_ref", dvr - 1.0, nan, nan.copy(), k2p, {"bp_nd": se_bp}, fitted,
-                    used, flags, options, {"dvr": dvr, "intercept": intercept})
+    flags = {"nonpositive_tac": nonpositive, "singular": singular & ~nonpositive}
+    return make_fit("logan_ref", prep, bp_nd=dvr - 1.0, k2prime=k2prime, se={"bp_nd": se_bp},
+                    fitted=fitted, flags=flags, extra={"intercept": intercept},
+                    options={"window": window, "t_star": t_star, "k2prime": k2prime})
 
 
 def describe(options: dict[str, Any]) -> str:

@@ -19,18 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._linear import (
     frame_integral_operator,
-    join_flags,
     prepare_linear,
     row_selector,
     weighted_least_squares,
 )
-from pipeline.kinetics.base import ModelFit
+from pipeline.kinetics.result import ModelFit, join_flags, make_fit
 
-__all__ = ["BP_PLAUSIBLE", "describe", "fit_mrtm", "fit_mrtm2", "k2prime_from_mrtm"]
+__all__ = ["BP_PLAUSIBLE", "describe", "fit_mrtm", "fit_mrtm2"]
 
 #: BP_ND range outside which an MRTM estimate is replaced by basis-function SRTM's.
 BP_PLAUSIBLE: tuple[float, float] = (-0.5, 15.0)
@@ -63,26 +62,19 @@ def _binding(g1, g2, cov, singular):
     return bp, k2a, nonphysical, var_bp
 
 
-def _fitted_and_flags(n_frames: int, rows, values: np.ndarray, bad, singular, nonphysical):
-    """Fitted curve on all frames (NaN outside the fit and for bad or singular TACs) and
-    the flags ``nan_input``, ``singular``, ``nonphysical``."""
+def _fitted_and_flags(n_frames: int, rows, values: np.ndarray, singular, nonphysical):
+    """Fitted curve on all frames (NaN outside the fit and for singular TACs) and the
+    model's flags ``singular``, ``nonphysical`` (degenerate TACs are flagged by make_fit)."""
     out = np.full((n_frames, values.shape[1]), np.nan)
     out[rows] = values
-    out[:, bad | singular] = np.nan
-    flags = join_flags(bad.size, {"nan_input": bad, "singular": singular & ~bad,
-                                  "nonphysical": nonphysical & ~bad})
+    out[:, singular] = np.nan
+    flags = join_flags(singular.size, {"singular": singular, "nonphysical": nonphysical})
     return out, flags
-
-
-def _options(model: str, window, t_star, weights, k2prime) -> dict[str, Any]:
-    return {"model": model, "window": None if window is None else list(window),
-            "t_star": t_star, "weights": "uniform" if weights is None else "given",
-            "k2prime": k2prime}
 
 
 def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
              window: tuple[float | None, float | None] | None = None, t_star: float = 0.0,
-             weights: np.ndarray | None = None, k2prime: float | None = None) -> ModelFit:
+             weights: np.ndarray | None = None) -> ModelFit:
     """Fit MRTM (Ichise et al. 2003, three parameters) to one or many target TACs.
 
     Parameters
@@ -101,16 +93,15 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         follow one-tissue kinetics; use 10-30 min for slow two-tissue targets.
     weights : ndarray of shape (n_frames,), default=None
         Relative frame weights; None means equal weights.
-    k2prime : None
-        Not used (MRTM estimates k2'); accepted so every model takes the same options.
 
     Returns
     -------
     ModelFit
         ``bp_nd``, ``r1`` (unitless), ``k2`` and ``k2prime`` (1/min) per TAC with
         standard errors (``se``; regression-based, they ignore noise in the integral
-        regressor); ``extra['k2a']`` (1/min). Flags: ``nan_input``, ``singular``,
-        ``nonphysical`` (no net washout, k2a <= 0: MRTM's BP_ND is undefined).
+        regressor). Flags: degenerate input (``nan_input``, ``zero_input``,
+        ``constant_input``), ``singular``, ``nonphysical`` (no net washout, k2a <= 0:
+        MRTM's BP_ND is undefined).
         Where k2a <= 0 or BP_ND lies outside :data:`BP_PLAUSIBLE` (noisy low-binding
         TACs, whose regressors are nearly collinear), every estimate comes from
         basis-function SRTM on the same frames (flag ``bf_fallback``, plus its own flags).
@@ -123,7 +114,6 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     """
     prep, data, bad = prepare_linear(frames, ref_tac, tacs, window=window, t_star=t_star,
                                      weights=weights, min_frames=4, model="mrtm")
-    used = prep.used
     rows, beta, cov, fitted_rows, singular = _regression(
         prep, data, lambda op, rows: [op @ prep.ref_tac, prep.ref_tac[rows]])
     g1, g2, g3 = beta
@@ -139,15 +129,16 @@ def fit_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2prime": np.sqrt(var_k2p)}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, bad, singular,
+    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, singular,
                                       nonphysical)
     with np.errstate(invalid="ignore"):
         redo = ~invalid & (nonphysical | ~((bp >= BP_PLAUSIBLE[0]) & (bp <= BP_PLAUSIBLE[1])))
     if redo.any():
         _basis_fallback(redo, prep, data, window, t_star, weights, (bp, g3, g1, k2p, k2a),
                         se, fitted, flags)
-    return ModelFit("mrtm", bp, g3, g1, k2p, se, fitted, used, flags,
-                    _options("mrtm", window, t_star, weights, None), {"k2a": k2a})
+    return make_fit("mrtm", prep, bp_nd=bp, r1=g3, k2=g1, k2prime=k2p, se=se, fitted=fitted,
+                    flags=flags, options={"window": window, "t_star": t_star},
+                    extra={"k2a": k2a})
 
 
 def _basis_fallback(redo, prep, data, window, t_star, weights, estimates, se, fitted,
@@ -188,7 +179,8 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     frames, ref_tac, tacs
         Frame timing (minutes), reference and target TACs (Bq/mL): see :func:`fit_mrtm`.
     k2prime : float
-        Reference efflux rate constant, 1/min, e.g. from :func:`k2prime_from_mrtm`.
+        Reference efflux rate constant, 1/min, e.g. from
+        :func:`pipeline.kinetics.k2prime.k2prime_from_mrtm`.
     window, t_star, weights
         As in :func:`fit_mrtm`.
 
@@ -196,7 +188,7 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     -------
     ModelFit
         ``bp_nd``, ``r1`` (unitless) and ``k2`` (1/min) per TAC with standard errors;
-        ``k2prime`` repeats the value used; ``extra['k2a']`` (1/min).
+        ``k2prime`` repeats the value used (its standard error is NaN).
 
     Raises
     ------
@@ -224,7 +216,6 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     k2prime = float(k2prime)
     prep, data, bad = prepare_linear(frames, ref_tac, tacs, window=window, t_star=t_star,
                                      weights=weights, min_frames=3, model="mrtm2")
-    used = prep.used
     rows, beta, cov, fitted_rows, singular = _regression(
         prep, data, lambda op, rows: [op @ prep.ref_tac + prep.ref_tac[rows] / k2prime])
     g1, g2 = beta
@@ -236,34 +227,11 @@ def fit_mrtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
           "k2": np.sqrt(cov[0, 0])}
     for v in se.values():
         v[invalid | nonphysical] = np.nan
-    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, bad, singular,
+    fitted, flags = _fitted_and_flags(frames.n_frames, rows, fitted_rows, singular,
                                       nonphysical)
-    return ModelFit("mrtm2", bp, g1 / k2prime, g1, np.full(bp.size, k2prime), se, fitted,
-                    used, flags, _options("mrtm2", window, t_star, weights, k2prime),
-                    {"k2a": k2a})
-
-
-def k2prime_from_mrtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
-                      t_star: float = 0.0, weights: np.ndarray | None = None,
-                      window: tuple[float | None, float | None] | None = None) -> float:
-    """k2' (1/min) for MRTM2/SRTM2: the median MRTM estimate over the given target TACs.
-
-    Give high-binding regions: their k2' estimates are the least noisy (Ichise et al. 2003).
-
-    Raises
-    ------
-    InputError
-        If no TAC gives a clean fit with a positive k2'.
-    """
-    result = fit_mrtm(frames, ref_tac, tacs, window=window, t_star=t_star, weights=weights)
-    k2p = np.asarray(result.k2prime, float)
-    good = (np.asarray(result.flags) == "") & np.isfinite(k2p) & (k2p > 0)
-    if not good.any():
-        raise InputError(format_problem(
-            None, f"MRTM gave no usable k2' in {k2p.size} TAC(s) (values: "
-            f"{np.array2string(k2p, precision=4)})",
-            "Choose high-binding regions with clean TACs, or give k2' as a value."))
-    return float(np.median(k2p[good]))
+    return make_fit("mrtm2", prep, bp_nd=bp, r1=g1 / k2prime, k2=g1, k2prime=k2prime, se=se,
+                    fitted=fitted, flags=flags, extra={"k2a": k2a},
+                    options={"window": window, "t_star": t_star, "k2prime": k2prime})
 
 
 def _window_text(options: dict[str, Any]) -> str:

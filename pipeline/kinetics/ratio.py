@@ -15,16 +15,15 @@ import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._linear import join_flags
-from pipeline.kinetics.base import ModelFit, prepare_inputs
+from pipeline.kinetics._inputs import prepare_inputs
+from pipeline.kinetics.result import ModelFit, make_fit
 
 __all__ = ["describe", "fit_ratio"]
 
 
 def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
               window: tuple[float | None, float | None] | None = None,
-              t_star: float | None = None, weights: np.ndarray | None = None,
-              k2prime: float | None = None) -> ModelFit:
+              t_star: float | None = None) -> ModelFit:
     """Equilibrium ratio BP_ND of one or many target TACs.
 
     Parameters
@@ -36,16 +35,15 @@ def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         Minutes: the equilibrium period. Either ``window`` or ``t_star`` is required.
     t_star : float, default=None
         Minutes; frames with an earlier mid-time are left out (window from t* to the end).
-    weights : ndarray, default=None
-        Not used: means are always frame-duration weighted (an integral ratio).
-    k2prime : None
-        Not used; accepted so every model takes the same options.
+        Means are always frame-duration weighted (a ratio of integrals), so the model
+        takes no ``weights``.
 
     Returns
     -------
     ModelFit
         ``bp_nd`` and ``extra['dvr']``; ``r1``, ``k2``, ``k2prime`` and ``se`` are NaN.
-        ``fitted`` is ``DVR x C_R`` on the window's frames. Flag: ``nan_input``.
+        ``fitted`` is ``DVR x C_R`` on the window's frames. Flags: ``nan_input``,
+        ``zero_input``, ``constant_input`` (degenerate input: BP_ND is NaN).
 
     Raises
     ------
@@ -59,7 +57,7 @@ def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
             None, "ratio: no equilibrium window given",
             "Give --window START END (minutes) covering the equilibrium period, or --tstar."))
     prep = prepare_inputs(frames, ref_tac, tacs, window=window, t_star=t_star,
-                          weights=None, min_frames=1, model="ratio")
+                          weights=frames.duration, min_frames=1, model="ratio")
     used = prep.used
     dur = frames.duration[used]
     ref_mean = float(np.dot(dur, prep.ref_tac[used]) / dur.sum())
@@ -67,18 +65,13 @@ def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         raise InputError(format_problem(
             None, f"ratio: the reference mean over the window is {ref_mean:g} (not positive)",
             "Check the reference region mask and the window."))
-    bad = prep.bad_tacs
-    values = np.where(bad[None, :], 0.0, prep.tacs[used])
-    dvr = (dur @ values) / dur.sum() / ref_mean
-    dvr[bad] = np.nan
+    dvr = (dur @ prep.clean_tacs()[used]) / dur.sum() / ref_mean
     fitted = np.full((frames.n_frames, dvr.size), np.nan)
     fitted[used] = prep.ref_tac[used][:, None] * dvr
-    nan = np.full(dvr.size, np.nan)
-    flags = join_flags(dvr.size, {"nan_input": bad})
-    options = {"model": "ratio", "window": None if window is None else list(window),
-               "t_star": t_star, "weights": "duration"}
-    return ModelFit("ratio", dvr - 1.0, nan, nan.copy(), nan.copy(), {"bp_nd": nan.copy()},
-                    fitted, used, flags, options, {"dvr": dvr})
+    result = make_fit("ratio", prep, bp_nd=dvr - 1.0, fitted=fitted,
+                      options={"window": window, "t_star": t_star})
+    result.options["weights"] = "duration"
+    return result
 
 
 def describe(options: dict[str, Any]) -> str:

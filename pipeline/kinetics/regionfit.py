@@ -1,21 +1,26 @@
-"""Fit one model to every region of a TAC table and write the fit table (the ``fit_regions`` step).
+"""The region-fit step: one model, every target region, each condition window of a scan.
 
-Reads a TAC table (``frame_start``, ``frame_end`` in seconds, one column per region in
-Bq/mL), fits every region except the reference, and writes three files:
+One step serves ``petbp fit``, the workflow's ``fit_regions`` rule and (through the curves
+it writes) the report. :func:`write_region_fits` reads a TAC table (``frame_start``,
+``frame_end`` in seconds, one column per region in Bq/mL), fits every region except the
+reference in each condition window, and writes three files:
 
-- ``OUT.tsv``: one row per region: ``region, model, bp_nd, r1, k2, k2prime, se_bp_nd,
-  se_r1, se_k2``, model extras (``k2a``...), fit quality (``n_frames, rmse, nrmse``),
-  ``flags``, and the window (``window_start, window_end``, minutes);
-- ``OUT.json``: how it was made (model, options, reference, input, methods sentence);
-- ``<stem>_fits.tsv`` (``_bp`` in the stem becomes ``_fits``): the measured and fitted
-  curves, long format (``region, frame_start, frame_end, measured, fitted, used``), for
-  the report's fit plots.
+- ``OUT.tsv``: one row per condition and region: the scan's entities (workflow), then
+  ``condition, window_start, window_end`` (minutes), ``region, model, bp_nd, r1, k2,
+  k2prime, n_voxels``, then the rest of :data:`~pipeline.kinetics.result.FIT_COLUMNS`
+  (the same for every model);
+- ``OUT.json``: how it was made: model, resolved options, reference region, windows, k2'
+  and where it came from, the methods sentence, column descriptions, input;
+- :func:`curves_path` (``<stem>_fits.tsv``): measured and fitted curves, long format
+  (``condition, region, frame_start, frame_end, measured, fitted, reference, used``), so
+  the report plots the fits without refitting.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,188 +28,309 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError, format_problem
-from pipeline.frames import half_life_minutes
-from pipeline.kinetics import MODELS, ModelFit, fit
+from pipeline.kinetics.k2prime import (
+    FIRST_PASS,
+    estimate_k2prime_from_tacs,
+    read_shared_k2prime,
+    resolve_k2prime,
+)
+from pipeline.kinetics.registry import describe_fit, fit, get_model
+from pipeline.kinetics.result import COLUMN_DESCRIPTIONS, ModelFit
+from pipeline.kinetics.weights import frame_weights
 from pipeline.tables import TacTable, provenance, read_json, read_tacs, sidecar_path, write_table
 
-__all__ = ["curves_path", "describe_fit", "fit_regions", "write_region_fits"]
+__all__ = ["RegionFits", "curves_path", "fit_conditions", "fit_regions", "write_region_fits"]
+
+#: Condition name used when no condition windows are given.
+WHOLE_SCAN = "all"
+
+Conditions = Sequence[tuple[str, Sequence[float | None] | None]]
+
+
+@dataclass(frozen=True)
+class RegionFits:
+    """Fits of one model to every target region of a scan, per condition window.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``condition, window_start, window_end`` (minutes, NaN = scan start/end), then
+        :data:`~pipeline.kinetics.result.FIT_COLUMNS`, one row per condition and region.
+    curves : DataFrame
+        ``condition, region, frame_start, frame_end`` (seconds), ``measured, fitted,
+        reference`` (Bq/mL; fitted NaN outside the fit) and ``used``.
+    fits : dict of str to ModelFit
+        The fit of each condition.
+    k2prime : dict of str to float or None
+        k2' (1/min) used in each condition (None where the model uses none).
+    k2prime_source : str or None
+        Where k2' came from (``given``, the subject's shared value, or an estimate).
+    """
+
+    table: pd.DataFrame
+    curves: pd.DataFrame
+    fits: dict[str, ModelFit]
+    k2prime: dict[str, float | None]
+    k2prime_source: str | None
+
+
+def _conditions(conditions: Conditions | None) -> list[tuple[str, tuple | None]]:
+    if not conditions:
+        return [(WHOLE_SCAN, None)]
+    return [(str(name), None if w is None else tuple(None if v is None else float(v)
+                                                      for v in w))
+            for name, w in conditions]
 
 
 def fit_regions(tacs: TacTable, *, reference: str, model: str,
-                window: tuple[float | None, float | None] | None = None,
-                weights: str | np.ndarray = "uniform", half_life: float | None = None,
-                **options: Any) -> tuple[ModelFit, list[str]]:
-    """Fit ``model`` to every region of ``tacs`` except ``reference``.
-
-    For ``srtm2`` without ``k2prime``, k2' is the median SRTM k2' over ``k2prime_regions``
-    (default: every target region) and its source is recorded in the options.
-
-    Returns
-    -------
-    result : ModelFit
-    regions : list of str
-        The fitted regions, in table order.
-    """
-    ref = tacs.column(reference)
-    regions = [r for r in tacs.regions if r != reference]
-    if not regions:
-        raise InputError(format_problem(
-            tacs.frames.source or None, f"the TAC table has no region besides the reference "
-            f"{reference!r}", "Add target regions to the TAC table."))
-    data = tacs.tacs[regions].to_numpy(dtype=float)
-    k2prime_regions = options.pop("k2prime_regions", None)
-    source = None
-    if model in ("srtm2", "mrtm2") and options.get("k2prime") is None:
-        chosen = list(k2prime_regions or regions)
-        missing = [r for r in chosen if r not in regions]
-        if missing:
-            raise InputError(format_problem(
-                tacs.frames.source or None, f"k2prime_regions {missing} are not target regions",
-                f"Choose among: {', '.join(regions)}."))
-        cols = data[:, [regions.index(r) for r in chosen]]
-        names = (f"all {len(chosen)} target regions" if k2prime_regions is None
-                 else ", ".join(chosen))
-        weight_array = _weights(weights, tacs, ref, half_life)
-        if model == "srtm2":
-            from pipeline.kinetics.srtm2 import k2prime_from_srtm
-            options["k2prime"] = k2prime_from_srtm(tacs.frames, ref, cols, weights=weight_array,
-                                                   window=window)
-            source = f"median SRTM k2/R1 over {names}"
-        else:
-            from pipeline.kinetics.mrtm import k2prime_from_mrtm
-            options["k2prime"] = k2prime_from_mrtm(
-                tacs.frames, ref, cols, weights=weight_array, window=window,
-                t_star=options.get("t_star") or 0.0)
-            source = f"median MRTM k2' over {names}"
-    if window is not None:
-        options["window"] = tuple(window)
-    result = fit(model, tacs.frames, ref, data, weights=weights, half_life=half_life, **options)
-    result.options["reference"] = reference
-    if source is not None:
-        result.options["k2prime_source"] = source
-    return result, regions
-
-
-def write_region_fits(tacs_tsv: str | os.PathLike, out_tsv: str | os.PathLike, *,
-                      reference: str, model: str,
-                      window: tuple[float | None, float | None] | None = None,
-                      weights: str = "uniform", half_life: float | None = None,
-                      **options: Any) -> pd.DataFrame:
-    """Read a TAC table, fit ``model`` to every non-reference region, write the results.
+                conditions: Conditions | None = None, options: Mapping[str, Any] | None = None,
+                k2prime: float | None = None, k2prime_regions: Sequence[str] | None = None,
+                half_life: float | None = None) -> RegionFits:
+    """Fit ``model`` to every region of ``tacs`` except ``reference``, in each window.
 
     Parameters
     ----------
-    tacs_tsv : path
-        TAC table: ``frame_start``, ``frame_end`` (seconds), one column per region (Bq/mL,
-        decay-corrected).
-    out_tsv : path
-        Fit table to write; its sidecar and the ``_fits.tsv`` curves go beside it.
+    tacs : TacTable
+        The scan's TACs (minutes, Bq/mL), including the reference region.
     reference : str
         Reference region column.
     model : str
-        One of :data:`pipeline.kinetics.MODELS`.
-    window : (start, end), default=None
-        Minutes; None fits the whole scan.
-    weights : {"uniform", "duration", "counts"}, default="uniform"
+        A model of :data:`pipeline.kinetics.MODELS`.
+    conditions : sequence of (name, window), default=None
+        Condition names and windows (start, end minutes; None = whole scan); None fits
+        the whole scan once, as condition ``all``.
+    options : mapping, default=None
+        Model options (as under ``models.<model>`` in the config): ``weights`` is a
+        scheme name, ``k2prime`` a number, ``"shared"`` or absent
+        (:func:`pipeline.kinetics.k2prime.resolve_k2prime`).
+    k2prime : float, default=None
+        The subject's shared k2' (1/min), used when the options say ``shared``.
+    k2prime_regions : sequence of str, default=None
+        Regions whose first-pass fits estimate k2' when a model that needs it has none
+        (default: every target region), in each window.
     half_life : float, default=None
-        Minutes, for ``counts`` weights; by default from the TAC sidecar's
-        ``TracerRadionuclide`` (or ``half_life``, minutes).
-    **options
-        Model options (``t_star``, ``k2prime``, ``k2prime_regions``, ``bounds``...).
+        Radionuclide half-life, minutes; needed by ``counts`` weights.
 
     Returns
     -------
-    DataFrame
-        The fit table as written.
+    RegionFits
     """
-    tacs = read_tacs(tacs_tsv)
-    if weights == "counts" and half_life is None:
-        half_life = _sidecar_half_life(tacs_tsv)
-    result, regions = fit_regions(tacs, reference=reference, model=model, window=window,
-                                  weights=weights, half_life=half_life, **options)
-    table = result.to_frame(regions)
-    win = result.options.get("window") or (None, None)
-    table["window_start"] = np.nan if win[0] is None else float(win[0])
-    table["window_end"] = np.nan if win[1] is None else float(win[1])
-    options_out = {k: v for k, v in result.options.items() if k != "frame_weights"}
-    sidecar = provenance(
-        Description=f"Regional fits of model {model} to {Path(tacs_tsv).name}",
-        Model=model, Reference=reference, Options=options_out,
-        FrameWeights=result.options.get("frame_weights"),
-        Sources=[str(tacs_tsv)], Methods=describe_fit(result),
-        Columns=_COLUMNS)
-    write_table(out_tsv, table, sidecar)
-    curves = _curves_table(tacs, result, regions)
-    write_table(curves_path(out_tsv), curves, provenance(
-        Description=f"Measured and fitted TACs of model {model}; times in seconds, "
-        "activity in Bq/mL; fitted is n/a for frames outside the fit",
-        Model=model, Reference=reference, Sources=[str(tacs_tsv)]))
-    return table
+    ref = tacs.column(reference)
+    targets = [r for r in tacs.regions if r != reference]
+    if not targets:
+        raise InputError(format_problem(
+            tacs.frames.source or None, f"the TAC table has no region besides the reference "
+            f"{reference!r}", "Add target regions to the TAC table."))
+    get_model(model)
+    values = tacs.tacs[targets].to_numpy(float)
+    options = dict(options or {})
+    if "window" in options:  # a window given as an option: one condition
+        window = options.pop("window")
+        if conditions:
+            raise InputError(format_problem(None, "a window option and condition windows "
+                                            "were both given", "Give one of them."))
+        conditions = [(WHOLE_SCAN if window is None else "window", window)]
+    scheme = options.pop("weights", "uniform") or "uniform"
+    chosen = list(k2prime_regions or targets)
+    missing = [r for r in chosen if r not in targets]
+    if missing:
+        raise InputError(format_problem(
+            tacs.frames.source or None, f"k2prime_regions {missing} are not target regions",
+            f"Choose among: {', '.join(targets)}."))
+    chosen_tacs = values[:, [targets.index(r) for r in chosen]]
+    what = (f"all {len(chosen)} target regions" if k2prime_regions is None
+            else ", ".join(chosen))
+    fits: dict[str, ModelFit] = {}
+    k2p_used: dict[str, float | None] = {}
+    source = None
+    for name, window in _conditions(conditions):
+        def estimate(method: str, window=window) -> tuple[float, str]:
+            w = frame_weights(scheme, tacs.frames, ref, half_life=half_life)
+            value, used = estimate_k2prime_from_tacs(
+                tacs.frames, ref, chosen_tacs, method=method, window=window,
+                t_star=options.get("t_star"), weights=w)
+            return value, f"median {FIRST_PASS[used]} over {what}"
+
+        resolved, source = resolve_k2prime(model, options, shared=k2prime, estimate=estimate)
+        result = fit(model, tacs.frames, ref, values, weights=scheme, half_life=half_life,
+                     window=window, **resolved)
+        fits[name] = result
+        k2p_used[name] = resolved.get("k2prime")
+    return RegionFits(_table(fits, targets), _curves(tacs, ref, values, fits, targets), fits,
+                      k2p_used, source)
+
+
+def fit_conditions(tacs: TacTable, *, reference: str, model: str, conditions: Conditions,
+                   options: Mapping[str, Any] | None = None, k2prime: float | None = None,
+                   half_life: float | None = None) -> pd.DataFrame:
+    """The fit table of :func:`fit_regions` (``condition``, ``window_start``, ... columns).
+
+    For callers that only need the numbers, e.g. the null-drift simulation.
+    """
+    return fit_regions(tacs, reference=reference, model=model, conditions=conditions,
+                       options=options, k2prime=k2prime, half_life=half_life).table
+
+
+def _table(fits: Mapping[str, ModelFit], targets: list[str]) -> pd.DataFrame:
+    parts = []
+    for name, result in fits.items():
+        window = result.options.get("window") or [None, None]
+        table = result.to_frame(targets)
+        table.insert(0, "condition", name)
+        table.insert(1, "window_start", np.nan if window[0] is None else float(window[0]))
+        table.insert(2, "window_end", np.nan if window[1] is None else float(window[1]))
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _curves(tacs: TacTable, ref: np.ndarray, values: np.ndarray,
+            fits: Mapping[str, ModelFit], targets: list[str]) -> pd.DataFrame:
+    frames = tacs.frames
+    n = frames.n_frames
+    parts = []
+    for name, result in fits.items():
+        parts.append(pd.DataFrame({
+            "condition": name,
+            "region": np.repeat(targets, n),
+            "frame_start": np.tile(frames.start_seconds, len(targets)),
+            "frame_end": np.tile(frames.end_seconds, len(targets)),
+            "measured": values.T.reshape(-1),
+            "fitted": np.asarray(result.fitted, float).T.reshape(-1),
+            "reference": np.tile(ref, len(targets)),
+            "used": np.tile(np.asarray(result.used, bool), len(targets)),
+        }))
+    return pd.concat(parts, ignore_index=True)
 
 
 def curves_path(out_tsv: str | os.PathLike) -> Path:
-    """Where :func:`write_region_fits` puts the fitted curves: ``x_bp.tsv`` -> ``x_fits.tsv``."""
+    """Where :func:`write_region_fits` puts the curves: ``x_bp.tsv`` -> ``x_fits.tsv``."""
     out = Path(out_tsv)
     stem = out.name[:-4] if out.name.endswith(".tsv") else out.name
     stem = stem[:-3] if stem.endswith("_bp") else stem
     return out.with_name(f"{stem}_fits.tsv")
 
 
-def describe_fit(result: ModelFit) -> str:
-    """The methods sentence of the model family that made ``result``."""
-    module = importlib.import_module(MODELS[result.model].split(":")[0])
-    describe = getattr(module, "describe", None)
-    if describe is None:
-        return f"BP_ND was estimated with {result.model}."
-    return describe({"model": result.model, **result.options})
+def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike, *,
+                      reference: str, model: str, conditions: Conditions | None = None,
+                      options: Mapping[str, Any] | None = None,
+                      entities: Mapping[str, Any] | None = None,
+                      k2prime_path: str | os.PathLike | None = None,
+                      k2prime_regions: Sequence[str] | None = None,
+                      half_life: float | None = None) -> pd.DataFrame:
+    """Read a scan's TACs, fit every condition window, write the table, sidecar and curves.
+
+    Parameters
+    ----------
+    tacs_path : path
+        TAC table: ``frame_start``, ``frame_end`` (seconds), one column per region (Bq/mL,
+        decay-corrected); its JSON sidecar may give ``regions`` with ``n_voxels`` and the
+        ``TracerRadionuclide``.
+    out_path : path
+        Fit table to write (``..._model-<model>_bp.tsv``); its sidecar and the curves
+        (:func:`curves_path`) go beside it.
+    reference : str
+        Reference region column.
+    model : str
+        One of :data:`pipeline.kinetics.MODELS`.
+    conditions : sequence of (name, window), default=None
+        Condition windows, minutes; None fits the whole scan (condition ``all``).
+    options : mapping, default=None
+        Model options (``weights``, ``t_star``, ``k2prime``...), as under
+        ``models.<model>`` in the config.
+    entities : mapping, default=None
+        ``participant_id``, ``session``, ``task``, ``run``: leading columns of each row
+        (workflow).
+    k2prime_path : path, default=None
+        The subject's shared k2' (:func:`pipeline.kinetics.k2prime.write_subject_k2prime`),
+        for ``k2prime: shared``.
+    k2prime_regions : sequence of str, default=None
+        Regions that estimate k2' when a model needs one and none is given.
+    half_life : float, default=None
+        Minutes, for ``counts`` weights; by default from the TAC sidecar
+        (``TracerRadionuclide`` or ``half_life``).
+
+    Returns
+    -------
+    DataFrame
+        The fit table as written.
+    """
+    tacs_path, out_path = Path(tacs_path), Path(out_path)
+    if half_life is None:
+        half_life = _sidecar_half_life(tacs_path)
+    tacs = read_tacs(tacs_path)
+    fits = fit_regions(tacs, reference=reference, model=model, conditions=conditions,
+                       options=options, k2prime=read_shared_k2prime(k2prime_path),
+                       k2prime_regions=k2prime_regions, half_life=half_life)
+    table = fits.table
+    table.insert(table.columns.get_loc("k2prime") + 1, "n_voxels",
+                 table["region"].map(_n_voxels(tacs_path)).astype(float))
+    if entities is not None:
+        for key in ("run", "task", "session", "participant_id"):
+            table.insert(0, key, entities.get(key))
+    first = next(iter(fits.fits.values()))
+    recorded = {k: v for k, v in first.options.items() if k not in ("window", "frame_weights")}
+    k2p_values = set(fits.k2prime.values())
+    sources = [str(tacs_path)] + ([str(k2prime_path)] if k2prime_path else [])
+    write_table(out_path, table, provenance(
+        Description=f"Regional BP_ND of one scan per condition window, model {model}",
+        model=model, options=recorded, reference_region=reference,
+        conditions={name: r.options.get("window") for name, r in fits.fits.items()},
+        k2prime=k2p_values.pop() if len(k2p_values) == 1 else fits.k2prime,
+        k2prime_source=fits.k2prime_source,
+        methods=describe_fit(model, {**first.options, "reference": reference,
+                                     "k2prime_source": fits.k2prime_source}),
+        columns={**_ROW_COLUMNS, **COLUMN_DESCRIPTIONS}, inputs=sources))
+    write_table(curves_path(out_path), fits.curves, provenance(
+        Description=f"Measured and fitted TACs of model {model} per condition window; "
+        "times in seconds, activity in Bq/mL; fitted is n/a outside the fitted frames",
+        model=model, reference_region=reference, inputs=sources))
+    return table
 
 
-_COLUMNS = {
-    "region": "target region (TAC table column)",
-    "model": "kinetic model",
-    "bp_nd": "non-displaceable binding potential (unitless)",
-    "r1": "relative delivery K1/K1' (unitless); n/a where the model has none",
-    "k2": "target efflux rate constant (1/min)",
-    "k2prime": "reference efflux rate constant used or estimated (1/min)",
-    "se_bp_nd": "standard error of bp_nd from the fit (unitless)",
-    "k2a": "apparent efflux k2/(1+BP_ND) (1/min)",
-    "n_frames": "frames inside the fit window",
-    "rmse": "root mean square residual over fitted frames (Bq/mL)",
-    "nrmse": "rmse divided by the mean target activity over fitted frames",
-    "flags": "';'-joined problems: at_bound, not_converged, grid_edge, nan_input, ...",
+_ROW_COLUMNS = {
+    "participant_id": "participant (sub-<label>)",
+    "session": "session label; n/a without sessions",
+    "task": "task label",
+    "run": "run label; n/a without runs",
+    "condition": "condition name (all = whole scan)",
     "window_start": "fit window start (min); n/a = scan start",
     "window_end": "fit window end (min); n/a = scan end",
+    "n_voxels": "voxels in the region (from the TAC table's sidecar)",
 }
 
 
-def _curves_table(tacs: TacTable, result: ModelFit, regions: list[str]) -> pd.DataFrame:
-    frames = tacs.frames
-    n = frames.n_frames
-    data = tacs.tacs[regions].to_numpy(dtype=float)
-    return pd.DataFrame({
-        "region": np.repeat(regions, n),
-        "frame_start": np.tile(frames.start_seconds, len(regions)),
-        "frame_end": np.tile(frames.end_seconds, len(regions)),
-        "measured": data.T.reshape(-1),
-        "fitted": np.asarray(result.fitted, float).T.reshape(-1),
-        "reference": np.tile(tacs.column(result.options["reference"]), len(regions)),
-        "used": np.tile(np.asarray(result.used, bool), len(regions)),
-    })
+def _n_voxels(tac_path: Path) -> dict[str, float]:
+    """Voxel count per region from a TAC sidecar, if it records them."""
+    side = sidecar_path(tac_path)
+    if not side.is_file():
+        return {}
+    info = read_json(side)
+    regions = info.get("regions") or info.get("Regions") or {}
+    entries = regions.items() if isinstance(regions, Mapping) else (
+        (e.get("name"), e) for e in regions if isinstance(e, Mapping))
+    counts: dict[str, float] = {}
+    for name, entry in entries:
+        if isinstance(entry, Mapping) and name is not None:
+            value = entry.get("n_voxels", entry.get("voxels"))
+            if value is not None:
+                counts[str(name)] = float(value)
+    return counts
 
 
-def _weights(weights, tacs: TacTable, ref: np.ndarray, half_life):
-    if isinstance(weights, str):
-        from pipeline.kinetics.weights import frame_weights
-        return frame_weights(weights, tacs.frames, ref, half_life=half_life)
-    return weights
+def _sidecar_half_life(tacs_path: Path) -> float | None:
+    """Half-life (minutes) from a TAC table's sidecar (``half_life`` or the radionuclide)."""
+    from pipeline.frames import half_life_minutes
 
-
-def _sidecar_half_life(tacs_tsv) -> float | None:
-    path = sidecar_path(tacs_tsv)
+    path = sidecar_path(tacs_path)
     if not path.is_file():
         return None
     meta = read_json(path)
     if meta.get("half_life") is not None:
         return float(meta["half_life"])
     nuclide = meta.get("TracerRadionuclide")
-    return half_life_minutes(nuclide) if nuclide else None
+    if not isinstance(nuclide, str):
+        return None
+    try:
+        return half_life_minutes(nuclide)
+    except (InputError, KeyError, ValueError):
+        return None

@@ -18,22 +18,22 @@ import numpy as np
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
 from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
-from pipeline.kinetics._lm import _covariance, _fit_in_chunks
-from pipeline.kinetics._reference import _ReferenceConvolver
+from pipeline.kinetics._inputs import MAX_FIRST_FRAME_START
+from pipeline.kinetics._lm import SETTLE_STEP, _covariance, _fit_in_chunks
+from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
-    MAX_FIRST_FRAME_START,
     _at_bound,
     _clean_data,
     _finish,
     _full_frames,
     _prepare,
-    _srtm_columns,
     _srtm_jacobian,
     _srtm_se_from_cov,
     _srtm_standard_errors,
+    _weighted_rss,
     _window_text,
 )
-from pipeline.kinetics.base import ModelFit
+from pipeline.kinetics.result import ModelFit
 
 __all__ = ["DEFAULT_BOUNDS", "DEFAULT_THETA_RANGE", "MAX_FIRST_FRAME_START", "describe",
            "fit_srtm", "fit_srtm_bf", "predict_srtm", "theta_grid"]
@@ -155,20 +155,21 @@ def fit_srtm_bf(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         bases, slopes = conv.frame_averages(thetas), None
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
-    best, offset, r1, theta2 = _grid_search(prep.ref_tac[used], bases[used],
-                                            _clean_data(prep), sqrt_w, refine=refine)
-    k2a = _grid_rate(thetas, best, offset, spacing)
+    data = _clean_data(prep)
+    grid = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=refine)
+    r1, theta2 = grid.a, grid.b
+    k2a = _grid_rate(thetas, grid.best, grid.offset, spacing)
     k2 = theta2 + r1 * k2a
     with np.errstate(invalid="ignore", divide="ignore"):
         bp = k2 / k2a - 1.0
-    x = _blend(bases, best, offset)
-    fitted = r1 * prep.ref_tac[:, None] + theta2 * x
+    fitted_used = r1 * prep.ref_tac[used][:, None] + \
+        theta2 * _blend(bases[used], grid.best, grid.offset)
     se = None
     if compute_se:
-        dx = _blend(slopes[used], best, offset)
-        _, columns = _srtm_columns(prep.ref_tac[used], x[used], dx, r1, k2, bp)
-        se = _srtm_standard_errors(prep, fitted, columns, r1, k2)
-    edge = (best == 0) | (best == thetas.size - 1)
+        se = _srtm_standard_errors(prep.ref_tac[used], bases[used], slopes[used], sqrt_w,
+                                   grid, _weighted_rss(data, fitted_used, sqrt_w), r1, k2, bp)
+    fitted = _full_frames(prep, fitted_used)
+    edge = grid.edge
     options = {"window": window, "n_basis": int(n_basis),
                "theta_range": [float(v) for v in theta_range], "spacing": spacing,
                "refine": bool(refine), "compute_se": bool(compute_se)}
@@ -242,18 +243,24 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
     data = _clean_data(prep)
-    best, offset, r1, theta2 = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w,
-                                            refine=True)
-    k2a = _grid_rate(thetas, best, offset, "log")
-    start = np.column_stack([r1, theta2 + r1 * k2a, (theta2 + r1 * k2a) / k2a - 1.0])
+    grid = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=True)
+    r1, theta2 = grid.a, grid.b
+    k2a = _grid_rate(thetas, grid.best, grid.offset, "log")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        start = np.column_stack([r1, theta2 + r1 * k2a, (theta2 + r1 * k2a) / k2a - 1.0])
+    # every rate the bounds allow, k2 / (1 + BP_ND), interpolated from a dense table; the
+    # optimizer works on weighted quantities, so the weights are folded in once
+    table = _RateTable(conv, lower[1] / (1.0 + upper[2]), upper[1] / (1.0 + lower[2]),
+                       rows=used, scale=sqrt_w)
+    ref_w = prep.ref_tac[used] * sqrt_w
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rate = params[:, 1] / (1.0 + params[:, 2])
-        x, dx = conv.frame_averages_and_slope(rate)
-        return _srtm_jacobian(prep.ref_tac[used], x[used], dx[used],
-                              params[:, 0], params[:, 1], params[:, 2])
+        x, dx = table.values_and_slopes(params[:, 1] / (1.0 + params[:, 2]))
+        return _srtm_jacobian(ref_w, x, dx, params[:, 0], params[:, 1], params[:, 2])
 
-    result = _fit_in_chunks(model, data, sqrt_w, start, lower, upper, max_iter=max_iter)
+    data_w = data * sqrt_w[:, None]
+    result = _fit_in_chunks(model, data_w, start, lower, upper, max_iter=max_iter,
+                            settle=SETTLE_STEP)
     at_bound = _at_bound(result.params, lower, upper)
     failed = at_bound | ~result.converged
     # LM that ends on a bound or does not converge has walked down a flat valley of the
@@ -261,11 +268,12 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     # basis-function start lies inside the bounds it is the better-conditioned estimate
     fallback = failed & np.all(np.isfinite(start), axis=1) & ~_at_bound(start, lower, upper)
     if fallback.any():
-        _use_start(result, model, data, sqrt_w, start, fallback)
+        _use_start(result, model, data_w, start, fallback)
     r1, k2, bp = result.params.T
-    fitted = _full_frames(prep, result.prediction)
+    fitted = _full_frames(prep, _unweighted(result.prediction, sqrt_w, lambda: predict_srtm(
+        prep.frames, prep.ref_tac, r1, k2, bp)[used]))
     se = _srtm_se_from_cov(result.covariance, r1, k2)
-    edge = fallback & ((best == 0) | (best == thetas.size - 1))
+    edge = fallback & grid.edge
     options = {"window": window, "bounds": {"r1": list(map(float, (lower[0], upper[0]))),
                           "k2": list(map(float, (lower[1], upper[1]))),
                           "bp_nd": list(map(float, (lower[2], upper[2])))},
@@ -312,18 +320,23 @@ def _start_grid(lower: np.ndarray, upper: np.ndarray, n_basis: int) -> np.ndarra
     return np.geomspace(low, high, max(int(n_basis), 2))
 
 
-def _use_start(result, model, data: np.ndarray, sqrt_w: np.ndarray, start: np.ndarray,
-               take: np.ndarray) -> None:
+def _use_start(result, model, data_w: np.ndarray, start: np.ndarray, take: np.ndarray) -> None:
     """Replace the LM results of columns ``take`` by the start values (in place)."""
     idx = np.flatnonzero(take)
     pred, jac = model(start[idx])
-    resid = (data[:, idx] - pred) * sqrt_w[:, None]
+    resid = data_w[:, idx] - pred
     rss = np.einsum("nm,nm->m", resid, resid)
     result.params[idx] = start[idx]
     result.prediction[:, idx] = pred
-    result.covariance[idx] = _covariance([jac[..., i] for i in range(jac.shape[-1])],
-                                         sqrt_w, rss)
+    result.covariance[idx] = _covariance(jac, rss)
     result.converged[idx] = True
+
+
+def _unweighted(prediction_w: np.ndarray, sqrt_w: np.ndarray, exact) -> np.ndarray:
+    """A weighted prediction divided by the weights (``exact()`` where a weight is 0)."""
+    if np.all(sqrt_w > 0):
+        return prediction_w / sqrt_w[:, None]
+    return exact()
 
 
 def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None,

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._lm import _fit_in_chunks
-from pipeline.kinetics._reference import _ReferenceConvolver
+from pipeline.kinetics._basis import _grid_rate, _grid_search
+from pipeline.kinetics._lm import SETTLE_STEP, _fit_in_chunks
+from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
 from pipeline.kinetics._srtm_common import (
     _at_bound,
     _clean_data,
@@ -25,10 +26,10 @@ from pipeline.kinetics._srtm_common import (
     _prepare,
     _window_text,
 )
-from pipeline.kinetics.base import ModelFit
-from pipeline.kinetics.srtm import _bounds_arrays, fit_srtm
+from pipeline.kinetics.result import ModelFit
+from pipeline.kinetics.srtm import _bounds_arrays, _unweighted
 
-__all__ = ["describe", "fit_srtm2", "k2prime_from_srtm", "predict_srtm2"]
+__all__ = ["describe", "fit_srtm2", "predict_srtm2"]
 
 
 def predict_srtm2(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
@@ -49,8 +50,10 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
               n_basis: int = 200, max_iter: int = 100) -> ModelFit:
     """Fit SRTM2 with a fixed k2' to one or many target TACs.
 
-    A grid over k2a gives each TAC its starting point (one linear parameter per basis),
-    then a bounded Levenberg-Marquardt refines R1 and BP_ND for all TACs at once.
+    For each k2a on a grid the model is linear in R1 (one parameter per basis): the best
+    basis, refined between grid points, gives each TAC its start, and a bounded
+    Levenberg-Marquardt (model from an interpolated table of the reference convolution)
+    polishes R1 and BP_ND for all TACs at once.
 
     Parameters
     ----------
@@ -58,7 +61,8 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         Frame timing (minutes), reference and target TACs (Bq/mL): see
         :func:`pipeline.kinetics.srtm.fit_srtm_bf`.
     k2prime : float
-        Reference efflux rate constant, 1/min (e.g. from :func:`k2prime_from_srtm`).
+        Reference efflux rate constant, 1/min (e.g. from
+        :func:`pipeline.kinetics.k2prime.k2prime_from_srtm`).
     window : (start, end), default=None
         Minutes; only frames whose mid-time lies inside are fitted.
     weights : ndarray of shape (n_frames,), default=None
@@ -98,38 +102,43 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     sw = np.sqrt(prep.weights[used])
     data = _clean_data(prep)
 
+    # basis solution: for each k2a on the grid the model is linear, C_T = R1 z_j with
+    # z_j = C_R + (k2' - k2a_j) B_j; refined between grid points, it starts the polish
     thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
-                          max(int(n_basis), 2))
-    z = prep.ref_tac[:, None] + (k2p - thetas) * conv.frame_averages(thetas)
-    zw = z[used] * sw[:, None]
-    zz = np.einsum("nj,nj->j", zw, zw)
-    best = np.empty(data.shape[1], dtype=int)
-    r1_0 = np.empty(data.shape[1])
-    for lo in range(0, data.shape[1], 16384):  # chunks keep the (grid x TAC) array small
-        zy = (data[:, lo:lo + 16384] * sw[:, None]).T @ zw
-        j = np.argmax(zy * zy / zz, axis=1)
-        best[lo:lo + zy.shape[0]] = j
-        r1_0[lo:lo + zy.shape[0]] = zy[np.arange(zy.shape[0]), j] / zz[j]
+                          max(int(n_basis), 3))
+    z = prep.ref_tac[used][:, None] + (k2p - thetas) * conv.frame_averages(thetas)[used]
+    grid = _grid_search(None, z, data, sw, refine=True)
+    k2a = _grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):
-        bp_0 = r1_0 * k2p / thetas[best] - 1.0
-    start = np.column_stack([r1_0, np.where(np.isfinite(bp_0), bp_0, 0.0)])
+        bp_0 = grid.b * k2p / k2a - 1.0
+    start = np.column_stack([grid.b, np.where(np.isfinite(bp_0), bp_0, 0.0)])
+    table = _RateTable(conv, lower[0] * k2p / (1.0 + upper[1]),
+                       upper[0] * k2p / (1.0 + lower[1]), rows=used, scale=sw)
+    ref = (prep.ref_tac[used] * sw)[:, None]  # weighted, as the optimizer works
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r1, bp = params[:, 0], params[:, 1]
         per_r1 = k2p / (1.0 + bp)          # k2a / R1
         rate = r1 * per_r1
-        x, dx = conv.frame_averages_and_slope(rate)
-        x, dx = x[used], dx[used]
-        ref = prep.ref_tac[used][:, None]
-        d_rate = r1 * (-x + (k2p - rate) * dx)
-        jac = np.empty((*x.shape, 2))
-        jac[..., 0] = ref + (k2p - rate) * x + d_rate * per_r1
-        jac[..., 1] = -d_rate * rate / (1.0 + bp)
-        return r1 * (ref + (k2p - rate) * x), jac
+        x, dx = table.values_and_slopes(rate)
+        jac = np.empty((2, *x.shape))
+        shape = np.multiply(k2p - rate, x, out=jac[0])
+        shape += ref                        # C_R + (k2' - k2a) X = prediction / R1
+        d_rate = np.multiply(k2p - rate, dx, out=jac[1])
+        d_rate -= x
+        d_rate *= r1                        # d prediction / d k2a
+        pred = r1 * shape
+        jac[0] += d_rate * per_r1
+        d_rate *= -rate / (1.0 + bp)
+        return pred, jac
 
-    result = _fit_in_chunks(model, data, sw, start, lower, upper, max_iter=max_iter)
+    # small chunks keep the working arrays in cache; SRTM2 converges in 2-3 iterations,
+    # so the per-iteration overhead of many chunks stays small
+    result = _fit_in_chunks(model, data * sw[:, None], start, lower, upper,
+                            max_iter=max_iter, settle=SETTLE_STEP, chunk=4096)
     r1, bp = result.params.T
-    fitted = _full_frames(prep, result.prediction)
+    fitted = _full_frames(prep, _unweighted(result.prediction, sw, lambda: predict_srtm2(
+        prep.frames, prep.ref_tac, r1, bp, k2p)[used]))
     cov = result.covariance
     with np.errstate(invalid="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
@@ -140,28 +149,6 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
     flags = [("at_bound", at_bound), ("not_converged", ~result.converged)]
     return _finish("srtm2", prep, r1, r1 * k2p, bp, fitted, se, flags, options, k2prime=k2p)
-
-
-def k2prime_from_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
-                      weights: np.ndarray | None = None,
-                      window: tuple[float | None, float | None] | None = None) -> float:
-    """Median k2' = k2 / R1 (1/min) of SRTM fits to ``tacs`` (best: high-binding regions).
-
-    Fits that are flagged (bound, convergence, bad input) are left out.
-
-    Raises
-    ------
-    InputError
-        If no TAC gives a clean SRTM fit.
-    """
-    result = fit_srtm(frames, ref_tac, tacs, window=window, weights=weights)
-    good = (result.flags == "") & np.isfinite(result.k2prime) & (result.k2prime > 0)
-    if not good.any():
-        raise InputError(format_problem(
-            None, f"k2' could not be estimated: none of the {result.n_tacs} SRTM fits is clean "
-            f"(flags: {sorted(set(result.flags))})",
-            "Give k2' as a value (1/min) or choose high-binding regions for its estimate."))
-    return float(np.median(result.k2prime[good]))
 
 
 def describe(options: dict[str, Any] | None = None) -> str:

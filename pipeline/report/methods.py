@@ -8,8 +8,6 @@ software that made the report. It is CC0: paste it unchanged, then check it.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -55,25 +53,6 @@ REFERENCES: dict[str, str] = {
     **GROUP_REFERENCES,
 }
 
-_MODEL_FALLBACK = {
-    "srtm": ("the simplified reference tissue model (SRTM), fitted by weighted nonlinear least "
-             "squares to frame-averaged predictions [Lammertsma1996]"),
-    "srtm_bf": "the basis-function implementation of SRTM [Gunn1997]",
-    "srtm2": "SRTM2, SRTM with the reference efflux rate k2' fixed [Wu2002]",
-    "mrtm": "the multilinear reference tissue model MRTM [Ichise2003]",
-    "mrtm2": "MRTM2, the multilinear reference tissue model with k2' fixed [Ichise2003]",
-    "logan_ref": "the Logan reference-region graphical analysis (BP_ND = DVR - 1) [Logan1996]",
-    "ratio": ("the equilibrium ratio of target to reference activity minus one "
-              "[Carson1993]"),
-}
-
-
-#: Model -> the citation key of its method (cited even when describe() cites inline).
-_MODEL_KEYS = {"srtm": "Lammertsma1996", "srtm_bf": "Gunn1997", "srtm2": "Wu2002",
-               "mrtm": "Ichise2003", "mrtm2": "Ichise2003", "logan_ref": "Logan1996",
-               "ratio": "Carson1993"}
-
-
 def _model_options(config: Mapping[str, Any], model: str) -> dict[str, Any]:
     models = config.get("models")
     if isinstance(models, Mapping) and isinstance(models.get(model), Mapping):
@@ -99,25 +78,18 @@ def describe_model(model: str, options: Mapping[str, Any]) -> str:
     -------
     str
     """
-    from pipeline.kinetics import MODELS
+    from pipeline.kinetics import MODELS, describe_fit
 
-    target = MODELS.get(model)
-    if target:
+    spec = MODELS.get(model)
+    if spec is not None:
         try:
-            module = importlib.import_module(target.split(":")[0])
-            describe = getattr(module, "describe", None)
-            if describe is not None:
-                params = inspect.signature(describe).parameters
-                if "model" in params:
-                    text = describe(dict(options), model=model) if len(params) > 1 \
-                        else describe(model=model)
-                else:
-                    text = describe({"model": model, **options})
-                if isinstance(text, str) and text.strip():
-                    return text.strip()
+            text = describe_fit(model, options)
+            if isinstance(text, str) and text.strip():
+                return text.strip()
         except Exception as err:  # a model's describe() must not stop the report
             log.warning("describe() of %s failed: %s", model, err)
-    sentence = f"BP_ND was estimated with {_MODEL_FALLBACK.get(model, model)}"
+    title = f"the {spec.title} [{spec.citation_key}]" if spec is not None else model
+    sentence = f"BP_ND was estimated with {title}"
     shown = {k: v for k, v in options.items() if k not in ("name", "model")}
     if shown:
         sentence += " (options: " + ", ".join(f"{k} = {v}" for k, v in shown.items()) + ")"
@@ -345,7 +317,9 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
     paragraphs.append(f"The analysis ran in petbp {versions.get('petbp')}, a Snakemake workflow "
                       f"[Molder2021] (software: {listed}).")
     text = "\n".join(paragraphs)
-    ran = {_MODEL_KEYS[m] for m in results.models if m in _MODEL_KEYS}
+    from pipeline.kinetics import MODELS
+
+    ran = {MODELS[m].citation_key for m in results.models if m in MODELS}
     cited = [k for k in REFERENCES if f"[{k}]" in text or k in ran]
     return paragraphs, [f"[{k}] {REFERENCES[k]}" for k in cited]
 

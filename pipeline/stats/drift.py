@@ -42,7 +42,7 @@ from pipeline.design import (
 )
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
-from pipeline.stats.condition_fits import estimate_k2prime, fit_conditions
+from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.tables import TacTable, provenance, read_tacs, write_table
 
 __all__ = ["DRIFT_COLUMNS", "common_frames", "simulate_null_drift", "write_null_drift"]

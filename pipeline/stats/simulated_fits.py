@@ -23,7 +23,7 @@ from pipeline.design import (
     region_models,
 )
 from pipeline.errors import InputError
-from pipeline.stats.condition_fits import estimate_k2prime, fit_conditions
+from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.stats.groups import group_differences
 from pipeline.stats.regional import contrast_values
 

@@ -1,11 +1,12 @@
-"""Voxelwise statistics: parametric maps per condition, paired % change maps, group t maps,
-permutation FWE (nilearn), a voxelwise correlation with a score, and labelled cluster tables.
+"""Voxelwise group statistics: paired % change maps, group t maps, permutation FWE (nilearn),
+a voxelwise correlation with a score, and labelled cluster tables.
 
-The analysis mask is the target regions of the region config (``mask: regions``, regions
-with specific binding) or nilearn's MNI152 brain mask (``mask: brain``), on the PET grid,
-restricted to voxels with a finite, positive baseline BP_ND in every participant. A
-voxel's effect is its % change, minus the null drift of its region (from
-``group/null_drift.tsv``; voxels outside the named regions get the median drift) for
+The per-scan maps come from :mod:`pipeline.parametric`. The analysis mask
+(:func:`pipeline.parametric.masks.analysis_mask`) is the target regions of the region
+config (``mask: regions``, regions with specific binding) or nilearn's MNI152 brain mask
+(``mask: brain``), on the PET grid, restricted to voxels with a finite, positive baseline
+BP_ND in every participant. A voxel's effect is its % change, minus the null drift of its
+region (from ``group/null_drift.tsv``; voxels outside the named regions get the median drift) for
 plain within-scan contrasts, or minus the control contrast's % change for double
 differences, as in the region-wise analysis; then each region's voxels are shifted so that
 their mean equals the participant's region-level effect (voxel fits are noisier, and noise
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.design import Design, needs_k2prime
+from pipeline.design import Design
 from pipeline.errors import InputError, format_problem
+from pipeline.parametric.masks import analysis_mask
 from pipeline.stats._group_maps import (
     _region_masks,
     _save,
@@ -32,88 +34,17 @@ from pipeline.stats._group_maps import (
     _write_skipped,
     label_clusters,
 )
-from pipeline.tables import provenance, read_json, read_tacs, write_table
+from pipeline.tables import provenance, read_json, write_table
 
 __all__ = [
-    "analysis_mask",
     "averaged_runs",
     "effect_maps",
     "label_clusters",
-    "write_analysis_mask",
-    "write_condition_map",
     "write_voxelwise_contrast",
     "write_voxelwise_correlation",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def analysis_mask(region_config: str | PathLike | None, shape: Sequence[int],
-                  affine: np.ndarray, mode: str = "regions") -> np.ndarray:
-    """Voxels analysed on a grid: target regions (``regions``) or the MNI brain (``brain``).
-
-    Returns
-    -------
-    ndarray of bool, shape ``shape[:3]``
-    """
-    if mode == "brain":
-        import nibabel as nib
-        from nilearn.datasets import load_mni152_brain_mask
-        from nilearn.image import resample_img
-
-        target = nib.Nifti1Image(np.zeros(tuple(shape[:3]), np.int8), affine)
-        brain = resample_img(load_mni152_brain_mask(resolution=2), target_affine=affine,
-                             target_shape=tuple(shape[:3]), interpolation="nearest",
-                             force_resample=True, copy_header=True)
-        del target
-        return np.asarray(brain.dataobj) > 0
-    masks = _region_masks(region_config, shape, affine)
-    targets = [i for i, n in enumerate(masks.names) if n != masks.reference]
-    return np.any(masks.weights[targets] > 0.5, axis=0)
-
-
-def write_analysis_mask(pet_path: str | PathLike, out_path: str | PathLike, *,
-                        region_config: str | PathLike | None = None,
-                        mode: str = "regions") -> Path:
-    """Write the analysis mask of a PET image's grid (uint8 NIfTI, 1 = analysed)."""
-    import nibabel as nib
-
-    header = nib.load(str(pet_path))
-    voxels = analysis_mask(region_config, header.shape, header.affine, mode)
-    if not voxels.any():
-        raise InputError(format_problem(
-            pet_path, f"the analysis mask ({mode}) has no voxel on this image's grid",
-            "Check that the image is in MNI space and the region config is right."))
-    _save(nib.Nifti1Image(voxels.astype(np.uint8), header.affine), out_path,
-          provenance(Description=f"Analysis mask ({mode})", n_voxels=int(voxels.sum()),
-                     region_config=str(region_config), inputs=[str(pet_path)]))
-    return Path(out_path)
-
-
-def write_condition_map(pet_path: str | PathLike, tacs_path: str | PathLike,
-                        mask_path: str | PathLike, out_prefix: str | PathLike, *,
-                        window: Sequence[float] | None, reference: str, model: str,
-                        options: Mapping[str, Any] | None = None,
-                        k2prime_path: str | PathLike | None = None) -> Path:
-    """Parametric BP_ND map of one condition window of a scan (``<prefix>_bpnd.nii.gz``).
-
-    The reference TAC is the region TAC of the workflow's table (as for the region fits);
-    ``k2prime: shared`` takes the subject's k2' from ``k2prime_path``.
-    """
-    from pipeline.parametric import write_bp_maps
-
-    options = dict(options or {})
-    if needs_k2prime(options):
-        if k2prime_path is None:
-            raise InputError(format_problem(None, f"voxelwise model {model} needs the "
-                                            "subject's shared k2'", "Give its k2prime JSON."))
-        options["k2prime"] = float(read_json(k2prime_path)["k2prime"])
-    weights = options.pop("weights", "uniform")
-    ref_tac = read_tacs(tacs_path).column(reference)
-    paths = write_bp_maps(pet_path, None, out_prefix, model=model, mask_path=mask_path,
-                          window=None if window is None else tuple(window), weights=weights,
-                          ref_tac=ref_tac, **options)
-    return Path(paths["bpnd"])
 
 
 def _drift_map(drift: pd.DataFrame | None, contrast: str, model: str,

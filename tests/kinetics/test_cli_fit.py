@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.kinetics.regionfit import curves_path, write_region_fits
+from pipeline.kinetics import curves_path, write_region_fits
 from pipeline.simulate.compartments import srtm_consistent_tacs
 from pipeline.tables import TacTable, read_json, read_table, write_tacs
 
@@ -41,8 +41,8 @@ def test_cli_fit_writes_table_sidecar_and_curves(tmp_path, tacs_tsv, capsys):
     for column in ("r1", "k2", "se_bp_nd", "rmse", "nrmse", "n_frames", "flags"):
         assert column in table.columns
     sidecar = read_json(out.with_suffix(".json"))
-    assert sidecar["Model"] == "srtm" and sidecar["Options"]["weights"] == "counts"
-    assert "Lammertsma" in sidecar["Methods"]
+    assert sidecar["model"] == "srtm" and sidecar["options"]["weights"] == "counts"
+    assert "Lammertsma" in sidecar["methods"]
     curves = read_table(curves_path(out))
     assert curves_path(out).name == "sub-01_model-srtm_fits.tsv"
     assert len(curves) == 3 * 28 and set(curves["region"]) == set(BP)
@@ -57,8 +57,7 @@ def test_cli_fit_window_and_srtm2_median_k2prime(tmp_path, tacs_tsv):
     table = read_table(out)
     assert table["bp_nd"].to_numpy() == pytest.approx(list(BP.values()), rel=0.005)
     assert table["window_end"].tolist() == [60.0] * 3
-    assert read_json(out.with_suffix(".json"))["Options"]["k2prime_source"].startswith(
-        "median SRTM")
+    assert read_json(out.with_suffix(".json"))["k2prime_source"].startswith("median SRTM")
 
 
 def test_write_region_fits_k2prime_regions(tmp_path, tacs_tsv):
@@ -110,7 +109,7 @@ def test_cli_fit_nan_region_is_flagged(tmp_path, tacs_tsv):
     ("mrtm", []), ("mrtm2", []), ("logan_ref", ["--tstar", "20"]),
     ("ratio", ["--window", "60", "90"])])
 def test_cli_fit_every_model_writes_the_contract_columns(tmp_path, tacs_tsv, model, extra):
-    """Every model name runs through petbp fit and fills DESIGN.md's columns."""
+    """Every model name runs through petbp fit and fills the fit table's columns."""
     out = tmp_path / f"{model}_bp.tsv"
     assert main(["fit", str(tacs_tsv), "--reference", "cerebellum", "--model", model,
                  *extra, "-o", str(out)]) == 0

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Frames
-from pipeline.kinetics.mrtm import describe, fit_mrtm, fit_mrtm2, k2prime_from_mrtm
+from pipeline.kinetics.k2prime import k2prime_from_mrtm
+from pipeline.kinetics.mrtm import describe, fit_mrtm, fit_mrtm2
 from pipeline.simulate.compartments import srtm_consistent_tacs
 
 BP = np.array([0.5, 1.0, 2.0, 3.0, 4.0])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.kinetics.srtm2 import describe, fit_srtm2, k2prime_from_srtm, predict_srtm2
+from pipeline.kinetics.k2prime import k2prime_from_srtm
+from pipeline.kinetics.srtm2 import describe, fit_srtm2, predict_srtm2
 from pipeline.simulate.compartments import srtm_consistent_tacs
 
 

@@ -7,7 +7,7 @@ task-rejection and a task-acceptance scan, baseline (5-45 min) and condition (45
 windows, 4 target regions plus the occipital reference, two models (primary
 ``logan_ref``), a t map and an FWE map in MNI space and a cluster table. One scan has a
 frame where every region is 30 % high (motion-like), one fit is flagged ``at_bound``, and
-sub-05 has no ``_fits.tsv`` (the report recomputes its curves).
+sub-05 has no ``_fits.tsv`` (the report says its fitted curves are missing).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from report_html import check_table_equals_tsv, parse
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.report import load_spec, write_report
-from pipeline.report.curves import recompute_curves
 from pipeline.report.paired import activation_scores, paired_from_values, paired_values
 from pipeline.tables import read_table
 
@@ -176,41 +175,16 @@ def test_load_spec_rejects_unknown_kind(tmp_path):
         load_spec(spec)
 
 
-def test_recompute_curves_match_tacs_and_recorded_windows(synthetic_results):
-    """Without _fits.tsv the curves are refitted: measured = the TACs, fits in the windows."""
-    from report_synthetic import CONDITIONS, NO_CURVES_SUBJECT, REGIONS
-
-    out, _ = synthetic_results
-    pet = out / f"sub-{NO_CURVES_SUBJECT}" / "pet"
-    stem = f"sub-{NO_CURVES_SUBJECT}_task-rejection"
-    curves = recompute_curves(pet / f"{stem}_desc-default_tacs.tsv",
-                              pet / f"{stem}_model-loganref_bp.tsv")
-    tacs = read_table(pet / f"{stem}_desc-default_tacs.tsv")
-    assert sorted(curves["condition"].unique()) == ["rejbase", "rejection"]
-    assert list(dict.fromkeys(curves["region"])) == REGIONS  # reference left out
-    for (region, _), part in curves.groupby(["region", "condition"]):
-        assert part["measured"].to_numpy() == pytest.approx(tacs[region].to_numpy())
-    mid = (curves["frame_start"] + curves["frame_end"]) / 120
-    rej = curves[curves["condition"] == "rejection"]
-    lo, hi = CONDITIONS["rejection"]["window"]
-    inside = mid[rej.index][rej["used"]]
-    assert (inside >= lo).all() and (inside <= hi).all()
-    assert rej["used"].sum() == len(REGIONS) * 5  # mid-times 45, 55, ..., 85 min
-    # Logan with t* = 10 min: fitted values exist exactly on the used frames
-    assert rej.loc[rej["used"], "fitted"].notna().all()
-    assert rej.loc[~rej["used"], "fitted"].isna().all()
-
-
-def test_write_report_says_when_curves_were_recomputed(synthetic_report):
-    """The scans without _fits.tsv say their curves were recomputed; the others do not."""
+def test_write_report_says_when_curves_are_missing(synthetic_report):
+    """The scans without _fits.tsv say their fitted curves are missing; the others do not."""
     from report_synthetic import NO_CURVES_SUBJECT
 
     html, _, _ = synthetic_report
     text = html.read_text()
-    note = "Fitted curves recomputed from the TAC table"
-    recomputed = text.split(f'id="sub-{NO_CURVES_SUBJECT}_task-rejection"')[1].split(
+    note = "No fitted curves for this scan"
+    missing = text.split(f'id="sub-{NO_CURVES_SUBJECT}_task-rejection"')[1].split(
         'class="scan"')[0]
-    assert note in recomputed
+    assert note in missing
     assert text.count(note) == 2  # the two scans of that subject only
 
 

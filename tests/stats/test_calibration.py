@@ -16,10 +16,10 @@ from scipy import stats
 
 from pipeline.config import load_config
 from pipeline.design import k2prime_settings, load_design, model_options
+from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.simulate.carfentanil import default_frames
 from pipeline.simulate.roi import simulate_region_tacs
 from pipeline.simulate.study import DEMO_NOISE, demo_settings
-from pipeline.stats.condition_fits import estimate_k2prime, fit_conditions
 from pipeline.stats.drift import simulate_null_drift
 from pipeline.stats.regional import contrast_values, summarize_contrasts
 

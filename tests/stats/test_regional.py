@@ -168,8 +168,8 @@ def test_cohen_dz_ci_matches_published_value():
 def test_estimate_k2prime_falls_back_and_reports(frames_90min):
     """A scan whose TACs give no k2' is skipped; none at all is an InputError."""
     from pipeline.design import K2primeSettings
+    from pipeline.kinetics import estimate_k2prime
     from pipeline.simulate.compartments import srtm_consistent_tacs
-    from pipeline.stats.condition_fits import estimate_k2prime
     from pipeline.tables import TacTable
 
     ref, tacs = srtm_consistent_tacs(frames_90min, [2.0, 2.5], k2prime=0.12)

@@ -11,11 +11,11 @@ from scipy import stats
 
 from pipeline.config import load_config
 from pipeline.design import k2prime_settings, load_design
+from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.parametric import fit_voxels
 from pipeline.regions import build_masks, load_region_config
 from pipeline.simulate.carfentanil import default_frames
 from pipeline.simulate.roi import simulate_region_tacs
-from pipeline.stats.condition_fits import estimate_k2prime, fit_conditions
 from pipeline.stats.drift import simulate_null_drift
 from pipeline.stats.regional import contrast_values
 from pipeline.stats.voxelwise import effect_maps, write_voxelwise_contrast

@@ -16,7 +16,7 @@ rule estimate_k2prime:
         runtime=res("estimate_k2prime")["runtime"],
     run:
         from pipeline.design import k2prime_settings
-        from pipeline.stats.condition_fits import write_subject_k2prime
+        from pipeline.kinetics import write_subject_k2prime
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
@@ -32,6 +32,7 @@ rule fit_regions:
         k2prime=k2prime_of_scan(fit_options),
     output:
         table=scan_template(paths.FIT, scan="{scan}", model="{model}"),
+        curves=scan_template(paths.FIT_CURVES, scan="{scan}", model="{model}"),
     params:
         used=lambda w: used(f"models.{model_of(w)}", *condition_keys(w.scan)),
         model=model_of,
@@ -46,16 +47,16 @@ rule fit_regions:
         mem_mb=res("fit_regions")["mem_mb"],
         runtime=res("fit_regions")["runtime"],
     run:
-        from pipeline.stats.condition_fits import write_condition_fits
+        from pipeline.kinetics import write_region_fits
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_condition_fits(input.tacs, output.table, reference=params.reference,
-                                 model=params.model, conditions=params.conditions,
-                                 entities=params.entities,
-                                 options=params.used[f"models.{params.model}"] or {},
-                                 k2prime_path=input.k2prime[0] if input.k2prime else None,
-                                 half_life=params.half_life)
+            write_region_fits(input.tacs, output.table, reference=params.reference,
+                              model=params.model, conditions=params.conditions,
+                              entities=params.entities,
+                              options=params.used[f"models.{params.model}"] or {},
+                              k2prime_path=input.k2prime[0] if input.k2prime else None,
+                              half_life=params.half_life)
             record_config_used(output, params.used)
 
 
@@ -72,7 +73,7 @@ rule collect_bp_nd:
         mem_mb=res("collect_bp_nd")["mem_mb"],
         runtime=res("collect_bp_nd")["runtime"],
     run:
-        from pipeline.stats.condition_fits import write_bp_nd
+        from pipeline.kinetics import write_bp_nd
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):

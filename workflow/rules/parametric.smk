@@ -1,5 +1,5 @@
-# Parametric BP_ND maps per scan and condition window (pipeline.parametric via
-# pipeline.stats.voxelwise), on the analysis mask.
+# Parametric BP_ND maps per scan and condition window (pipeline.parametric), on the
+# analysis mask.
 
 rule analysis_mask:
     input:
@@ -16,7 +16,7 @@ rule analysis_mask:
         mem_mb=res("analysis_mask")["mem_mb"],
         runtime=res("analysis_mask")["runtime"],
     run:
-        from pipeline.stats.voxelwise import write_analysis_mask
+        from pipeline.parametric import write_analysis_mask
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
@@ -46,7 +46,7 @@ rule parametric_map:
         mem_mb=res("parametric_map")["mem_mb"],
         runtime=res("parametric_map")["runtime"],
     run:
-        from pipeline.stats.voxelwise import write_condition_map
+        from pipeline.parametric import write_condition_map
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.kinetics import fit
-from pipeline.kinetics.base import fit_quality, join_flags, prepare_inputs
+from pipeline.kinetics._inputs import prepare_inputs
+from pipeline.kinetics.result import join_flags, make_fit
 from pipeline.simulate.compartments import srtm_consistent_tacs
 
 
@@ -32,7 +33,7 @@ def test_prepare_inputs_flags_bad_tacs_without_raising(data):
     frames, ref, tacs = data
     tacs[3, 1] = np.nan
     prep = prepare_inputs(frames, ref, tacs)
-    assert prep.bad_tacs.tolist() == [False, True]
+    assert prep.nan_tacs.tolist() == [False, True]
 
 
 def test_prepare_inputs_one_dimensional_target(data):
@@ -62,7 +63,7 @@ def test_prepare_inputs_rejects_shape_mismatch(data):
 
 
 def test_model_fit_to_frame_columns(data):
-    """to_frame has DESIGN.md's columns plus fit quality, one row per region."""
+    """to_frame has the fit table's columns (FIT_COLUMNS) with fit quality, one row per region."""
     frames, ref, tacs = data
     table = fit("srtm", frames, ref, tacs).to_frame(["putamen", "thalamus"])
     for column in ("region", "model", "bp_nd", "r1", "k2", "k2prime", "se_bp_nd",
@@ -76,15 +77,15 @@ def test_fit_quality_measures_residuals(data):
     """rmse is the RMS residual over fitted frames; nrmse divides by the mean level."""
     frames, ref, tacs = data
     prep = prepare_inputs(frames, ref, tacs)
-    quality = fit_quality(prep, tacs + 2.0)
+    quality = make_fit("test", prep, bp_nd=[1.0, 2.0], fitted=tacs + 2.0).extra
     assert quality["rmse"] == pytest.approx([2.0, 2.0])
     assert quality["nrmse"] == pytest.approx(2.0 / np.abs(tacs).mean(axis=0))
 
 
 def test_join_flags_joins_names():
     """Flags of several conditions join with ';'; clean TACs get ''."""
-    flags = join_flags(("at_bound", np.array([True, False, True])),
-                       ("not_converged", np.array([False, False, True])), n=3)
+    flags = join_flags(3, [("at_bound", np.array([True, False, True])),
+                           ("not_converged", np.array([False, False, True]))])
     assert flags.tolist() == ["at_bound", "", "at_bound;not_converged"]
 
 
