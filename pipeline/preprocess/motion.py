@@ -3,7 +3,7 @@
 The reference is the duration-weighted mean of the frames that start at or after
 ``reference_start_min`` (10 min by default: frames with counts and anatomy; for
 [11C]carfentanil, binding contrast). Every frame, or block of frames, is registered rigidly
-to it (Mattes mutual information, three resolution levels, metric inside the head). With
+to it (Mattes mutual information, two resolution levels, metric inside the head). With
 ``passes=2`` the reference is rebuilt from the motion-corrected frames and the registrations
 are repeated, so late-scan motion does not blur the reference.
 
@@ -69,10 +69,13 @@ class MotionCorrectionSettings:
     passes : int, default=2
         1: register to the mean of the uncorrected late frames; 2: then rebuild the
         reference from the corrected frames and register again.
-    iterations : tuple of int, default=(60, 30, 15)
+    iterations : tuple of int, default=(60, 30)
         Optimizer iterations per resolution level.
-    shrink_factors : tuple of int, default=(4, 2, 1)
-    smoothing_sigmas : tuple of float, default=(2.0, 1.0, 0.0)
+    shrink_factors : tuple of int, default=(4, 2)
+        The last level runs at half the PET resolution (4 mm for 2 mm voxels): it is 4x
+        faster than a full-resolution level and, on the simulated benchmark, as accurate
+        (PET images carry no detail below ~6 mm).
+    smoothing_sigmas : tuple of float, default=(2.0, 1.0)
         Gaussian smoothing per level, voxels.
     sampling_rate : float, default=0.25
         Fraction of the head voxels sampled by the metric at each iteration.
@@ -83,9 +86,9 @@ class MotionCorrectionSettings:
     reference_start_min: float = 10.0
     min_block_min: float = 2.0
     passes: int = 2
-    iterations: tuple[int, ...] = (60, 30, 15)
-    shrink_factors: tuple[int, ...] = (4, 2, 1)
-    smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.0)
+    iterations: tuple[int, ...] = (60, 30)
+    shrink_factors: tuple[int, ...] = (4, 2)
+    smoothing_sigmas: tuple[float, ...] = (2.0, 1.0)
     sampling_rate: float = 0.25
     threads: int = 1
 
@@ -187,9 +190,9 @@ def centre_of_mass(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def register_rigid(fixed: np.ndarray, fixed_affine: np.ndarray, moving: np.ndarray,
                    moving_affine: np.ndarray, *, mask: np.ndarray | None = None,
-                   iterations: Sequence[int] = (60, 30, 15),
-                   shrink_factors: Sequence[int] = (4, 2, 1),
-                   smoothing_sigmas: Sequence[float] = (2.0, 1.0, 0.0),
+                   iterations: Sequence[int] = (60, 30),
+                   shrink_factors: Sequence[int] = (4, 2),
+                   smoothing_sigmas: Sequence[float] = (2.0, 1.0),
                    sampling_rate: float = 0.25, threads: int = 1) -> np.ndarray:
     """Rigid registration (Mattes mutual information) with ANTs.
 
@@ -257,6 +260,18 @@ def resample_frames(data: np.ndarray, affine: np.ndarray, frame_from_reference: 
     return out
 
 
+def _bounding_box(mask: np.ndarray, affine: np.ndarray
+                  ) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The smallest box around ``mask`` and the affine of the cropped grid (same world)."""
+    idx = np.argwhere(mask)
+    if idx.size == 0:
+        return tuple(slice(None) for _ in range(3)), affine
+    lo, hi = idx.min(0), idx.max(0) + 1
+    cropped = np.array(affine, float)
+    cropped[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)), cropped
+
+
 def estimate_motion(data: np.ndarray, affine: np.ndarray, frames: Frames,
                     settings: MotionCorrectionSettings = MotionCorrectionSettings(), *,
                     source: str | None = None) -> MotionEstimate:
@@ -305,9 +320,11 @@ def estimate_motion(data: np.ndarray, affine: np.ndarray, frames: Frames,
                                       range(len(late)))
             del corrected
         mask = head_mask(reference, affine)
+        box, box_affine = _bounding_box(mask, affine)
         for block, image in zip(blocks, block_images, strict=True):
             matrix = register_rigid(
-                reference, affine, image, affine, mask=mask, iterations=settings.iterations,
+                reference[box], box_affine, image[box], box_affine, mask=mask[box],
+                iterations=settings.iterations,
                 shrink_factors=settings.shrink_factors,
                 smoothing_sigmas=settings.smoothing_sigmas,
                 sampling_rate=settings.sampling_rate, threads=settings.threads)

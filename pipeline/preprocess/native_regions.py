@@ -9,6 +9,9 @@ frames themselves are never interpolated: each frame's TAC value is the weighted
 own voxels under that frame's masks (:func:`pipeline.regions.extract_tacs`).
 
 Weights are fractional at region edges (partial voxels), as for probabilistic regions.
+BLAS runs single-threaded here: the products are small (n x 3 by 3 x 3), and on a busy
+machine OpenBLAS threads made them 8x slower.
+
 Field-of-view bookkeeping uses an extended lattice (the PET lattice enlarged by
 ``margin_mm``), as :func:`pipeline.regions.build_masks` does on MNI grids.
 """
@@ -31,61 +34,126 @@ __all__ = ["extract_native_tacs", "iter_frame_masks", "native_region_masks"]
 
 
 class _Sampler:
-    """Pulls MNI region weights onto an extended PET lattice for any rigid PET transform."""
+    """Pulls MNI region weights onto an extended PET lattice for any rigid PET transform.
+
+    Only voxels that can touch a region are sampled: at set-up, every voxel of the extended
+    lattice is taken to MNI (no motion), and for each region the voxels that fall within
+    ``margin_mm`` of its support are kept (``margin_mm`` must exceed the largest motion
+    displacement of any frame; :func:`iter_frame_masks` sets it from the transforms).
+    """
 
     def __init__(self, mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                  t1_from_pet: np.ndarray, shape: tuple[int, int, int], affine: np.ndarray,
-                 margin_mm: float = 30.0) -> None:
+                 margin_mm: float = 8.0, fov_margin_mm: float = 30.0) -> None:
         self.masks, self.field, self.shape = mni_masks, mni_from_t1, tuple(shape[:3])
-        self.affine, self.t1_from_pet = np.asarray(affine, float), np.asarray(t1_from_pet,
-                                                                               float)
+        self.affine = np.asarray(affine, float)
+        self.t1_from_pet = np.asarray(t1_from_pet, float)
         voxel = np.linalg.norm(self.affine[:3, :3], axis=0)
-        pad = np.ceil(margin_mm / voxel).astype(int)
-        self.pad = pad
-        ext = np.asarray(self.shape) + 2 * pad
-        ijk = np.indices(tuple(ext), dtype=np.float32).reshape(3, -1).T - pad
-        # Candidate voxels: those whose MNI position (no motion) is near some region.
-        mni = self._mni(ijk, np.eye(4))
-        support = np.any(mni_masks.weights > 0, axis=0)
-        idx = np.argwhere(support)
-        inverse = np.linalg.inv(mni_masks.affine)
-        near = (mni @ inverse[:3, :3].T + inverse[:3, 3])
-        slack = margin_mm / float(np.min(np.linalg.norm(mni_masks.affine[:3, :3], axis=0)))
-        keep = np.all((near >= idx.min(0) - slack) & (near <= idx.max(0) + slack), axis=1)
-        self.ijk = ijk[keep]
+        pad = np.ceil(fov_margin_mm / voxel).astype(int)
+        near_bits = self._near_regions(margin_mm)
+        ijk = self._lattice(np.asarray(self.shape) + 2 * pad, pad, near_bits)
+        nearest = np.rint(self._mni_voxel(ijk, np.eye(4))).astype(np.int64)
+        valid = np.all((nearest >= 0) & (nearest < np.asarray(mni_masks.shape)), axis=1)
+        bits = np.zeros((len(ijk), near_bits.shape[0]), np.uint64)
+        bits[valid] = near_bits[(slice(None), *nearest[valid].T)].T
+        self.candidates = [np.flatnonzero(bits[:, r // 64] & np.uint64(1 << (r % 64)))
+                           for r in range(len(mni_masks.names))]
+        used = np.unique(np.concatenate(self.candidates))
+        self.ijk = ijk[used]
+        self.candidates = [np.searchsorted(used, c) for c in self.candidates]
         inside = np.all((self.ijk >= 0) & (self.ijk < np.asarray(self.shape)), axis=1)
-        self.inside = inside
-        self.total = mni_masks.weights.reshape(len(mni_masks.names), -1).sum(
-            axis=1, dtype=np.float64) * mni_masks.voxel_volume_ml
+        self.inside = [inside[c] for c in self.candidates]
+        self.flat = [np.ravel_multi_index(tuple(self.ijk[c[i]].astype(np.intp).T), self.shape)
+                     for c, i in zip(self.candidates, self.inside, strict=True)]
 
-    def _mni(self, ijk: np.ndarray, reference_from_frame: np.ndarray) -> np.ndarray:
+    def _near_regions(self, margin_mm: float) -> np.ndarray:
+        """Bit masks on the MNI grid: bit r of word r // 64 is set within ``margin_mm`` of
+        region r (distance transforms inside each region's bounding box)."""
+        from scipy.ndimage import distance_transform_edt
+
+        masks = self.masks
+        sampling = np.linalg.norm(masks.affine[:3, :3], axis=0)
+        reach = np.ceil(margin_mm / sampling).astype(int) + 1
+        words = np.zeros((-(-len(masks.names) // 64), *masks.shape), np.uint64)
+        for r in range(len(masks.names)):
+            support = np.argwhere(masks.weights[r] > 0)
+            lo = np.maximum(support.min(0) - reach, 0)
+            hi = np.minimum(support.max(0) + reach + 1, np.asarray(masks.shape))
+            box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            near = distance_transform_edt(masks.weights[r][box] <= 0,
+                                          sampling=sampling) <= margin_mm
+            words[(r // 64, *box)] |= near.astype(np.uint64) << np.uint64(r % 64)
+        return words
+
+    def _lattice(self, extent: np.ndarray, pad: np.ndarray, near_bits: np.ndarray
+                 ) -> np.ndarray:
+        """PET voxel indices (n, 3) of the extended lattice that may touch a region: a
+        coarse pass (every 4th voxel) keeps the 4x4x4 blocks around voxels that land near
+        some region."""
+        step = 4
+        coarse = (np.indices(tuple(-(-extent // step))).reshape(3, -1).T * step
+                  - pad).astype(np.float64)
+        nearest = np.rint(self._mni_voxel(coarse, np.eye(4))).astype(np.int64)
+        shape = np.asarray(self.masks.shape)
+        # Coarse points see blocks of up to ``step`` PET voxels (plus the margin already in
+        # the bits), so test them against the bits dilated by one block.
+        any_near = np.any(near_bits != 0, axis=0)
+        from scipy.ndimage import binary_dilation
+
+        voxel = float(np.max(np.linalg.norm(self.affine[:3, :3], axis=0)))
+        mni_voxel = float(np.min(np.linalg.norm(self.masks.affine[:3, :3], axis=0)))
+        any_near = binary_dilation(any_near, iterations=max(1, int(np.ceil(
+            2 * step * voxel / mni_voxel))))
+        valid = np.all((nearest >= 0) & (nearest < shape), axis=1)
+        keep = np.zeros(len(coarse), bool)
+        keep[valid] = any_near[tuple(nearest[valid].T)]
+        offsets = np.indices((step,) * 3).reshape(3, -1).T - step // 2
+        blocks = (coarse[keep][:, None, :] + offsets[None]).reshape(-1, 3)
+        inside = np.all((blocks >= -pad) & (blocks < extent - pad), axis=1)
+        return np.unique(blocks[inside], axis=0)
+
+    def _mni_voxel(self, ijk: np.ndarray, reference_from_frame: np.ndarray) -> np.ndarray:
+        """MNI-grid voxel coordinates (n, 3) of PET voxels ``ijk`` of a frame."""
         chain = self.t1_from_pet @ reference_from_frame @ self.affine
-        t1 = ijk @ chain[:3, :3].T + chain[:3, 3]
-        return self.field(t1)
+        t1 = np.asarray(ijk, np.float64) @ chain[:3, :3].T + chain[:3, 3]
+        inverse = np.linalg.inv(self.masks.affine)
+        return self.field(t1) @ inverse[:3, :3].T + inverse[:3, 3]
 
     def masks_for(self, reference_from_frame: np.ndarray) -> RegionMasks:
-        mni = self._mni(self.ijk, reference_from_frame)
-        inverse = np.linalg.inv(self.masks.affine)
-        coords = (mni @ inverse[:3, :3].T + inverse[:3, 3]).T
+        coords = self._mni_voxel(self.ijk, reference_from_frame)
         n = len(self.masks.names)
-        sampled = np.stack([map_coordinates(self.masks.weights[r], coords, order=1,
-                                            mode="constant", cval=0.0) for r in range(n)])
-        sampled[sampled < 1e-3] = 0.0
         weights = np.zeros((n, *self.shape), np.float32)
-        ijk_in = self.ijk[self.inside].astype(int)
-        weights[:, ijk_in[:, 0], ijk_in[:, 1], ijk_in[:, 2]] = sampled[:, self.inside]
+        inside_sum, all_sum = np.zeros(n), np.zeros(n)
+        flat_weights = weights.reshape(n, -1)
+        for r, cand in enumerate(self.candidates):
+            values = map_coordinates(self.masks.weights[r], coords[cand].T, order=1,
+                                     mode="constant", cval=0.0)
+            values[values < 1e-3] = 0.0
+            inside = self.inside[r]
+            flat_weights[r, self.flat[r]] = values[inside]
+            inside_sum[r] = values[inside].sum(dtype=np.float64)
+            all_sum[r] = values.sum(dtype=np.float64)
         vox_ml = voxel_volume_ml(self.affine)
-        inside_sum = sampled[:, self.inside].sum(axis=1, dtype=np.float64)
-        all_sum = sampled.sum(axis=1, dtype=np.float64)
         outside = np.where(all_sum > 0, 1.0 - inside_sum / np.maximum(all_sum, 1e-12), 1.0)
         return RegionMasks(
             names=list(self.masks.names), weights=weights, reference=self.masks.reference,
             shape=self.shape, affine=self.affine, voxel_volume_ml=vox_ml,
-            n_voxels=np.count_nonzero(weights.reshape(n, -1) > 0, axis=1),
+            n_voxels=np.array([np.count_nonzero(flat_weights[r, self.flat[r]])
+                               for r in range(n)]),
             volume_ml=inside_sum * vox_ml, outside_fov_fraction=outside,
             region_set=self.masks.region_set,
             provenance={**self.masks.provenance, "space": "native PET grid (regions pulled "
                         "from MNI through the inverse transforms)"})
+
+
+def _motion_margin(reference_from_frame: np.ndarray, affine: np.ndarray,
+                   shape: tuple[int, ...]) -> float:
+    """Largest displacement (mm) of any field-of-view corner by any frame's transform,
+    plus 6 mm for interpolation and the head-size scaling to MNI."""
+    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                        for k in (0, shape[2] - 1)]) @ np.asarray(affine, float).T
+    moved = np.einsum("nij,pj->npi", np.asarray(reference_from_frame, float), corners)
+    return float(np.linalg.norm(moved - corners[None], axis=2).max()) + 6.0
 
 
 def native_region_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
@@ -113,22 +181,34 @@ def native_region_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
     RegionMasks
         On the PET grid; ``affine`` is the PET affine (scanner mm, not MNI).
     """
-    sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine)
-    matrix = np.eye(4) if reference_from_frame is None else reference_from_frame
-    return sampler.masks_for(np.asarray(matrix, float))
+    from threadpoolctl import threadpool_limits
+
+    matrix = np.eye(4) if reference_from_frame is None else np.asarray(reference_from_frame,
+                                                                        float)
+    with threadpool_limits(limits=1, user_api="blas"):
+        sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine,
+                           margin_mm=_motion_margin(matrix[None], affine, shape))
+        return sampler.masks_for(matrix)
 
 
 def iter_frame_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                      t1_from_pet: np.ndarray, shape: tuple[int, ...], affine: np.ndarray,
                      reference_from_frame: np.ndarray) -> Iterator[RegionMasks]:
-    """The region masks of every frame in turn (one frame's masks in memory at a time).
+    """The masks of the motion reference, then of every frame in turn (one frame's masks in
+    memory at a time).
 
     ``reference_from_frame`` is ``(n_frames, 4, 4)``; other arguments as in
-    :func:`native_region_masks`.
+    :func:`native_region_masks`. Yields ``n_frames + 1`` RegionMasks, the reference first.
     """
-    sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine)
-    for matrix in np.asarray(reference_from_frame, float):
-        yield sampler.masks_for(matrix)
+    from threadpoolctl import threadpool_limits
+
+    matrices = np.asarray(reference_from_frame, float)
+    with threadpool_limits(limits=1, user_api="blas"):
+        sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine,
+                           margin_mm=_motion_margin(matrices, affine, shape))
+        yield sampler.masks_for(np.eye(4))
+        for matrix in matrices:
+            yield sampler.masks_for(matrix)
 
 
 def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: CoordinateField,
@@ -170,6 +250,7 @@ def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: C
     worst_outside = np.zeros(len(mni_masks.names))
     frame_masks = iter_frame_masks(mni_masks, mni_from_t1, t1_from_pet, data.shape, affine,
                                    reference_from_frame)
+    reference = next(frame_masks)
     for k, masks in enumerate(frame_masks):
         empty = [name for name, n in zip(masks.names, masks.n_voxels, strict=True) if n == 0]
         if empty:
@@ -186,5 +267,4 @@ def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: C
         worst_outside = np.maximum(worst_outside, masks.outside_fov_fraction)
     out = np.asarray(rows).reshape(n_frames, -1).view(RegionTacs)
     out.nan_voxels, out.nan_fraction = nan_voxels, nan_fraction
-    reference = native_region_masks(mni_masks, mni_from_t1, t1_from_pet, data.shape, affine)
     return out, replace(reference, outside_fov_fraction=worst_outside)
