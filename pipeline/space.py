@@ -13,7 +13,6 @@ it ships with nilearn: nothing is downloaded.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from os import PathLike
@@ -25,15 +24,10 @@ from pipeline.errors import InputError, format_problem
 
 __all__ = [
     "DEFAULT_MIN_FRACTION",
-    "MNI_MAX_SHIFT_MM",
-    "MNI_MIN_CORRELATION",
     "Grid",
-    "SpaceEvidence",
     "check_overlap",
-    "detect_space",
     "mni_grid",
     "overlap_fraction",
-    "template_match",
     "voxel_volume_ml",
 ]
 
@@ -209,184 +203,3 @@ def check_overlap(shape: Sequence[int], affine: np.ndarray, *,
 
 def _fmt_mm(xyz: np.ndarray) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in xyz) + ")"
-
-
-# --- Which space is an image in? (scanner-space detection) ------------------------------
-
-#: Smallest correlation with the MNI brain (at zero shift) for an image to be taken as MNI.
-MNI_MIN_CORRELATION = 0.9
-#: Largest offset (mm) of the best-matching shift for an image to be taken as MNI.
-MNI_MAX_SHIFT_MM = 8.0
-_MATCH_STEP_MM = 4.0
-_MNI_SPACE_PREFIXES = ("mni", "icbm")
-
-
-@dataclasses.dataclass(frozen=True)
-class SpaceEvidence:
-    """Which space an image is in, and why.
-
-    Attributes
-    ----------
-    space : {"mni", "scanner"}
-        ``mni``: analyse as is; ``scanner``: native space, needs preprocessing.
-    bids_space : str or None
-        The file name's ``space-`` label, if any.
-    sform_code, qform_code : int
-        NIfTI xform codes (0 unknown, 1 scanner, 2 aligned, 3 Talairach, 4 MNI).
-    fov_overlap : float
-        Fraction of the MNI brain inside the field of view (:func:`overlap_fraction`).
-    correlation : float
-        Correlation of the time-averaged image with the MNI brain, both smoothed, on a
-        4 mm MNI grid, as the header places the image (-1 to 1).
-    best_shift_mm : float
-        Length of the shift (mm, up to 40) that maximizes that correlation: near 0 for an
-        image in MNI space.
-    confident : bool
-        False for an ``mni`` decision near the thresholds (correlation below 0.95 or best
-        shift over 4 mm): ``preprocessing: on`` is then the safe choice if a T1w exists.
-    reasons : list of str
-    """
-
-    space: str
-    bids_space: str | None
-    sform_code: int
-    qform_code: int
-    fov_overlap: float
-    correlation: float
-    best_shift_mm: float
-    confident: bool
-    reasons: list[str]
-
-    def describe(self) -> str:
-        """One line for ``petbp check``: the space and the evidence."""
-        return (f"{self.space} space (correlation with the MNI brain {self.correlation:.2f}, "
-                f"best shift {self.best_shift_mm:.0f} mm, field of view covers "
-                f"{100 * self.fov_overlap:.0f}% of it, sform/qform codes {self.sform_code}/"
-                f"{self.qform_code}" + (f", space-{self.bids_space}" if self.bids_space
-                                        else "") + ")")
-
-
-@functools.lru_cache(maxsize=1)
-def _mni_match_template() -> tuple[np.ndarray, np.ndarray]:
-    """The MNI brain as a smoothed 0-1 map on a 4 mm grid (and that grid's affine)."""
-    import nibabel as nib
-    from scipy.ndimage import gaussian_filter
-
-    img = nib.load(str(_nilearn_data_file("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
-    data = np.asarray(img.dataobj, np.float32)
-    brain = (data > 0.2 * data.max()).astype(np.float32)
-    step = int(_MATCH_STEP_MM)
-    shape = tuple(n // step for n in brain.shape)
-    blocks = brain[:shape[0] * step, :shape[1] * step, :shape[2] * step]
-    coarse = blocks.reshape(shape[0], step, shape[1], step, shape[2], step).mean((1, 3, 5))
-    pad = 8                                          # 32 mm margin for shifts
-    coarse = np.pad(coarse, pad)
-    # Coarse voxel i (after padding) is the block of fine voxels around step (i - pad) +
-    # (step - 1) / 2.
-    to_fine = np.diag([float(step)] * 3 + [1.0])
-    to_fine[:3, 3] = (step - 1) / 2.0 - step * pad
-    return gaussian_filter(coarse, 1.5), img.affine @ to_fine
-
-
-def template_match(mean_image: np.ndarray, affine: np.ndarray) -> tuple[float, float]:
-    """How well an image, placed by its header, matches the MNI brain.
-
-    Parameters
-    ----------
-    mean_image : ndarray (3D)
-        Time-averaged PET (any units), NaN allowed.
-    affine : ndarray of shape (4, 4)
-        Voxel -> mm as the header says.
-
-    Returns
-    -------
-    correlation : float
-        Pearson correlation with the MNI brain on a 4 mm MNI grid, both smoothed (FWHM
-        about 14 mm), at the header's placement.
-    best_shift_mm : float
-        Length of the integer 4 mm shift (up to 40 mm) of highest correlation.
-    """
-    from scipy.ndimage import gaussian_filter, map_coordinates
-
-    template, t_affine = _mni_match_template()
-    ijk = np.indices(template.shape, dtype=np.float64).reshape(3, -1)
-    world = t_affine[:3, :3] @ ijk + t_affine[:3, 3:4]
-    inverse = np.linalg.inv(np.asarray(affine, float))
-    src = inverse[:3, :3] @ world + inverse[:3, 3:4]
-    voxel = float(np.cbrt(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))))
-    image = gaussian_filter(np.nan_to_num(np.asarray(mean_image, np.float32)), 4.0 / voxel)
-    moved = map_coordinates(image, src, order=1, mode="constant", cval=0.0)
-    moved = gaussian_filter(moved.reshape(template.shape), 1.5)
-    a = template - template.mean()
-    b = moved - moved.mean()
-    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    if denominator <= 0:
-        return 0.0, float("inf")
-    spectrum = np.fft.irfftn(np.fft.rfftn(a) * np.conj(np.fft.rfftn(b)), s=a.shape)
-    limit = round(40.0 / _MATCH_STEP_MM)
-    offsets = np.indices((2 * limit + 1,) * 3).reshape(3, -1).T - limit
-    values = spectrum[tuple((offsets % np.asarray(a.shape)).T)]
-    peak = offsets[int(np.argmax(values))].astype(float)
-    # Sub-voxel refinement: a parabola through the peak and its two neighbours per axis.
-    for axis in range(3):
-        around = [spectrum[tuple((peak.astype(int) + step * np.eye(3, dtype=int)[axis])
-                                 % np.asarray(a.shape))] for step in (-1, 0, 1)]
-        curvature = around[0] - 2.0 * around[1] + around[2]
-        if curvature < 0:
-            peak[axis] += float(np.clip(0.5 * (around[0] - around[2]) / curvature, -0.5, 0.5))
-    return float(spectrum[0, 0, 0] / denominator), float(np.linalg.norm(peak)) * _MATCH_STEP_MM
-
-
-def detect_space(mean_image: np.ndarray, affine: np.ndarray, *, shape: Sequence[int],
-                 sform_code: int = 0, qform_code: int = 0, bids_space: str | None = None
-                 ) -> SpaceEvidence:
-    """Decide whether an image is in MNI space or in its scanner's (native) space.
-
-    The data decide: an image is ``mni`` only if, as its header places it, its time-averaged
-    activity correlates with the MNI brain at least :data:`MNI_MIN_CORRELATION` and no shift
-    larger than :data:`MNI_MAX_SHIFT_MM` matches better. A ``space-`` label naming a
-    non-MNI space (e.g. ``T1w``) makes it ``scanner`` whatever the match. Header codes are
-    reported (a code 4 that the data contradict is named in the reasons) but decide nothing:
-    ANTs and many scanners write code 1 for MNI and native images alike.
-
-    Parameters
-    ----------
-    mean_image : ndarray (3D)
-        Time-averaged PET.
-    affine : ndarray of shape (4, 4)
-    shape : sequence of int
-        The image's shape (for the field-of-view overlap).
-    sform_code, qform_code : int, default=0
-    bids_space : str, default=None
-        The ``space-`` entity of the file name (without ``space-``).
-
-    Returns
-    -------
-    SpaceEvidence
-    """
-    correlation, shift = template_match(mean_image, affine)
-    overlap = overlap_fraction(shape, affine)
-    reasons = []
-    data_mni = correlation >= MNI_MIN_CORRELATION and shift <= MNI_MAX_SHIFT_MM
-    if data_mni:
-        reasons.append(f"the image matches the MNI brain where its header puts it "
-                       f"(correlation {correlation:.2f})")
-    else:
-        reasons.append(f"the image does not match the MNI brain where its header puts it "
-                       f"(correlation {correlation:.2f}, need {MNI_MIN_CORRELATION}; the best "
-                       f"match is {shift:.0f} mm away)")
-    named_other = bids_space is not None and not bids_space.lower().startswith(
-        _MNI_SPACE_PREFIXES)
-    if named_other:
-        reasons.append(f"its file name says space-{bids_space}, not an MNI space")
-    if 4 in (sform_code, qform_code) and not data_mni:
-        reasons.append("its header says MNI (xform code 4), but the data do not match")
-    space = "mni" if data_mni and not named_other else "scanner"
-    confident = space == "scanner" or (correlation >= 0.95 and shift <= 4.0)
-    if not confident:
-        reasons.append("the match is close to the thresholds: if this subject has a T1w, "
-                       "'preprocessing: on' is the safe choice")
-    return SpaceEvidence(space=space, bids_space=bids_space, sform_code=int(sform_code),
-                         qform_code=int(qform_code), fov_overlap=overlap,
-                         correlation=correlation, best_shift_mm=shift, confident=confident,
-                         reasons=reasons)

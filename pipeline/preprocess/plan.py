@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
-from pipeline.space import SpaceEvidence, detect_space
+from pipeline.space_detection import SpaceEvidence, detect_space
 
 __all__ = ["MODES", "ScanPlan", "find_t1w", "image_space", "plan_scan"]
 

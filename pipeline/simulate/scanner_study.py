@@ -140,7 +140,9 @@ def _to_scanner(mni_frames: np.ndarray, mni_affine: np.ndarray, head: HeadGeomet
         native = scanner @ native_from_scanner[:3, :3].T + native_from_scanner[:3, 3]
         mni = head.mni_from_native(native)
         coords = (mni @ to_voxel[:3, :3].T + to_voxel[:3, 3]).T
-        out[..., k] = map_coordinates(mni_frames[..., k], coords, order=1, mode="constant",
+        # Cubic: the frames are already PSF-smooth, and trilinear sampling would blur them
+        # a second time (lowering regional contrast by a few percent at 2 mm).
+        out[..., k] = map_coordinates(mni_frames[..., k], coords, order=3, mode="constant",
                                       cval=0.0).reshape(shape)
     return out
 
