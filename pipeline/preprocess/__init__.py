@@ -14,7 +14,8 @@ Public API (one module per job)::
     write_native_region_tacs(pet, confounds_tsv, xfm_json, mnicoords, regions, tacs_tsv)
     write_volume_to_mni(map_nii, xfm_json, t1coords, out)  # warp.py
     write_frames_to_mni(pet, confounds_tsv, xfm_json, t1coords, out)
-    plot_motion_qc(...), plot_registration_qc(...)         # qc.py
+    write_preprocess_qc(confounds_tsv, mean_nii, t1w, xfm_json, t1_in_mni, m_png, r_png)
+    write_scan_plan(pet_path, mode, space_json)           # plan.py, for the check/DAG
 
 Transforms are 4x4 RAS matrices named ``b_from_a`` (:mod:`.rigid`).
 """
@@ -36,7 +37,15 @@ from pipeline.preprocess.native_steps import (
     write_volume_to_mni,
 )
 from pipeline.preprocess.normalize import TEMPLATE_SPACE, NormalizeSettings, normalize_t1
-from pipeline.preprocess.plan import MODES, ScanPlan, find_t1w, image_space, plan_scan
+from pipeline.preprocess.plan import (
+    MODES,
+    ScanPlan,
+    find_t1w,
+    image_space,
+    plan_scan,
+    write_scan_plan,
+)
+from pipeline.preprocess.qc import plot_motion_qc, plot_registration_qc, write_preprocess_qc
 from pipeline.preprocess.steps import (
     read_coregistration,
     write_coregistration,
@@ -67,6 +76,8 @@ __all__ = [
     "native_region_masks",
     "normalize_t1",
     "plan_scan",
+    "plot_motion_qc",
+    "plot_registration_qc",
     "read_coregistration",
     "read_field",
     "read_motion",
@@ -79,5 +90,7 @@ __all__ = [
     "write_motion",
     "write_native_region_tacs",
     "write_normalization",
+    "write_preprocess_qc",
+    "write_scan_plan",
     "write_volume_to_mni",
 ]

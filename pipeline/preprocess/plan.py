@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.space_detection import SpaceEvidence, detect_space
 
-__all__ = ["MODES", "ScanPlan", "find_t1w", "image_space", "plan_scan"]
+__all__ = ["MODES", "ScanPlan", "find_t1w", "image_space", "plan_scan", "write_scan_plan"]
 
 #: Allowed values of the ``preprocessing`` config key.
 MODES = ("auto", "on", "off")
@@ -138,3 +138,24 @@ def plan_scan(image_path: str | PathLike, mode: str = "auto", *,
     else:
         summary = f"{evidence.describe()}: analysed as is"
     return ScanPlan(preprocess=preprocess, evidence=evidence, t1w=t1w, summary=summary)
+
+
+def write_scan_plan(image_path: str | PathLike, mode: str, out_json: str | PathLike) -> ScanPlan:
+    """Write a scan's plan (``<scan>_desc-space.json``): space, evidence, preprocessing, T1w.
+
+    Raises as :func:`plan_scan` (nothing is written then).
+    """
+    from pipeline.tables import provenance, write_json
+
+    plan = plan_scan(image_path, mode)
+    evidence = plan.evidence
+    write_json(out_json, provenance(
+        Description="Space of a PET image and the preprocessing it gets.",
+        Sources=[str(image_path)], Mode=mode, Space=evidence.space,
+        Preprocess=plan.preprocess, T1w=str(plan.t1w) if plan.t1w else None,
+        Correlation=evidence.correlation, BestShiftMM=evidence.best_shift_mm,
+        BestRotationDeg=evidence.best_rotation_deg, FovOverlap=evidence.fov_overlap,
+        SformCode=evidence.sform_code, QformCode=evidence.qform_code,
+        BidsSpace=evidence.bids_space, Confident=evidence.confident,
+        Reasons=evidence.reasons, Summary=plan.summary))
+    return plan

@@ -21,7 +21,7 @@ from scipy.ndimage import map_coordinates
 
 from pipeline.tables import atomic_path
 
-__all__ = ["plot_motion_qc", "plot_registration_qc", "resample_to"]
+__all__ = ["plot_motion_qc", "plot_registration_qc", "resample_to", "write_preprocess_qc"]
 
 
 def _pyplot():
@@ -167,3 +167,29 @@ def _save(fig, out_png: str | PathLike) -> Path:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return Path(out_png)
+
+
+def write_preprocess_qc(confounds_tsv: str | PathLike, mean_pet: str | PathLike,
+                        t1w: str | PathLike, coregistration_json: str | PathLike,
+                        t1_in_mni: str | PathLike, out_motion_png: str | PathLike,
+                        out_registration_png: str | PathLike, *, title: str = "") -> None:
+    """Both QC figures of a preprocessed scan from the step outputs (the ``preprocess_qc``
+    step)."""
+    import nibabel as nib
+
+    from pipeline.preprocess.confounds import read_motion
+    from pipeline.preprocess.normalize import mni_template
+    from pipeline.preprocess.steps import read_coregistration
+
+    table, _, meta = read_motion(confounds_tsv)
+    mid = (np.asarray(meta["FrameTimesStart"]) + np.asarray(meta["FrameDuration"]) / 2) / 60
+    plot_motion_qc(table, mid, out_motion_png, title=title, reasons=meta.get("Reasons"),
+                   fd_threshold_mm=(meta.get("Thresholds") or {}).get("fd_mm"))
+    mean, t1, normalized = (nib.load(str(p)) for p in (mean_pet, t1w, t1_in_mni))
+    template, template_affine = mni_template(2.0)
+    plot_registration_qc(np.asarray(mean.dataobj, np.float32), mean.affine,
+                         np.asarray(t1.dataobj, np.float32), t1.affine,
+                         read_coregistration(coregistration_json),
+                         np.asarray(normalized.dataobj, np.float32),
+                         resample_to(template, template_affine, normalized.shape,
+                                     normalized.affine), out_registration_png, title=title)

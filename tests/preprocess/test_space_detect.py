@@ -77,3 +77,18 @@ def test_plan_modes(tmp_path, brain4):
         plan_scan(mni, "on")
     with pytest.raises(ConfigError, match="auto, on, off"):
         plan_scan(mni, "yes")
+
+
+def test_write_scan_plan(tmp_path, brain4):
+    """The plan file records the space, the decision and the evidence."""
+    import json
+
+    from pipeline.preprocess.plan import write_scan_plan
+
+    volume, affine = brain4
+    scanner = _write_scan(tmp_path / "a", move(volume, affine, matrix_from_params(
+        [25.0, 0, 10.0, 0.2, 0, 0])), affine, t1=True)
+    write_scan_plan(scanner, "auto", tmp_path / "plan.json")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["Space"] == "scanner" and plan["Preprocess"] is True
+    assert plan["T1w"].endswith("sub-01_T1w.nii.gz") and plan["Reasons"]
