@@ -55,6 +55,10 @@ class NormalizeSettings:
         Voxels.
     syn_iterations : tuple of int, default=(40, 20, 10)
         SyN iterations at shrink factors 4, 2, 1.
+    syn_metric : {"mattes", "CC"}, default="mattes"
+        SyN similarity: Mattes mutual information or neighbourhood cross-correlation.
+    syn_sampling : int, default=32
+        Histogram bins (mattes) or neighbourhood radius in voxels (CC).
     grad_step : float, default=0.2
     flow_sigma : float, default=3.0
         Voxels: regularization of the update field.
@@ -71,6 +75,8 @@ class NormalizeSettings:
     affine_shrink_factors: tuple[int, ...] = (4, 2, 1)
     affine_smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.0)
     syn_iterations: tuple[int, ...] = (40, 20, 10)
+    syn_metric: str = "mattes"
+    syn_sampling: int = 32
     grad_step: float = 0.2
     flow_sigma: float = 3.0
     total_sigma: float = 0.0
@@ -194,7 +200,8 @@ def normalize_t1(t1: np.ndarray, t1_affine: np.ndarray, out_prefix: str | PathLi
             syn = ants.registration(
                 fixed, moving, type_of_transform="SyNOnly", mask=fixed_mask,
                 initial_transform=affine_stage["fwdtransforms"][0],
-                syn_metric="mattes", syn_sampling=32, reg_iterations=settings.syn_iterations,
+                syn_metric=settings.syn_metric, syn_sampling=settings.syn_sampling,
+                reg_iterations=settings.syn_iterations,
                 grad_step=settings.grad_step, flow_sigma=settings.flow_sigma,
                 total_sigma=settings.total_sigma, outprefix=str(work / "syn_"))
             warp = next(p for p in syn["fwdtransforms"] if p.endswith("Warp.nii.gz"))

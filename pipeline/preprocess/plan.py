@@ -50,8 +50,8 @@ class ScanPlan:
 def image_space(image_path: str | PathLike) -> SpaceEvidence:
     """Detect the space of a PET image file (time-averaged over its frames).
 
-    Reads the header codes, the file name's ``space-`` entity and the data (frames are
-    averaged one at a time, so memory stays at two 3D volumes).
+    Reads the header codes, the file name's ``space-`` entity and the data (the whole
+    image is decoded once: reading a .nii.gz frame by frame decompresses it every time).
     """
     import nibabel as nib
 
@@ -62,13 +62,9 @@ def image_space(image_path: str | PathLike) -> SpaceEvidence:
         raise InputError(format_problem(path, f"the image cannot be read ({err})",
                                         "Give a readable NIfTI image.")) from err
     shape = img.shape
-    if len(shape) == 4:
-        total = np.zeros(shape[:3], np.float64)
-        for k in range(shape[3]):
-            total += np.nan_to_num(np.asarray(img.dataobj[..., k], np.float64))
-        mean = total / shape[3]
-    else:
-        mean = np.nan_to_num(np.asarray(img.dataobj, np.float64))
+    data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
+    mean = data.mean(axis=3) if data.ndim == 4 else data
+    del data
     match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
     return detect_space(mean, img.affine, shape=shape, sform_code=int(img.header["sform_code"]),
                         qform_code=int(img.header["qform_code"]),
