@@ -53,8 +53,10 @@ class NormalizeSettings:
     affine_shrink_factors : tuple of int, default=(4, 2, 1)
     affine_smoothing_sigmas : tuple of float, default=(2.0, 1.0, 0.0)
         Voxels.
-    syn_iterations : tuple of int, default=(40, 20, 10)
-        SyN iterations at shrink factors 4, 2, 1.
+    syn_iterations : tuple of int, default=(100, 70, 40)
+        SyN iterations at shrink factors 4, 2, 1 (with (40, 20, 10) the simulated
+        benchmark's brain error was 0.96 mm median / 1.47 mm RMS; with these 0.76 / 1.31;
+        neighbourhood cross-correlation did worse: 1.26 / 1.84).
     syn_metric : {"mattes", "CC"}, default="mattes"
         SyN similarity: Mattes mutual information or neighbourhood cross-correlation.
     syn_sampling : int, default=32
@@ -74,7 +76,7 @@ class NormalizeSettings:
     affine_iterations: tuple[int, ...] = (100, 50, 25)
     affine_shrink_factors: tuple[int, ...] = (4, 2, 1)
     affine_smoothing_sigmas: tuple[float, ...] = (2.0, 1.0, 0.0)
-    syn_iterations: tuple[int, ...] = (40, 20, 10)
+    syn_iterations: tuple[int, ...] = (100, 70, 40)
     syn_metric: str = "mattes"
     syn_sampling: int = 32
     grad_step: float = 0.2
