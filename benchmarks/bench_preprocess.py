@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2,
                         help="ITK threads per registration (the job's cores)")
-    parser.add_argument("--passes", type=int, default=2, help="motion-correction passes")
+    parser.add_argument("--passes", type=int, default=1, help="motion-correction passes")
     parser.add_argument("--steps", nargs="*", default=STEPS, choices=STEPS)
     args = parser.parse_args()
     study = args.workdir / "study"
