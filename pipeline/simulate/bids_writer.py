@@ -39,7 +39,7 @@ _BIDS_VERSION = "1.9.0"
 
 
 def write_nifti(path: str | PathLike, data: np.ndarray, affine: np.ndarray, *,
-                dtype: type = np.int16) -> Path:
+                dtype: type = np.int16, xform_code: int = 4) -> Path:
     """Write a NIfTI-1 image (``.nii.gz``) reproducibly, atomically.
 
     Parameters
@@ -49,14 +49,17 @@ def write_nifti(path: str | PathLike, data: np.ndarray, affine: np.ndarray, *,
     data : ndarray
         Image data (float); stored as ``dtype`` with nibabel's scale factor.
     affine : ndarray of shape (4, 4)
-        Voxel -> MNI mm; written as sform and qform with code 4 (MNI152).
+        Voxel -> world mm; written as sform and qform with code ``xform_code``.
     dtype : numpy dtype, default=numpy.int16
+    xform_code : int, default=4
+        NIfTI xform code: 4 = MNI152 (the default, images on the MNI grid), 1 = scanner
+        anatomical coordinates (raw scanner-space images).
     """
     img = nib.Nifti1Image(np.asarray(data, np.float32), affine)
     img.set_data_dtype(dtype)
     img.header.set_xyzt_units("mm", "sec")
-    img.set_sform(affine, code=4)
-    img.set_qform(affine, code=4)
+    img.set_sform(affine, code=xform_code)
+    img.set_qform(affine, code=xform_code)
     raw = img.to_bytes()
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle, \

@@ -142,11 +142,52 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, null: bool,
-                    noise: float, voxel_size: float, settings: StudySettings | None,
-                    image_settings: ImageSettings | None, noise_model: NoiseModel | None,
-                    regions_config: str | PathLike | None, groups: tuple[GroupPlan, ...] = (),
-                    ratings: tuple[RatingPlan, ...] = ()) -> Path:
+@dataclasses.dataclass(frozen=True)
+class PreparedStudy:
+    """Everything a study writer needs before drawing images (shared by the MNI-space and
+    the scanner-space simulators, so that the same seed gives the same subjects).
+
+    Attributes
+    ----------
+    population : Population
+    phantom : Phantom
+        Tissue classes on the MNI grid.
+    curves : ScanCurves
+        Noiseless class TACs of every scan and the truth table.
+    derivative : ndarray of shape (n_scans, n_frames, n_classes)
+        d TAC / d ln BP_ND (voxel-level variability).
+    frames : Frames
+    streams : dict of numpy.random.Generator
+        From :func:`study_streams` (``noise`` is used for image noise).
+    voxel_stream : numpy.random.Generator
+        Voxel-level variability, one draw per subject in participant order.
+    model : NoiseModel
+    settings : StudySettings
+    image_settings : ImageSettings
+    """
+
+    population: Population
+    phantom: object
+    curves: ScanCurves
+    derivative: np.ndarray
+    frames: object
+    streams: dict
+    voxel_stream: np.random.Generator
+    model: NoiseModel
+    settings: StudySettings
+    image_settings: ImageSettings
+
+
+def prepare_study(*, subjects: int, design: str, seed: int, null: bool, noise: float,
+                  voxel_size: float, settings: StudySettings | None = None,
+                  image_settings: ImageSettings | None = None,
+                  noise_model: NoiseModel | None = None,
+                  regions_config: str | PathLike | None = None,
+                  groups: tuple[GroupPlan, ...] = ()) -> PreparedStudy:
+    """Draw the population, build the MNI phantom and the noiseless TACs of a study.
+
+    Arguments as in :func:`simulate_study`.
+    """
     settings = settings or StudySettings()
     image_settings = image_settings or ImageSettings()
     base = noise_model or NoiseModel()
@@ -162,6 +203,25 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
     curves = simulate_scan_curves(population, settings, frames)
     stepped = simulate_scan_curves(population, settings, frames, k3_scale=1.0 + _STEP)
     derivative = (stepped.tacs - curves.tacs) / math.log1p(_STEP)
+    return PreparedStudy(population=population, phantom=phantom, curves=curves,
+                         derivative=derivative, frames=frames, streams=streams,
+                         voxel_stream=voxel_stream, model=model, settings=settings,
+                         image_settings=image_settings)
+
+
+def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, null: bool,
+                    noise: float, voxel_size: float, settings: StudySettings | None,
+                    image_settings: ImageSettings | None, noise_model: NoiseModel | None,
+                    regions_config: str | PathLike | None, groups: tuple[GroupPlan, ...] = (),
+                    ratings: tuple[RatingPlan, ...] = ()) -> Path:
+    prep = prepare_study(subjects=subjects, design=design, seed=seed, null=null, noise=noise,
+                         voxel_size=voxel_size, settings=settings,
+                         image_settings=image_settings, noise_model=noise_model,
+                         regions_config=regions_config, groups=groups)
+    settings, image_settings, model = prep.settings, prep.image_settings, prep.model
+    population, phantom, curves = prep.population, prep.phantom, prep.curves
+    frames, streams, voxel_stream, derivative = (prep.frames, prep.streams, prep.voxel_stream,
+                                                 prep.derivative)
 
     bids = out_dir / "bids"
     scans = curves.scans

@@ -1,0 +1,199 @@
+"""Motion confounds of a scan as a BIDS-style table, and the frame/scan exclusion decision.
+
+The table (``<scan>_desc-confounds_timeseries.tsv``, one row per frame, as fMRIPrep's
+confounds) has ``trans_x, trans_y, trans_z`` (mm), ``rot_x, rot_y, rot_z`` (radians, about
+the reference's centre of mass), ``framewise_displacement`` (mm, Power et al. 2012, 50 mm
+sphere), ``displacement`` (mm: translation of the centre plus 50 mm times the rotation
+angle, relative to the reference) and ``motion_outlier`` (1 = excluded frame). Its JSON
+sidecar describes every column, the thresholds, the decision and the transforms
+(``frame_from_reference``, RAS mm), so later steps need nothing else from motion correction.
+
+Exclusion: a frame whose FD exceeds ``fd_mm`` moved during or right before it by more
+than correction can undo (motion within a frame blurs it); a scan is excluded when any
+frame is displaced more than ``max_displacement_mm`` from the reference (attenuation
+correction no longer matches the head) or when more than ``max_outlier_fraction`` of its
+frames are outliers. Every reason is logged and written to the sidecar.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError, format_problem
+from pipeline.frames import Frames
+from pipeline.preprocess.motion import MotionEstimate
+from pipeline.preprocess.rigid import framewise_displacement, rotation_angle
+from pipeline.tables import provenance, read_json, sidecar_path, write_table
+
+__all__ = [
+    "MotionDecision",
+    "MotionThresholds",
+    "motion_confounds",
+    "motion_decision",
+    "read_motion",
+    "write_motion_confounds",
+]
+
+log = logging.getLogger(__name__)
+
+_HEAD_RADIUS_MM = 50.0
+_COLUMNS = {
+    "trans_x": ("mm", "translation along x (left-right) of the reference's centre of mass"),
+    "trans_y": ("mm", "translation along y (posterior-anterior)"),
+    "trans_z": ("mm", "translation along z (inferior-superior)"),
+    "rot_x": ("rad", "rotation about x (pitch), R = Rz Ry Rx about the centre of mass"),
+    "rot_y": ("rad", "rotation about y (roll)"),
+    "rot_z": ("rad", "rotation about z (yaw)"),
+    "framewise_displacement": ("mm", "Power et al. (2012) FD: sum of absolute parameter "
+                               "changes from the previous frame, rotations as arc length "
+                               "on a 50 mm sphere; 0 for the first frame"),
+    "displacement": ("mm", "displacement from the reference: |translation| + 50 mm x "
+                     "rotation angle"),
+    "motion_outlier": ("", "1 if the frame is excluded (framewise_displacement above the "
+                       "threshold), else 0"),
+}
+
+
+@dataclass(frozen=True)
+class MotionThresholds:
+    """When frames and scans are excluded for motion.
+
+    Attributes
+    ----------
+    fd_mm : float, default=2.0
+        A frame with framewise displacement above this (mm) is an outlier.
+    max_displacement_mm : float, default=10.0
+        A scan with any frame displaced more than this (mm) from the reference is excluded.
+    max_outlier_fraction : float, default=0.25
+        A scan with a larger fraction of outlier frames is excluded.
+    """
+
+    fd_mm: float = 2.0
+    max_displacement_mm: float = 10.0
+    max_outlier_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("fd_mm", "max_displacement_mm"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value <= 0:
+                raise ConfigError(format_problem(
+                    f"preprocessing motion {name}", f"must be a positive number of mm; got "
+                    f"{value!r}", "Give a threshold in mm, e.g. 2 for fd_mm."))
+        if not 0.0 <= self.max_outlier_fraction <= 1.0:
+            raise ConfigError(format_problem(
+                "preprocessing motion max_outlier_fraction", f"must be within 0-1; got "
+                f"{self.max_outlier_fraction!r}", "Give a fraction, e.g. 0.25."))
+
+
+@dataclass
+class MotionDecision:
+    """Which frames (and whether the scan) are excluded, and why.
+
+    Attributes
+    ----------
+    outliers : ndarray of bool, shape (n_frames,)
+    scan_excluded : bool
+    reasons : list of str
+        One sentence per exclusion.
+    """
+
+    outliers: np.ndarray
+    scan_excluded: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def motion_confounds(estimate: MotionEstimate) -> pd.DataFrame:
+    """The confounds table of a motion estimate (columns in the module docstring, without
+    ``motion_outlier``)."""
+    params = estimate.params
+    table = pd.DataFrame(params, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y",
+                                          "rot_z"])
+    table["framewise_displacement"] = framewise_displacement(params, _HEAD_RADIUS_MM)
+    table["displacement"] = (np.linalg.norm(params[:, :3], axis=1)
+                             + _HEAD_RADIUS_MM * rotation_angle(estimate.frame_from_reference))
+    return table
+
+
+def motion_decision(table: pd.DataFrame, thresholds: MotionThresholds,
+                    scan: str = "scan") -> MotionDecision:
+    """Apply the thresholds to a confounds table; log and return every reason."""
+    fd = table["framewise_displacement"].to_numpy(float)
+    outliers = fd > thresholds.fd_mm
+    reasons = [f"{scan}: frame {k} excluded: framewise displacement {fd[k]:.2f} mm > "
+               f"{thresholds.fd_mm:g} mm" for k in np.flatnonzero(outliers)]
+    worst = float(table["displacement"].max())
+    excluded = False
+    if worst > thresholds.max_displacement_mm:
+        excluded = True
+        reasons.append(f"{scan}: scan excluded: a frame is displaced {worst:.1f} mm from the "
+                       f"reference (> {thresholds.max_displacement_mm:g} mm)")
+    fraction = float(outliers.mean()) if len(outliers) else 0.0
+    if fraction > thresholds.max_outlier_fraction:
+        excluded = True
+        reasons.append(f"{scan}: scan excluded: {100 * fraction:.0f}% of frames are motion "
+                       f"outliers (> {100 * thresholds.max_outlier_fraction:.0f}%)")
+    for reason in reasons:
+        log.warning(reason)
+    return MotionDecision(outliers=outliers, scan_excluded=excluded, reasons=reasons)
+
+
+def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
+                           out_tsv: str | PathLike,
+                           thresholds: MotionThresholds = MotionThresholds(), *,
+                           source: str | PathLike | None = None,
+                           settings: dict | None = None) -> MotionDecision:
+    """Write ``<scan>_desc-confounds_timeseries.tsv`` and its JSON sidecar (atomically).
+
+    Parameters
+    ----------
+    estimate : MotionEstimate
+    frames : Frames
+        Minutes (written to the sidecar in seconds).
+    out_tsv : path-like
+    thresholds : MotionThresholds
+    source : path-like, default=None
+        The PET image.
+    settings : dict, default=None
+        Motion-correction settings, recorded in the sidecar.
+
+    Returns
+    -------
+    MotionDecision
+    """
+    table = motion_confounds(estimate)
+    decision = motion_decision(table, thresholds, scan=Path(source).name if source else "scan")
+    table["motion_outlier"] = decision.outliers.astype(int)
+    sidecar = provenance(
+        Description="Head-motion confounds of a dynamic PET scan, one row per frame.",
+        Sources=[str(source)] if source else [],
+        Columns={k: {"Units": u, "Description": d} for k, (u, d) in _COLUMNS.items()},
+        FrameTimesStart=[float(v) for v in frames.start_seconds],
+        FrameDuration=[float(v) for v in frames.end_seconds - frames.start_seconds],
+        CentreMM=[float(v) for v in estimate.centre],
+        ReferenceFrames=estimate.reference_frames,
+        Blocks=estimate.blocks,
+        FrameFromReference=np.round(estimate.frame_from_reference, 8).tolist(),
+        FrameFromReferenceDescription="per frame, 4x4 RAS mm: a point of the motion "
+        "reference (the grid of the PET image) -> the same anatomy in that frame",
+        Thresholds={"fd_mm": thresholds.fd_mm,
+                    "max_displacement_mm": thresholds.max_displacement_mm,
+                    "max_outlier_fraction": thresholds.max_outlier_fraction},
+        ScanExcluded=decision.scan_excluded, Reasons=decision.reasons,
+        Notes=estimate.notes, Settings=settings or {})
+    write_table(out_tsv, table, sidecar)
+    return decision
+
+
+def read_motion(confounds_tsv: str | PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Read a confounds table: the table, ``frame_from_reference`` (n, 4, 4) and sidecar."""
+    from pipeline.tables import read_table
+
+    table = read_table(confounds_tsv)
+    meta = read_json(sidecar_path(confounds_tsv))
+    return table, np.asarray(meta["FrameFromReference"], float), meta

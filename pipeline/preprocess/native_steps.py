@@ -1,0 +1,133 @@
+"""Steps after registration: native-space region TACs and MNI-space images (no ANTs).
+
+- :func:`write_native_region_tacs`: the TAC table of a scanner-space scan, atlas regions
+  pulled into each frame (the same table and sidecar as :func:`pipeline.regions.
+  write_region_tacs`, so fitting and everything after it is unchanged);
+- :func:`write_volume_to_mni`: a native map (e.g. BP_ND) on the MNI grid;
+- :func:`write_frames_to_mni`: the whole scan on the MNI grid (motion corrected, one
+  interpolation), for voxelwise analysis in MNI.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from pipeline.preprocess.confounds import read_motion
+from pipeline.preprocess.fields import read_field
+from pipeline.preprocess.native_regions import extract_native_tacs
+from pipeline.preprocess.steps import read_coregistration
+from pipeline.preprocess.warp import warp_frames_to_mni, warp_volume_to_mni
+
+__all__ = ["mni_region_masks", "write_frames_to_mni", "write_native_region_tacs",
+           "write_volume_to_mni"]
+
+
+def mni_region_masks(region_config: str | PathLike | None, *, resolution: int = 2,
+                     cache_dir: str | PathLike | None = None):
+    """The region set built on the MNI grid of ``resolution`` mm (RegionMasks)."""
+    from pipeline.regions import build_masks, load_region_config
+    from pipeline.space import mni_grid
+
+    shape, affine = mni_grid(resolution)
+    return build_masks(load_region_config(region_config), shape, affine, cache_dir=cache_dir)
+
+
+def write_native_region_tacs(pet_path: str | PathLike, confounds_tsv: str | PathLike,
+                             coregistration_json: str | PathLike,
+                             mnicoords_field: str | PathLike,
+                             region_config: str | PathLike | None, out_tsv: str | PathLike,
+                             *, cache_dir: str | PathLike | None = None) -> Path:
+    """Regional TACs of a scanner-space scan with atlas regions brought into each frame.
+
+    Parameters
+    ----------
+    pet_path : path-like
+        The raw 4D PET (scanner space).
+    confounds_tsv : path-like
+        Its motion confounds (the sidecar holds ``FrameFromReference``).
+    coregistration_json : path-like
+        Its PET -> T1w transform.
+    mnicoords_field : path-like
+        The subject's ``_desc-mnicoords_field.nii.gz``.
+    region_config : path-like or None
+        Region config (None = ``config/regions.yaml``).
+    out_tsv : path-like
+        TAC table (``frame_start``, ``frame_end`` in s, regions in Bq/mL) + JSON.
+    cache_dir : path-like, default=None
+        MNI mask cache.
+
+    Returns
+    -------
+    Path
+    """
+    import pandas as pd
+
+    from pipeline.bids import load_pet
+    from pipeline.tables import TacTable, provenance, write_tacs
+
+    pet = load_pet(pet_path)
+    _, frame_from_reference, motion_meta = read_motion(confounds_tsv)
+    t1_from_pet = read_coregistration(coregistration_json)
+    masks = mni_region_masks(region_config, cache_dir=cache_dir)
+    tacs, native = extract_native_tacs(pet.data, masks, read_field(mnicoords_field),
+                                       t1_from_pet, pet.affine,
+                                       np.linalg.inv(frame_from_reference),
+                                       source=str(pet_path))
+    regions = {
+        name: {"n_voxels": int(native.n_voxels[i]), "volume_ml": float(native.volume_ml[i]),
+               "outside_fov_fraction": float(native.outside_fov_fraction[i]),
+               "nan_voxels": int(tacs.nan_voxels[i]),
+               "nan_fraction": float(tacs.nan_fraction[i]),
+               "missing_fraction": float(1.0 - (1.0 - native.outside_fov_fraction[i])
+                                         * (1.0 - tacs.nan_fraction[i]))}
+        for i, name in enumerate(native.names)}
+    sidecar = provenance(
+        Description="Regional time-activity curves of a scanner-space scan: weighted mean "
+        "activity of each region in each frame (Bq/mL, decay-corrected); atlas regions "
+        "brought into each frame's native grid through the inverse normalization, "
+        "coregistration and motion transforms (frames not interpolated); frame_start/"
+        "frame_end in seconds.",
+        Sources=[str(pet_path), str(confounds_tsv), str(coregistration_json),
+                 str(mnicoords_field)],
+        RegionSet=masks.region_set, ReferenceRegion=masks.reference,
+        VoxelVolumeML=native.voxel_volume_ml, Regions=regions, RegionConfig=masks.provenance,
+        Space="native (scanner) PET grid", MotionOutliers=[
+            int(k) for k in np.flatnonzero(np.asarray(
+                pd.read_csv(confounds_tsv, sep="\t")["motion_outlier"], int))],
+        MotionScanExcluded=bool(motion_meta.get("ScanExcluded", False)),
+        Notes=list(pet.notes))
+    table = pd.DataFrame(np.asarray(tacs), columns=masks.names)
+    return write_tacs(out_tsv, TacTable(pet.frames, table), sidecar)
+
+
+def write_volume_to_mni(volume_path: str | PathLike, coregistration_json: str | PathLike,
+                        t1coords_field: str | PathLike, out_path: str | PathLike) -> Path:
+    """Resample a 3D native-space image (e.g. a BP_ND map) onto the MNI analysis grid."""
+    from pipeline.preprocess.steps import write_volume
+
+    img = nib.load(str(volume_path))
+    field = read_field(t1coords_field)
+    pet_from_t1 = np.linalg.inv(read_coregistration(coregistration_json))
+    warped = warp_volume_to_mni(np.asarray(img.dataobj, np.float32), img.affine, pet_from_t1,
+                                field)
+    return write_volume(out_path, warped, field.affine, xform_code=4)
+
+
+def write_frames_to_mni(pet_path: str | PathLike, confounds_tsv: str | PathLike,
+                        coregistration_json: str | PathLike, t1coords_field: str | PathLike,
+                        out_path: str | PathLike) -> Path:
+    """Write a scanner-space scan on the MNI grid (4D, Bq/mL, motion corrected); NaN
+    outside the PET field of view. The frame timing is the raw scan's (copy its sidecar)."""
+    from pipeline.bids import load_pet
+    from pipeline.preprocess.steps import write_volume
+
+    pet = load_pet(pet_path)
+    _, frame_from_reference, _ = read_motion(confounds_tsv)
+    field = read_field(t1coords_field)
+    pet_from_t1 = np.linalg.inv(read_coregistration(coregistration_json))
+    warped = warp_frames_to_mni(pet.data, pet.affine, pet_from_t1, field, frame_from_reference)
+    return write_volume(out_path, warped, field.affine, xform_code=4)

@@ -1,0 +1,157 @@
+"""Decide, per scan, whether it is analysed as is or preprocessed first.
+
+``preprocessing`` (config) is ``auto`` (default: preprocess what is not in MNI space),
+``on`` (preprocess every scan: motion correction, coregistration, normalization) or ``off``
+(analyse as is: a scan detected in scanner space is then refused, never analysed with
+misplaced regions). Space detection is :func:`pipeline.space.detect_space`;
+:func:`image_space` runs it on a file. Neither imports ANTs, so ``petbp check`` can report
+the plan of every scan without the preprocessing extra installed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.space_detection import SpaceEvidence, detect_space
+
+__all__ = ["MODES", "ScanPlan", "find_t1w", "image_space", "plan_scan", "write_scan_plan"]
+
+#: Allowed values of the ``preprocessing`` config key.
+MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """What happens to one scan before analysis.
+
+    Attributes
+    ----------
+    preprocess : bool
+        True: motion correction, coregistration to ``t1w``, normalization, native-space
+        regions. False: analysed as is (MNI space).
+    evidence : SpaceEvidence
+    t1w : Path or None
+    summary : str
+        One line for ``petbp check``.
+    """
+
+    preprocess: bool
+    evidence: SpaceEvidence
+    t1w: Path | None
+    summary: str
+
+
+def image_space(image_path: str | PathLike) -> SpaceEvidence:
+    """Detect the space of a PET image file (time-averaged over its frames).
+
+    Reads the header codes, the file name's ``space-`` entity and the data (the whole
+    image is decoded once: reading a .nii.gz frame by frame decompresses it every time).
+    """
+    import nibabel as nib
+
+    path = Path(image_path)
+    try:
+        img = nib.load(str(path))
+    except (OSError, ValueError) as err:
+        raise InputError(format_problem(path, f"the image cannot be read ({err})",
+                                        "Give a readable NIfTI image.")) from err
+    shape = img.shape
+    data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
+    mean = data.mean(axis=3) if data.ndim == 4 else data
+    del data
+    match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
+    return detect_space(mean, img.affine, shape=shape, sform_code=int(img.header["sform_code"]),
+                        qform_code=int(img.header["qform_code"]),
+                        bids_space=match.group(1) if match else None)
+
+
+def find_t1w(image_path: str | PathLike) -> Path | None:
+    """The subject's T1w for a BIDS PET file: ``<sub>[/<ses>]/anat/*_T1w.nii[.gz]`` of the
+    same session, else of the subject (first in name order), else None."""
+    path = Path(image_path)
+    pet_dir = path.parent
+    candidates = []
+    for folder in (pet_dir.parent / "anat", pet_dir.parent.parent / "anat"):
+        candidates += sorted(folder.glob("*_T1w.nii.gz")) + sorted(folder.glob("*_T1w.nii"))
+    return candidates[0] if candidates else None
+
+
+def plan_scan(image_path: str | PathLike, mode: str = "auto", *,
+              evidence: SpaceEvidence | None = None) -> ScanPlan:
+    """The preprocessing plan of one scan under ``mode``.
+
+    Parameters
+    ----------
+    image_path : path-like
+        The PET image.
+    mode : {"auto", "on", "off"}, default="auto"
+    evidence : SpaceEvidence, default=None
+        Precomputed space detection (else :func:`image_space` runs).
+
+    Returns
+    -------
+    ScanPlan
+
+    Raises
+    ------
+    ConfigError
+        For an unknown mode.
+    InputError
+        For a scanner-space scan with ``off``, or a scan to preprocess without a T1w.
+    """
+    if mode not in MODES:
+        raise ConfigError(format_problem(
+            "config, preprocessing", f"unknown value {mode!r}",
+            f"Choose one of: {', '.join(MODES)} (auto: preprocess scans not in MNI space)."))
+    path = Path(image_path)
+    evidence = evidence or image_space(path)
+    why = "; ".join(evidence.reasons)
+    if mode == "off" and evidence.space == "scanner":
+        raise InputError(format_problem(
+            path, f"this image is in scanner (native) space, not MNI152: {why}. With "
+            "'preprocessing: off' it would be analysed with misplaced regions",
+            "Set 'preprocessing: auto' (or 'on') in the config and add the subject's T1w "
+            "(anat/sub-<label>_T1w.nii.gz) so petbp corrects motion, coregisters and "
+            "normalizes it; or give images already normalized to MNI152."))
+    preprocess = mode == "on" or (mode == "auto" and evidence.space == "scanner")
+    t1w = find_t1w(path)
+    if preprocess and t1w is None:
+        raise InputError(format_problem(
+            path, f"this scan needs preprocessing ({'preprocessing: on' if mode == 'on' else why}"
+            f"), which needs the subject's T1w image, and none was found in "
+            f"{path.parent.parent / 'anat'}",
+            "Add anat/sub-<label>_T1w.nii.gz to the subject (BIDS), or give images already "
+            "normalized to MNI152 (and set 'preprocessing: off' if their detection is wrong)."))
+    if preprocess:
+        summary = (f"{evidence.describe()}: motion correction, coregistration to {t1w.name}, "
+                   "T1w normalization to MNI152, regions in native space")
+    else:
+        summary = f"{evidence.describe()}: analysed as is"
+    return ScanPlan(preprocess=preprocess, evidence=evidence, t1w=t1w, summary=summary)
+
+
+def write_scan_plan(image_path: str | PathLike, mode: str, out_json: str | PathLike) -> ScanPlan:
+    """Write a scan's plan (``<scan>_desc-space.json``): space, evidence, preprocessing, T1w.
+
+    Raises as :func:`plan_scan` (nothing is written then).
+    """
+    from pipeline.tables import provenance, write_json
+
+    plan = plan_scan(image_path, mode)
+    evidence = plan.evidence
+    write_json(out_json, provenance(
+        Description="Space of a PET image and the preprocessing it gets.",
+        Sources=[str(image_path)], Mode=mode, Space=evidence.space,
+        Preprocess=plan.preprocess, T1w=str(plan.t1w) if plan.t1w else None,
+        Correlation=evidence.correlation, BestShiftMM=evidence.best_shift_mm,
+        BestRotationDeg=evidence.best_rotation_deg, FovOverlap=evidence.fov_overlap,
+        SformCode=evidence.sform_code, QformCode=evidence.qform_code,
+        BidsSpace=evidence.bids_space, Confident=evidence.confident,
+        Reasons=evidence.reasons, Summary=plan.summary))
+    return plan

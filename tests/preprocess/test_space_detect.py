@@ -1,0 +1,94 @@
+"""Space detection from the data, and the per-scan preprocessing plan (auto/on/off)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from preprocess_helpers import move
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.preprocess.plan import find_t1w, image_space, plan_scan
+from pipeline.preprocess.rigid import matrix_from_params
+from pipeline.space_detection import MNI_MAX_SHIFT_MM, MNI_MIN_CORRELATION, detect_space
+
+
+def test_mni_image_is_mni(brain4):
+    """A brain-like image on its MNI place is 'mni', confidently, whatever its xform code."""
+    volume, affine = brain4
+    evidence = detect_space(volume, affine, shape=volume.shape, sform_code=1)
+    assert evidence.space == "mni" and evidence.confident
+    assert evidence.correlation > 0.95 and evidence.best_shift_mm <= 4.0
+
+
+@pytest.mark.parametrize("params", [[20.0, 0, 0, 0, 0, 0], [0, 25.0, 10.0, 0, 0, 0],
+                                    [0, 0, 0, 0.35, 0, 0], [5.0, -10.0, 15.0, 0.1, 0.1, 0.1]])
+def test_moved_image_is_scanner(brain4, params):
+    """The same image 20+ mm away or rotated 20 deg is 'scanner', with the evidence; a
+    header claiming MNI (code 4) is named as contradicted."""
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params(params, [0.0, -18.0, 18.0]))
+    evidence = detect_space(moved, affine, shape=moved.shape, sform_code=4, qform_code=4)
+    assert evidence.space == "scanner"
+    assert (evidence.correlation < MNI_MIN_CORRELATION or evidence.best_rotation_deg > 0 or
+            evidence.best_shift_mm > MNI_MAX_SHIFT_MM)
+    assert any("header says MNI" in r for r in evidence.reasons)
+    assert "scanner space" in evidence.describe()
+
+
+def test_space_entity_naming_another_space_wins(brain4):
+    """space-T1w is never analysed as MNI, even if it happens to match."""
+    volume, affine = brain4
+    evidence = detect_space(volume, affine, shape=volume.shape, bids_space="T1w")
+    assert evidence.space == "scanner"
+    assert detect_space(volume, affine, shape=volume.shape,
+                        bids_space="MNI152NLin2009cAsym").space == "mni"
+
+
+def _write_scan(root: Path, data: np.ndarray, affine: np.ndarray, t1: bool) -> Path:
+    pet = root / "sub-01" / "pet" / "sub-01_task-x_pet.nii.gz"
+    pet.parent.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(np.stack([data, data], -1), affine), str(pet))
+    if t1:
+        (root / "sub-01" / "anat").mkdir()
+        nib.save(nib.Nifti1Image(data, affine), str(root / "sub-01" / "anat" /
+                                                    "sub-01_T1w.nii.gz"))
+    return pet
+
+
+def test_plan_modes(tmp_path, brain4):
+    """auto: scanner scans preprocessed, MNI scans as is; off refuses scanner space saying
+    what to do; on preprocesses everything; a missing T1w is named."""
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    scanner = _write_scan(tmp_path / "a", moved, affine, t1=True)
+    mni = _write_scan(tmp_path / "b", volume, affine, t1=False)
+    assert image_space(scanner).space == "scanner"
+    assert find_t1w(scanner).name == "sub-01_T1w.nii.gz"
+    plan = plan_scan(scanner, "auto")
+    assert plan.preprocess and "motion correction" in plan.summary
+    assert not plan_scan(mni, "auto").preprocess
+    assert "analysed as is" in plan_scan(mni, "off").summary
+    with pytest.raises(InputError, match=r"scanner \(native\) space.*\n.*preprocessing: auto"):
+        plan_scan(scanner, "off")
+    with pytest.raises(InputError, match="needs the subject's T1w"):
+        plan_scan(mni, "on")
+    with pytest.raises(ConfigError, match="auto, on, off"):
+        plan_scan(mni, "yes")
+
+
+def test_write_scan_plan(tmp_path, brain4):
+    """The plan file records the space, the decision and the evidence."""
+    import json
+
+    from pipeline.preprocess.plan import write_scan_plan
+
+    volume, affine = brain4
+    scanner = _write_scan(tmp_path / "a", move(volume, affine, matrix_from_params(
+        [25.0, 0, 10.0, 0.2, 0, 0])), affine, t1=True)
+    write_scan_plan(scanner, "auto", tmp_path / "plan.json")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["Space"] == "scanner" and plan["Preprocess"] is True
+    assert plan["T1w"].endswith("sub-01_T1w.nii.gz") and plan["Reasons"]
