@@ -38,13 +38,18 @@ from pipeline.frames import Frames
 from pipeline.kinetics._lm import _fit_in_chunks
 from pipeline.kinetics._segments import SegmentedConvolver
 
-__all__ = ["SHARED", "SegmentFit", "fit_srtm_segments", "predict_srtm_segments"]
+__all__ = ["MAX_CHANGE", "SHARED", "SegmentFit", "fit_srtm_segments", "predict_srtm_segments",
+           "remove_release"]
 
 #: How R1 and k2 are obtained (see the module text).
 SHARED = ("fit", "k2prime", "given")
 
 #: k2a grid of the single-rate start, 1/min.
 _START_RATES = np.geomspace(0.005, 1.0, 60)
+#: Largest relative change of BP_ND between segments taken as a fit of the scan rather than
+#: of its noise (receptor occupancy changes of endogenous release are a few per cent to
+#: ~20 %; a fitted change of half the binding is a failed fit).
+MAX_CHANGE = 0.5
 #: Relative step of the finite-difference Jacobian in log-rate.
 _STEP = 1e-4
 
@@ -367,7 +372,9 @@ def remove_release(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     Returns
     -------
     release_free : ndarray of shape (n_frames, n_tacs)
-        Bq/mL; equal to ``tacs`` before the first boundary and where the fit failed.
+        Bq/mL; equal to ``tacs`` before the first boundary; NaN where the fit failed
+        (a flag, a non-positive first-segment BP_ND, or a change of BP_ND beyond
+        :data:`MAX_CHANGE`), so that no drift is claimed there.
     fit : SegmentFit
     """
     tacs = np.asarray(tacs, float)
@@ -382,7 +389,10 @@ def remove_release(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     full = predict_srtm_segments(frames, ref_tac, r1=fit.r1, k2=fit.k2, bp_nd=fit.bp_nd,
                                  boundaries=boundaries)
     after = frames.mid > min(float(b) for b in boundaries)
-    ok = (fit.flags == "") & np.all(np.isfinite(full - null), axis=0)
-    release = np.where(after[:, None] & ok[None, :], full - null, 0.0)
-    out = tacs2 - release
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(fit.bp_nd / fit.bp_nd[:1] - 1.0)
+    ok = (fit.flags == "") & np.all(np.isfinite(full - null), axis=0) \
+        & (fit.bp_nd[0] > 0) & np.all(change <= MAX_CHANGE, axis=0)
+    release = np.where(after[:, None], full - null, 0.0)
+    out = np.where(ok[None, :], tacs2 - release, np.nan)
     return (out[:, 0] if tacs.ndim == 1 else out), fit
