@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.design import k2prime_settings, load_design  # noqa: E402
-from pipeline.frames import Frames  # noqa: E402
 from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
 from pipeline.stats.region_study import ScanTacs, analyse_region_study  # noqa: E402

@@ -17,6 +17,7 @@ Three ways to handle R1 and k2 (``shared``):
 
 * ``fit`` - estimated with the segment BP_ND from the fitted frames (SRTM with steps);
 * ``k2prime`` - ``k2 = R1 k2'`` with the subject's k2' given (SRTM2 with steps);
+* ``r1`` - R1 given per TAC (delivery, which the early frames determine), k2 fitted;
 * ``given`` - R1 and k2 given per TAC (e.g. from SRTM over the baseline segment).
 
 With the rates ``k2a_s`` as the only nonlinear parameters (variable projection), R1 and k2
@@ -42,7 +43,7 @@ __all__ = ["MAX_CHANGE", "SHARED", "SegmentFit", "fit_srtm_segments", "predict_s
            "remove_release"]
 
 #: How R1 and k2 are obtained (see the module text).
-SHARED = ("fit", "k2prime", "given")
+SHARED = ("fit", "k2prime", "r1", "given")
 
 #: k2a grid of the single-rate start, 1/min.
 _START_RATES = np.geomspace(0.005, 1.0, 60)
@@ -153,6 +154,12 @@ def _linear_part(shared: str, ref: np.ndarray, u: np.ndarray, v: np.ndarray, dat
     if shared == "given":
         r1, k2 = given
         return r1, k2, r1 * a + k2 * u
+    if shared == "r1":
+        r1 = given[0]
+        rest = data - r1 * a
+        k2 = np.einsum("n,nm,nm->m", w, u, rest) / np.maximum(
+            np.einsum("n,nm,nm->m", w, u, u), 1e-300)
+        return r1, k2, r1 * a + k2 * u
     if shared == "k2prime":
         basis = a + k2prime * u
         r1 = np.einsum("n,nm,nm->m", w, basis, data) / np.maximum(
@@ -191,12 +198,12 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     window : (start, end), default=None
         Minutes; frames whose mid-time lies inside are fitted (the reference is integrated
         from injection regardless). None = every frame.
-    shared : {"fit", "k2prime", "given"}, default="fit"
+    shared : {"fit", "k2prime", "r1", "given"}, default="fit"
         How R1 and k2 are obtained (module text).
     k2prime : float, default=None
         Reference efflux, 1/min (``shared="k2prime"``).
     r1, k2 : ndarray of shape (n_tacs,), default=None
-        Given delivery and efflux (``shared="given"``).
+        Given delivery (``shared="r1"`` or ``"given"``) and efflux (``"given"``).
     weights : ndarray of shape (n_frames,), default=None
         Relative frame weights; None = uniform.
     nuisance : ndarray of shape (n_frames, k), default=None
@@ -234,12 +241,14 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         raise ConfigError(format_problem(None, "shared='k2prime' needs a positive k2prime"))
     if shared == "given" and (r1 is None or k2 is None):
         raise ConfigError(format_problem(None, "shared='given' needs r1 and k2"))
+    if shared == "r1" and r1 is None:
+        raise ConfigError(format_problem(None, "shared='r1' needs r1"))
     start, end = (window if window is not None else (None, None))
     used = frames.in_window(start, end)
     bounds = np.asarray(sorted(float(b) for b in boundaries), float)
     n_seg = bounds.size + 1
     seg_of_frame = np.searchsorted(bounds, frames.mid, side="right")
-    n_params = n_seg + {"fit": 2, "k2prime": 1, "given": 0}[shared]
+    n_params = n_seg + {"fit": 2, "k2prime": 1, "r1": 1, "given": 0}[shared]
     if used.sum() < n_params + 2 or any(not np.any(used & (seg_of_frame == s))
                                         for s in range(n_seg)):
         raise InputError(format_problem(
@@ -253,8 +262,9 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     ref_u = ref[used]
     m = tacs.shape[1]
     given_r1 = given_k2 = None
-    if shared == "given":
+    if shared in ("given", "r1"):
         given_r1 = np.broadcast_to(np.asarray(r1, float), (m,)).copy()
+    if shared == "given":
         given_k2 = np.broadcast_to(np.asarray(k2, float), (m,)).copy()
     # parameters per TAC: (R1, k2, BP_1..n) for "fit" and "given" (R1, k2 held fixed through
     # zero Jacobian columns), (R1, BP_1..n) for "k2prime"
@@ -278,6 +288,8 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     start_bp = np.clip(start_k2 / start_rate - 1.0, -0.5, 20.0)
     if shared == "given":
         start_r1, start_k2 = given_r1, given_k2
+    elif shared == "r1":
+        start_r1 = given_r1
     linear = [start_r1] if shared == "k2prime" else [start_r1, start_k2]
     extra = np.zeros((frames.n_frames, 0)) if nuisance is None else \
         np.asarray(nuisance, float).reshape(frames.n_frames, -1)
@@ -288,6 +300,9 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     upper = np.array([10.0, 5.0][:n_lin] + [50.0] * n_seg + [1.0] * n_extra)
     if shared == "given":
         lower[:2], upper[:2] = -np.inf, np.inf
+    elif shared == "r1":
+        lower[0], upper[0] = -np.inf, np.inf
+        start_params[:, 1:] = np.clip(start_params[:, 1:], lower[1:] + 1e-9, upper[1:] - 1e-9)
     else:
         start_params = np.clip(start_params, lower + 1e-9, upper - 1e-9)
 
@@ -310,8 +325,8 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
             ub, vb = conv.frame_averages(bumped)
             d_rate.append((k2_ * (ub[used] - u) - r1_ * (vb[used] - v))
                           / (rates[:, s] * _STEP))
-        if shared == "fit":
-            jac[..., 0] = ref_u[:, None] - v
+        if shared in ("fit", "r1"):
+            jac[..., 0] = ref_u[:, None] - v if shared == "fit" else 0.0
             jac[..., 1] = u + sum(d_rate[s] / (1.0 + bp[:, s]) for s in range(n_seg))
         elif shared == "given":
             jac[..., :2] = 0.0
@@ -322,12 +337,14 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
             jac[..., n_lin + s] = -d_rate[s] * k2_ / (1.0 + bp[:, s]) ** 2
         for e in range(n_extra):
             jac[..., n_lin + n_seg + e] = extra_u[:, [e]]
-        return pred, jac
+        # the batched LM works on weighted quantities, Jacobian as (parameter, frame, TAC)
+        return pred * sqrt_w[:, None], np.moveaxis(jac, -1, 0) * sqrt_w[None, :, None]
 
-    summary = _fit_in_chunks(model, data, np.sqrt(wu), start_params, lower, upper,
+    sqrt_w = np.sqrt(wu)
+    summary = _fit_in_chunks(model, data * sqrt_w[:, None], start_params, lower, upper,
                              max_iter=max_iter, chunk=4096)
     r1_hat, k2_hat, bp = unpack(summary.params)
-    pred = summary.prediction
+    pred = summary.prediction / sqrt_w[:, None]
     fitted = np.full(tacs.shape, np.nan)
     fitted[used] = pred
     rss = np.einsum("n,nm->m", wu, (data - pred) ** 2)

@@ -61,8 +61,8 @@ def add_group_column(values: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
 
 def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
-                    pooled: pd.DataFrame, test: str = "ttest",
-                    drift: pd.DataFrame | None = None, alpha: float = 0.05) -> pd.DataFrame:
+                    pooled: pd.DataFrame, test: str = "ttest", sys_sd: float = 1.0,
+                    alpha: float = 0.05, design: Any = None) -> pd.DataFrame:
     """The pooled contrast table with the same summary per group appended.
 
     Parameters
@@ -74,7 +74,7 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
     groups : Groups
     pooled : DataFrame
         :func:`~pipeline.stats.regional.summarize_contrasts` of all ``values``.
-    test, drift, alpha
+    test, sys_sd, alpha, design
         As for :func:`~pipeline.stats.regional.summarize_contrasts`.
 
     Returns
@@ -89,15 +89,15 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
         subset = values[values["participant_id"].isin(members)]
         if subset.empty:
             continue
-        tables.append(summarize_contrasts(subset, test=test, drift=drift, alpha=alpha)
-                      .assign(group=level))
+        tables.append(summarize_contrasts(subset, test=test, sys_sd=sys_sd, alpha=alpha,
+                                          design=design).assign(group=level))
     table = pd.concat(tables, ignore_index=True)
     return table[["group", *pooled.columns]]
 
 
 def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | None,
                 participants: pd.DataFrame | None, *, test: str = "ttest",
-                drift: pd.DataFrame | None = None, alpha: float = 0.05,
+                sys_sd: float = 1.0, alpha: float = 0.05, design: Any = None,
                 source: str | PathLike = "participants.tsv",
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(values, contrasts)`` with the group column and per-group rows when ``groups`` is
@@ -116,8 +116,8 @@ def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | Non
                                         "Add participants.tsv with the group column."))
     labels = group_labels(participants, groups, source=source,
                           analysed=values["participant_id"].unique())
-    table = group_contrasts(values, labels, groups, pooled=pooled, test=test, drift=drift,
-                            alpha=alpha)
+    table = group_contrasts(values, labels, groups, pooled=pooled, test=test, sys_sd=sys_sd,
+                            alpha=alpha, design=design)
     return add_group_column(values, labels), table
 
 

@@ -15,12 +15,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline.design import Design, K2primeSettings, needs_k2prime
-from pipeline.stats.condition_fits import (
-    estimate_k2prime,
-    fit_conditions,
-    release_free_tacs,
-    segment_boundaries,
-)
+from pipeline.kinetics import estimate_k2prime, fit_conditions
+from pipeline.kinetics.release import release_free_tacs, segment_boundaries
 from pipeline.stats.regional import contrast_values, summarize_contrasts
 from pipeline.tables import TacTable
 

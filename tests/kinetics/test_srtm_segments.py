@@ -119,7 +119,7 @@ def test_fit_srtm_segments_with_shared_kinetics(frames_bi, step_data, shared):
 
 def test_remove_release_gives_the_release_free_curve(frames_bi, step_data):
     """Removing the fitted release leaves the no-release curve (within 0.2 % of activity)."""
-    free, fit = remove_release(frames_bi, step_data["ref"], step_data["tacs"],
+    free, _ = remove_release(frames_bi, step_data["ref"], step_data["tacs"],
                                boundaries=[ONSET], fit_start=10.0)
     np.testing.assert_allclose(free, step_data["null"], rtol=2e-3)
     before = frames_bi.mid < ONSET

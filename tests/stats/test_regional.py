@@ -104,7 +104,7 @@ def _with_null(bp: pd.DataFrame, drift: dict[str, float], rng) -> pd.DataFrame:
     bp = bp.copy()
     base = bp.condition.isin(["rejbase", "accbase"])
     bp["bp_nd_null"] = bp["bp_nd"]
-    for (pid, region), rows in bp.groupby(["participant_id", "region"]):
+    for (_, region), rows in bp.groupby(["participant_id", "region"]):
         for base_name, cond_name in (("rejbase", "rejection"), ("accbase", "acceptance")):
             b = rows[rows.condition == base_name]
             c = rows[rows.condition == cond_name]

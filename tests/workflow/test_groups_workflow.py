@@ -79,10 +79,7 @@ def test_unknown_level_fails_with_one_error_and_no_tables(grouped_study, tmp_pat
     out = tmp_path / "out"
     config = _scenario(tmp_path, bids_dir=str(grouped_study), output_dir=str(out),
                        **{"design.groups.levels": ["HC", "MDDX"],
-                          "voxelwise.enabled": False,
-                          "statistics.null_drift": {"n_subjects": 10,
-                                                    "calibration_subjects": 5,
-                                                    "sensitivity": False}})
+                          "voxelwise.enabled": False})
     result = _snakemake(config, "--keep-going")
     assert result.returncode != 0
     log = (out / "logs/group/contrasts.log").read_text()

@@ -43,7 +43,7 @@ def test_dry_run_lists_every_stage(windows_study, tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     text = result.stdout
     for rule, count in (("extract_tacs", 7), ("fit_regions", 14), ("estimate_k2prime", 4),
-                        ("parametric_map", 14), ("contrasts", 1), ("null_drift", 1)):
+                        ("parametric_map", 14), ("contrasts", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), \
             (rule, text[-2000:])
     assert not (tmp_path / "out").exists()  # a dry run writes nothing

@@ -328,41 +328,21 @@ def design_section(values):
     return section
 
 
-def drift_models():
-    """Models whose null drift is simulated (primary first) and the keys of their options:
-    the region models, plus the voxelwise model when it is on and not one of them."""
-    keys = ["primary_model"] + [f"models.{m}" for m in MODELS]
-    names = list(MODELS)
-    if VOXELWISE["enabled"] and VOX_MODEL not in MODELS:
-        keys += ["voxelwise.enabled", "voxelwise.model", "voxelwise.options"]
-        names.append(VOX_MODEL)
-    return names, keys
+def release_keys(key):
+    """The release model's config keys for a scan whose condition windows follow one
+    another (a within-scan design); none otherwise, so they rerun only what uses them."""
+    from pipeline.kinetics.release import segment_boundaries
+
+    if not segment_boundaries(conditions_of_scan(key)):
+        return []
+    return ["statistics.null_drift.method", "statistics.null_drift.fit_start"]
 
 
-def null_drift_keys():
-    """Every config key the null-drift simulation reads. Without a within-scan contrast it
-    simulates nothing and writes an empty table from the design alone."""
-    within = [c for c, spec in DESIGN.contrasts.items()
-              if spec.control is None and DESIGN.within_scan(c)]
-    if not within:
-        return ["design"]
-    keys = []
-    for name in within:
-        keys += [key for key in contrast_keys(name) if key not in keys]
-    names, model_keys = drift_models()
-    keys += model_keys
-    if any(needs_k2prime(model_options(config, m)) for m in names):
-        keys.append("k2prime")
-    keys += [f"statistics.null_drift.{k}" for k in config["statistics"]["null_drift"]
-             if k != "correct"]
-    return keys
-
-
-def drift_model_options(values):
-    """model -> options for the drift simulation, from its used() values."""
-    names, _ = drift_models()
-    return {m: (values.get(f"models.{m}") if m in MODELS else values.get("voxelwise.options"))
-            or {} for m in names}
+def release_fit_start(values):
+    """Minutes of the release model's first frame, or None without a release model."""
+    if values.get("statistics.null_drift.method") != "release_model":
+        return None
+    return values["statistics.null_drift.fit_start"]
 
 
 def settings_of(values, prefix):
