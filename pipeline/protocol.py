@@ -118,20 +118,24 @@ def _scale(sidecar: Mapping[str, Any], key: str, table: Mapping[str, float], def
     return factor
 
 
-def _speed_to_ml_per_min(sidecar: Mapping[str, Any], where: str | None) -> float:
+def _infusion_speed(sidecar: Mapping[str, Any], where: str | None) -> tuple[float, str]:
+    """``(speed, kind)``: mL/min (``volume``) or MBq/min (``activity``); NaN if absent."""
     speed = _number(sidecar, "InfusionSpeed", where)
     if np.isnan(speed):
-        return np.nan
+        return np.nan, "volume"
     unit = str(sidecar.get("InfusionSpeedUnits", "mL/s")).replace(" ", "").lower()
-    volume, _, time = unit.partition("/")
-    if volume not in _VOLUME_TO_ML or time not in _TIME_TO_MIN:
-        raise InputError(format_problem(
-            where, f"InfusionSpeedUnits {sidecar.get('InfusionSpeedUnits')!r} is not a "
-            "volume per time", "Give it as e.g. mL/s or mL/min."))
-    return speed * _VOLUME_TO_ML[volume] / _TIME_TO_MIN[time]
+    amount, _, time = unit.partition("/")
+    if time in _TIME_TO_MIN and amount in _VOLUME_TO_ML:
+        return speed * _VOLUME_TO_ML[amount] / _TIME_TO_MIN[time], "volume"
+    if time in _TIME_TO_MIN and amount in _ACTIVITY_TO_MBQ:
+        return speed * _ACTIVITY_TO_MBQ[amount] / _TIME_TO_MIN[time], "activity"
+    raise InputError(format_problem(
+        where, f"InfusionSpeedUnits {sidecar.get('InfusionSpeedUnits')!r} is not a volume "
+        "or an activity per time", "Give it as e.g. mL/s, mL/min or MBq/min."))
 
 
-def read_protocol(sidecar: Mapping[str, Any], source: str | PathLike | None = None) -> Protocol:
+def read_protocol(sidecar: Mapping[str, Any], source: str | PathLike | None = None, *,
+                  scan_end: float | None = None) -> Protocol:
     """The administration protocol described by a BIDS-PET sidecar.
 
     Parameters
@@ -140,6 +144,9 @@ def read_protocol(sidecar: Mapping[str, Any], source: str | PathLike | None = No
         The scan's sidecar fields (after BIDS inheritance).
     source : path-like, default=None
         The sidecar's path, for messages.
+    scan_end : float, default=None
+        End of the last frame, minutes after injection: when the sidecar gives no way to
+        derive the infusion's duration, it is taken to last until then (with a note).
 
     Returns
     -------
@@ -188,14 +195,21 @@ def read_protocol(sidecar: Mapping[str, Any], source: str | PathLike | None = No
     bolus = injected - infused if mode == "bolus-infusion" else 0.0
     volume = _number(sidecar, "InjectedVolume", where) * _scale(
         sidecar, "InjectedVolumeUnits", _VOLUME_TO_ML, "mL", where)
-    speed = _speed_to_ml_per_min(sidecar, where)
+    speed, kind = _infusion_speed(sidecar, where)
     duration = np.nan
+    start = 0.0 if np.isnan(start_s) else start_s / 60.0
     if np.isnan(infused) or np.isnan(injected) or injected <= 0:
         notes.append("InjectedRadioactivity or InfusionRadioactivity missing")
-    elif np.isnan(volume) or np.isnan(speed) or speed <= 0:
-        notes.append("InjectedVolume or InfusionSpeed missing: infusion duration unknown")
-    else:
+    elif kind == "activity" and speed > 0:
+        duration = infused / speed
+    elif np.isfinite(volume) and np.isfinite(speed) and speed > 0:
         duration = volume * (infused / injected) / speed
+    elif scan_end is not None and scan_end > start:
+        duration = scan_end - start
+        notes.append("infusion duration not given (InjectedVolume and InfusionSpeed): "
+                     "taken to last until the end of the scan")
+    else:
+        notes.append("InjectedVolume or InfusionSpeed missing: infusion duration unknown")
     if mode == "infusion":
         kbol = 0.0
     elif np.isfinite(duration) and duration > 0 and infused > 0:

@@ -57,7 +57,7 @@ def test_read_protocol_missing_fields_give_notes_not_errors():
     ({"InfusionRadioactivity": 500.0}, "exceeds InjectedRadioactivity"),
     ({"InjectedRadioactivity": "a lot"}, "InjectedRadioactivity must be a number"),
     ({"InjectedRadioactivityUnits": "furlongs"}, "not a unit petbp knows"),
-    ({"InfusionSpeedUnits": "mL"}, "not a volume per time"),
+    ({"InfusionSpeedUnits": "mL"}, "not a volume or an activity per time"),
     ({"InfusionStart": -5}, "InfusionStart must be a finite number >= 0"),
 ])
 def test_read_protocol_refuses_bad_values(change, message):
@@ -72,3 +72,13 @@ def test_read_protocol_of_the_independent_simulator(study, kbol):
     for path in sorted((INDEPENDENT / study / "tacs").glob("*_pet.json")):
         p = read_protocol(json.loads(path.read_text()), path)
         assert p.kbol == pytest.approx(kbol, rel=0.005)  # speeds are rounded in the sidecars
+
+
+def test_read_protocol_activity_rate_and_scan_end_fallback():
+    """An infusion speed in MBq/min gives the duration directly; without volume and speed
+    the infusion is taken to last until the scan's end (with a note)."""
+    p = read_protocol(_bolus_infusion(InfusionSpeed=200.0 / 90.0, InfusionSpeedUnits="MBq/min"))
+    assert p.kbol == pytest.approx(90.0)
+    p = read_protocol(_bolus_infusion(InfusionSpeed=None, InjectedVolume=None), scan_end=60.0)
+    assert p.kbol == pytest.approx(60.0)
+    assert "until the end of the scan" in " ".join(p.notes)
