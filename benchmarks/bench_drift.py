@@ -105,11 +105,11 @@ def coverage(contrasts: pd.DataFrame, clean: pd.DataFrame, primary: str) -> list
 
 def run_variation(variation, args, design, models, k2p, primary) -> list[dict]:
     results = {method: {"hits": [], "sq_planted": [], "sq_unplanted": [], "found": 0,
-                        "n_planted": 0, "cover": []} for method in ("release_model", "none")}
+                        "n_planted": 0, "cover": []} for method in args.methods}
     for k in range(args.studies + args.planted):
         null = k < args.studies
         scans, truth = simulate_variation(variation, subjects=args.subjects, seed=1000 + k,
-                                          null=null)
+                                          null=null, noise=args.noise)
         reference = truth.attrs["reference"]
         truth_table = None
         if not null:
@@ -124,7 +124,7 @@ def run_variation(variation, args, design, models, k2p, primary) -> list[dict]:
                        for s, t in zip(scans, truth.attrs["noiseless"], strict=True)]
         clean = analyse_region_study(clean_scans, design, models=models, reference=reference,
                                      k2prime=k2p, release_fit_start=None, guard=False)[1] \
-            if null else None
+            if null and "release_model" in results else None
         for method in results:
             fit_start = args.fit_start if method == "release_model" else None
             _, contrasts = analyse_region_study(scans, design, models=models,
@@ -176,6 +176,11 @@ def main() -> None:
     parser.add_argument("--variations", type=int, nargs="*", default=None)
     parser.add_argument("--fit-start", type=float, default=10.0, help="minutes")
     parser.add_argument("--sys-sd", type=float, default=1.0, help="%% points")
+    parser.add_argument("--noise", type=float, default=0.5,
+                        help="base noise level of the region simulator (the variations "
+                        "scale it); 0.5 is the demo's")
+    parser.add_argument("--methods", nargs="+", default=["release_model", "none"],
+                        choices=["release_model", "none"])
     parser.add_argument("--out", default=None, help="also write the table here (TSV)")
     args = parser.parse_args()
     design, models, k2p = default_analysis()
@@ -193,7 +198,8 @@ def main() -> None:
     print(table.round(3).to_string(index=False))
     print(f"# {args.studies} null and {args.planted} planted studies of {args.subjects} "
           f"subjects per variation; a true 5 % FWER exceeds {bound:.3f} with probability "
-          "< 5 %; " + json.dumps({"fit_start": args.fit_start, "sys_sd": args.sys_sd}))
+          "< 5 %; " + json.dumps({"fit_start": args.fit_start, "sys_sd": args.sys_sd,
+                                   "noise": args.noise}))
     if args.out:
         table.to_csv(args.out, sep="\t", index=False)
 

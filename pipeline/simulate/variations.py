@@ -55,7 +55,9 @@ class Variation:
     settings : callable
         StudySettings -> StudySettings.
     noise : float
-        Noise level of :func:`pipeline.simulate.simulate_region_tacs`.
+        Noise level relative to the study's base level (``simulate_variation``'s
+        ``noise``; the level of :func:`pipeline.simulate.simulate_region_tacs` is their
+        product).
     pv_mixing : str or float or None
         Partial-volume mixing (``"phantom"``: the image phantom's, 6 mm PSF).
     frames : callable or None
@@ -94,14 +96,14 @@ VARIATIONS: tuple[Variation, ...] = (
 
 
 def _study(variation: Variation, settings: StudySettings, **kwargs) -> RegionStudy:
-    return simulate_region_tacs(design="windows", noise=variation.noise,
-                                pv_mixing=variation.pv_mixing, settings=settings,
+    return simulate_region_tacs(design="windows", pv_mixing=variation.pv_mixing,
+                                settings=settings,
                                 frames=None if variation.frames is None else variation.frames(),
                                 **kwargs)
 
 
 def simulate_variation(variation: Variation, *, subjects: int, seed: int, null: bool,
-                       base: StudySettings | None = None):
+                       base: StudySettings | None = None, noise: float = 1.0):
     """Scans of one simulated study under ``variation``, and its noiseless null twin.
 
     Parameters
@@ -112,6 +114,8 @@ def simulate_variation(variation: Variation, *, subjects: int, seed: int, null: 
         Plant no release.
     base : StudySettings, default=None
         The settings the variation starts from (default: the simulator's).
+    noise : float, default=1.0
+        Base noise level, multiplied by the variation's.
 
     Returns
     -------
@@ -126,7 +130,7 @@ def simulate_variation(variation: Variation, *, subjects: int, seed: int, null: 
     from pipeline.stats.region_study import ScanTacs
 
     settings = variation.settings(base or StudySettings())
-    common = dict(subjects=subjects, seed=seed)
+    common = dict(subjects=subjects, seed=seed, noise=noise * variation.noise)
     if variation.heterogeneity is None:
         study = _study(variation, settings, null=null, **common)
         twin = _study(variation, settings, null=True, **common)

@@ -82,7 +82,7 @@ def test_unknown_level_fails_with_one_error_and_no_tables(grouped_study, tmp_pat
                           "voxelwise.enabled": False})
     result = _snakemake(config, "--keep-going")
     assert result.returncode != 0
-    log = (out / "logs/group/contrasts.log").read_text()
+    log = (out / ".petbp/logs/group/contrasts.log").read_text()
     assert "level 'MDDX' has no participant" in log and "participants.tsv" in log
     assert not (out / "group/contrasts.tsv").exists()
     assert not (out / "group/group_differences.tsv").exists()

@@ -150,8 +150,10 @@ EDITS: dict[str, tuple] = {
     "models.logan_ref.t_star": (15, {"fit_regions": SCANS}),
     "models.logan_ref.weights": ("duration", {"fit_regions": SCANS}),
     "models.logan_ref.k2prime": (0.1, {"fit_regions": SCANS}),
-    "models.logan_ref.n_basis": (50, {"fit_regions": SCANS}),
-    "models.logan_ref.theta_range": ([0.01, 1.0], {"fit_regions": SCANS}),
+    # options logan_ref does not take: refused when the config is read (per-model schemas)
+    "models.logan_ref.n_basis": (50, "'logan_ref' does not take option(s) n_basis"),
+    "models.logan_ref.theta_range": ([0.01, 1.0],
+                                     "'logan_ref' does not take option(s) theta_range"),
     "models.mrtm2.t_star": (15, {"fit_regions": SCANS}),
     "models.mrtm2.weights": ("duration", {"fit_regions": SCANS}),
     "models.mrtm2.k2prime": (0.1, {"fit_regions": SCANS}),
@@ -192,14 +194,14 @@ EDITS: dict[str, tuple] = {
     # ---- voxelwise ----------------------------------------------------------------------
     # off: nothing is computed; the report loses inputs
     "voxelwise.enabled": (False, {"report": 1}),
-    # another model: its maps and group maps are new
-    "voxelwise.model": ("srtm", {"parametric_map": 2 * SCANS, "voxelwise_contrast": 3,
-                                 "voxelwise_correlation": 1}),
+    # srtm does not take the default voxelwise options (t_star, k2prime): refused at parse time
+    "voxelwise.model": ("srtm", "'srtm' does not take option(s) t_star"),
     "voxelwise.options.t_star": (15, {"parametric_map": 2 * SCANS}),
     "voxelwise.options.weights": ("duration", {"parametric_map": 2 * SCANS}),
     "voxelwise.options.k2prime": (0.1, {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.n_basis": (50, {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.theta_range": ([0.01, 1.0], {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.n_basis": (50, "'logan_ref' does not take option(s) n_basis"),
+    "voxelwise.options.theta_range": ([0.01, 1.0],
+                                      "'logan_ref' does not take option(s) theta_range"),
     "voxelwise.mask": ("brain", {"analysis_mask": SCANS, "voxelwise_contrast": 3}),
     "voxelwise.n_perm": (30, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
     "voxelwise.height_threshold": (2.5, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
@@ -213,6 +215,12 @@ EDITS: dict[str, tuple] = {
 for _key, (_value, _roots) in EDITS.items():
     if isinstance(_roots, dict) and _roots:
         _roots.setdefault("report", 1)
+    # the rating changes read the whole design (conditions and contrasts name the columns)
+    if isinstance(_roots, dict) and _key.startswith(("design.conditions.", "design.contrasts.",
+                                                     "statistics.correlations.")):
+        _roots.setdefault("rating_changes", 1)
+    if isinstance(_roots, dict) and _key == "statistics.n_perm":
+        _roots.setdefault("rating_changes", 1)
 
 
 def schema_leaves(schema: dict, config: dict, prefix: str = "") -> list[str]:
