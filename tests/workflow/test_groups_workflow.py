@@ -93,7 +93,7 @@ def _measured_truth(seed: int, subjects: int, mixing: pd.DataFrame) -> pd.Series
     streams) minus its null twin, analysed like the data: the measured-space difference."""
     from pipeline.simulate import simulate_region_tacs
     from pipeline.simulate.group_study import two_group_demo
-    from pipeline.stats.simulated_fits import region_group_differences
+    from pipeline.stats.region_study import region_group_differences
 
     config = copy.deepcopy(load_config(str(ROOT / "config/groups.yaml")))
     config["models"] = {"logan_ref": config["models"]["logan_ref"]}
