@@ -79,7 +79,12 @@ def test_unknown_level_fails_with_one_error_and_no_tables(grouped_study, tmp_pat
     out = tmp_path / "out"
     config = _scenario(tmp_path, bids_dir=str(grouped_study), output_dir=str(out),
                        **{"design.groups.levels": ["HC", "MDDX"],
-                          "voxelwise.enabled": False})
+                          "voxelwise.enabled": False,
+                          # pooled correlations only: a correlation within the unknown level
+                          # is refused when the config is read (tests/test_config.py)
+                          "statistics.correlations": [
+                              {"contrast": "rejection", "region": "amygdala_l",
+                               "score": "resilience"}]})
     result = _snakemake(config, "--keep-going")
     assert result.returncode != 0
     log = (out / ".petbp/logs/group/contrasts.log").read_text()

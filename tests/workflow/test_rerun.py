@@ -157,8 +157,8 @@ EDITS: dict[str, tuple] = {
     "models.mrtm2.t_star": (15, {"fit_regions": SCANS}),
     "models.mrtm2.weights": ("duration", {"fit_regions": SCANS}),
     "models.mrtm2.k2prime": (0.1, {"fit_regions": SCANS}),
-    "models.mrtm2.n_basis": (50, {"fit_regions": SCANS}),
-    "models.mrtm2.theta_range": ([0.01, 1.0], {"fit_regions": SCANS}),
+    "models.mrtm2.n_basis": (50, "'mrtm2' does not take option(s) n_basis"),
+    "models.mrtm2.theta_range": ([0.01, 1.0], "'mrtm2' does not take option(s) theta_range"),
     # a model's options: its fits
     # a new model (each of the others): its fits are missing, the group table gets more
     # inputs
