@@ -341,9 +341,9 @@ def grey_matter_probability(shape: tuple[int, int, int], affine: np.ndarray,
     from nilearn.image import resample_img
 
     if image is None:
-        from pipeline.space import _nilearn_data_file
+        from pipeline.space import mni_template_file
 
-        src = nib.load(str(_nilearn_data_file("mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")))
+        src = nib.load(str(mni_template_file("gm")))
         data = np.asarray(src.dataobj, np.float32)
         data /= data.max()  # stored as 0-255 integers; nilearn rescales the same way
     else:

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import bids, paths
-from pipeline._bids_preproc import check_preproc_location
+from pipeline.bids.preprocessed import check_preproc_location
 from pipeline.config import config_values
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
