@@ -112,7 +112,8 @@ class Scan:
 
     def __fspath__(self) -> str:
         """A Scan is a path to its image that carries its metadata: readers given it (e.g.
-        :func:`pipeline.bids.load_pet`) need not find the sidecar again (a preprocessed image has none)."""
+        :func:`pipeline.bids.load_pet`) need not find the sidecar again (a preprocessed
+        image has none)."""
         return str(self.image_path)
 
     __str__ = __fspath__

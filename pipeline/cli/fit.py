@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli._models import model_help, models_taking
+from pipeline.cli._model_help import model_help, models_taking
 from pipeline.errors import InputError, format_problem
 from pipeline.kinetics import MODELS
 from pipeline.kinetics.weights import WEIGHT_SCHEMES

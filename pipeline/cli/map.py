@@ -21,7 +21,7 @@ ORDER = 21
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``petbp map``."""
-    from pipeline.cli._models import model_help, models_taking
+    from pipeline.cli._model_help import model_help, models_taking
     from pipeline.kinetics import MODELS
     from pipeline.kinetics.weights import WEIGHT_SCHEMES
 

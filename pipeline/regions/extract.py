@@ -13,7 +13,8 @@ from pipeline.errors import InputError, format_problem
 from pipeline.regions.config import load_region_config
 from pipeline.regions.masks import RegionMasks, build_masks
 
-__all__ = ["RegionTacs", "extract_tacs", "load_pet_image", "region_tacs", "write_region_tacs"]
+__all__ = ["RegionTacs", "extract_tacs", "image_source", "load_pet_image", "region_tacs",
+           "write_region_tacs"]
 
 
 class RegionTacs(np.ndarray):
@@ -84,7 +85,7 @@ def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *
                 ) -> tuple[pd.DataFrame, RegionMasks, RegionTacs]:
     """Load a PET image (path or ``PetImage``), build masks, extract TACs; write nothing."""
     pet = load_pet_image(pet)
-    source = _source(pet)
+    source = image_source(pet)
     region_set = load_region_config(region_config_path)
     masks = build_masks(region_set, pet.data.shape, pet.affine, source=source,
                         cache_dir=cache_dir)
@@ -128,7 +129,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
 
     pet = load_pet_image(pet)
     table, masks, tacs = region_tacs(pet, region_config_path, cache_dir=cache_dir)
-    source = str(_source(pet) or "")
+    source = str(image_source(pet) or "")
     regions = {
         name: {"n_voxels": int(masks.n_voxels[i]), "volume_ml": float(masks.volume_ml[i]),
                "outside_fov_fraction": float(masks.outside_fov_fraction[i]),
@@ -156,7 +157,7 @@ def load_pet_image(pet: Any) -> Any:
     return pet
 
 
-def _source(pet: Any) -> Any:
+def image_source(pet: Any) -> Any:
     """The image file a PetImage came from, if it says."""
     scan = getattr(pet, "scan", None)
     for holder in (scan, pet):

@@ -133,11 +133,11 @@ def write_region_qc(pet: Any, region_config_path: str | os.PathLike | None,
         Mask cache folder (see :func:`pipeline.regions.build_masks`).
     """
     from pipeline.regions.config import load_region_config
-    from pipeline.regions.extract import _source, load_pet_image
+    from pipeline.regions.extract import image_source, load_pet_image
     from pipeline.regions.masks import build_masks
 
     pet = load_pet_image(pet)
     region_set = load_region_config(region_config_path)
-    masks = build_masks(region_set, pet.data.shape, pet.affine, source=_source(pet),
+    masks = build_masks(region_set, pet.data.shape, pet.affine, source=image_source(pet),
                         cache_dir=cache_dir)
     return plot_region_qc(masks, pet, out_png)

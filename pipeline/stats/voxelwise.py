@@ -28,11 +28,11 @@ from pipeline.design import Design
 from pipeline.errors import InputError, format_problem
 from pipeline.parametric.masks import analysis_mask
 from pipeline.stats._group_maps import (
-    _region_masks,
-    _save,
-    _second_level,
-    _write_skipped,
     label_clusters,
+    region_masks,
+    save_map,
+    second_level,
+    write_skipped,
 )
 from pipeline.tables import provenance, read_json, write_table
 
@@ -150,7 +150,7 @@ def effect_maps(maps: Mapping[tuple[str, str], Any], design: Design, contrast: s
     masks = None
     if values is not None or (drift is not None and spec.control is None
                               and design.within_scan(contrast)):
-        masks = _region_masks(region_config, shape, affine)
+        masks = region_masks(region_config, shape, affine)
     dmap = _drift_map(drift if spec.control is None and design.within_scan(contrast) else None,
                       contrast, model, masks, shape)
     keep = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).copy()
@@ -214,11 +214,11 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
                                                   mask=mask, values=values)
     except InputError as err:
         log.warning("voxelwise %s skipped: %s", contrast, err)
-        return _write_skipped(outputs, first.shape[:3], first.affine, str(err))
+        return write_skipped(outputs, first.shape[:3], first.affine, str(err))
     dm = pd.DataFrame({"intercept": np.ones(len(pids))})
     n_perm = int(settings.get("n_perm", 200))
-    tmap, fwe, _ = _second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
-                                 float(settings.get("smoothing_fwhm", 0)))
+    tmap, fwe, _ = second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
+                                float(settings.get("smoothing_fwhm", 0)))
     if fwe is None:
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), affine)
     common = provenance(contrast=contrast, model=model, participants=pids,
@@ -227,14 +227,14 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
                         aligned_to_region_effects=values is not None,
                         runs_averaged=averaged_runs(maps),
                         inputs=sorted(f for v in maps.values() for f in _paths(v)))
-    _save(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
-          {**common, "Description": "Per-participant effect maps (% change after drift or "
+    save_map(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
+             {**common, "Description": "Per-participant effect maps (% change after drift or "
            "control), one volume per participant in 'participants' order"})
-    _save(tmap, outputs["tmap"], {**common, "Description": "One-sample t of the effect "
-                                  "(negative = release), nilearn SecondLevelModel"})
-    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p (voxel-level "
-                                "max-t, sign flipping, two-sided), nilearn "
-                                "non_parametric_inference"})
+    save_map(tmap, outputs["tmap"], {**common, "Description": "One-sample t of the effect "
+                                     "(negative = release), nilearn SecondLevelModel"})
+    save_map(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p "
+                                   "(voxel-level max-t, sign flipping, two-sided), nilearn "
+                                   "non_parametric_inference"})
     clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
                               cluster_size=int(settings.get("cluster_threshold", 5)),
                               region_config=region_config, fwe_img=fwe)
@@ -278,12 +278,12 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
     if values.size < 4 or np.ptp(values) == 0:
         reason = f"only {values.size} participant(s) with a varying {score}; at least 4 needed"
         log.warning("voxelwise correlation skipped: %s", reason)
-        return _write_skipped(outputs, img.shape[:3], img.affine, reason)
+        return write_skipped(outputs, img.shape[:3], img.affine, reason)
     keep = np.all(np.isfinite(effects), axis=-1)
     dm = pd.DataFrame({"intercept": np.ones(values.size), score: values - values.mean()})
     n_perm = int(settings.get("n_perm", 200))
-    tmap, fwe, _ = _second_level(effects, keep, img.affine, dm, score, n_perm, seed,
-                                 float(settings.get("smoothing_fwhm", 0)))
+    tmap, fwe, _ = second_level(effects, keep, img.affine, dm, score, n_perm, seed,
+                                float(settings.get("smoothing_fwhm", 0)))
     if fwe is None:
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), img.affine)
     t = np.asarray(tmap.dataobj, float)
@@ -292,11 +292,11 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
     common = provenance(score=score, participants=[p for p, k in zip(pids, ok, strict=True)
                                                    if k], n_perm=n_perm, seed=seed,
                         inputs=[str(effects_path)])
-    _save(tmap, outputs["tmap"], {**common, "Description": f"t of the {score} slope of "
-                                  "activation (% of baseline)"})
-    _save(nib.Nifti1Image(r.astype(np.float32), img.affine), outputs["rmap"],
-          {**common, "Description": f"Pearson r of activation with {score}"})
-    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p, two-sided"})
+    save_map(tmap, outputs["tmap"], {**common, "Description": f"t of the {score} slope of "
+                                     "activation (% of baseline)"})
+    save_map(nib.Nifti1Image(r.astype(np.float32), img.affine), outputs["rmap"],
+             {**common, "Description": f"Pearson r of activation with {score}"})
+    save_map(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p, two-sided"})
     clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
                               cluster_size=int(settings.get("cluster_threshold", 5)),
                               region_config=region_config, fwe_img=fwe)

@@ -85,6 +85,31 @@ def test_registry_options_match_the_fit_function(model):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
+def test_registry_min_frames_is_what_the_fit_needs(frames_90min, model):
+    """The registry's min_frames (read by ``petbp check``) is the fit's own limit: a window of
+    min_frames frames fits, one frame fewer is refused with the model's need in the message.
+    Each window runs from the start of its first frame to the end of the scan, so it holds
+    exactly the last n frames (a frame is in a window by its mid-time)."""
+    from pipeline.errors import InputError
+
+    spec = MODELS[model]
+    ref, tacs = srtm_consistent_tacs(frames_90min, BP, k2prime=0.12)
+    options = {k: v for k, v in OPTIONS.get(model, {}).items() if k == "k2prime"}
+    if spec.takes("t_star"):
+        options["t_star"] = 0.0
+    starts, end = frames_90min.start, float(frames_90min.end[-1])
+
+    def window_of(n):  # the last n frames
+        return (float(starts[len(starts) - n]), end)
+
+    fitted = spec.fit(frames_90min, ref, tacs, window=window_of(spec.min_frames), **options)
+    assert np.all(np.isfinite(fitted.bp_nd))
+    if spec.min_frames > 1:
+        with pytest.raises(InputError, match=f"needs at least {spec.min_frames}"):
+            spec.fit(frames_90min, ref, tacs, window=window_of(spec.min_frames - 1), **options)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
 def test_describe_cites_the_method(model):
     """The methods sentence of every model names its citation's year."""
     spec = get_model(model)

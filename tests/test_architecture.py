@@ -1,0 +1,179 @@
+"""The library's structure, checked statically (docs/architecture.md, "Layout"):
+
+- no import cycle inside ``pipeline/``: every import statement counts, also those inside
+  functions and under ``if TYPE_CHECKING:``, read with :mod:`ast` (nothing is imported);
+- the naming rule: a module whose name starts with ``_`` is private to its package (only
+  modules of that package import it), a name that starts with ``_`` is private to its
+  module (no other module imports it);
+- ``pipeline/`` never imports Snakemake.
+
+Tests are exempt from the naming rule (they may test private helpers directly).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "pipeline"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(module: str, path: Path) -> list[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) of every import statement, absolute."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, None, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1]
+                                + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found += [(base, alias.name, node.lineno) for alias in node.names]
+    return found
+
+
+def _targets(base: str, name: str | None) -> str | None:
+    """The module of ``pipeline`` an import loads: ``from a import b`` is module ``a.b``
+    when that is a module, else module ``a``."""
+    if name is not None and f"{base}.{name}" in MODULES:
+        return f"{base}.{name}"
+    return base if base in MODULES else None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the ``pipeline`` modules it imports (anywhere in its source)."""
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for module, path in MODULES.items():
+        for base, name, _ in _imports(module, path):
+            target = _targets(base, name)
+            if target is not None:
+                graph[module].add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself
+    (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_the_cycle_finder_finds_cycles():
+    """The finder itself: a two-module cycle, a self-import and a three-module ring are found,
+    a diamond is not."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"c"}, "d": {"e"}, "e": {"f"}, "f": {"d"},
+             "g": {"h", "i"}, "h": {"j"}, "i": {"j"}, "j": set()}
+    assert sorted(import_cycles(graph)) == [["a", "b"], ["c"], ["d", "e", "f"]]
+
+
+def test_the_import_graph_sees_imports_inside_functions_and_type_checking():
+    """Imports inside functions and under TYPE_CHECKING are edges (here: modules known to use
+    both forms)."""
+    graph = import_graph()
+    assert "pipeline.bids.preprocessed" in graph["pipeline.bids.scan"]  # TYPE_CHECKING
+    assert "pipeline.bids.images" in graph["pipeline.bids"]
+    assert "pipeline.kinetics.regionfit" in graph["pipeline.kinetics"]  # inside __getattr__
+
+
+def test_no_import_cycle_in_pipeline():
+    cycles = import_cycles(import_graph())
+    assert not cycles, "import cycles in pipeline/: " + "; ".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def _private_owner(module: str) -> str | None:
+    """The package a private module belongs to (``a.b._c`` -> ``a.b``), or None."""
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def naming_violations() -> list[str]:
+    problems = []
+    for module, path in MODULES.items():
+        for base, name, line in _imports(module, path):
+            target = _targets(base, name)
+            if target is None:
+                continue
+            owner = _private_owner(target)
+            if owner is not None and module != owner and not module.startswith(owner + "."):
+                problems.append(f"{path.relative_to(REPO)}:{line} imports {target}, private "
+                                f"to {owner}")
+            imported_name = name if target == base else None
+            if imported_name and imported_name.startswith("_") \
+                    and not imported_name.startswith("__"):
+                problems.append(f"{path.relative_to(REPO)}:{line} imports {target}."
+                                f"{imported_name}, private to that module")
+    return problems
+
+
+def test_private_modules_and_names_stay_private():
+    assert naming_violations() == []
+
+
+def test_modules_are_named_for_what_they_hold():
+    """No catch-all module names (they say nothing of what is inside)."""
+    vague = {"base", "common", "utils", "util", "helpers", "misc", "core", "_base", "_common",
+             "_utils", "_helpers", "_misc"}
+    named = sorted(m for m in MODULES if m.rsplit(".", 1)[-1] in vague)
+    assert named == []
+
+
+def test_pipeline_never_imports_snakemake():
+    found = [f"{path.relative_to(REPO)}:{line}" for module, path in MODULES.items()
+             for base, _, line in _imports(module, path) if base.split(".")[0] == "snakemake"]
+    assert found == []
