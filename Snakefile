@@ -41,3 +41,7 @@ rule all:
     input:
         final_outputs,
     default_target: True
+
+
+# Snakemake would inspect each input and params function again for every job (inputs.smk).
+remember_signatures(workflow.rules)

@@ -17,6 +17,7 @@ column.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -98,6 +99,7 @@ def group_table(name: str) -> str:
     return f"group/{name}.tsv"
 
 
+@functools.lru_cache(maxsize=None)
 def model_label(model: str) -> str:
     """The file-name label of a model name: letters and digits only (``logan_ref`` ->
     ``loganref``, ``srtm_bf`` -> ``srtmbf``)."""

@@ -15,6 +15,10 @@ __all__ = ["image_header"]
 def image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     """Shape and voxel-to-mm affine from the NIfTI header (no data read).
 
+    A single-file NIfTI-1 (the usual PET image) is read from its first 348 bytes alone, the
+    header nibabel would read (with its checks and fixes); anything else (NIfTI-2, pairs,
+    damaged files) goes through ``nibabel.load`` and its usual messages.
+
     Parameters
     ----------
     image_path : Path
@@ -25,7 +29,8 @@ def image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     shape : tuple of int
         The image dimensions.
     affine : ndarray of shape (4, 4)
-        Voxel indices -> mm.
+        Voxel indices -> mm (the header's best affine: sform, else qform, else the voxel
+        sizes).
 
     Raises
     ------
@@ -35,11 +40,11 @@ def image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     import nibabel as nib
 
     try:
-        img = _nifti1_single(image_path)
-        if img is None:
-            img = nib.load(str(image_path))
-        shape = tuple(int(d) for d in img.header.get_data_shape())
-        return shape, np.asarray(img.affine, dtype=float)
+        header = _nifti1_single_header(image_path)
+        if header is None:
+            header = nib.load(str(image_path)).header
+        shape = tuple(int(d) for d in header.get_data_shape())
+        return shape, np.asarray(header.get_best_affine(), dtype=float)
     except Exception as err:  # nibabel raises many types for unreadable files
         raise InputError(format_problem(
             image_path, f"cannot read the NIfTI header ({type(err).__name__}: {err})",
@@ -47,11 +52,11 @@ def image_header(image_path: Path) -> tuple[tuple[int, ...], np.ndarray]:
         ) from err
 
 
-def _nifti1_single(image_path: Path) -> Any:
-    """The image as a single-file NIfTI-1 (what ``nib.load`` gives for such files, without
-    trying every image class first), or None for anything else (NIfTI-2, damaged files),
-    which is left to ``nib.load`` and its usual messages."""
+def _nifti1_single_header(image_path: Path) -> Any:
+    """The header of a single-file NIfTI-1 image, as ``nib.load`` reads it (with its checks),
+    or None for anything else, which is left to ``nib.load``."""
     import gzip
+    import io
 
     import nibabel as nib
 
@@ -61,10 +66,10 @@ def _nifti1_single(image_path: Path) -> Any:
             head = stream.read(348)
     except (OSError, EOFError):
         return None
-    size_ok = head[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c")  # 348, either byte order
+    size_ok = head[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c")  # 348, either order
     if len(head) < 348 or not size_ok or head[344:348] != b"n+1\x00":
         return None
     try:
-        return nib.Nifti1Image.from_filename(str(image_path))
+        return nib.Nifti1Header.from_fileobj(io.BytesIO(head))
     except Exception:  # left to nib.load, which gives the usual error
         return None

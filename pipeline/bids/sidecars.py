@@ -121,11 +121,7 @@ def sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str],
         If two sidecars of one folder apply equally (ambiguous inheritance).
     """
     try:
-        if listings is not None:
-            resolved = listings.setdefault(("resolved", root), root.resolve())
-        else:
-            resolved = root.resolve()
-        rel = image_path.parent.resolve().relative_to(resolved)
+        rel = _resolved(image_path.parent, listings).relative_to(_resolved(root, listings))
         folders = [root]
         for part in rel.parts:
             folders.append(folders[-1] / part)
@@ -145,6 +141,16 @@ def sidecar_chain(image_path: Path, root: Path, entities: Mapping[str, str],
                     "Keep one sidecar per scan and level (BIDS inheritance is ambiguous)."))
         chain.extend(candidate for candidate, _ in found)
     return chain
+
+
+def _resolved(folder: Path, listings: dict | None) -> Path:
+    """``folder.resolve()``, cached in ``listings`` when given."""
+    if listings is None:
+        return folder.resolve()
+    key = ("resolved", folder)
+    if key not in listings:
+        listings[key] = folder.resolve()
+    return listings[key]
 
 
 def _finite_seconds(value: Any) -> float | None:

@@ -8,6 +8,7 @@
 # which the report compares with the config it prints. Run blocks never read `config`.
 
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -48,9 +49,13 @@ def label(model):
     return paths.model_label(model)
 
 
+#: {model} label -> model name of the region models and the voxelwise model.
+MODEL_OF_LABEL = {label(m): m for m in [*MODELS, VOX_MODEL]}
+
+
 def model_of(wildcards):
     """The model name of a job's {model} label."""
-    return paths.model_name(wildcards.model, [*MODELS, VOX_MODEL])
+    return MODEL_OF_LABEL.get(wildcards.model, wildcards.model)
 
 
 # Scan keys are "<rel_dir>/<stem>", e.g. sub-01/pet/sub-01_task-rejection.
@@ -134,11 +139,13 @@ def log_to(path):
 
 
 class ScanTable:
-    """The analysed scans, built once: key -> Scan, its conditions, and keys per subject."""
+    """The analysed scans, built once: key -> Scan, its conditions, its image and sidecar,
+    and keys per subject. Input functions only look things up here (they run once per job)."""
 
     def __init__(self, found):
         self.scan = {}
         self.conditions = {}
+        self.images = {}
         self.by_subject = {}
         for scan in found:
             names = scan_conditions(config, scan)
@@ -149,6 +156,7 @@ class ScanTable:
             key = f"{scan.rel_dir}/{scan.stem}"
             self.scan[key] = scan
             self.conditions[key] = names
+            self.images[key] = {"pet": str(scan.image_path), "sidecar": str(scan.sidecar_path)}
             self.by_subject.setdefault(scan.sub, []).append(key)
 
     def __bool__(self):
@@ -200,12 +208,17 @@ def pet_of(wildcards):
     Steps that load the image are given the Scan itself (params.scan: a path to the image
     that carries its sidecar's facts, pipeline.bids.Scan), so a preprocessed image needs no
     sidecar of its own."""
-    return str(scan_of(wildcards).image_path)
+    return scan_table().images[wildcards.scan]["pet"]
 
 
 def sidecar_of(wildcards):
     """The scan's nearest sidecar (frame times, units): an edit reruns what read it."""
-    return str(scan_of(wildcards).sidecar_path)
+    return scan_table().images[wildcards.scan]["sidecar"]
+
+
+def image_inputs(wildcards):
+    """``unpack()``: {pet, sidecar} of the job's scan (pet_of and sidecar_of in one call)."""
+    return scan_table().images[wildcards.scan]
 
 
 def first_pet(wildcards):
@@ -248,8 +261,24 @@ def k2prime_of_scan(options_of):
     return inner
 
 
+#: model name -> its options (models.<name>, or voxelwise.options for the voxelwise model).
+OPTIONS_OF_MODEL = {m: model_options(config, m) for m in MODEL_OF_LABEL.values()}
+
+
 def fit_options(wildcards):
-    return model_options(config, model_of(wildcards))
+    """The options of the job's model (read-only: shared by every job)."""
+    return OPTIONS_OF_MODEL[model_of(wildcards)]
+
+
+def map_inputs(wildcards):
+    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime (the
+    subject's k2' JSON when the voxelwise model uses the shared k2', else none)."""
+    files = dict(scan_table().images[wildcards.scan])
+    files["k2prime"] = [k2prime_path(scan_of(wildcards).sub)] if MAPS_NEED_K2PRIME else []
+    return files
+
+
+MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
 
 
 def subject_tacs(wildcards):
@@ -276,10 +305,6 @@ def participants_tsv(wildcards=None):
 
 def map_path(key, model, cond):
     return scan_template(paths.MAP, scan=key, model=label(model), cond=cond)
-
-
-def mask_path(key):
-    return scan_template(paths.MASK, scan=key)
 
 
 def window_of(wildcards):
@@ -430,3 +455,21 @@ def source_datasets():
     if PREPROC_DIR is not None:
         sources.append({"URL": PREPROC_DIR.resolve().as_uri()})
     return sources
+
+
+def remember_signatures(rules):
+    """Store each input and params function's signature on the function, once.
+
+    For every job Snakemake asks ``inspect.signature`` which arguments (wildcards, input,
+    threads, ...) each of the rule's functions takes, three times per function: 50,000 calls
+    for a 1,000-scan study. Snakemake reads a function's ``_overwrite_params`` attribute
+    instead when it is set (``snakemake.common.get_function_params``), so the same mapping
+    stored there once gives the same answers at no cost; a Snakemake without that hook
+    ignores the attribute (benchmarks/README.md, bench_dag.py)."""
+    for rule in rules:
+        for item in [*rule.input, *rule.params]:
+            # a flagged function (unpack) is held as a path object: the function inside
+            function = getattr(getattr(item, "_file", item), "callable", None) or item
+            if callable(function) and not hasattr(function, "_overwrite_params"):
+                with contextlib.suppress(AttributeError, TypeError, ValueError):
+                    function._overwrite_params = inspect.signature(function).parameters
