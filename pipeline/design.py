@@ -1,7 +1,7 @@
 """The study design from the config: which scans and minutes form each condition, which
 pairs of conditions are contrasts, and which models run.
 
-Two designs are expressible (DESIGN.md):
+Two designs are expressible (docs/architecture.md, "Where to add"):
 
 * **within-scan windows** (bolus + infusion): a condition is a time window of the scans of
   one task, e.g. ``rejbase`` = task ``rejection``, 5-45 min and ``rejection`` = the same

@@ -99,7 +99,7 @@ def group_table(name: str) -> str:
     return f"group/{name}.tsv"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_label(model: str) -> str:
     """The file-name label of a model name: letters and digits only (``logan_ref`` ->
     ``loganref``, ``srtm_bf`` -> ``srtmbf``)."""

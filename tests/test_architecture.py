@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
 
@@ -177,3 +176,49 @@ def test_pipeline_never_imports_snakemake():
     found = [f"{path.relative_to(REPO)}:{line}" for module, path in MODULES.items()
              for base, _, line in _imports(module, path) if base.split(".")[0] == "snakemake"]
     assert found == []
+
+
+#: Folders of a checkout that are not the project's own text (environments, outputs, caches).
+_NOT_PROJECT = {".git", ".venv", "venv", "build", "dist", "results", "out", "__pycache__",
+                ".snakemake", ".pytest_cache", ".ruff_cache", ".hypothesis", ".petbp"}
+_TEXT = {".py", ".md", ".smk", ".yaml", ".yml", ".rst", ".toml", ".txt", ".cfg", ""}
+
+
+def _project_text_files() -> list[Path]:
+    files = []
+    for path in REPO.rglob("*"):
+        rel = path.relative_to(REPO)
+        if any(part in _NOT_PROJECT or part.endswith(".egg-info") for part in rel.parts):
+            continue
+        if path.is_file() and not path.is_symlink() and path.suffix in _TEXT \
+                and (path.suffix or path.name in ("Snakefile", "run")):
+            files.append(path)
+    return files
+
+
+def test_nothing_points_outside_the_repository():
+    """The architecture is docs/architecture.md: no file refers to a design document or a
+    folder outside the checkout (the tests' reads of ../shared/validation excepted)."""
+    import re
+
+    outside = re.compile(r"DESIGN\.md|STYLE\.md|/work/|\.\./shared(?!/validation)")
+    found = [f"{path.relative_to(REPO)}:{n}" for path in _project_text_files()
+             for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace")
+                                      .splitlines(), 1)
+             if outside.search(line) and path.name != "test_architecture.py"]
+    assert found == []
+    assert (REPO / "docs" / "architecture.md").is_file()
+
+
+def test_markdown_links_inside_the_repository_resolve():
+    """Every relative link of the Markdown files points at a file or folder that exists."""
+    import re
+
+    broken = []
+    for path in _project_text_files():
+        if path.suffix != ".md":
+            continue
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text("utf-8")):
+            if not re.match(r"[a-z]+:", target) and not (path.parent / target).exists():
+                broken.append(f"{path.relative_to(REPO)}: {target}")
+    assert broken == []

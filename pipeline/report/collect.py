@@ -1,8 +1,8 @@
 """Find and read everything the report shows from an output directory.
 
-The report only reads files the workflow wrote (DESIGN.md "Outputs"); a missing or
-unreadable file becomes a note in :attr:`StudyResults.problems` and the section that
-needed it says so, instead of the whole report failing.
+The report only reads files the workflow wrote (docs/architecture.md, "File contracts"); a
+missing or unreadable file becomes a note in :attr:`StudyResults.problems` and the section
+that needed it says so, instead of the whole report failing.
 """
 
 from __future__ import annotations

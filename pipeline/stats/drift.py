@@ -1,7 +1,7 @@
 """Null drift of within-scan window designs, measured by simulating the study's own protocol.
 
 With a bolus + infusion, BP_ND from an early and a late window of one scan differ even when
-nothing is released (DESIGN.md, "Known hazard"). This module simulates null studies with
+nothing is released (docs/architecture.md). This module simulates null studies with
 the study's frame schedule, infusion protocol (Kbol), region kinetics, models, k2' handling
 and windows (the fast region-level simulator of :mod:`pipeline.simulate.roi`) and reports,
 per contrast, region and model, the mean and SD of the % change that the analysis produces

@@ -201,3 +201,16 @@ def test_load_config_refuses_an_option_the_model_does_not_take(tmp_path):
     path.write_text("models:\n  srtm:\n    t_star: 10\nprimary_model: srtm\n")
     with pytest.raises(ConfigError, match=r"models\.srtm\.t_star: model 'srtm' does not take"):
         load_config(path)
+
+
+def test_config_schema_names_every_model_of_the_registry():
+    """The config schema's model lists (models, primary_model, voxelwise.model) are the
+    registry's names in its order: a new model is added in both or the test says where."""
+    from pipeline.config import load_schema
+
+    props = load_schema("config")["properties"]
+    lists = {"models": props["models"]["propertyNames"]["enum"],
+             "primary_model": props["primary_model"]["enum"],
+             "voxelwise.model": props["voxelwise"]["properties"]["model"]["enum"]}
+    for key, names in lists.items():
+        assert names == list(MODELS), f"pipeline/data/config.schema.yaml, {key}: {names}"

@@ -5,7 +5,8 @@ the workflow: condition-window fits of the primary model with the subject's shar
 paired contrasts with the null drift measured by simulating the same protocol (independent
 seed), BH-FDR across regions. The family-wise rate of "any FDR-significant region" in a
 contrast must stay at the nominal 5 %; without the drift control it does not (the hazard
-of DESIGN.md). Studies with the demo's planted release must show it in the right regions.
+described in docs/architecture.md, "Within-scan drift"). Studies with the demo's planted
+release must show it in the right regions.
 """
 
 from __future__ import annotations
