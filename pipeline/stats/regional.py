@@ -176,7 +176,7 @@ def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
     Examples
     --------
     >>> lo, hi = cohen_dz_ci(0.0, 20)
-    >>> round(lo, 3) == -round(hi, 3)
+    >>> bool(round(lo, 3) == -round(hi, 3))
     True
     """
     if n < 3 or not np.isfinite(dz):

@@ -42,7 +42,7 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]
     --------
     >>> r = welch(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0]))
     >>> round(r["difference"], 3), round(r["df"], 2)
-    (0.5, 4.86)
+    (0.5, 4.96)
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     out = dict(_NAN_WELCH, n_a=a.size, n_b=b.size)
