@@ -164,6 +164,11 @@ def _finite_seconds(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _clipped(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters, with ``...`` when cut (values in messages)."""
+    return text[:width] + ("..." if len(text) > width else "")
+
+
 def number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
     """A sidecar field of one number per frame (seconds), e.g. ``FrameDuration``.
 
@@ -180,10 +185,9 @@ def number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
         value = [value]
     numbers = [_finite_seconds(v) for v in value] if isinstance(value, list) else [None]
     if not numbers or None in numbers:
-        shown = str(value)
         raise InputError(format_problem(
             where, f"{key} must be a non-empty list of finite numbers; got "
-            f"{shown[:60] + ('...' if len(shown) > 60 else '')!r}",
+            f"{_clipped(str(value))!r}",
             f"Give {key} as a JSON list of numbers, one per frame, in seconds."))
     return numbers
 
@@ -201,9 +205,7 @@ def optional_seconds(sidecar: Mapping, key: str, where: Path) -> float:
         return 0.0
     number = _finite_seconds(value)
     if number is None:
-        shown = repr(value)
         raise InputError(format_problem(
-            where, f"{key} must be a number of seconds; got "
-            f"{shown[:60] + ('...' if len(shown) > 60 else '')}",
+            where, f"{key} must be a number of seconds; got {_clipped(repr(value))}",
             f"Set {key} to seconds relative to TimeZero."))
     return number
