@@ -69,7 +69,13 @@ def mni_grid(resolution: int = 2) -> Grid:
 
 
 def voxel_volume_ml(affine: np.ndarray) -> float:
-    """Volume of one voxel in mL (|det| of the affine's 3x3 part, mm^3, / 1000)."""
+    """Volume of one voxel in mL (|det| of the affine's 3x3 part, mm^3, / 1000).
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel -> mm transform.
+    """
     return float(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))) / 1000.0
 
 

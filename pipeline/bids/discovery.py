@@ -40,6 +40,29 @@ def inspect_scans(
 
     Problems with the dataset as a whole (folder missing, no scans, selection matching
     nothing) are raised; problems with single scans are collected.
+
+    Parameters
+    ----------
+    bids_dir : path-like
+        Dataset root.
+    subjects, sessions, tasks, runs : sequence of str, default=None
+        Labels to keep (with or without their ``sub-``/``ses-``/... prefix); None keeps all.
+    exclude_subjects, exclude_sessions, exclude_tasks : sequence of str, default=None
+        Labels to leave out.
+    preproc_dir : path-like, default=None
+        A BIDS-derivatives folder whose MNI152 images replace the raw ones.
+
+    Returns
+    -------
+    scans : list of Scan
+        The scans that could be read, sorted by stem.
+    problems : list of InputError
+        One per scan (or preprocessed image) that cannot be used.
+
+    Raises
+    ------
+    InputError
+        If the folder is missing, holds no PET scans, or the selection matches nothing.
     """
     bids_dir = Path(bids_dir)
     select = {
@@ -177,7 +200,13 @@ def scans_table(scans: Iterable[Scan]) -> pd.DataFrame:
 
 
 def candidate_images(bids_dir: Path) -> list[Path]:
-    """Every ``sub-*/[ses-*/]pet/*_pet.nii[.gz]`` of a dataset (hidden files skipped), sorted."""
+    """Every ``sub-*/[ses-*/]pet/*_pet.nii[.gz]`` of a dataset (hidden files skipped), sorted.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Dataset root.
+    """
     found = []
     for pattern in ("sub-*/pet/*_pet.nii*", "sub-*/ses-*/pet/*_pet.nii*"):
         found += [p for p in bids_dir.glob(pattern)

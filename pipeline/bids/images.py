@@ -90,6 +90,13 @@ def check_memory(shape: tuple[int, ...], source: str | PathLike) -> None:
     """Raise :class:`InputError` if an image of ``shape`` would not fit in available memory.
 
     Loading needs about 8 bytes per voxel and frame (float32 result + decoding buffer).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image dimensions from the header (x, y, z, frames).
+    source : str or path-like
+        The image, named in the error.
     """
     need = math.prod(int(d) for d in shape) * _BYTES_PER_VOXEL
     have = available_memory_bytes()
@@ -115,7 +122,15 @@ def _mni_brain_hits(ijk: np.ndarray, affine: np.ndarray) -> int:
 
 
 def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
-    """Describe NaN/Inf voxels that matter (see the module's rule), or None if there are none."""
+    """Describe NaN/Inf voxels that matter (see the module's rule), or None if there are none.
+
+    Parameters
+    ----------
+    data : ndarray of shape (x, y, z, n_frames)
+        The image, Bq/mL.
+    affine : ndarray of shape (4, 4)
+        Voxel -> mm transform (to place NaN holes against the MNI brain).
+    """
     finite = np.isfinite(data)
     if finite.all():
         return None

@@ -40,6 +40,11 @@ class PreprocImage:
 def check_preproc_dir(preproc_dir: str | PathLike) -> Path:
     """Check that ``preproc_dir`` is a BIDS-derivatives dataset; return it as a Path.
 
+    Parameters
+    ----------
+    preproc_dir : path-like
+        The folder given as ``preproc_dir``.
+
     Raises
     ------
     InputError
@@ -73,6 +78,13 @@ def check_preproc_dir(preproc_dir: str | PathLike) -> Path:
 def check_preproc_location(preproc_dir: str | PathLike, output_dir: str | PathLike) -> None:
     """Refuse a ``preproc_dir`` inside (or equal to) ``output_dir``: the workflow would read
     its own outputs.
+
+    Parameters
+    ----------
+    preproc_dir : path-like
+        The preprocessed dataset.
+    output_dir : path-like
+        petbp's output folder.
 
     Raises
     ------
@@ -178,7 +190,15 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
 
 
 def missing_preprocessed(raw: Path, preproc_dir: Path) -> InputError:
-    """The error for a raw scan without a preprocessed image."""
+    """The error for a raw scan without a preprocessed image.
+
+    Parameters
+    ----------
+    raw : Path
+        The raw ``*_pet.nii[.gz]`` image.
+    preproc_dir : Path
+        The derivatives folder searched.
+    """
     stem = raw.name.removesuffix(".gz").removesuffix(".nii").removesuffix("_pet")
     return InputError(format_problem(
         raw, f"no preprocessed image in {preproc_dir} (expected "

@@ -22,7 +22,13 @@ __all__ = ["folder_sidecars", "infer_root", "missing_content", "number_list", "o
 
 
 def missing_content(path: Path) -> str | None:
-    """A problem text if ``path`` is a symlink whose target is missing (DataLad/git-annex)."""
+    """A problem text if ``path`` is a symlink whose target is missing (DataLad/git-annex).
+
+    Parameters
+    ----------
+    path : Path
+        A file of the dataset.
+    """
     if path.is_symlink() and not path.exists():
         return ("is a broken symbolic link (with DataLad or git-annex: the file's content "
                 "has not been downloaded)")
@@ -31,6 +37,11 @@ def missing_content(path: Path) -> str | None:
 
 def read_json(path: Path) -> dict:
     """One sidecar's fields.
+
+    Parameters
+    ----------
+    path : Path
+        A ``*_pet.json`` sidecar.
 
     Raises
     ------
@@ -61,6 +72,11 @@ def read_json(path: Path) -> dict:
 def infer_root(image_path: Path) -> Path:
     """The BIDS root above ``sub-*/[ses-*/]pet/``, or the image's folder if not in that layout.
 
+    Parameters
+    ----------
+    image_path : Path
+        A PET image.
+
     Examples
     --------
     >>> infer_root(Path("/data/study/sub-01/ses-1/pet/sub-01_ses-1_pet.nii.gz")).as_posix()
@@ -80,6 +96,13 @@ def folder_sidecars(folder: Path, listings: dict | None) -> list[tuple[Path, dic
     """``*_pet.json`` files of a folder, sorted, with their entities (None: not a BIDS name).
 
     ``listings`` (folder -> result) caches folders shared by many scans during one discovery.
+
+    Parameters
+    ----------
+    folder : Path
+        A folder of the dataset.
+    listings : dict or None
+        A cache shared by the scans of one discovery; None reads the folder every time.
     """
     if listings is not None and folder in listings:
         return listings[folder]
@@ -172,6 +195,20 @@ def _clipped(text: str, width: int = 60) -> str:
 def number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
     """A sidecar field of one number per frame (seconds), e.g. ``FrameDuration``.
 
+    Parameters
+    ----------
+    sidecar : mapping
+        The merged sidecar fields.
+    key : str
+        The field, e.g. ``FrameTimesStart``.
+    where : Path
+        The sidecar named in errors.
+
+    Returns
+    -------
+    list of float
+        The values in seconds (a single number becomes a list of one).
+
     Raises
     ------
     InputError
@@ -194,6 +231,20 @@ def number_list(sidecar: Mapping, key: str, where: Path) -> list[float]:
 
 def optional_seconds(sidecar: Mapping, key: str, where: Path) -> float:
     """A sidecar field of seconds that defaults to 0 (absent or null), e.g. ``InjectionStart``.
+
+    Parameters
+    ----------
+    sidecar : mapping
+        The merged sidecar fields.
+    key : str
+        The field, e.g. ``InjectionStart``.
+    where : Path
+        The sidecar named in errors.
+
+    Returns
+    -------
+    float
+        Seconds; 0.0 when absent or null.
 
     Raises
     ------

@@ -206,6 +206,11 @@ _METADATA = ("model", "frame_weights", "weights")
 def get_model(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of model ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A model name.
+
     Raises
     ------
     ConfigError
@@ -267,6 +272,13 @@ def validate_config_models(config: Mapping[str, Any], source: str = "config") ->
     option a model does not take (``models.srtm.t_star``) fails when the config is read,
     naming the key, instead of inside every fit job.
 
+    Parameters
+    ----------
+    config : mapping
+        The config (``models`` and ``voxelwise``).
+    source : str, default="config"
+        The config file, named in each problem.
+
     Raises
     ------
     ConfigError
@@ -297,7 +309,13 @@ def options_json_schema(model: str, *, allow_shared: bool = True) -> dict[str, A
 
 
 def models_json_schema(*, allow_shared: bool = True) -> dict[str, Any]:
-    """JSON schema of ``models:`` (model name -> options), from :data:`MODELS`."""
+    """JSON schema of ``models:`` (model name -> options), from :data:`MODELS`.
+
+    Parameters
+    ----------
+    allow_shared : bool, default=True
+        Accept ``k2prime: shared``.
+    """
     return {"type": "object", "minProperties": 1, "additionalProperties": False,
             "properties": {name: options_json_schema(name, allow_shared=allow_shared)
                            for name in MODELS}}
@@ -351,6 +369,21 @@ def model_call(model: str, frames: Any, ref_tac: np.ndarray, *,
 
     :func:`fit` and the parametric maps (one call per chunk of voxels) use it.
 
+    Parameters
+    ----------
+    model : str
+        A model name.
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL (``counts`` weights read it).
+    weights : str, ndarray or None, default="uniform"
+        A scheme (``uniform``, ``duration``, ``counts``, ``given``) or per-frame weights.
+    half_life : float, default=None
+        Radionuclide half-life, minutes (``counts`` weights).
+    options : mapping, default=None
+        The model's options, as configured or as recorded in a fit.
+
     Returns
     -------
     spec : ModelSpec
@@ -384,7 +417,15 @@ def model_call(model: str, frames: Any, ref_tac: np.ndarray, *,
 
 
 def describe_fit(result: ModelFit | str, options: Mapping[str, Any] | None = None) -> str:
-    """The methods sentence of a fit (or of ``model`` with ``options``), with its citation."""
+    """The methods sentence of a fit (or of ``model`` with ``options``), with its citation.
+
+    Parameters
+    ----------
+    result : ModelFit or str
+        A fit, or a model name.
+    options : mapping, default=None
+        The options, when ``result`` is a model name.
+    """
     if isinstance(result, ModelFit):
         model, options = result.model, result.options
     else:

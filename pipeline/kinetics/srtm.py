@@ -73,7 +73,17 @@ def predict_srtm(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
 
 def theta_grid(theta_range: tuple[float, float] = DEFAULT_THETA_RANGE, n_basis: int = 100,
                spacing: str = "log") -> np.ndarray:
-    """Basis-function rates k2a (1/min): ``n_basis`` values over ``theta_range``."""
+    """Basis-function rates k2a (1/min): ``n_basis`` values over ``theta_range``.
+
+    Parameters
+    ----------
+    theta_range : (float, float), default=DEFAULT_THETA_RANGE
+        Smallest and largest k2a, 1/min.
+    n_basis : int, default=100
+        Number of rates (at least 2).
+    spacing : {"log", "linear"}, default="log"
+        Spacing of the rates.
+    """
     low, high = (float(v) for v in theta_range)
     if not (0.0 < low < high) or int(n_basis) < 2:
         raise ConfigError(format_problem(
@@ -284,7 +294,13 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
 
 def describe(options: dict[str, Any] | None = None) -> str:
-    """One methods sentence for SRTM fits made with ``options`` (as in a ModelFit)."""
+    """One methods sentence for SRTM fits made with ``options`` (as in a ModelFit).
+
+    Parameters
+    ----------
+    options : dict, default=None
+        The fit's options (``model``, ``window``, ``weights``, basis settings, ``reference``).
+    """
     o = dict(options or {})
     model = o.get("model", "srtm")
     window = o.get("window")

@@ -34,7 +34,21 @@ __all__ = ["describe", "fit_srtm2", "predict_srtm2"]
 
 def predict_srtm2(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
                   bp_nd: np.ndarray | float, k2prime: float) -> np.ndarray:
-    """Frame-averaged SRTM2 prediction (Bq/mL), shape (n_frames, m), for R1 and BP_ND arrays."""
+    """Frame-averaged SRTM2 prediction (Bq/mL), shape (n_frames, m), for R1 and BP_ND arrays.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL.
+    r1 : float or ndarray of shape (m,)
+        Relative delivery R1.
+    bp_nd : float or ndarray of shape (m,)
+        Binding potential.
+    k2prime : float
+        Reference efflux rate, 1/min.
+    """
     from pipeline.kinetics.srtm import predict_srtm
 
     r1, bp_nd = np.broadcast_arrays(np.atleast_1d(np.asarray(r1, float)),
@@ -152,7 +166,14 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
 
 def describe(options: dict[str, Any] | None = None) -> str:
-    """One methods sentence for SRTM2 fits made with ``options``."""
+    """One methods sentence for SRTM2 fits made with ``options``.
+
+    Parameters
+    ----------
+    options : dict, default=None
+        The fit's options (``k2prime``, ``k2prime_source``, ``window``, ``weights``,
+        ``reference``).
+    """
     o = dict(options or {})
     window = o.get("window")
     span = window_text(window)

@@ -41,7 +41,13 @@ _OTHER_FLAG = 128
 
 
 def flag_codes(flags: np.ndarray) -> np.ndarray:
-    """Turn ``;``-joined flag strings into integer bit codes (:data:`FLAG_CODES`), 0 = clean."""
+    """Turn ``;``-joined flag strings into integer bit codes (:data:`FLAG_CODES`), 0 = clean.
+
+    Parameters
+    ----------
+    flags : ndarray of str
+        Per-voxel flags as in :attr:`pipeline.kinetics.ModelFit.flags`.
+    """
     flags = np.asarray(flags, dtype=object)
     codes = np.zeros(flags.shape, dtype=np.int32)
     flagged = np.flatnonzero(flags != "")

@@ -152,6 +152,11 @@ def label_image(masks: RegionMasks) -> np.ndarray:
     """One integer label per voxel: 0 = no region, i + 1 = region ``masks.names[i]``.
 
     A voxel in several regions gets the one with the largest weight (the first on ties).
+
+    Parameters
+    ----------
+    masks : RegionMasks
+        Region weights on a grid.
     """
     weights = masks.weights
     labels = np.argmax(weights, axis=0).astype(np.int16) + 1

@@ -21,6 +21,13 @@ AXIAL_CUTS_MM = (-18, -10, -2, 6, 14, 26, 36)
 def mean_image(pet: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """A 3D background from a PetImage (duration-weighted mean), NIfTI path/image or array.
 
+    Parameters
+    ----------
+    pet : PetImage, path-like, nibabel image or ndarray
+        The image; a 4D array or image is averaged over frames (durations weigh a PetImage).
+    shape : tuple of int
+        The masks' grid shape (x, y, z).
+
     Raises
     ------
     InputError

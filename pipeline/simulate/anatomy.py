@@ -64,7 +64,17 @@ def _tissue_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def native_t1_grid(head: HeadGeometry, settings: T1Settings, rng: np.random.Generator
                    ) -> np.ndarray:
-    """The T1w voxel -> native mm affine: axis-aligned (RAS), centred near the brain centre."""
+    """The T1w voxel -> native mm affine: axis-aligned (RAS), centred near the brain centre.
+
+    Parameters
+    ----------
+    head : HeadGeometry
+        The subject's head (brain centre, size).
+    settings : T1Settings
+        T1w grid shape and voxel size (mm).
+    rng : Generator
+        Draws the offset of the grid centre.
+    """
     affine = np.diag([settings.voxel_mm] * 3 + [1.0])
     extent = (np.asarray(settings.shape) - 1) * settings.voxel_mm
     affine[:3, 3] = head.native_centre + 4.0 * rng.standard_normal(3) - extent / 2

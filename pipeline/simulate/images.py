@@ -71,7 +71,17 @@ class SubjectMaps:
 
 def subject_maps(phantom: Phantom, rng: np.random.Generator,
                  settings: ImageSettings = ImageSettings()) -> SubjectMaps:
-    """Draw one subject's voxel variability and blur the class maps by the PSF."""
+    """Draw one subject's voxel variability and blur the class maps by the PSF.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        Tissue-class fractions on the MNI grid.
+    rng : Generator
+        The subject's generator.
+    settings : ImageSettings, default=ImageSettings()
+        Voxel variability and PSF (mm).
+    """
     shape = phantom.shape
     fractions = phantom.fractions
     field = rng.standard_normal(shape).astype(np.float32)
@@ -95,7 +105,15 @@ def subject_maps(phantom: Phantom, rng: np.random.Generator,
 
 
 def noise_norm(noise_fwhm: float, voxel_size: float) -> float:
-    """Standard deviation of unit white noise after smoothing (for rescaling to 1)."""
+    """Standard deviation of unit white noise after smoothing (for rescaling to 1).
+
+    Parameters
+    ----------
+    noise_fwhm : float
+        Smoothing of the noise, mm (0: white noise).
+    voxel_size : float
+        Voxel size, mm.
+    """
     if noise_fwhm <= 0:
         return 1.0
     sigma = noise_fwhm * _FWHM_TO_SIGMA / voxel_size

@@ -122,7 +122,13 @@ class ScannerTruth:
 
 
 def pet_grid(settings: ScannerSettings) -> np.ndarray:
-    """PET voxel -> scanner mm affine (RAS axes, field-of-view centre at the origin)."""
+    """PET voxel -> scanner mm affine (RAS axes, field-of-view centre at the origin).
+
+    Parameters
+    ----------
+    settings : ScannerSettings
+        The scanner's matrix and voxel size (mm).
+    """
     affine = np.diag([settings.pet_voxel_mm] * 3 + [1.0])
     affine[:3, 3] = -(np.asarray(settings.pet_shape) - 1) * settings.pet_voxel_mm / 2.0
     return affine

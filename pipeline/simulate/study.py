@@ -262,6 +262,21 @@ def write_demo_study(out_dir: str | PathLike, *, subjects: int = 12, voxel_size:
     MDD, controls releasing 5-8 % in six regions and patients nothing, a ``desire`` rating
     in ``phenotype/``), with the same noise level.
 
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Output folder (``bids/`` and ``truth/`` inside).
+    subjects : int, default=12
+        Number of participants.
+    voxel_size : float, default=3.0
+        Voxel size of the images, mm.
+    design : {"windows", "separate"}, default="windows"
+        Within-scan windows or separate scans.
+    seed : int, default=2013
+        The study seed (same seed, same bytes).
+    study : {"single", "two_groups"}, default="single"
+        The demo study or the patient-vs-control one.
+
     Returns
     -------
     Path
@@ -301,7 +316,29 @@ def write_truth(folder: Path, population: Population, curves: ScanCurves,
                 settings: StudySettings, image_settings: ImageSettings, model: NoiseModel,
                 mixing: pd.DataFrame, run: dict, extra: dict | None = None) -> None:
     """Truth tables (TSV) and truth.json: everything needed to score an analysis
-    (``extra``: planted groups and ratings, added to ``planted``)."""
+    (``extra``: planted groups and ratings, added to ``planted``).
+
+    Parameters
+    ----------
+    folder : Path
+        The ``truth/`` folder.
+    population : Population
+        The simulated participants, kinetics and scans.
+    curves : ScanCurves
+        The noiseless curves and true BP_ND.
+    settings : StudySettings
+        The study's timing and kinetics.
+    image_settings : ImageSettings
+        The image simulation's settings.
+    model : NoiseModel
+        The noise model.
+    mixing : DataFrame
+        Partial-volume weights of each class in each region.
+    run : dict
+        How the study was made (subjects, design, seed, ...).
+    extra : dict, default=None
+        Entries added to ``planted`` (groups and ratings).
+    """
     write_table(folder / "bp_nd.tsv", curves.truth)
     effects = _effects_table(population, curves)
     write_table(folder / "effects.tsv", effects)

@@ -96,6 +96,15 @@ def match_noise_level(tables: Sequence[TacTable] | None,
 
     Scans with the simulated frame schedule are compared (all scans if none has it).
     Returns 1.0, with a warning, when there are no tables or no estimate.
+
+    Parameters
+    ----------
+    tables : sequence of TacTable or None
+        The study's TACs.
+    simulate : callable
+        Noise level -> simulated TAC tables of the same protocol.
+    frames : Frames
+        The simulated frame schedule (minutes).
     """
     if not tables:
         log.warning("null drift: noise auto without the study's TACs; noise level 1.0 used")

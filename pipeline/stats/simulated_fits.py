@@ -91,6 +91,17 @@ def region_group_differences(study: Any, config: Mapping[str, Any], *,
     """Per-participant contrast values and the group differences of a simulated two-group
     study (``study.participants`` has the ``group`` column; ``design.groups`` in config).
 
+    Parameters
+    ----------
+    study : RegionStudy
+        A region-level simulated two-group study (:class:`pipeline.simulate.roi.RegionStudy`).
+    config : mapping
+        A config with ``design.groups``.
+    models : list of str, default=None
+        Models fitted; None uses the config's.
+    n_perm : int, default=0
+        Label permutations of the permutation p (0: none).
+
     Returns
     -------
     values : DataFrame

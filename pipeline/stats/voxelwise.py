@@ -75,7 +75,13 @@ def _paths(entry: str | PathLike | Sequence[str | PathLike]) -> list[str]:
 
 
 def averaged_runs(maps: Mapping[tuple[str, str], Any]) -> dict[str, list[str]]:
-    """``participant_id/condition`` -> maps averaged, for keys with several runs/sessions."""
+    """``participant_id/condition`` -> maps averaged, for keys with several runs/sessions.
+
+    Parameters
+    ----------
+    maps : mapping
+        (participant_id, condition) -> one map path or a list of them.
+    """
     return {f"{p}/{c}": _paths(v) for (p, c), v in sorted(maps.items())
             if len(_paths(v)) > 1}
 
@@ -198,6 +204,31 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
 
     ``outputs`` keys: ``effects``, ``tmap``, ``fwe`` (-log10 FWE-corrected p, two-sided;
     zeros when ``n_perm`` is 0), ``clusters`` (TSV).
+
+    Parameters
+    ----------
+    maps : mapping
+        (participant_id, condition) -> BP_ND map(s) of the contrast's conditions (several runs
+        or sessions of one condition are averaged).
+    outputs : mapping
+        Output key (``effects``, ``tmap``, ``fwe``, ``clusters``) -> file.
+    design : Design
+        The study design (conditions and contrasts).
+    contrast : str
+        The contrast.
+    model : str
+        The maps' model (named in sidecars).
+    settings : mapping
+        ``voxelwise`` settings: ``mask``, ``n_perm``, ``smoothing_fwhm`` (mm),
+        ``height_threshold`` (t), ``cluster_threshold`` (voxels).
+    drift_path : str or path-like, default=None
+        ``null_drift.tsv``; its region drifts are removed from the voxel effects.
+    values_path : str or path-like, default=None
+        ``contrast_values.tsv``.
+    region_config : str or path-like, default=None
+        The region config (analysis mask, cluster labels).
+    seed : int, default=0
+        Seed of the sign flips.
     """
     import nibabel as nib
 
@@ -253,7 +284,30 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
 
     A ``score`` that is not a participants.tsv column is a phenotype measure: the
     participants' rating change of ``contrast`` from ``ratings_path``
-    (``group/rating_changes.tsv``)."""
+    (``group/rating_changes.tsv``).
+
+    Parameters
+    ----------
+    effects_path : str or path-like
+        A contrast's per-participant effect maps (``*_effects.nii.gz``, % change, 4D); its
+        sidecar lists the participants.
+    participants : DataFrame
+        ``participants.tsv``.
+    outputs : mapping
+        Output key (``tmap``, ``rmap``, ``fwe``, ``clusters``) -> file.
+    score : str
+        A participants.tsv column, or a phenotype measure (with ``ratings_path``).
+    settings : mapping
+        ``voxelwise`` settings (``n_perm``, ``smoothing_fwhm`` in mm, thresholds).
+    region_config : str or path-like, default=None
+        The region config (cluster labels).
+    seed : int, default=0
+        Seed of the permutations.
+    ratings_path : str or path-like, default=None
+        ``rating_changes.tsv``, for phenotype scores.
+    contrast : str, default=None
+        The contrast whose rating change is the score.
+    """
     import nibabel as nib
 
     from pipeline.stats.tables import read_group_table

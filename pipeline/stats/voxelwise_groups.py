@@ -45,6 +45,13 @@ def group_map_files(groups: Groups, base: str) -> dict[str, str]:
     ``base`` is ``group/groups/<contrast>_model-<model>`` (under the output folder). Keys
     are ``diff_<a>vs<b>_<kind>`` and ``group_<level>_<kind>`` with kind ``tmap``, ``fwep``
     (-log10 FWE p) or ``clusters``.
+
+    Parameters
+    ----------
+    groups : Groups
+        ``design.groups`` (levels and comparisons).
+    base : str
+        Path prefix ``.../group/groups/<contrast>_model-<model>``.
     """
     files = {}
     for a, b in groups.comparisons:
@@ -122,6 +129,9 @@ def write_voxelwise_groups(effects_path: str | PathLike, participants: pd.DataFr
     region_config : path-like, default=None
         For peak labels of the cluster tables.
     seed : int, default=0
+        Seed of the permutations.
+    source : str or path-like, default="participants.tsv"
+        The participants file, named in errors and sidecars.
 
     Returns
     -------
