@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-_CANDIDATES = (_ROOT.parent / "shared" / "validation", Path("/work/shared/validation"))
-
-#: The validation folder (the first candidate that exists; the first one otherwise).
-VALIDATION = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+#: The validation folder, ``../shared/validation`` relative to the repository root.
+VALIDATION = Path(__file__).resolve().parents[2] / "shared" / "validation"
 INDEPENDENT_SIM = VALIDATION / "independent_sim"

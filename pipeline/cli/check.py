@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import bids
-from pipeline._bids_preproc import check_preproc_location
+from pipeline.bids.preprocessed import check_preproc_location
 from pipeline.cli._check_analysis import frame_problems, orientation_problems, region_problems
 from pipeline.config import load_config
 from pipeline.errors import InputError, PetbpError, format_problem

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.frames import Frames
-from pipeline.kinetics._reference import _knots
+from pipeline.kinetics._reference import knots
 
 __all__: list[str] = []
 
@@ -53,7 +53,7 @@ class SegmentedConvolver:
     def __init__(self, frames: Frames, ref_tac: np.ndarray, boundaries) -> None:
         self.frames = frames
         self.boundaries = np.asarray(sorted(float(b) for b in boundaries), float)
-        times, values, _, _ = _knots(frames, np.asarray(ref_tac, float))
+        times, values, _, _ = knots(frames, np.asarray(ref_tac, float))
         times, values = _insert_knots(times, values, self.boundaries)
         self.t, self.c = times, values
         self.h = np.diff(times)

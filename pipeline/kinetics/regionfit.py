@@ -180,6 +180,25 @@ def fit_conditions(tacs: TacTable, *, reference: str, model: str, conditions: Co
     """The fit table of :func:`fit_regions` (``condition``, ``window_start``, ... columns).
 
     For callers that only need the numbers, e.g. the in-memory region study.
+
+    Parameters
+    ----------
+    tacs : TacTable
+        One scan's TACs (frames in minutes, Bq/mL).
+    reference : str
+        The reference region's column.
+    model : str
+        A model of :data:`pipeline.kinetics.MODELS`.
+    conditions : sequence of (str, window)
+        Condition name and window (minutes, or None for the whole scan).
+    options : mapping, default=None
+        The model's options.
+    k2prime : float, default=None
+        The subject's shared k2' (1/min), for options with ``k2prime: shared``.
+    half_life : float, default=None
+        Radionuclide half-life, minutes (``counts`` weights).
+    null_tacs : TacTable, default=None
+        The same scan's release-free TACs (Bq/mL); adds the ``bp_nd_null`` column.
     """
     return fit_regions(tacs, reference=reference, model=model, conditions=conditions,
                        options=options, k2prime=k2prime, half_life=half_life,
@@ -218,7 +237,13 @@ def _curves(tacs: TacTable, ref: np.ndarray, values: np.ndarray,
 
 
 def curves_path(out_tsv: str | os.PathLike) -> Path:
-    """Where :func:`write_region_fits` puts the curves: ``x_bp.tsv`` -> ``x_fits.tsv``."""
+    """Where :func:`write_region_fits` puts the curves: ``x_bp.tsv`` -> ``x_fits.tsv``.
+
+    Parameters
+    ----------
+    out_tsv : str or path-like
+        A fit table ``..._bp.tsv``.
+    """
     out = Path(out_tsv)
     stem = out.name[:-4] if out.name.endswith(".tsv") else out.name
     stem = stem[:-3] if stem.endswith("_bp") else stem

@@ -30,6 +30,17 @@ def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | 
     conditions (``[5, 45]`` then ``[45, 90]``: onset 45). A scan with one window, or with
     whole-scan conditions, has none.
 
+    Parameters
+    ----------
+    conditions : sequence of (str, window)
+        The scan's condition names and windows (``[start, end]`` in minutes, or None for
+        the whole scan).
+
+    Returns
+    -------
+    list of float
+        Onsets in minutes, ascending.
+
     Examples
     --------
     >>> segment_boundaries([("base", (5, 45)), ("task", (45, 90))])
@@ -54,6 +65,7 @@ def release_free_tacs(tacs: TacTable, *, reference: str, boundaries: Sequence[fl
     tacs : TacTable
         Minutes, Bq/mL, the reference among the regions.
     reference : str
+        The reference region's column.
     boundaries : sequence of float
         Condition onsets, minutes (:func:`segment_boundaries`).
     fit_start : float

@@ -36,7 +36,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._lm import _fit_in_chunks
+from pipeline.kinetics._lm import fit_in_chunks
 from pipeline.kinetics._segments import SegmentedConvolver
 
 __all__ = ["MAX_CHANGE", "SHARED", "SegmentFit", "fit_srtm_segments", "predict_srtm_segments",
@@ -341,7 +341,7 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return pred * sqrt_w[:, None], np.moveaxis(jac, -1, 0) * sqrt_w[None, :, None]
 
     sqrt_w = np.sqrt(wu)
-    summary = _fit_in_chunks(model, data * sqrt_w[:, None], start_params, lower, upper,
+    summary = fit_in_chunks(model, data * sqrt_w[:, None], start_params, lower, upper,
                              max_iter=max_iter, chunk=4096)
     r1_hat, k2_hat, bp = unpack(summary.params)
     pred = summary.prediction / sqrt_w[:, None]

@@ -58,7 +58,22 @@ def drift_table(contrasts: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_drift_table(path: str | PathLike, table: pd.DataFrame, **record: Any) -> Path:
-    """Write ``group/null_drift.tsv`` with a sidecar that says how it was estimated."""
+    """Write ``group/null_drift.tsv`` with a sidecar that says how it was estimated.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TSV to write; the sidecar goes beside it.
+    table : DataFrame
+        :func:`drift_table` rows.
+    **record
+        Sidecar fields (method, release-model settings, systematic SD).
+
+    Returns
+    -------
+    Path
+        The TSV written.
+    """
     write_table(path, table, provenance(
         Description="Null drift of within-scan contrasts: per participant, the change of "
         "BP_ND between the windows that the model shows on the scan's TACs with the release "

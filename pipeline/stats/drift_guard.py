@@ -43,7 +43,19 @@ TEST_COLUMNS = ["effect_pct_mean", "effect_pct_sd", "mean_ci_low", "mean_ci_high
 
 
 def fallback_contrasts(design: Design | None) -> dict[str, str]:
-    """Plain contrast -> a design-based contrast with the same baseline and condition."""
+    """Plain contrast -> a design-based contrast with the same baseline and condition.
+
+    Parameters
+    ----------
+    design : Design or None
+        The study design; None has no fallbacks.
+
+    Returns
+    -------
+    dict
+        For each plain within-scan contrast that has one, the name of a contrast whose
+        ``control`` removes the drift by design.
+    """
     if design is None:
         return {}
     out = {}

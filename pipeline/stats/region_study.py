@@ -50,8 +50,29 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
 
     Each subject's shared k2' comes from all its scans (a subject without a usable one has
     no rows for models that need it); with ``release_fit_start`` (minutes) each within-scan
-    scan is also fitted with the release taken out (``bp_nd_null``). Arguments as in
-    :func:`analyse_region_study`.
+    scan is also fitted with the release taken out (``bp_nd_null``).
+
+    Parameters
+    ----------
+    scans : iterable of ScanTacs
+        Every scan; TACs in minutes and Bq/mL with the reference among the regions.
+    design : Design
+        Conditions and contrasts.
+    models : mapping
+        Model name -> options (as under ``models`` in the config).
+    reference : str
+        Reference region.
+    k2prime : K2primeSettings, default=None
+        How the subject's shared k2' is estimated.
+    release_fit_start : float or None, default=10.0
+        Minutes; the release model's first fitted frame (None: no ``bp_nd_null``).
+    half_life : float, default=20.364
+        Minutes (counts weights).
+
+    Returns
+    -------
+    DataFrame
+        The ``group/bp_nd.tsv`` rows.
     """
     by_subject: dict[str, list[ScanTacs]] = {}
     for scan in scans:
@@ -138,7 +159,18 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
 
 
 def scans_of_study(study: Any) -> list[ScanTacs]:
-    """The scans of a :class:`pipeline.simulate.roi.RegionStudy` as :class:`ScanTacs`."""
+    """The scans of a :class:`pipeline.simulate.roi.RegionStudy` as :class:`ScanTacs`.
+
+    Parameters
+    ----------
+    study : RegionStudy
+        A simulated region-level study (TACs in minutes and Bq/mL).
+
+    Returns
+    -------
+    list of ScanTacs
+        One per scan, in the study's order.
+    """
     return [ScanTacs(str(row.participant_id), str(row.task), study.tac_table(i))
             for i, row in study.scans.reset_index(drop=True).iterrows()]
 
@@ -151,6 +183,17 @@ def region_group_differences(study: Any, config: Mapping[str, Any], *,
 
     Between groups the raw % changes are compared (with one protocol the within-scan drift
     cancels), so no release model runs.
+
+    Parameters
+    ----------
+    study : RegionStudy
+        Simulated two-group study; ``study.participants`` has the group column.
+    config : mapping
+        A petbp config with ``design.groups`` (models, reference, k2prime, statistics).
+    models : list of str, default=None
+        Models to fit (default: the config's region models).
+    n_perm : int, default=0
+        Permutations of the group labels for permutation p values (0: none).
 
     Returns
     -------

@@ -202,10 +202,24 @@ def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
     whose t distributions put ``t`` at the upper and lower ``(1 - level)/2`` quantiles,
     divided by ``sqrt(n)`` (Cumming & Finch 2001).
 
+    Parameters
+    ----------
+    dz : float
+        Cohen's dz (mean / SD of the paired differences).
+    n : int
+        Number of pairs.
+    level : float, default=0.95
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper limits (NaN for n < 3 or a non-finite dz).
+
     Examples
     --------
     >>> lo, hi = cohen_dz_ci(0.0, 20)
-    >>> round(lo, 3) == -round(hi, 3)
+    >>> bool(round(lo, 3) == -round(hi, 3))
     True
     """
     if n < 3 or not np.isfinite(dz):

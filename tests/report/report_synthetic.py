@@ -1,4 +1,5 @@
-"""A small seeded results directory in the shape the workflow writes (DESIGN.md outputs).
+"""A small seeded results directory in the shape the workflow writes
+(docs/architecture.md, "File contracts").
 
 Per-scan files are written directly with known values; the group tables come from the
 workflow's own ``write_*`` steps (:mod:`pipeline.stats.tables`) on them, so the report is
