@@ -35,7 +35,7 @@ from pipeline.kinetics.k2prime import (
     resolve_k2prime,
 )
 from pipeline.kinetics.registry import describe_fit, fit, get_model
-from pipeline.kinetics.release import release_free_tacs, segment_boundaries
+from pipeline.kinetics.release import release_columns, release_free_tacs, segment_boundaries
 from pipeline.kinetics.result import COLUMN_DESCRIPTIONS, ModelFit
 from pipeline.kinetics.weights import frame_weights
 from pipeline.tables import TacTable, provenance, read_json, read_tacs, sidecar_path, write_table
@@ -316,7 +316,7 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
                        options=options, k2prime=read_shared_k2prime(k2prime_path),
                        k2prime_regions=k2prime_regions, half_life=half_life,
                        null_tacs=null_tacs)
-    table = _with_release(fits.table, windows, boundaries, release)
+    table = release_columns(fits.table, windows, boundaries, release)
     table.insert(table.columns.get_loc("k2prime") + 1, "n_voxels",
                  table["region"].map(_n_voxels(tacs_path)).astype(float))
     if entities is not None:
@@ -342,27 +342,6 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
         Description=f"Measured and fitted TACs of model {model} per condition window; "
         "times in seconds, activity in Bq/mL; fitted is n/a outside the fitted frames",
         model=model, reference_region=reference, inputs=sources))
-    return table
-
-
-def _with_release(table: pd.DataFrame, windows: list, boundaries: list[float],
-                  release: pd.DataFrame | None) -> pd.DataFrame:
-    """``release_pct`` (the release model's % fall of BP_ND at the row's window, 0 in the
-    first segment) and ``release_flags``; n/a without a release model."""
-    table = table.copy()
-    table["release_pct"] = np.nan
-    table["release_flags"] = ""
-    if release is None:
-        return table
-    per_region = release.set_index("region")
-    starts = {name: (np.nan if w is None else w[0]) for name, w in windows}
-    for name in table["condition"].unique():
-        k = int(np.searchsorted(boundaries, starts.get(name, np.nan), side="right"))
-        rows = table["condition"] == name
-        table.loc[rows, "release_pct"] = 0.0 if k == 0 else \
-            table.loc[rows, "region"].map(per_region[f"release_pct_{k}"]).to_numpy(float)
-        table.loc[rows, "release_flags"] = table.loc[rows, "region"].map(
-            per_region["release_flags"]).fillna("").to_numpy(object)
     return table
 
 

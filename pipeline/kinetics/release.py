@@ -12,14 +12,21 @@ TACs shows its own drift, which the contrasts subtract participant by participan
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.kinetics.srtm_segments import remove_release
+from pipeline.frames import Frames
+from pipeline.kinetics.srtm_segments import (
+    MAX_CHANGE,
+    SegmentFit,
+    fit_srtm_segments,
+    predict_srtm_segments,
+)
 from pipeline.tables import TacTable
 
-__all__ = ["release_free_tacs", "segment_boundaries"]
+__all__ = ["release_columns", "release_free_tacs", "remove_release", "segment_boundaries"]
 
 
 def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | None]]
@@ -56,6 +63,59 @@ def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | 
     return [t for t in starts[1:] if t < last_end]
 
 
+def remove_release(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
+                   boundaries: Sequence[float], fit_start: float,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, SegmentFit]:
+    """Target TACs with the segmented SRTM's estimate of the release taken out.
+
+    The segmented SRTM is fitted from ``fit_start`` to the end of the scan; the release
+    component is its prediction minus the same prediction with every segment's BP_ND held at
+    the first segment's value, for frames after the first boundary. Subtracting it gives the
+    TACs the scan would have shown without a change of binding, as far as the model can
+    tell: any model run on them shows the drift it has without release.
+
+    Parameters
+    ----------
+    frames, ref_tac, tacs
+        Minutes and Bq/mL, as for :func:`fit_srtm_segments`.
+    boundaries : sequence of float
+        Minutes at which binding may change (the condition onsets).
+    fit_start : float
+        Minutes; the first fitted frame's mid-time is at or after it (past the bolus
+        transient, where reference-tissue models describe the data least well).
+    weights : ndarray of shape (n_frames,), default=None
+        Relative frame weights (None = frame durations).
+
+    Returns
+    -------
+    release_free : ndarray of shape (n_frames, n_tacs)
+        Bq/mL; equal to ``tacs`` before the first boundary; NaN where the fit failed
+        (a flag, a non-positive first-segment BP_ND, or a change of BP_ND beyond
+        :data:`pipeline.kinetics.srtm_segments.MAX_CHANGE`), so that no drift is claimed there.
+    fit : SegmentFit
+        The segmented SRTM's fit.
+    """
+    tacs = np.asarray(tacs, float)
+    tacs2 = tacs[:, None] if tacs.ndim == 1 else tacs
+    weights = frames.duration if weights is None else weights
+    fit = fit_srtm_segments(frames, ref_tac, tacs2, boundaries=boundaries,
+                            window=(float(fit_start), float(frames.end[-1]) + 1e-9),
+                            weights=weights)
+    constant = np.repeat(fit.bp_nd[:1], fit.bp_nd.shape[0], axis=0)
+    null = predict_srtm_segments(frames, ref_tac, r1=fit.r1, k2=fit.k2, bp_nd=constant,
+                                 boundaries=boundaries)
+    full = predict_srtm_segments(frames, ref_tac, r1=fit.r1, k2=fit.k2, bp_nd=fit.bp_nd,
+                                 boundaries=boundaries)
+    after = frames.mid > min(float(b) for b in boundaries)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(fit.bp_nd / fit.bp_nd[:1] - 1.0)
+    ok = (fit.flags == "") & np.all(np.isfinite(full - null), axis=0) \
+        & (fit.bp_nd[0] > 0) & np.all(change <= MAX_CHANGE, axis=0)
+    release = np.where(after[:, None], full - null, 0.0)
+    out = np.where(ok[None, :], tacs2 - release, np.nan)
+    return (out[:, 0] if tacs.ndim == 1 else out), fit
+
+
 def release_free_tacs(tacs: TacTable, *, reference: str, boundaries: Sequence[float],
                       fit_start: float) -> tuple[TacTable, pd.DataFrame]:
     """The scan's TACs with the segmented SRTM's release estimate removed after each onset.
@@ -90,3 +150,43 @@ def release_free_tacs(tacs: TacTable, *, reference: str, boundaries: Sequence[fl
         with np.errstate(divide="ignore", invalid="ignore"):
             summary[f"release_pct_{k}"] = 100.0 * (1.0 - fit.bp_nd[k] / fit.bp_nd[0])
     return TacTable(tacs.frames, table), summary
+
+
+def release_columns(table: pd.DataFrame, windows: Sequence[tuple[str, Any]],
+                    boundaries: Sequence[float], release: pd.DataFrame | None
+                    ) -> pd.DataFrame:
+    """A fit table with the release model's ``release_pct`` and ``release_flags`` per row.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A scan's fit table (``condition`` and ``region`` columns).
+    windows : sequence of (str, window)
+        Condition name and window (minutes, or None for the whole scan).
+    boundaries : sequence of float
+        Condition onsets, minutes (:func:`segment_boundaries`).
+    release : DataFrame or None
+        The summary of :func:`release_free_tacs`; None without a release model.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``release_pct`` (the release model's % fall of BP_ND at the row's
+        window; 0 in the first segment, NaN without a release model) and
+        ``release_flags``.
+    """
+    table = table.copy()
+    table["release_pct"] = np.nan
+    table["release_flags"] = ""
+    if release is None:
+        return table
+    per_region = release.set_index("region")
+    starts = {name: (np.nan if w is None else w[0]) for name, w in windows}
+    for name in table["condition"].unique():
+        k = int(np.searchsorted(boundaries, starts.get(name, np.nan), side="right"))
+        rows = table["condition"] == name
+        table.loc[rows, "release_pct"] = 0.0 if k == 0 else \
+            table.loc[rows, "region"].map(per_region[f"release_pct_{k}"]).to_numpy(float)
+        table.loc[rows, "release_flags"] = table.loc[rows, "region"].map(
+            per_region["release_flags"]).fillna("").to_numpy(object)
+    return table

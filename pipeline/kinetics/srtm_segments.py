@@ -39,8 +39,7 @@ from pipeline.frames import Frames
 from pipeline.kinetics._lm import fit_in_chunks
 from pipeline.kinetics._segments import SegmentedConvolver
 
-__all__ = ["MAX_CHANGE", "SHARED", "SegmentFit", "fit_srtm_segments", "predict_srtm_segments",
-           "remove_release"]
+__all__ = ["MAX_CHANGE", "SHARED", "SegmentFit", "fit_srtm_segments", "predict_srtm_segments"]
 
 #: How R1 and k2 are obtained (see the module text).
 SHARED = ("fit", "k2prime", "r1", "given")
@@ -361,55 +360,3 @@ def fit_srtm_segments(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                       k2=np.asarray(k2_hat, float), rates=(k2_hat[:, None] / (1.0 + bp)).T,
                       fitted=fitted, used=used, rss=rss, flags=flags,
                       boundaries=tuple(float(b) for b in bounds), options=options)
-
-
-def remove_release(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
-                   boundaries: Sequence[float], fit_start: float,
-                   weights: np.ndarray | None = None) -> tuple[np.ndarray, SegmentFit]:
-    """Target TACs with the segmented SRTM's estimate of the release taken out.
-
-    The segmented SRTM is fitted from ``fit_start`` to the end of the scan; the release
-    component is its prediction minus the same prediction with every segment's BP_ND held at
-    the first segment's value, for frames after the first boundary. Subtracting it gives the
-    TACs the scan would have shown without a change of binding, as far as the model can
-    tell: any model run on them shows the drift it has without release.
-
-    Parameters
-    ----------
-    frames, ref_tac, tacs
-        Minutes and Bq/mL, as for :func:`fit_srtm_segments`.
-    boundaries : sequence of float
-        Minutes at which binding may change (the condition onsets).
-    fit_start : float
-        Minutes; the first fitted frame's mid-time is at or after it (past the bolus
-        transient, where reference-tissue models describe the data least well).
-    weights : ndarray of shape (n_frames,), default=None
-        Relative frame weights (None = frame durations).
-
-    Returns
-    -------
-    release_free : ndarray of shape (n_frames, n_tacs)
-        Bq/mL; equal to ``tacs`` before the first boundary; NaN where the fit failed
-        (a flag, a non-positive first-segment BP_ND, or a change of BP_ND beyond
-        :data:`MAX_CHANGE`), so that no drift is claimed there.
-    fit : SegmentFit
-    """
-    tacs = np.asarray(tacs, float)
-    tacs2 = tacs[:, None] if tacs.ndim == 1 else tacs
-    weights = frames.duration if weights is None else weights
-    fit = fit_srtm_segments(frames, ref_tac, tacs2, boundaries=boundaries,
-                            window=(float(fit_start), float(frames.end[-1]) + 1e-9),
-                            weights=weights)
-    constant = np.repeat(fit.bp_nd[:1], fit.bp_nd.shape[0], axis=0)
-    null = predict_srtm_segments(frames, ref_tac, r1=fit.r1, k2=fit.k2, bp_nd=constant,
-                                 boundaries=boundaries)
-    full = predict_srtm_segments(frames, ref_tac, r1=fit.r1, k2=fit.k2, bp_nd=fit.bp_nd,
-                                 boundaries=boundaries)
-    after = frames.mid > min(float(b) for b in boundaries)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        change = np.abs(fit.bp_nd / fit.bp_nd[:1] - 1.0)
-    ok = (fit.flags == "") & np.all(np.isfinite(full - null), axis=0) \
-        & (fit.bp_nd[0] > 0) & np.all(change <= MAX_CHANGE, axis=0)
-    release = np.where(after[:, None], full - null, 0.0)
-    out = np.where(ok[None, :], tacs2 - release, np.nan)
-    return (out[:, 0] if tacs.ndim == 1 else out), fit

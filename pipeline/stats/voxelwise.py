@@ -34,6 +34,7 @@ from pipeline.stats._group_maps import (
     second_level,
     write_skipped,
 )
+from pipeline.stats.voxel_drift import systematic_sd_map, systematic_sign_flip
 from pipeline.tables import provenance, read_json, write_table
 
 __all__ = [
@@ -249,14 +250,14 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
     dm = pd.DataFrame({"intercept": np.ones(len(pids))})
     n_perm = int(settings.get("n_perm", 200))
     smoothing = float(settings.get("smoothing_fwhm", 0))
-    sys_sd = _systematic_sd_map(drift, design, contrast, model, region_config, keep.shape,
+    sys_sd = systematic_sd_map(drift, design, contrast, model, region_config, keep.shape,
                                 affine)
     if sys_sd is None:
         tmap, fwe, _ = second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
                                      smoothing)
         test = "nilearn SecondLevelModel (t) and non_parametric_inference (FWE)"
     else:
-        tmap, fwe = _systematic_sign_flip(effects, keep, affine, sys_sd, n_perm, seed,
+        tmap, fwe = systematic_sign_flip(effects, keep, affine, sys_sd, n_perm, seed,
                                           smoothing)
         test = ("sign flipping with each region's systematic drift SD drawn per permutation "
                 "(pipeline.stats.signflip)")
@@ -281,61 +282,6 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
     write_table(outputs["clusters"], clusters, {**common, "Description": "Clusters of the t "
                                                 "map with peak region labels"})
     return {k: Path(v) for k, v in outputs.items()}
-
-
-def _systematic_sd_map(drift: pd.DataFrame | None, design: Design, contrast: str, model: str,
-                       region_config: str | PathLike | None, shape: tuple[int, ...],
-                       affine: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per voxel: the systematic drift SD of its region and the region's index (-1 outside
-    the named regions: the largest SD, one shared draw); None when the contrast's test has
-    no systematic part (not a drift-corrected within-scan contrast)."""
-    spec = design.contrasts[contrast]
-    if drift is None or spec.control is not None or not design.within_scan(contrast) \
-            or "drift_sys_sd" not in drift:
-        return None
-    rows = drift[(drift["contrast"] == contrast) & (drift["model"] == model)
-                 & (drift.get("drift_method", "release_model") == "release_model")]
-    sds = rows.set_index("region")["drift_sys_sd"].astype(float).dropna()
-    if sds.empty or not (sds > 0).any():
-        return None
-    masks = region_masks(region_config, shape, affine)
-    best = np.argmax(masks.weights, axis=0)
-    inside = np.max(masks.weights, axis=0) > 0.5
-    sd = np.full(shape, float(sds.max()))
-    label = np.full(shape, -1)
-    for i, name in enumerate(masks.names):
-        sel = inside & (best == i)
-        label[sel] = i
-        if name in sds.index:
-            sd[sel] = float(sds[name])
-    return sd, label
-
-
-def _systematic_sign_flip(effects: np.ndarray, keep: np.ndarray, affine: np.ndarray,
-                          sys: tuple[np.ndarray, np.ndarray], n_perm: int, seed: int,
-                          smoothing: float):
-    """t and -log10 FWE p images of :func:`pipeline.stats.signflip.sign_flip_test`."""
-    import nibabel as nib
-
-    from pipeline.stats.signflip import sign_flip_test
-
-    data = np.nan_to_num(effects)
-    if smoothing:
-        from nilearn.image import smooth_img
-
-        data = np.asarray(smooth_img(nib.Nifti1Image(data, affine), smoothing).dataobj)
-    values = data[keep].T  # participants x voxels
-    sd, label = sys
-    t, p = sign_flip_test(values, sys_sd=sd[keep], groups=label[keep],
-                          n_perm=max(int(n_perm), 1), seed=seed)
-    tmap = np.zeros(keep.shape, np.float32)
-    tmap[keep] = t
-    fwe = None
-    if n_perm > 0:
-        fwe = np.zeros(keep.shape, np.float32)
-        fwe[keep] = -np.log10(np.maximum(p, 1.0 / (n_perm + 1)))
-        fwe = nib.Nifti1Image(fwe, affine)
-    return nib.Nifti1Image(tmap, affine), fwe
 
 
 def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.DataFrame,

@@ -13,12 +13,9 @@ from scipy.integrate import solve_ivp
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Frames
+from pipeline.kinetics.release import remove_release
 from pipeline.kinetics.srtm import predict_srtm
-from pipeline.kinetics.srtm_segments import (
-    fit_srtm_segments,
-    predict_srtm_segments,
-    remove_release,
-)
+from pipeline.kinetics.srtm_segments import fit_srtm_segments, predict_srtm_segments
 
 K1_REF, K2_REF = 0.3, 0.12  # reference K1' (mL/cm3/min) and k2' (1/min)
 ONSET = 45.0
