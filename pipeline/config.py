@@ -273,7 +273,7 @@ def validate_config(config: dict, schema: Mapping | None = None,
     if messages:
         head = f"{len(messages)} problems in the configuration:\n" if len(messages) > 1 else ""
         raise ConfigError(head + "\n".join(messages))
-    from pipeline.kinetics.registry import validate_config_models  # per-model option schemas
+    from pipeline.kinetics.config_checks import validate_config_models  # per-model option schemas
     validate_config_models(config, str(source))
     return config
 

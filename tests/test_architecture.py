@@ -172,6 +172,16 @@ def test_modules_are_named_for_what_they_hold():
     assert named == []
 
 
+#: The longest a pipeline module may be (issue 13): one job per module.
+MAX_MODULE_LINES = 400
+
+
+def test_pipeline_modules_stay_small():
+    long = sorted(f"{path.relative_to(REPO)}: {n} lines" for path in MODULES.values()
+                  if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES)
+    assert long == []
+
+
 def test_pipeline_never_imports_snakemake():
     found = [f"{path.relative_to(REPO)}:{line}" for module, path in MODULES.items()
              for base, _, line in _imports(module, path) if base.split(".")[0] == "snakemake"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.kinetics.config_checks import models_json_schema, validate_config_models
 from pipeline.kinetics.k2prime import (
     estimate_k2prime,
     estimate_k2prime_from_tacs,
@@ -33,8 +34,6 @@ from pipeline.kinetics.registry import (
     describe_fit,
     fit,
     get_model,
-    models_json_schema,
-    validate_config_models,
     validate_model_options,
 )
 from pipeline.kinetics.result import FIT_COLUMNS, SE_KEYS, ModelFit

@@ -37,8 +37,6 @@ __all__ = [
     "fit",
     "get_model",
     "model_call",
-    "models_json_schema",
-    "validate_config_models",
     "validate_model_options",
 ]
 
@@ -263,62 +261,6 @@ def validate_model_options(model: str, options: Mapping[str, Any] | None,
                  for key, what, fix in problems]
         head = f"{len(texts)} problems with the options of {model}:\n" if len(texts) > 1 else ""
         raise ConfigError(head + "\n".join(texts))
-
-
-def validate_config_models(config: Mapping[str, Any], source: str = "config") -> None:
-    """Check every model's options in a config: ``models.<m>`` and ``voxelwise.options``.
-
-    Called by :func:`pipeline.config.validate_config` after the JSON schema, so that an
-    option a model does not take (``models.srtm.t_star``) fails when the config is read,
-    naming the key, instead of inside every fit job.
-
-    Parameters
-    ----------
-    config : mapping
-        The config (``models`` and ``voxelwise``).
-    source : str, default="config"
-        The config file, named in each problem.
-
-    Raises
-    ------
-    ConfigError
-        Listing every problem (``<source>, models.srtm.t_star: ...``).
-    """
-    problems = []
-    targets = [(model, options, f"models.{model}")
-               for model, options in (config.get("models") or {}).items()]
-    voxelwise = config.get("voxelwise") or {}
-    if voxelwise.get("enabled", True) and voxelwise.get("model") is not None:
-        targets.append((voxelwise["model"], voxelwise.get("options"), "voxelwise.options"))
-    for model, options, key in targets:
-        try:
-            validate_model_options(model, options, f"{source}, {key}", allow_shared=True)
-        except ConfigError as err:
-            problems.append(str(err))
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def options_json_schema(model: str, *, allow_shared: bool = True) -> dict[str, Any]:
-    """JSON schema of one model's options (an object; null means all defaults)."""
-    spec = get_model(model)
-    return {"type": ["object", "null"], "additionalProperties": False,
-            "description": f"Options of {model} ({spec.title}).",
-            "properties": {o.name: o.json_schema(allow_shared=allow_shared)
-                           for o in spec.options}}
-
-
-def models_json_schema(*, allow_shared: bool = True) -> dict[str, Any]:
-    """JSON schema of ``models:`` (model name -> options), from :data:`MODELS`.
-
-    Parameters
-    ----------
-    allow_shared : bool, default=True
-        Accept ``k2prime: shared``.
-    """
-    return {"type": "object", "minProperties": 1, "additionalProperties": False,
-            "properties": {name: options_json_schema(name, allow_shared=allow_shared)
-                           for name in MODELS}}
 
 
 def fit(model: str, frames: Any, ref_tac: np.ndarray, tacs: np.ndarray, /, *,

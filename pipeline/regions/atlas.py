@@ -31,7 +31,6 @@ __all__ = [
     "BUILTIN_ATLASES",
     "Atlas",
     "builtin_atlas",
-    "grey_matter_probability",
     "iter_label_maps",
     "read_label_table",
     "resample_to_grid",
@@ -371,33 +370,3 @@ def _label_volume(image: Path, shape: tuple[int, int, int], affine_key: tuple) -
     resampled = resample_img(src, target_affine=affine, target_shape=shape,
                              interpolation="nearest", force_resample=True, copy_header=True)
     return np.asarray(resampled.dataobj).astype(np.int32)
-
-
-def grey_matter_probability(shape: tuple[int, int, int], affine: np.ndarray,
-                            image: Path | None = None) -> np.ndarray:
-    """Grey-matter probability (0-1) on a voxel grid, float32.
-
-    Parameters
-    ----------
-    shape, affine
-        Target grid.
-    image : Path, default=None
-        A user tissue map in MNI space (0-1); None uses nilearn's MNI152 (ICBM 2009a)
-        grey-matter template (1 mm), rescaled to 0-1 as ``load_mni152_gm_template`` does.
-    """
-    import nibabel as nib
-    from nilearn.image import resample_img
-
-    if image is None:
-        from pipeline.space import mni_template_file
-
-        src = nib.load(str(mni_template_file("gm")))
-        data = np.asarray(src.dataobj, np.float32)
-        data /= data.max()  # stored as 0-255 integers; nilearn rescales the same way
-    else:
-        src = nib.load(str(image))
-        data = np.asarray(src.dataobj, np.float32)
-    src = nib.Nifti1Image(data, src.affine)
-    resampled = resample_img(src, target_affine=affine, target_shape=shape,
-                             interpolation="linear", force_resample=True, copy_header=True)
-    return np.clip(np.asarray(resampled.dataobj, np.float32), 0.0, 1.0)

@@ -12,11 +12,9 @@ removal of excluded regions (their masks before exclusion, optionally dilated by
 ``exclude_margin_mm``). Then the checks: no empty region, no forbidden overlap, enough
 reference voxels inside the field of view.
 
-Caching: built masks are kept in memory for the process (up to 8 grids) and, when a cache
-folder is given (``cache_dir`` argument or the ``PETBP_REGION_CACHE`` environment variable),
-on disk as ``regions-<config digest>-<grid digest>.npz``. The config digest covers the
-config text and the size and modification time of every atlas/mask file it uses, so
-editing the config or a mask invalidates the cache.
+Caching: in memory for the process (up to 8 grids) and, with a cache folder (``cache_dir``
+or ``PETBP_REGION_CACHE``), on disk as ``regions-<config digest>-<grid digest>.npz``; the
+digest covers the config text and the size and modification time of every atlas/mask file.
 """
 
 from __future__ import annotations
@@ -31,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
-from pipeline.regions.atlas import grey_matter_probability, iter_label_maps
+from pipeline.regions.atlas import iter_label_maps
 from pipeline.regions.config import RegionSet, RegionSpec
+from pipeline.regions.grey_matter import grey_matter_probability
 from pipeline.space import check_overlap, voxel_volume_ml
 
 __all__ = ["RegionMasks", "build_masks", "label_image"]
