@@ -8,7 +8,7 @@ tested (``effect_pct``) is that change
   control (design-based drift control, a double difference), or
 * minus the participant's own null drift, for plain contrasts within one scan when the
   condition fits carry ``bp_nd_null`` (the model's BP_ND on the scan's TACs with the
-  release model's estimate of the release removed, :mod:`pipeline.stats.condition_fits`):
+  release model's estimate of the release removed, :mod:`pipeline.kinetics.release`):
   ``drift = 100 (null_condition - null_baseline) / null_baseline``; the one-sample t test
   of ``change - drift`` adds a systematic variance ``sys_sd^2`` (the residual drift of the
   release model that the data cannot show), or
