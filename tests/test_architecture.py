@@ -264,8 +264,6 @@ UNDOCUMENTED = {
     "pipeline/preprocess/steps.py::load_t1", "pipeline/preprocess/steps.py::write_coregistration",
     "pipeline/preprocess/steps.py::read_coregistration",
     "pipeline/preprocess/steps.py::write_normalization",
-    "pipeline/stats/tables.py::read_group_table",
-    "pipeline/stats/tables.py::write_correlations",
 }
 
 _SECTION_END = ("Returns", "Yields", "Raises", "Warns", "Examples", "Notes", "See Also",

@@ -28,7 +28,23 @@ _LABELS = {"participant_id": str, "session": str, "task": str, "run": str,
 
 
 def read_group_table(path: str | PathLike) -> pd.DataFrame:
-    """Read a group TSV keeping labels as text (``run`` ``01`` stays ``01``)."""
+    """Read a group TSV keeping labels as text (``run`` ``01`` stays ``01``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``group/*.tsv`` table (``n/a`` for missing values).
+
+    Returns
+    -------
+    DataFrame
+        The table; participant, session, task and run labels as strings.
+
+    Raises
+    ------
+    InputError
+        If the file does not exist.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(format_problem(path, "file not found", "Run the step that makes it."))
@@ -104,9 +120,35 @@ def write_correlations(values_path: str | PathLike, participants: pd.DataFrame,
                        out_path: str | PathLike, *, specs: Sequence[Mapping[str, Any]],
                        model: str, n_boot: int = 2000, n_perm: int = 5000,
                        seed: int = 0, ratings_path: str | PathLike | None = None) -> Path:
-    """Correlate activation with scores (``group/correlations.tsv``); see
-    :func:`pipeline.stats.correlations.correlate_scores`. ``ratings_path``:
-    ``group/rating_changes.tsv`` for scores that are phenotype measures."""
+    """Correlate activation with scores and write ``group/correlations.tsv``.
+
+    Parameters
+    ----------
+    values_path : str or path-like
+        ``group/contrast_values.tsv`` (per-participant activation, % after drift control).
+    participants : DataFrame
+        ``participants.tsv`` with the score columns.
+    out_path : str or path-like
+        The table to write (sidecar beside it).
+    specs : sequence of mapping
+        ``statistics.correlations`` entries (contrast, region, score, optional covariates
+        and group); see :func:`pipeline.stats.correlations.correlate_scores`.
+    model : str
+        The model whose activation is correlated.
+    n_boot : int, default=2000
+        Bootstrap resamples for the 95 % CI.
+    n_perm : int, default=5000
+        Permutations for the permutation p.
+    seed : int, default=0
+        Random seed.
+    ratings_path : str or path-like, default=None
+        ``group/rating_changes.tsv``, for scores that are phenotype measures.
+
+    Returns
+    -------
+    Path
+        The table written.
+    """
     values = read_group_table(values_path)
     ratings = read_group_table(ratings_path) if ratings_path else None
     table = correlate_scores(values, participants, specs, model=model, n_boot=n_boot,
