@@ -192,6 +192,8 @@ def main() -> None:
         start = time.time()
         rows += run_variation(variation, args, design, models, k2p, primary)
         print(f"# {variation.name}: {time.time() - start:.0f} s", flush=True)
+        if args.out:  # written after every variation, so a long run keeps what it finished
+            pd.DataFrame(rows).to_csv(args.out, sep="\t", index=False)
     table = pd.DataFrame(rows)
     bound = stats.binom.ppf(0.95, args.studies, 0.05) / args.studies
     pd.set_option("display.width", 250)
@@ -200,8 +202,6 @@ def main() -> None:
           f"subjects per variation; a true 5 % FWER exceeds {bound:.3f} with probability "
           "< 5 %; " + json.dumps({"fit_start": args.fit_start, "sys_sd": args.sys_sd,
                                    "noise": args.noise}))
-    if args.out:
-        table.to_csv(args.out, sep="\t", index=False)
 
 
 if __name__ == "__main__":
