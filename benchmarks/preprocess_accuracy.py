@@ -116,13 +116,13 @@ def fit_all(workdir: Path, kind: str) -> pd.DataFrame:
         sub, task = path.name.split("_")[:2]
         tacs = read_tacs(path)
         for model, options in MODELS.items():
-            for window in WINDOWS:
-                result, regions = fit_regions(tacs, reference="occipital", model=model,
-                                              window=window, **options)
-                table = result.to_frame(regions)
-                rows += [{"participant_id": sub, "task": task.removeprefix("task-"),
-                          "model": model, "window_start": window[0], "region": r, "bp_nd": b}
-                         for r, b in zip(table["region"], table["bp_nd"], strict=True)]
+            table = fit_regions(tacs, reference="occipital", model=model,
+                                conditions=[(f"w{i}", w) for i, w in enumerate(WINDOWS)],
+                                options=options).table
+            rows += [{"participant_id": sub, "task": task.removeprefix("task-"),
+                      "model": model, "window_start": w, "region": r, "bp_nd": b}
+                     for w, r, b in zip(table["window_start"], table["region"],
+                                        table["bp_nd"], strict=True)]
     return pd.DataFrame(rows)
 
 
