@@ -1,8 +1,6 @@
 # petbp: from a BIDS-PET dataset to regional and voxelwise BP_ND, group statistics and a
 # report. Run: snakemake --cores 2 [--config bids_dir=DIR output_dir=OUT]
 # (config/README.md: every option; pipeline/paths.py: every output path.)
-from pathlib import Path
-
 from snakemake.utils import min_version
 
 from pipeline.config import effective_config, validate_config
@@ -21,19 +19,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/inputs.smk"
+include: "workflow/rules/group_inputs.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/regions.smk"
 include: "workflow/rules/kinetics.smk"
 include: "workflow/rules/parametric.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/groups.smk"
-
-
-if Path(workflow.basedir, "workflow/rules/report.smk").exists():
-
-    include: "workflow/rules/report.smk"
-
-
+include: "workflow/rules/report.smk"
 include: "workflow/rules/derivatives.smk"
 
 
@@ -41,3 +34,7 @@ rule all:
     input:
         final_outputs,
     default_target: True
+
+
+# Snakemake would inspect each input and params function again for every job (inputs.smk).
+remember_signatures(workflow.rules)

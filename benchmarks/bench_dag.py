@@ -5,7 +5,12 @@ replicating a small simulated study (hard links: every scan is a real, readable 
 sidecar and participant row, so the workflow's parse-time checks do their full work). Then:
 
 * ``dag_s``: wall time of ``snakemake -n`` (parse the Snakefile, discover and check every scan,
-  build the DAG of the whole study), best of ``--repeat`` runs;
+  build the DAG of the whole study, print every job), median of ``--repeat`` runs;
+  ``dag_quiet_s`` the same with ``--quiet`` (no job list printed);
+* ``floor_s`` / ``floor_quiet_s``: the same two dry runs of a Snakefile with the same jobs per
+  scan and subject whose rules have plain file inputs and no code of petbp's: what Snakemake
+  itself needs for that many jobs (the part of ``dag_s`` that petbp cannot cut without fewer
+  jobs);
 * ``run_s`` / ``per_scan_s``: wall time of actually running the per-scan rules for the same
   ``--run-scans`` scans inside each study (``--cores 2``, local executor), minus ``dag_s``, and that
   divided by the number of scans run. Flat ``per_scan_s`` across study sizes means that per-scan
@@ -15,6 +20,7 @@ Usage::
 
     python benchmarks/bench_dag.py                      # 10, 100, 1000 scans; prints a table
     python benchmarks/bench_dag.py --sizes 10 100 --profile   # + cProfile of the largest -n
+    python benchmarks/bench_dag.py --sizes 1000 --run-scans 0  # DAG times only
 
 Outputs go to ``benchmarks/out/dag/`` (git-ignored).
 """
@@ -26,6 +32,7 @@ import os
 import pstats
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +40,8 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["dag_seconds", "main", "replicate_study", "rule_outputs", "rules_main", "run_scans"]
+__all__ = ["dag_seconds", "floor_seconds", "main", "replicate_study", "rule_outputs", "rules_main",
+           "run_scans"]
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "dag"
@@ -95,15 +103,87 @@ def _n_jobs(log: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def dag_seconds(workdir: Path, overlay: Path, *targets: str,
-                repeat: int = 2) -> tuple[float, float, int]:
-    """Best wall time (s) and peak RSS (MB) of ``snakemake -n`` over ``repeat`` runs; jobs."""
-    best, peak, n_jobs = float("inf"), 0.0, 0
+def dag_seconds(workdir: Path, overlay: Path, *targets: str, repeat: int = 3,
+                quiet: bool = False) -> tuple[float, float, int]:
+    """Median wall time (s) and peak RSS (MB) of ``snakemake -n`` over ``repeat`` runs; jobs
+    (``quiet``: with ``--quiet``, which prints no job list and no job count)."""
+    times, peak, n_jobs = [], 0.0, 0
+    flags = ("-n", "--cores", "2", *(("--quiet",) if quiet else ()))
     for _ in range(repeat):
-        elapsed, rss, log = _measured(_smk(workdir, overlay, *targets, "-n", "--cores", "2"),
-                                      workdir)
-        best, peak, n_jobs = min(best, elapsed), max(peak, rss), _n_jobs(log)
-    return best, peak, n_jobs
+        elapsed, rss, log = _measured(_smk(workdir, overlay, *targets, *flags), workdir)
+        times.append(elapsed)
+        peak, n_jobs = max(peak, rss), _n_jobs(log)
+    return statistics.median(times), peak, n_jobs
+
+
+def _floor_workflow(folder: Path, bids: Path) -> Path:
+    """A Snakefile with petbp's jobs for the scans of ``bids`` and nothing else: per scan a TAC
+    job, two fits, a mask and two maps; per subject a k2' job and a QC figure (first scan);
+    one group table of all fits. Every rule has plain file inputs (no input functions, params,
+    logs or resources), so a dry run measures Snakemake's own cost for that many jobs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scans = sorted(str(p.relative_to(bids))[: -len("_pet.nii.gz")]
+                   for p in bids.glob("sub-*/pet/*_pet.nii.gz"))
+    text = f"""BIDS = {str(bids)!r}
+OUT = {str(folder / "results")!r}
+SCANS = {scans!r}
+SUBJECTS = sorted({{s.split("/")[0] for s in SCANS}})
+FIRST = {{sub: min(s for s in SCANS if s.startswith(sub + "/")) for sub in SUBJECTS}}
+wildcard_constraints:
+    scan=r"sub-[A-Za-z0-9]+/pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
+    sub=r"sub-[A-Za-z0-9]+",
+rule all:
+    input:
+        OUT + "/group/bp_nd.tsv",
+        [f"{{OUT}}/{{s}}_cond-{{c}}_bpnd.nii.gz" for s in SCANS for c in ("base", "late")],
+        [f"{{OUT}}/{{sub}}/{{sub}}_qc.png" for sub in SUBJECTS],
+        [f"{{OUT}}/{{sub}}/{{sub}}_k2prime.json" for sub in SUBJECTS],
+rule tacs:
+    input: BIDS + "/{{scan}}_pet.nii.gz", BIDS + "/{{scan}}_pet.json"
+    output: OUT + "/{{scan}}_tacs.tsv"
+    shell: "touch {{output}}"
+rule k2prime:
+    input: lambda w: [f"{{OUT}}/{{s}}_tacs.tsv" for s in SCANS if s.startswith(w.sub + "/")]
+    output: OUT + "/{{sub}}/{{sub}}_k2prime.json"
+    shell: "touch {{output}}"
+rule fit:
+    input: OUT + "/{{scan}}_tacs.tsv"
+    output: OUT + "/{{scan}}_model-{{model}}_bp.tsv"
+    shell: "touch {{output}}"
+rule collect:
+    input: [f"{{OUT}}/{{s}}_model-{{m}}_bp.tsv" for s in SCANS for m in ("a", "b")]
+    output: OUT + "/group/bp_nd.tsv"
+    shell: "touch {{output}}"
+rule mask:
+    input: BIDS + "/{{scan}}_pet.nii.gz"
+    output: OUT + "/{{scan}}_mask.nii.gz"
+    shell: "touch {{output}}"
+rule parametric_map:
+    input: BIDS + "/{{scan}}_pet.nii.gz", OUT + "/{{scan}}_tacs.tsv", OUT + "/{{scan}}_mask.nii.gz"
+    output: OUT + "/{{scan}}_cond-{{cond}}_bpnd.nii.gz"
+    shell: "touch {{output}}"
+rule qc:
+    input: lambda w: BIDS + "/" + FIRST[w.sub] + "_pet.nii.gz"
+    output: OUT + "/{{sub}}/{{sub}}_qc.png"
+    shell: "touch {{output}}"
+"""
+    path = folder / "Snakefile"
+    path.write_text(text)
+    return path
+
+
+def floor_seconds(folder: Path, bids: Path, repeat: int = 3,
+                  quiet: bool = False) -> tuple[float, int]:
+    """Median wall time (s) of ``snakemake -n`` of :func:`_floor_workflow`, and its jobs."""
+    snakefile = _floor_workflow(folder, bids)
+    times, n_jobs = [], 0
+    for _ in range(repeat):
+        cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile",
+               str(snakefile), "--directory", str(folder), *(("--quiet",) if quiet else ())]
+        elapsed, _, log = _measured(cmd, folder)
+        times.append(elapsed)
+        n_jobs = _n_jobs(log)
+    return statistics.median(times), n_jobs
 
 
 def run_scans(workdir: Path, overlay: Path, targets: list[str]) -> tuple[float, int]:
@@ -216,18 +296,27 @@ def dag_main(args: argparse.Namespace) -> pd.DataFrame:
         n_scans = replicate_study(source, root / "bids", size)
         overlay = _overlay(root / "config.yaml", bids_dir=root / "bids",
                            output_dir=root / "results")
+        load = os.getloadavg()[0]
         dag_s, dag_mb, n_jobs = dag_seconds(root, overlay, repeat=args.repeat)
-        targets = scan_targets(overlay, root, run_subjects)
-        one_s, _, _ = dag_seconds(root, overlay, targets[0], repeat=1)
-        sub_s, _, _ = dag_seconds(root, overlay, *targets, repeat=1)
-        if (root / "results").exists():
-            shutil.rmtree(root / "results")
-        run_s, n_run = run_scans(root, overlay, targets)
-        ran = 2 * len(run_subjects)
-        rows.append({"scans": n_scans, "jobs": n_jobs, "dag_s": round(dag_s, 1),
-                     "dag_peak_mb": round(dag_mb), "one_job_dry_s": round(one_s, 1),
-                     "scans_run": ran, "jobs_run": n_run, "run_s": round(run_s, 1),
-                     "per_scan_s": round((run_s - sub_s) / ran, 1)})
+        quiet_s, _, _ = dag_seconds(root, overlay, repeat=args.repeat, quiet=True)
+        floor_s, floor_jobs = floor_seconds(root / "floor", root / "bids", args.repeat)
+        floor_quiet_s, _ = floor_seconds(root / "floor", root / "bids", args.repeat, quiet=True)
+        row = {"scans": n_scans, "load": f"{load:.1f}-{os.getloadavg()[0]:.1f}",
+               "jobs": n_jobs, "dag_s": round(dag_s, 2), "dag_quiet_s": round(quiet_s, 2),
+               "floor_jobs": floor_jobs, "floor_s": round(floor_s, 2),
+               "floor_quiet_s": round(floor_quiet_s, 2), "dag_peak_mb": round(dag_mb)}
+        if run_subjects:
+            targets = scan_targets(overlay, root, run_subjects)
+            one_s, _, _ = dag_seconds(root, overlay, targets[0], repeat=1)
+            sub_s, _, _ = dag_seconds(root, overlay, *targets, repeat=1)
+            if (root / "results").exists():
+                shutil.rmtree(root / "results")
+            run_s, n_run = run_scans(root, overlay, targets)
+            ran = 2 * len(run_subjects)
+            row.update({"one_job_dry_s": round(one_s, 1), "scans_run": ran,
+                        "jobs_run": n_run, "run_s": round(run_s, 1),
+                        "per_scan_s": round((run_s - sub_s) / ran, 1)})
+        rows.append(row)
         print(rows[-1], flush=True)
         if args.profile and size == max(args.sizes):
             _profile(root, overlay)
@@ -252,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--run-scans", type=int, default=4,
                         help="scans (an even number: whole subjects) run in every study")
-    parser.add_argument("--repeat", type=int, default=2, help="dry runs per size (best kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="dry runs per size (median)")
     parser.add_argument("--source", help="BIDS study to replicate (default: simulate 3 subjects)")
     parser.add_argument("--subjects", type=int, default=3, help="rules mode: demo subjects")
     parser.add_argument("--voxel-size", type=float, default=4.0, help="demo voxel size, mm")

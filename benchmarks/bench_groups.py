@@ -40,7 +40,7 @@ from pipeline.simulate.group_study import (
     TWO_GROUP_REJECTION,
     two_group_demo,
 )
-from pipeline.stats.simulated_fits import region_group_differences
+from pipeline.stats.region_study import region_group_differences
 
 PLANTED = {("rejection", r) for r in TWO_GROUP_REJECTION} \
     | {("acceptance", r) for r in TWO_GROUP_ACCEPTANCE}

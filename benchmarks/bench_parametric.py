@@ -13,7 +13,7 @@ and extrapolated, since it fits voxel by voxel in Python).
 
 Run from the repository root when the machine is otherwise idle::
 
-    /work/venv/bin/python benchmarks/bench_parametric.py --runs 3 --workdir /tmp/petbp_bench
+    .venv/bin/python benchmarks/bench_parametric.py --runs 3 --workdir /tmp/petbp_bench
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """petbp: PET receptor binding-potential studies from BIDS-PET data.
 
 The importable library behind the ``petbp`` command and the Snakemake workflow.
-Each stage is a plain function over arrays and tables (see DESIGN.md):
+Each stage is a plain function over arrays and tables (docs/architecture.md):
 ``bids`` and ``frames`` read scans, ``regions`` extracts TACs, ``kinetics`` and
 ``parametric`` fit reference-tissue models, ``design`` and ``stats`` build the
 group analysis, ``report`` writes the HTML report and ``simulate`` makes studies

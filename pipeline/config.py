@@ -46,6 +46,11 @@ def data_file(name: str) -> Path:
 
     Wheels install unpacked, so the resource is a real file; the path is what Snakemake
     and the YAML readers need.
+
+    Parameters
+    ----------
+    name : str
+        File name inside ``pipeline/data/`` (e.g. ``"regions.yaml"``).
     """
     return Path(str(files("pipeline").joinpath("data", name)))
 
@@ -59,7 +64,13 @@ DEFAULT_REGIONS_VALUE = "config/regions.yaml"
 
 
 def load_schema(name: str = "config") -> dict:
-    """Read the package's ``<name>.schema.yaml`` (``workflow/schemas/`` in a clone)."""
+    """Read the package's ``<name>.schema.yaml`` (``workflow/schemas/`` in a clone).
+
+    Parameters
+    ----------
+    name : str, default="config"
+        ``"config"`` or ``"regions"``.
+    """
     path = SCHEMA_DIR / f"{name}.schema.yaml"
     if not path.is_file():
         raise ConfigError(format_problem(
@@ -75,6 +86,11 @@ def resolve_region_config(value: str | PathLike | None) -> Path:
 
     The default ``config/regions.yaml`` is relative to a clone; where it does not exist
     (petbp installed from a wheel and run elsewhere) the shipped copy is used.
+
+    Parameters
+    ----------
+    value : str, path-like or None
+        The config's ``regions`` value; None means the shipped default.
     """
     if value is None:
         return data_file("regions.yaml")
@@ -88,7 +104,17 @@ _MISSING = object()
 
 
 def config_value(config: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """The value at a dotted key (``statistics.null_drift.kbol``); ``default`` if absent."""
+    """The value at a dotted key (``statistics.null_drift.kbol``); ``default`` if absent.
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config.
+    key : str
+        A dotted key.
+    default : Any, default=None
+        Returned when the key is absent.
+    """
     node: Any = config
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -102,6 +128,13 @@ def config_values(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, A
 
     This is what a workflow step declares as its Snakemake ``params`` (an edit of any of
     these values reruns the step) and records in its outputs' sidecars (``ConfigUsed``).
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config.
+    keys : iterable of str
+        Dotted keys (``"statistics.alpha"``, ``"design.conditions.rejbase"``).
     """
     return {key: copy.deepcopy(config_value(config, key)) for key in keys}
 
@@ -116,6 +149,11 @@ def effective_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Dropped: ``demo`` when ``bids_dir`` is a real dataset; ``k2prime`` when no model uses
     the shared k2'; the voxelwise settings other than ``enabled`` when it is false. This is
     what the report prints under "Configuration used" (and what makes it rerun).
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config (not modified: a deep copy is trimmed).
     """
     config = copy.deepcopy(dict(config))
     if config.get("bids_dir") != "demo":
@@ -263,7 +301,15 @@ def _correlation_group_problems(config: Mapping, source: str) -> list[str]:
 
 
 def apply_overrides(config: dict, overrides: Mapping[str, Any] | None) -> dict:
-    """Set ``overrides`` in ``config`` (in place); dotted keys (``demo.subjects``) go deep."""
+    """Set ``overrides`` in ``config`` (in place); dotted keys (``demo.subjects``) go deep.
+
+    Parameters
+    ----------
+    config : dict
+        The config to change.
+    overrides : mapping or None
+        Dotted key -> value; None changes nothing.
+    """
     for key, value in (overrides or {}).items():
         parts = str(key).split(".")
         node = config

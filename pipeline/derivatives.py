@@ -32,7 +32,13 @@ BIDS_IGNORE = (".petbp/", "group/", "report.html", "methods.md", "sub-*/sub-*_k2
 
 
 def write_bidsignore(path: str | PathLike) -> Path:
-    """Write ``.bidsignore`` listing :data:`BIDS_IGNORE`, atomically."""
+    """Write ``.bidsignore`` listing :data:`BIDS_IGNORE`, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.bidsignore`` file to write (at the top of ``output_dir``).
+    """
     from pipeline.tables import atomic_path
 
     with atomic_path(path) as tmp:
@@ -41,7 +47,13 @@ def write_bidsignore(path: str | PathLike) -> Path:
 
 
 def config_checksum(config: Mapping[str, Any]) -> str:
-    """SHA-256 of the config as canonical JSON (sorted keys): equal configs, equal sums."""
+    """SHA-256 of the config as canonical JSON (sorted keys): equal configs, equal sums.
+
+    Parameters
+    ----------
+    config : mapping
+        The config (any JSON-serializable mapping; other values are written as text).
+    """
     text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -1,7 +1,7 @@
 """The study design from the config: which scans and minutes form each condition, which
 pairs of conditions are contrasts, and which models run.
 
-Two designs are expressible (DESIGN.md):
+Two designs are expressible (docs/architecture.md, "Where to add"):
 
 * **within-scan windows** (bolus + infusion): a condition is a time window of the scans of
   one task, e.g. ``rejbase`` = task ``rejection``, 5-45 min and ``rejection`` = the same
@@ -275,6 +275,11 @@ def scan_conditions(config: Mapping[str, Any], scan: Any) -> list[str]:
 def region_models(config: Mapping[str, Any]) -> list[str]:
     """The models run on regions (``config["models"]`` keys), primary first.
 
+    Parameters
+    ----------
+    config : mapping
+        The validated config.
+
     Raises
     ------
     ConfigError
@@ -302,7 +307,15 @@ def region_models(config: Mapping[str, Any]) -> list[str]:
 
 
 def model_options(config: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """The options of one model from the config (``models.<model>``), as a new dict."""
+    """The options of one model from the config (``models.<model>``), as a new dict.
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config.
+    model : str
+        A model name; a model not under ``models`` gets ``voxelwise.options``.
+    """
     models = config.get("models") or {}
     if model in models:
         return dict(models[model] or {})
@@ -310,7 +323,13 @@ def model_options(config: Mapping[str, Any], model: str) -> dict[str, Any]:
 
 
 def needs_k2prime(options: Mapping[str, Any]) -> bool:
-    """Whether a model's options ask for the subject's shared k2' (``k2prime: shared``)."""
+    """Whether a model's options ask for the subject's shared k2' (``k2prime: shared``).
+
+    Parameters
+    ----------
+    options : mapping
+        A model's options.
+    """
     return options.get("k2prime") == "shared"
 
 
@@ -335,7 +354,13 @@ class K2primeSettings:
 
 
 def k2prime_settings(config: Mapping[str, Any]) -> K2primeSettings:
-    """Read ``config["k2prime"]`` (model, regions, window) with checks."""
+    """Read ``config["k2prime"]`` (model, regions, window) with checks.
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config (or a mapping whose ``k2prime`` is the section).
+    """
     spec = config.get("k2prime") or {}
     model = spec.get("model", "srtm")
     if model not in ("srtm", "mrtm"):

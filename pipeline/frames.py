@@ -199,6 +199,11 @@ def normalize_radionuclide(name: str) -> str:
 
     Accepts ``C11``, ``11C``, ``[11C]``, ``C-11``, ``c11`` and the like.
 
+    Parameters
+    ----------
+    name : str
+        The sidecar's ``TracerRadionuclide``.
+
     Raises
     ------
     InputError
@@ -219,12 +224,25 @@ def normalize_radionuclide(name: str) -> str:
 
 
 def half_life_minutes(radionuclide: str) -> float:
-    """Half-life in minutes of a radionuclide named as in BIDS (``C11``, ``[11C]`` ...)."""
+    """Half-life in minutes of a radionuclide named as in BIDS (``C11``, ``[11C]`` ...).
+
+    Parameters
+    ----------
+    radionuclide : str
+        A radionuclide name as in sidecars (``C11``, ``[11C]``, ``C-11`` ...).
+    """
     return HALF_LIFE_MIN[normalize_radionuclide(radionuclide)]
 
 
 def decay_factor(t: np.ndarray | float, half_life: float) -> np.ndarray | float:
     """Fraction of activity left after ``t`` minutes: ``exp(-ln2 t / half_life)``.
+
+    Parameters
+    ----------
+    t : float or ndarray
+        Minutes after the reference time.
+    half_life : float
+        Minutes.
 
     Examples
     --------
@@ -241,6 +259,13 @@ def decay_correction_factors(frames: Frames, half_life: float) -> np.ndarray:
     the factor is ``lambda (t1 - t0) / (exp(-lambda t0) - exp(-lambda t1))``: activity
     measured as the mean over the frame is referred back to injection time.
 
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes after injection.
+    half_life : float
+        Minutes.
+
     Returns
     -------
     ndarray of shape (n_frames,)
@@ -255,12 +280,31 @@ def decay_correct(data: np.ndarray, frames: Frames, half_life: float) -> np.ndar
     """Decay-correct activity; the frame axis is the last axis of ``data``.
 
     Returns a new array; ``data`` is not modified.
+
+    Parameters
+    ----------
+    data : ndarray
+        Frame-averaged activity, frames along the last axis (any unit).
+    frames : Frames
+        Frame timing, minutes after injection.
+    half_life : float
+        Minutes.
     """
     return np.asarray(data) * decay_correction_factors(frames, half_life)
 
 
 def decay_uncorrect(data: np.ndarray, frames: Frames, half_life: float) -> np.ndarray:
-    """Undo decay correction (frame axis last); the inverse of :func:`decay_correct`."""
+    """Undo decay correction (frame axis last); the inverse of :func:`decay_correct`.
+
+    Parameters
+    ----------
+    data : ndarray
+        Decay-corrected frame-averaged activity, frames along the last axis.
+    frames : Frames
+        Frame timing, minutes after injection.
+    half_life : float
+        Minutes.
+    """
     return np.asarray(data) / decay_correction_factors(frames, half_life)
 
 
@@ -269,6 +313,13 @@ def activity_scale(units: str, source: str | PathLike | None = None) -> float:
 
     ``cc`` is read as mL and ``µ``/``u`` as micro. Raises :class:`InputError` for
     anything else, naming ``source``.
+
+    Parameters
+    ----------
+    units : str
+        The sidecar's ``Units`` (e.g. ``kBq/mL``).
+    source : str or path-like, default=None
+        Named in the error.
 
     Examples
     --------

@@ -21,7 +21,26 @@ __all__ = ["check_groups_and_ratings", "rating_scores"]
 def rating_scores(config: Mapping[str, Any], participants: pd.DataFrame,
                   bids_dir: str | PathLike) -> dict[str, set[str]]:
     """Correlation scores that are phenotype measures (not participants.tsv columns, with
-    a ``phenotype/<score>.tsv``): measure -> contrasts."""
+    a ``phenotype/<score>.tsv``): measure -> contrasts.
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config.
+    participants : DataFrame
+        ``participants.tsv`` as read by :func:`pipeline.bids.read_participants`.
+    bids_dir : path-like
+        Dataset root (its ``phenotype/`` folder).
+
+    Parameters
+    ----------
+    config : mapping
+        The validated config (``statistics.correlations``).
+    participants : DataFrame
+        ``participants.tsv`` as read by :func:`pipeline.bids.read_participants`.
+    bids_dir : path-like
+        Dataset root (its ``phenotype/`` folder).
+    """
     measures = phenotype_files(bids_dir)
     needed: dict[str, set[str]] = {}
     for spec in (config.get("statistics") or {}).get("correlations") or []:

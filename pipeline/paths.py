@@ -17,6 +17,7 @@ column.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -137,7 +138,13 @@ CORRELATION_MAPS = {
 }
 
 def group_table(name: str) -> str:
-    """``group/<name>.tsv``, one of :data:`GROUP_TABLES`."""
+    """``group/<name>.tsv``, one of :data:`GROUP_TABLES`.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`GROUP_TABLES`.
+    """
     if name not in GROUP_TABLES:
         raise KeyError(f"{name!r} is not a group table ({', '.join(GROUP_TABLES)})")
     return f"group/{name}.tsv"
@@ -145,7 +152,15 @@ def group_table(name: str) -> str:
 
 def anat_key(t1w_path: str, bids_dir: str) -> str:
     """The ``{anat}`` key of a T1w image: its path under the dataset without ``_T1w.nii[.gz]``
-    (``sub-01/anat/sub-01``, ``sub-01/ses-1/anat/sub-01_ses-1_acq-mp2rage``)."""
+    (``sub-01/anat/sub-01``, ``sub-01/ses-1/anat/sub-01_ses-1_acq-mp2rage``).
+
+    Parameters
+    ----------
+    t1w_path : str
+        The T1w image, inside ``bids_dir``.
+    bids_dir : str
+        The BIDS dataset.
+    """
     from pathlib import Path
 
     rel = Path(t1w_path).resolve().relative_to(Path(bids_dir).resolve()).as_posix()
@@ -155,9 +170,16 @@ def anat_key(t1w_path: str, bids_dir: str) -> str:
     raise ValueError(f"{t1w_path} is not a *_T1w.nii[.gz] image")
 
 
+@functools.cache
 def model_label(model: str) -> str:
     """The file-name label of a model name: letters and digits only (``logan_ref`` ->
-    ``loganref``, ``srtm_bf`` -> ``srtmbf``)."""
+    ``loganref``, ``srtm_bf`` -> ``srtmbf``).
+
+    Parameters
+    ----------
+    model : str
+        A model name.
+    """
     return re.sub(r"[^A-Za-z0-9]", "", model)
 
 
@@ -165,6 +187,13 @@ def model_name(label: str, names: list[str] | tuple[str, ...] | None = None) -> 
     """The model name of a file-name label, among ``names`` (default: every known model).
 
     A label that is no model's is returned unchanged.
+
+    Parameters
+    ----------
+    label : str
+        A file-name label.
+    names : list or tuple of str, default=None
+        Candidate model names; None means every model of the registry.
     """
     if names is None:
         from pipeline.kinetics import MODELS
@@ -200,6 +229,11 @@ def parse_scan_file(name: str) -> tuple[str, dict[str, str]] | None:
 
     ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask`` or ``region_qc``; ``fields``
     holds ``stem`` and the template's other fields (``model`` is the label).
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder).
 
     Examples
     --------

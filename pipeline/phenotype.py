@@ -60,7 +60,13 @@ class Ratings:
 
 
 def phenotype_files(bids_dir: str | PathLike) -> dict[str, Path]:
-    """``measure -> phenotype/<measure>.tsv`` of a BIDS dataset (empty when there is none)."""
+    """``measure -> phenotype/<measure>.tsv`` of a BIDS dataset (empty when there is none).
+
+    Parameters
+    ----------
+    bids_dir : path-like
+        Dataset root.
+    """
     folder = Path(bids_dir) / "phenotype"
     if not folder.is_dir():
         return {}

@@ -26,7 +26,10 @@ __all__ = [
     "DEFAULT_MIN_FRACTION",
     "Grid",
     "check_overlap",
+    "mni_brain_mask",
+    "mni_brain_points",
     "mni_grid",
+    "mni_template_file",
     "overlap_fraction",
     "voxel_volume_ml",
 ]
@@ -66,36 +69,78 @@ def mni_grid(resolution: int = 2) -> Grid:
 
 
 def voxel_volume_ml(affine: np.ndarray) -> float:
-    """Volume of one voxel in mL (|det| of the affine's 3x3 part, mm^3, / 1000)."""
+    """Volume of one voxel in mL (|det| of the affine's 3x3 part, mm^3, / 1000).
+
+    Parameters
+    ----------
+    affine : ndarray of shape (4, 4)
+        Voxel -> mm transform.
+    """
     return float(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))) / 1000.0
 
 
-def _nilearn_data_file(name: str) -> Path:
-    """A file of nilearn's bundled data (MNI152 templates), found without importing
-    ``nilearn.datasets`` (which pulls in scikit-learn: seconds per process)."""
+def mni_template_file(kind: str = "t1") -> Path:
+    """A file of nilearn's bundled MNI152 (ICBM 2009a) templates at 1 mm, found without
+    importing ``nilearn.datasets`` (which pulls in scikit-learn: seconds per process).
+
+    Parameters
+    ----------
+    kind : {"t1", "gm", "wm"}, default="t1"
+        The T1 template, or the grey- or white-matter probability map (0-255 integers).
+
+    Returns
+    -------
+    Path
+        The ``.nii.gz`` file inside the installed nilearn package.
+    """
     import importlib.util
 
+    if kind not in ("t1", "gm", "wm"):
+        raise ValueError(f"mni_template_file: kind must be 't1', 'gm' or 'wm'; got {kind!r}")
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:  # pragma: no cover
         raise InputError(format_problem(None, "the Python package 'nilearn' is not installed",
                                         "Install petbp's dependencies (pip install petbp)."))
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+    return folder / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
 
 
 @functools.lru_cache(maxsize=1)
-def _mni_brain_points() -> np.ndarray:
-    """World coordinates (mm) of MNI brain voxels on a 2 mm lattice, (n, 4) homogeneous.
-
-    The brain is nilearn's MNI152 (ICBM 2009a) T1 template above 0.2 of its maximum, the
-    definition of ``nilearn.datasets.load_mni152_brain_mask``, taken at every second voxel.
-    """
+def _mni_t1() -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 T1 template at 1 mm (float32) and its affine; read once per process."""
     import nibabel as nib
 
-    img = nib.load(str(_nilearn_data_file("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
-    data = np.asarray(img.dataobj, np.float32)[::2, ::2, ::2]
+    img = nib.load(str(mni_template_file("t1")))
+    data = np.asarray(img.dataobj, np.float32)
+    data.flags.writeable = False  # shared by every caller
+    return data, np.asarray(img.affine, float)
+
+
+@functools.lru_cache(maxsize=1)
+def mni_brain_mask() -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 brain at 1 mm: a boolean array and its affine (voxel -> mm).
+
+    nilearn's ICBM 2009a T1 template above 0.2 of its maximum, the definition of
+    ``nilearn.datasets.load_mni152_brain_mask``. The array is shared: do not modify it.
+    """
+    data, affine = _mni_t1()
+    mask = data > 0.2 * data.max()
+    mask.flags.writeable = False
+    return mask, affine
+
+
+@functools.lru_cache(maxsize=1)
+def mni_brain_points() -> np.ndarray:
+    """World coordinates (mm) of MNI brain voxels on a 2 mm lattice, (n, 4) homogeneous.
+
+    The brain of :func:`mni_brain_mask` taken at every second voxel (threshold at 0.2 of the
+    maximum on that lattice).
+    """
+    t1, affine = _mni_t1()
+    data = t1[::2, ::2, ::2]
     ijk = np.argwhere(data > 0.2 * data.max()) * 2
     homogeneous = np.column_stack([ijk, np.ones(len(ijk))])
-    return homogeneous @ img.affine.T
+    return homogeneous @ affine.T
 
 
 def _check_grid(shape: Sequence[int], affine: np.ndarray, source: str | PathLike | None) -> None:
@@ -144,7 +189,7 @@ def overlap_fraction(shape: Sequence[int], affine: np.ndarray, *,
         if reference.lower() != "mni":
             raise ValueError(f"overlap_fraction: reference must be 'mni' or a grid; "
                              f"got {reference!r}")
-        points = _mni_brain_points()
+        points = mni_brain_points()
     else:
         ref_shape, ref_affine = reference
         ijk = np.indices(tuple(int(n) for n in ref_shape[:3])).reshape(3, -1).T

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.space import _nilearn_data_file, overlap_fraction
+from pipeline.space import mni_template_file, overlap_fraction
 
 __all__ = [
     "MNI_MAX_ROTATION_DEG",
@@ -101,7 +101,7 @@ def _mni_match_template() -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
     from scipy.ndimage import gaussian_filter
 
-    img = nib.load(str(_nilearn_data_file("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
+    img = nib.load(str(mni_template_file("t1")))
     data = np.asarray(img.dataobj, np.float32)
     brain = (data > 0.2 * data.max()).astype(np.float32)
     step = int(_MATCH_STEP_MM)

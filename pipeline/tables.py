@@ -47,6 +47,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file keeps the target's suffixes (so ``.nii.gz`` writers still
     compress). On any exception it is removed and the target is left untouched.
+
+    Parameters
+    ----------
+    target : str or path-like
+        The file to write.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +77,13 @@ def _current_umask() -> int:
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON sidecar of a table or image: ``x.tsv`` -> ``x.json``, ``x.nii.gz`` -> ``x.json``."""
+    """The JSON sidecar of a table or image: ``x.tsv`` -> ``x.json``, ``x.nii.gz`` -> ``x.json``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A table, image or figure.
+    """
     path = Path(path)
     name = path.name
     for ext in (".nii.gz", ".nii", ".tsv.gz", ".tsv", ".csv", ".png", ".svg", ".html"):
@@ -82,7 +93,13 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def provenance(**details: Any) -> dict[str, Any]:
-    """A sidecar dictionary: ``GeneratedBy`` (petbp version), creation time, and ``details``."""
+    """A sidecar dictionary: ``GeneratedBy`` (petbp version), creation time, and ``details``.
+
+    Parameters
+    ----------
+    **details
+        Further fields of the sidecar (inputs, options, descriptions).
+    """
     from pipeline import __version__
 
     record: dict[str, Any] = {
@@ -110,7 +127,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
-    """Write ``data`` as indented JSON, atomically; NaN becomes null, arrays lists."""
+    """Write ``data`` as indented JSON, atomically; NaN becomes null, arrays lists.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    data : mapping
+        JSON-serializable values; numpy scalars and arrays are converted.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
@@ -118,7 +143,13 @@ def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a JSON file, with an :class:`InputError` naming the file if it is not valid JSON."""
+    """Read a JSON file, with an :class:`InputError` naming the file if it is not valid JSON.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A JSON file.
+    """
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -131,7 +162,17 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 
 def write_table(path: str | os.PathLike, table: pd.DataFrame,
                 sidecar: Mapping[str, Any] | None = None) -> Path:
-    """Write a DataFrame as TSV with ``n/a`` for missing values, atomically, plus a sidecar."""
+    """Write a DataFrame as TSV with ``n/a`` for missing values, atomically, plus a sidecar.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.tsv`` file to write.
+    table : DataFrame
+        The table; its index is not written.
+    sidecar : mapping, default=None
+        Written to the JSON sidecar (:func:`sidecar_path`) when given.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.10g")
@@ -153,6 +194,13 @@ def record_config_used(paths: Iterable[str | os.PathLike],
     when it differs from the config it prints. A JSON output records it in itself; outputs
     without a JSON sidecar (figures, folders) are skipped; each file is rewritten atomically.
 
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        The step's outputs.
+    values : mapping
+        Dotted config key -> value, the step's ``params.used``.
+
     Returns
     -------
     list of Path
@@ -172,7 +220,13 @@ def record_config_used(paths: Iterable[str | os.PathLike],
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a TSV written by :func:`write_table` (``n/a`` read as missing)."""
+    """Read a TSV written by :func:`write_table` (``n/a`` read as missing).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.tsv`` file.
+    """
     import pandas as pd
 
     path = Path(path)
@@ -220,7 +274,13 @@ class TacTable:
 
 
 def read_tacs(path: str | os.PathLike) -> TacTable:
-    """Read a TAC table: ``frame_start``, ``frame_end`` (seconds), then regions (Bq/mL)."""
+    """Read a TAC table: ``frame_start``, ``frame_end`` (seconds), then regions (Bq/mL).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``*_tacs.tsv`` file.
+    """
     import pandas as pd
 
     path = Path(path)
@@ -247,7 +307,17 @@ def read_tacs(path: str | os.PathLike) -> TacTable:
 
 def write_tacs(path: str | os.PathLike, tacs: TacTable,
                sidecar: Mapping[str, Any] | None = None) -> Path:
-    """Write a TAC table (seconds, Bq/mL) and its sidecar, atomically."""
+    """Write a TAC table (seconds, Bq/mL) and its sidecar, atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``*_tacs.tsv`` file to write.
+    tacs : TacTable
+        Frames (minutes; written in seconds) and one column per region (Bq/mL).
+    sidecar : mapping, default=None
+        Written to the JSON sidecar when given.
+    """
     import pandas as pd
 
     table = pd.concat(

@@ -202,7 +202,7 @@ def test_load_pet_truncated_gzip(tmp_path):
 def test_load_pet_memory_check(tmp_path, monkeypatch):
     """A header needing more memory than available is refused before reading data."""
     root = make_bids(tmp_path, subjects=["01"], tasks=["rest"])
-    monkeypatch.setattr("pipeline._bids_images.available_memory_bytes", lambda: 1000)
+    monkeypatch.setattr("pipeline.bids.images.available_memory_bytes", lambda: 1000)
     with pytest.raises(InputError, match=r"need about .* GiB to load, but only"):
         bids.load_pet(bids.discover_scans(root)[0])
 

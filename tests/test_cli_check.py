@@ -300,3 +300,21 @@ def test_check_zero_image_and_empty_frame(tmp_path, capsys):
     assert status == 1
     assert "rejection_pet.nii.gz: the image is zero (or NaN) in every voxel" in err
     assert "warning: sub-01_task-acceptance: frame(s) 3 are zero everywhere" in out
+
+
+def test_check_prints_each_scans_protocol(tmp_path, capsys, monkeypatch):
+    """The summary gives each scan's administration protocol from its sidecar (Kbol)."""
+    import pipeline.design
+
+    monkeypatch.undo()  # restore the real _design_summary
+    monkeypatch.setattr(pipeline.design, "scan_conditions",
+                        lambda config, scan: [f"cond{scan.task}"], raising=False)
+    monkeypatch.setattr(pipeline.design, "load_design",
+                        lambda config: SimpleNamespace(conditions={}), raising=False)
+    protocol = {"ModeOfAdministration": "bolus-infusion", "InjectedRadioactivity": 400,
+                "InjectedRadioactivityUnits": "MBq", "InfusionRadioactivity": 200,
+                "InjectedVolume": 40, "InfusionSpeed": 20 / 5400, "InfusionSpeedUnits": "mL/s",
+                "InfusionStart": 0}
+    status, out, _ = _run(capsys, make_bids(tmp_path, sidecar=protocol))
+    assert status == 0
+    assert "protocol of sub-01_task-rejection: bolus plus infusion, Kbol 90.0 min" in out

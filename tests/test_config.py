@@ -119,3 +119,16 @@ def test_schema_properties_documented():
         assert "description" in node and "default" in node, name
     foundation = ("bids_dir", "output_dir", "regions", "selection", "demo")
     walk({k: v for k, v in schema["properties"].items() if k in foundation})
+
+
+def test_validate_config_correlation_group_must_be_a_design_level():
+    """A correlation within a group needs design.groups and one of its levels."""
+    config = cfg.load_config("config/config.yaml")
+    config["statistics"]["correlations"][0]["group"] = "HC"
+    with pytest.raises(ConfigError, match=r"correlations\[0\]\.group: group 'HC' but "
+                                          "design.groups is not set"):
+        cfg.validate_config(config)
+    config["design"]["groups"] = {"column": "group", "levels": ["HC", "MDD"]}
+    config["statistics"]["correlations"][0]["group"] = "XX"
+    with pytest.raises(ConfigError, match=r"'XX' is not a level of design.groups \(HC, MDD\)"):
+        cfg.validate_config(config)

@@ -145,7 +145,7 @@ def test_check_reports_the_image_of_each_scan(study, tmp_path, capsys, monkeypat
 
 def test_preproc_dir_inside_output_dir(study, tmp_path, capsys):
     """Inside output_dir: ``petbp check`` and the workflow refuse it, writing nothing."""
-    from pipeline._bids_preproc import check_preproc_location
+    from pipeline.bids.preprocessed import check_preproc_location
 
     raw, preproc = study
     out = preproc.parent

@@ -26,8 +26,8 @@ from pipeline.tables import CONFIG_USED, record_config_used, write_table
 
 
 def test_config_values_by_dotted_key():
-    config = {"statistics": {"alpha": 0.05, "null_drift": {"kbol": 90}}, "models": {"a": None}}
-    assert config_value(config, "statistics.null_drift.kbol") == 90
+    config = {"statistics": {"alpha": 0.05, "null_drift": {"sys_sd": 1.5}}, "models": {"a": None}}
+    assert config_value(config, "statistics.null_drift.sys_sd") == 1.5
     assert config_value(config, "statistics.missing.key", "x") == "x"
     values = config_values(config, ["statistics.alpha", "models.a", "nope"])
     assert values == {"statistics.alpha": 0.05, "models.a": None, "nope": None}

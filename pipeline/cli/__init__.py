@@ -44,7 +44,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``command``'s module adds its full subparser (every command's
-    when None), the others are listed with their help only."""
+    when None), the others are listed with their help only.
+
+    Parameters
+    ----------
+    command : str, default=None
+        The subcommand whose options are added; None adds every subcommand's.
+    """
     parser = argparse.ArgumentParser(
         prog="petbp",
         description="PET receptor binding-potential studies: from a BIDS-PET dataset to "
@@ -71,7 +77,13 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``petbp``; returns the exit status."""
+    """Run ``petbp``; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, default=None
+        Command-line arguments without the program name; None reads ``sys.argv``.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
     parser = build_parser(command) if command else build_parser("")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import format_problem
+from pipeline.kinetics.registry import MODELS
 
 __all__ = [
     "INTEGRATING_MODELS",
@@ -34,19 +35,11 @@ __all__ = [
     "region_problems",
 ]
 
-#: Fewest frames each model fits (its parameter count plus one; as in pipeline.kinetics).
-MIN_FRAMES = {"srtm": 4, "srtm_bf": 4, "srtm2": 3, "mrtm": 4, "mrtm2": 3, "logan_ref": 3,
-              "ratio": 1}
-
-def _integrating_models() -> frozenset[str]:
-    """Models that integrate the TACs from injection (the registry says which)."""
-    from pipeline.kinetics.registry import MODELS
-
-    return frozenset(name for name, spec in MODELS.items() if spec.integrates_from_injection)
-
-
+#: Fewest frames each model fits (the registry's ``min_frames``).
+MIN_FRAMES = {name: spec.min_frames for name, spec in MODELS.items()}
 #: Models that integrate the TACs from injection (all but the equilibrium ratio).
-INTEGRATING_MODELS = _integrating_models()
+INTEGRATING_MODELS = frozenset(name for name, spec in MODELS.items()
+                               if spec.integrates_from_injection)
 #: Longest gap between frames (minutes) over which the models' integrals are validated
 #: (pipeline.kinetics._reference: 10-min gaps bias BP_ND by < 0.1 %).
 MAX_GAP_MIN = 10.0

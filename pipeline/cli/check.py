@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import bids
-from pipeline._bids_preproc import check_preproc_location
+from pipeline.bids.preprocessed import check_preproc_location
 from pipeline.cli._check_analysis import frame_problems, orientation_problems, region_problems
 from pipeline.config import load_config
 from pipeline.errors import InputError, PetbpError, format_problem
 from pipeline.group_check import check_groups_and_ratings, rating_scores
+from pipeline.protocol import read_protocol
 
 __all__ = ["ORDER", "add_parser", "check_dataset", "run"]
 
@@ -98,6 +99,10 @@ def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
             continue
         used.update(names)
         lines.append(f"conditions of {scan.stem}: " + (", ".join(names) or "none (not used)"))
+        protocol = problems.attempt(lambda scan=scan: read_protocol(
+            scan.sidecar, scan.sidecar_path, scan_end=float(scan.frames.end[-1])))
+        if protocol is not None:
+            lines.append(f"protocol of {scan.stem}: {protocol.describe()}")
         # what the configured analysis asks of the scan in the conditions it holds
         windows = {n: design.conditions[n].window for n in names if n in design.conditions}
         if windows:

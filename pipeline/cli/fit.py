@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.cli._models import model_help, models_taking
+from pipeline.cli._model_help import model_help, models_taking
 from pipeline.errors import InputError, format_problem
 from pipeline.kinetics import MODELS
 from pipeline.kinetics.weights import WEIGHT_SCHEMES
@@ -20,7 +20,13 @@ ORDER = 20
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``petbp fit``."""
+    """Register ``petbp fit``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``petbp`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "fit", help="fit a reference-tissue model to every region of a TAC table",
         description="Fit a reference-tissue model to every region of a TAC table except the "
@@ -54,7 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fit and write; print the table. Returns 0."""
+    """Fit and write; print the table. Returns 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``petbp fit`` arguments.
+    """
     import pandas as pd
 
     from pipeline.kinetics import write_region_fits

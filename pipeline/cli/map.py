@@ -20,8 +20,14 @@ ORDER = 21
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``petbp map``."""
-    from pipeline.cli._models import model_help, models_taking
+    """Register ``petbp map``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``petbp`` parser's subcommands.
+    """
+    from pipeline.cli._model_help import model_help, models_taking
     from pipeline.kinetics import MODELS
     from pipeline.kinetics.weights import WEIGHT_SCHEMES
 
@@ -62,7 +68,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``petbp map``; returns the exit status."""
+    """Run ``petbp map``; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``petbp map`` arguments.
+    """
     from pipeline.parametric import write_bp_maps
 
     options = {}

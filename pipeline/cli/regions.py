@@ -10,7 +10,13 @@ ORDER = 30
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``petbp regions``."""
+    """Register ``petbp regions``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``petbp`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "regions", help="check a region config: voxel counts, volumes, QC figure",
         description="Validate a region config, build its regions on the MNI grid (or on a PET "
@@ -32,7 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the regions and print the table; returns 0."""
+    """Build the regions and print the table; returns 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``petbp regions`` arguments.
+    """
     import nibabel as nib
     import pandas as pd
 

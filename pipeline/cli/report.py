@@ -16,7 +16,13 @@ ORDER = 60
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``petbp report``."""
+    """Register ``petbp report``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``petbp`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "report", help="write report.html (and methods.md) from a finished run",
         description="Build one self-contained HTML report (figures embedded, no network "
@@ -55,7 +61,13 @@ def _read_config(path: Path | None, output_dir: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the report; print where it went."""
+    """Write the report; print where it went.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``petbp report`` arguments.
+    """
     from pipeline.report import write_report
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -19,7 +19,13 @@ ORDER = 40
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``petbp simulate``."""
+    """Register ``petbp simulate``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``petbp`` parser's subcommands.
+    """
     parser = subparsers.add_parser(
         "simulate", help="simulate a [11C]carfentanil study (BIDS-PET + truth)",
         description="Simulate a dynamic [11C]carfentanil PET study with planted endogenous "
@@ -80,7 +86,13 @@ def _check(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Simulate and print where the dataset and truth went."""
+    """Simulate and print where the dataset and truth went.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``petbp simulate`` arguments.
+    """
     from pipeline.simulate.carfentanil import StudySettings
     from pipeline.simulate.study import simulate_study, write_demo_study
 

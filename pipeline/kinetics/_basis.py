@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = ["GridFit", "blend_columns", "blended_gram", "grid_rate", "grid_search"]
 
 _CHUNK = 4096
 
 
 @dataclass
-class _GridFit:
+class GridFit:
     """Best (refined) basis per TAC and the coefficients of ``C_T = a C_R + b B``.
 
     Attributes
@@ -53,8 +53,8 @@ def _neighbours(best: np.ndarray, n_basis: int) -> tuple[np.ndarray, np.ndarray,
     return np.clip(best - 1, 0, n_basis - 1), best, np.clip(best + 1, 0, n_basis - 1)
 
 
-def _grid_search(ref: np.ndarray | None, bases: np.ndarray, data: np.ndarray,
-                 sqrt_w: np.ndarray, refine: bool = False) -> _GridFit:
+def grid_search(ref: np.ndarray | None, bases: np.ndarray, data: np.ndarray,
+                sqrt_w: np.ndarray, refine: bool = False) -> GridFit:
     """Best basis per TAC for ``C_T = a C_R + b B_j`` by weighted least squares.
 
     Parameters
@@ -73,7 +73,7 @@ def _grid_search(ref: np.ndarray | None, bases: np.ndarray, data: np.ndarray,
 
     Returns
     -------
-    _GridFit
+    GridFit
     """
     basis = bases * sqrt_w[:, None]
     n_basis = basis.shape[1]
@@ -132,17 +132,17 @@ def _grid_search(ref: np.ndarray | None, bases: np.ndarray, data: np.ndarray,
             b[sl] = (rr * byd - rbd * ry) / detd
         best[sl] = jc
         offset[sl] = d
-    return _GridFit(best, offset, edge, a, b)
+    return GridFit(best, offset, edge, a, b)
 
 
-def _blend(values: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def blend_columns(values: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Columns ``values[:, best]`` moved by the fractional ``offset`` (quadratic blend)."""
     jm, jc, jp = _neighbours(best, values.shape[1])
     lm, l0, lp = _lagrange(offset)
     return values[:, jm] * lm + values[:, jc] * l0 + values[:, jp] * lp
 
 
-def _blended_gram(gram: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.ndarray:
+def blended_gram(gram: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """``sum_k sum_l w_k w_l gram[j_k, j_l]`` over the blend's nodes and weights, per TAC.
 
     With ``gram = P^T W Q`` of two sets of grid columns, this is the weighted inner product
@@ -157,8 +157,8 @@ def _blended_gram(gram: np.ndarray, best: np.ndarray, offset: np.ndarray) -> np.
     return out
 
 
-def _grid_rate(thetas: np.ndarray, best: np.ndarray, offset: np.ndarray,
-               spacing: str) -> np.ndarray:
+def grid_rate(thetas: np.ndarray, best: np.ndarray, offset: np.ndarray,
+              spacing: str) -> np.ndarray:
     """Rates at fractional grid positions (log-linear for log spacing)."""
     pos = best + offset
     grid = np.arange(thetas.size)

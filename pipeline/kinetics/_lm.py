@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = ["SETTLE_STEP", "covariance_from_normal", "fit_in_chunks", "jacobian_covariance"]
 
 #: Relative step below which a column whose predicted gain is below ftol has converged
 #: (see ``settle``): its parameters change by less than this if the step were taken.
@@ -198,9 +198,9 @@ class _LMSummary:
     converged: np.ndarray   # (m,) bool
 
 
-def _fit_in_chunks(model: _Model, data: np.ndarray, start: np.ndarray, lower: np.ndarray,
-                   upper: np.ndarray, *, max_iter: int = 100, chunk: int = 32768,
-                   settle: float | None = None) -> _LMSummary:
+def fit_in_chunks(model: _Model, data: np.ndarray, start: np.ndarray, lower: np.ndarray,
+                  upper: np.ndarray, *, max_iter: int = 100, chunk: int = 32768,
+                  settle: float | None = None) -> _LMSummary:
     """:func:`_levenberg_marquardt` over chunks of columns (bounded memory), with covariances.
 
     ``data`` and the model are weighted (module docstring).
@@ -216,7 +216,7 @@ def _fit_in_chunks(model: _Model, data: np.ndarray, start: np.ndarray, lower: np
         summary.params[sl] = result.params
         summary.prediction[:, sl] = result.prediction
         summary.converged[sl] = result.converged
-        summary.covariance[sl] = _covariance_from_normal(result.normal, result.rss, n)
+        summary.covariance[sl] = covariance_from_normal(result.normal, result.rss, n)
     return summary
 
 
@@ -225,7 +225,7 @@ def _rss(data: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.einsum("nm,nm->m", resid, resid)
 
 
-def _covariance(jac: np.ndarray, rss: np.ndarray) -> np.ndarray:
+def jacobian_covariance(jac: np.ndarray, rss: np.ndarray) -> np.ndarray:
     """``sigma^2 (J^T W J)^-1`` per column, ``sigma^2 = rss / (n - p)``; NaN if ill-conditioned.
 
     Parameters
@@ -240,10 +240,10 @@ def _covariance(jac: np.ndarray, rss: np.ndarray) -> np.ndarray:
     -------
     ndarray of shape (m, p, p)
     """
-    return _covariance_from_normal(_normal_matrix(jac), rss, jac.shape[1])
+    return covariance_from_normal(_normal_matrix(jac), rss, jac.shape[1])
 
 
-def _covariance_from_normal(jtj: np.ndarray, rss: np.ndarray, n: int) -> np.ndarray:
+def covariance_from_normal(jtj: np.ndarray, rss: np.ndarray, n: int) -> np.ndarray:
     """``sigma^2 (J^T W J)^-1`` from the normal matrices, ``sigma^2 = rss / (n - p)``.
 
     Parameters

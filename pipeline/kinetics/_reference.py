@@ -16,7 +16,7 @@ by interval (a recursion over the knots), and so is its integral over each frame
 one pass over ~3 knots per frame, vectorized over all rates, with no fine time grid.
 
 Fits that need the convolution at a different rate for every TAC (nonlinear SRTM and
-SRTM2 on 200,000 voxels) use a :class:`_RateTable`: the exact frame averages and their
+SRTM2 on 200,000 voxels) use a :class:`RateTable`: the exact frame averages and their
 rate derivatives on a dense log-spaced grid of rates, interpolated by cubic Hermite
 polynomials in log-rate (relative error ~1e-9 at the default spacing of 1 %), which costs
 a few operations per frame and TAC instead of a pass over every knot.
@@ -28,13 +28,13 @@ import numpy as np
 
 from pipeline.frames import Frames
 
-__all__: list[str] = []
+__all__ = ["RateTable", "ReferenceConvolver"]
 
 #: Smallest rate handled, 1/min (the recursion divides by k).
 _MIN_RATE = 1e-6
 
 
-class _ReferenceConvolver:
+class ReferenceConvolver:
     """Frame-averaged convolutions of one reference TAC with ``exp(-k t)``.
 
     Parameters
@@ -48,7 +48,7 @@ class _ReferenceConvolver:
     def __init__(self, frames: Frames, ref_tac: np.ndarray):
         self.frames = frames
         self.ref_tac = np.asarray(ref_tac, float)
-        self.knot_t, self.knot_c, self.start_idx, self.end_idx = _knots(frames, self.ref_tac)
+        self.knot_t, self.knot_c, self.start_idx, self.end_idx = knots(frames, self.ref_tac)
         h = np.diff(self.knot_t)
         self._h = h
         self._c0 = self.knot_c[:-1]
@@ -106,12 +106,12 @@ class _ReferenceConvolver:
         return values, slope
 
 
-class _RateTable:
+class RateTable:
     """Frame averages of ``C_R (*) exp(-k t)`` at any rates, interpolated from a dense grid.
 
     Parameters
     ----------
-    convolver : _ReferenceConvolver
+    convolver : ReferenceConvolver
         The exact convolution of the reference.
     low, high : float
         Range of rates covered, 1/min (rates outside are clipped to it).
@@ -125,7 +125,7 @@ class _RateTable:
         slopes leaves a relative error of order ``step**4``.
     """
 
-    def __init__(self, convolver: _ReferenceConvolver, low: float, high: float,
+    def __init__(self, convolver: ReferenceConvolver, low: float, high: float,
                  rows=None, scale: np.ndarray | None = None, step: float = 0.01):
         low = max(float(low), _MIN_RATE)
         high = max(float(high), low * (1.0 + 2.0 * step))
@@ -216,7 +216,7 @@ def _hermite(x: np.ndarray, y: np.ndarray, slopes: np.ndarray,
             + (3 * t2 - 2 * t3) * y[k + 1] + (t3 - t2) * h * slopes[k + 1])
 
 
-def _knots(frames: Frames, ref: np.ndarray):
+def knots(frames: Frames, ref: np.ndarray):
     """Knot times and values of the frame-consistent interpolant, and frame knot indices."""
     start, end, mid = frames.start, frames.end, frames.mid
     n = frames.n_frames

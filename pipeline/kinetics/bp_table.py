@@ -24,6 +24,11 @@ BP_COLUMNS = ["participant_id", "session", "task", "run", "condition", "window_s
 def collect_bp_nd(fit_paths: Sequence[str | PathLike]) -> pd.DataFrame:
     """Concatenate per-scan fit tables into the long group table (:data:`BP_COLUMNS` first).
 
+    Parameters
+    ----------
+    fit_paths : sequence of str or path-like
+        Per-scan ``*_bp.tsv`` files (:func:`pipeline.kinetics.write_region_fits`).
+
     Raises
     ------
     InputError
@@ -40,7 +45,15 @@ def collect_bp_nd(fit_paths: Sequence[str | PathLike]) -> pd.DataFrame:
 
 
 def write_bp_nd(fit_paths: Sequence[str | PathLike], out_path: str | PathLike) -> Path:
-    """Write ``group/bp_nd.tsv`` from every scan's fit tables."""
+    """Write ``group/bp_nd.tsv`` from every scan's fit tables.
+
+    Parameters
+    ----------
+    fit_paths : sequence of str or path-like
+        Per-scan ``*_bp.tsv`` files.
+    out_path : str or path-like
+        ``group/bp_nd.tsv`` to write (with its JSON sidecar).
+    """
     table = collect_bp_nd(fit_paths)
     write_table(out_path, table, provenance(
         Description="BP_ND of every participant, scan, condition window, region and model",

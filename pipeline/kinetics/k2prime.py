@@ -69,6 +69,19 @@ def k2prime_from_srtm(frames: Any, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     Fits that are flagged (bound, convergence, bad input) are left out.
 
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL, decay-corrected.
+    tacs : ndarray of shape (n_frames, n_tacs)
+        Target TACs (high-binding regions), Bq/mL.
+    weights : ndarray of shape (n_frames,), default=None
+        Frame weights; None weighs frames equally.
+    window : (float or None, float or None), default=None
+        Minutes whose frames are fitted; None fits the whole scan.
+
     Raises
     ------
     InputError
@@ -84,6 +97,21 @@ def k2prime_from_mrtm(frames: Any, ref_tac: np.ndarray, tacs: np.ndarray, *,
     """Median MRTM estimate of k2' (1/min) over the given target TACs.
 
     Give high-binding regions: their k2' estimates are the least noisy (Ichise et al. 2003).
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL, decay-corrected.
+    tacs : ndarray of shape (n_frames, n_tacs)
+        Target TACs (high-binding regions), Bq/mL.
+    t_star : float, default=0.0
+        Minutes; earlier frames are not in the regression.
+    weights : ndarray of shape (n_frames,), default=None
+        Frame weights; None weighs frames equally.
+    window : (float or None, float or None), default=None
+        Minutes whose frames are in the regression; None uses the whole scan.
 
     Raises
     ------
@@ -143,7 +171,13 @@ def estimate_k2prime_from_tacs(frames: Any, ref_tac: np.ndarray, tacs: np.ndarra
 
 
 def needs_shared_k2prime(options: Mapping[str, Any] | None) -> bool:
-    """Whether options ask for the subject's shared k2' (``k2prime: shared``)."""
+    """Whether options ask for the subject's shared k2' (``k2prime: shared``).
+
+    Parameters
+    ----------
+    options : mapping or None
+        A model's options.
+    """
     return (options or {}).get("k2prime") == SHARED
 
 
@@ -255,6 +289,17 @@ def write_subject_k2prime(tac_paths: Sequence[str | PathLike], out_path: str | P
     """Estimate a subject's shared k2' from all its scans and write it as JSON.
 
     The workflow's ``estimate_k2prime`` step: ``{"k2prime": value, "per_scan": ...}``.
+
+    Parameters
+    ----------
+    tac_paths : sequence of str or path-like
+        The subject's ``*_tacs.tsv`` files (every scan).
+    out_path : str or path-like
+        The ``sub-<l>_k2prime.json`` to write.
+    settings : K2primeSettings
+        First-pass model, regions and window (:func:`pipeline.design.k2prime_settings`).
+    reference : str
+        The reference region's column.
     """
     from pipeline.tables import provenance, read_tacs, write_json
 
@@ -271,7 +316,13 @@ def write_subject_k2prime(tac_paths: Sequence[str | PathLike], out_path: str | P
 
 
 def read_shared_k2prime(path: str | PathLike | None) -> float | None:
-    """The subject's shared k2' (1/min) from a :func:`write_subject_k2prime` file, or None."""
+    """The subject's shared k2' (1/min) from a :func:`write_subject_k2prime` file, or None.
+
+    Parameters
+    ----------
+    path : str, path-like or None
+        A k2' JSON file; None gives None.
+    """
     if path is None:
         return None
     from pipeline.tables import read_json

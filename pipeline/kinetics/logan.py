@@ -110,7 +110,13 @@ def fit_logan_ref(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
 
 def describe(options: dict[str, Any]) -> str:
-    """Methods sentence for the reference Logan plot, with its citation."""
+    """Methods sentence for the reference Logan plot, with its citation.
+
+    Parameters
+    ----------
+    options : dict
+        The fit's options (``t_star``, ``k2prime``, ``window``, ``weights``).
+    """
     k2p = options.get("k2prime")
     term = (f"with k2' = {float(k2p):.4g} /min" if k2p is not None
             else "without the k2' term (equilibrium data)")

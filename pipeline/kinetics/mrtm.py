@@ -244,7 +244,13 @@ def _window_text(options: dict[str, Any]) -> str:
 
 
 def describe(options: dict[str, Any]) -> str:
-    """Methods sentence for MRTM or MRTM2 (``options['model']``), with its citation."""
+    """Methods sentence for MRTM or MRTM2 (``options['model']``), with its citation.
+
+    Parameters
+    ----------
+    options : dict
+        The fit's options (``model``, ``t_star``, ``k2prime``, ``window``, ``weights``).
+    """
     model = options.get("model", "mrtm")
     t_star = options.get("t_star") or 0.0
     common = (f"integrals from injection over all frames, regression on "

@@ -75,7 +75,13 @@ def fit_ratio(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
 
 def describe(options: dict[str, Any]) -> str:
-    """Methods sentence for the equilibrium ratio method, with its citation."""
+    """Methods sentence for the equilibrium ratio method, with its citation.
+
+    Parameters
+    ----------
+    options : dict
+        The fit's options (``window``, ``t_star``).
+    """
     window = options.get("window")
     if window:
         start = window[0] if window[0] is not None else 0

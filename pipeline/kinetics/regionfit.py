@@ -35,6 +35,7 @@ from pipeline.kinetics.k2prime import (
     resolve_k2prime,
 )
 from pipeline.kinetics.registry import describe_fit, fit, get_model
+from pipeline.kinetics.release import release_free_tacs, segment_boundaries
 from pipeline.kinetics.result import COLUMN_DESCRIPTIONS, ModelFit
 from pipeline.kinetics.weights import frame_weights
 from pipeline.tables import TacTable, provenance, read_json, read_tacs, sidecar_path, write_table
@@ -85,7 +86,8 @@ def _conditions(conditions: Conditions | None) -> list[tuple[str, tuple | None]]
 def fit_regions(tacs: TacTable, *, reference: str, model: str,
                 conditions: Conditions | None = None, options: Mapping[str, Any] | None = None,
                 k2prime: float | None = None, k2prime_regions: Sequence[str] | None = None,
-                half_life: float | None = None) -> RegionFits:
+                half_life: float | None = None, null_tacs: TacTable | None = None
+                ) -> RegionFits:
     """Fit ``model`` to every region of ``tacs`` except ``reference``, in each window.
 
     Parameters
@@ -110,6 +112,10 @@ def fit_regions(tacs: TacTable, *, reference: str, model: str,
         (default: every target region), in each window.
     half_life : float, default=None
         Radionuclide half-life, minutes; needed by ``counts`` weights.
+    null_tacs : TacTable, default=None
+        The scan with the release taken out (:func:`pipeline.kinetics.release.
+        release_free_tacs`): each window is fitted on it too, with the same options and
+        k2', and its BP_ND goes into the table's ``bp_nd_null`` (NaN without it).
 
     Returns
     -------
@@ -141,6 +147,7 @@ def fit_regions(tacs: TacTable, *, reference: str, model: str,
     what = (f"all {len(chosen)} target regions" if k2prime_regions is None
             else ", ".join(chosen))
     fits: dict[str, ModelFit] = {}
+    null_bp: dict[str, np.ndarray] = {}
     k2p_used: dict[str, float | None] = {}
     source = None
     for name, window in _conditions(conditions):
@@ -156,19 +163,46 @@ def fit_regions(tacs: TacTable, *, reference: str, model: str,
                      window=window, **resolved)
         fits[name] = result
         k2p_used[name] = resolved.get("k2prime")
-    return RegionFits(_table(fits, targets), _curves(tacs, ref, values, fits, targets), fits,
-                      k2p_used, source)
+        null_bp[name] = np.full(len(targets), np.nan) if null_tacs is None else fit(
+            model, tacs.frames, ref, null_tacs.tacs[targets].to_numpy(float), weights=scheme,
+            half_life=half_life, window=window, **resolved).bp_nd
+    table = _table(fits, targets)
+    table.insert(table.columns.get_loc("bp_nd") + 1, "bp_nd_null",
+                 np.concatenate([null_bp[name] for name in fits]))
+    return RegionFits(table, _curves(tacs, ref, values, fits, targets), fits, k2p_used,
+                      source)
 
 
 def fit_conditions(tacs: TacTable, *, reference: str, model: str, conditions: Conditions,
                    options: Mapping[str, Any] | None = None, k2prime: float | None = None,
-                   half_life: float | None = None) -> pd.DataFrame:
+                   half_life: float | None = None,
+                   null_tacs: TacTable | None = None) -> pd.DataFrame:
     """The fit table of :func:`fit_regions` (``condition``, ``window_start``, ... columns).
 
-    For callers that only need the numbers, e.g. the null-drift simulation.
+    For callers that only need the numbers, e.g. the in-memory region study.
+
+    Parameters
+    ----------
+    tacs : TacTable
+        One scan's TACs (frames in minutes, Bq/mL).
+    reference : str
+        The reference region's column.
+    model : str
+        A model of :data:`pipeline.kinetics.MODELS`.
+    conditions : sequence of (str, window)
+        Condition name and window (minutes, or None for the whole scan).
+    options : mapping, default=None
+        The model's options.
+    k2prime : float, default=None
+        The subject's shared k2' (1/min), for options with ``k2prime: shared``.
+    half_life : float, default=None
+        Radionuclide half-life, minutes (``counts`` weights).
+    null_tacs : TacTable, default=None
+        The same scan's release-free TACs (Bq/mL); adds the ``bp_nd_null`` column.
     """
     return fit_regions(tacs, reference=reference, model=model, conditions=conditions,
-                       options=options, k2prime=k2prime, half_life=half_life).table
+                       options=options, k2prime=k2prime, half_life=half_life,
+                       null_tacs=null_tacs).table
 
 
 def _table(fits: Mapping[str, ModelFit], targets: list[str]) -> pd.DataFrame:
@@ -203,7 +237,13 @@ def _curves(tacs: TacTable, ref: np.ndarray, values: np.ndarray,
 
 
 def curves_path(out_tsv: str | os.PathLike) -> Path:
-    """Where :func:`write_region_fits` puts the curves: ``x_bp.tsv`` -> ``x_fits.tsv``."""
+    """Where :func:`write_region_fits` puts the curves: ``x_bp.tsv`` -> ``x_fits.tsv``.
+
+    Parameters
+    ----------
+    out_tsv : str or path-like
+        A fit table ``..._bp.tsv``.
+    """
     out = Path(out_tsv)
     stem = out.name[:-4] if out.name.endswith(".tsv") else out.name
     stem = stem[:-3] if stem.endswith("_bp") else stem
@@ -216,7 +256,8 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
                       entities: Mapping[str, Any] | None = None,
                       k2prime_path: str | os.PathLike | None = None,
                       k2prime_regions: Sequence[str] | None = None,
-                      half_life: float | None = None) -> pd.DataFrame:
+                      half_life: float | None = None,
+                      release_fit_start: float | None = None) -> pd.DataFrame:
     """Read a scan's TACs, fit every condition window, write the table, sidecar and curves.
 
     Parameters
@@ -248,6 +289,12 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
     half_life : float, default=None
         Minutes, for ``counts`` weights; by default from the TAC sidecar
         (``TracerRadionuclide`` or ``half_life``).
+    release_fit_start : float, default=None
+        Minutes. With condition windows that follow one another in the scan, the release
+        model (segmented SRTM from this time) takes the release out of the TACs, every
+        window is also fitted on the result (``bp_nd_null``: the model's drift) and the
+        release model's % fall of BP_ND is listed (``release_pct``, ``release_flags``).
+        None: no release model (``bp_nd_null`` is n/a).
 
     Returns
     -------
@@ -258,10 +305,18 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
     if half_life is None:
         half_life = _sidecar_half_life(tacs_path)
     tacs = read_tacs(tacs_path)
+    windows = _conditions(conditions)
+    boundaries = segment_boundaries(windows)
+    null_tacs = release = None
+    if release_fit_start is not None and boundaries:
+        null_tacs, release = release_free_tacs(tacs, reference=reference,
+                                               boundaries=boundaries,
+                                               fit_start=float(release_fit_start))
     fits = fit_regions(tacs, reference=reference, model=model, conditions=conditions,
                        options=options, k2prime=read_shared_k2prime(k2prime_path),
-                       k2prime_regions=k2prime_regions, half_life=half_life)
-    table = fits.table
+                       k2prime_regions=k2prime_regions, half_life=half_life,
+                       null_tacs=null_tacs)
+    table = _with_release(fits.table, windows, boundaries, release)
     table.insert(table.columns.get_loc("k2prime") + 1, "n_voxels",
                  table["region"].map(_n_voxels(tacs_path)).astype(float))
     if entities is not None:
@@ -279,11 +334,35 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
         k2prime_source=fits.k2prime_source,
         methods=describe_fit(model, {**first.options, "reference": reference,
                                      "k2prime_source": fits.k2prime_source}),
+        release_model=None if release is None else {
+            "model": "segmented SRTM (R1 and k2 shared, BP_ND stepping at the onsets)",
+            "boundaries_min": boundaries, "fit_start_min": float(release_fit_start)},
         columns={**_ROW_COLUMNS, **COLUMN_DESCRIPTIONS}, inputs=sources))
     write_table(curves_path(out_path), fits.curves, provenance(
         Description=f"Measured and fitted TACs of model {model} per condition window; "
         "times in seconds, activity in Bq/mL; fitted is n/a outside the fitted frames",
         model=model, reference_region=reference, inputs=sources))
+    return table
+
+
+def _with_release(table: pd.DataFrame, windows: list, boundaries: list[float],
+                  release: pd.DataFrame | None) -> pd.DataFrame:
+    """``release_pct`` (the release model's % fall of BP_ND at the row's window, 0 in the
+    first segment) and ``release_flags``; n/a without a release model."""
+    table = table.copy()
+    table["release_pct"] = np.nan
+    table["release_flags"] = ""
+    if release is None:
+        return table
+    per_region = release.set_index("region")
+    starts = {name: (np.nan if w is None else w[0]) for name, w in windows}
+    for name in table["condition"].unique():
+        k = int(np.searchsorted(boundaries, starts.get(name, np.nan), side="right"))
+        rows = table["condition"] == name
+        table.loc[rows, "release_pct"] = 0.0 if k == 0 else \
+            table.loc[rows, "region"].map(per_region[f"release_pct_{k}"]).to_numpy(float)
+        table.loc[rows, "release_flags"] = table.loc[rows, "region"].map(
+            per_region["release_flags"]).fillna("").to_numpy(object)
     return table
 
 
@@ -296,6 +375,11 @@ _ROW_COLUMNS = {
     "window_start": "fit window start (min); n/a = scan start",
     "window_end": "fit window end (min); n/a = scan end",
     "n_voxels": "voxels in the region (from the TAC table's sidecar)",
+    "bp_nd_null": "BP_ND of the same window on the TACs with the release model's release "
+                  "taken out: the model's value without release (n/a: no release model)",
+    "release_pct": "the release model's % fall of BP_ND from the first window (positive = "
+                   "BP_ND fell; 0 in the first window; n/a: no release model)",
+    "release_flags": "flags of the release model's fit of the region (empty = clean)",
 }
 
 

@@ -71,6 +71,10 @@ class ModelSpec:
         ``k2prime_from`` when not given), may use one, or has none.
     k2prime_from : str or None
         The model whose k2 / R1 estimates give k2' when a ``fixed`` one is not given.
+    min_frames : int
+        Fewest frames it fits (after its window and t*): its parameter count plus one for
+        the regressions and SRTM, one for the ratio. The fit refuses fewer and
+        ``petbp check`` reports a window that holds fewer.
     integrates_from_injection : bool
         It integrates the reference (and target) from injection, so the scan must start
         at injection (early frames needed).
@@ -87,6 +91,7 @@ class ModelSpec:
     citation_key: str
     estimates: frozenset[str]
     k2prime: str
+    min_frames: int
     k2prime_from: str | None = None
     integrates_from_injection: bool = True
     voxelwise: bool = True
@@ -139,7 +144,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     minimum=10), _MAX_ITER),
         title="simplified reference tissue model, nonlinear least squares",
         citation="Lammertsma & Hume 1996", citation_key="Lammertsma1996",
-        estimates=_ALL, k2prime="estimated"),
+        estimates=_ALL, k2prime="estimated", min_frames=4),
     ModelSpec(
         "srtm_bf", fit_srtm_bf, describe_srtm,
         (_WINDOW, _WEIGHTS, _N_BASIS,
@@ -152,7 +157,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
          OptionSpec("compute_se", "boolean", True, "", "Compute standard errors")),
         title="simplified reference tissue model, basis functions",
         citation="Gunn et al. 1997", citation_key="Gunn1997",
-        estimates=_ALL, k2prime="estimated"),
+        estimates=_ALL, k2prime="estimated", min_frames=4),
     ModelSpec(
         "srtm2", fit_srtm2, describe_srtm2,
         (_K2PRIME_FIXED, _WINDOW, _WEIGHTS, _bounds(("r1", "bp_nd")),
@@ -160,19 +165,21 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                     minimum=10), _MAX_ITER),
         title="SRTM with k2' fixed",
         citation="Wu & Carson 2002", citation_key="Wu2002",
-        estimates=frozenset({"bp_nd", "r1", "k2"}), k2prime="fixed", k2prime_from="srtm"),
+        estimates=frozenset({"bp_nd", "r1", "k2"}), k2prime="fixed", k2prime_from="srtm",
+        min_frames=3),
     ModelSpec(
         "mrtm", fit_mrtm, describe_mrtm,
         (_WINDOW, _t_star(0.0, "0 suits one-tissue targets"), _WEIGHTS),
         title="multilinear reference tissue model",
         citation="Ichise et al. 2003", citation_key="Ichise2003",
-        estimates=_ALL, k2prime="estimated"),
+        estimates=_ALL, k2prime="estimated", min_frames=4),
     ModelSpec(
         "mrtm2", fit_mrtm2, describe_mrtm,
         (_K2PRIME_FIXED, _WINDOW, _t_star(0.0, "0 suits one-tissue targets"), _WEIGHTS),
         title="multilinear reference tissue model with k2' fixed",
         citation="Ichise et al. 2003", citation_key="Ichise2003",
-        estimates=frozenset({"bp_nd", "r1", "k2"}), k2prime="fixed", k2prime_from="mrtm"),
+        estimates=frozenset({"bp_nd", "r1", "k2"}), k2prime="fixed", k2prime_from="mrtm",
+        min_frames=3),
     ModelSpec(
         "logan_ref", fit_logan_ref, describe_logan,
         (_t_star(20.0, "the Logan plot must be linear from t* on"),
@@ -182,13 +189,14 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
          _WINDOW, _WEIGHTS),
         title="Logan reference-tissue graphical analysis (BP_ND = DVR - 1)",
         citation="Logan et al. 1996", citation_key="Logan1996",
-        estimates=frozenset({"bp_nd"}), k2prime="optional"),
+        estimates=frozenset({"bp_nd"}), k2prime="optional", min_frames=3),
     ModelSpec(
         "ratio", fit_ratio, describe_ratio,
         (_WINDOW, _t_star(None, "the ratio window runs from t* to the end")),
         title="equilibrium ratio of target to reference activity minus one",
         citation="Carson et al. 1993", citation_key="Carson1993",
-        estimates=frozenset({"bp_nd"}), k2prime="unused", integrates_from_injection=False),
+        estimates=frozenset({"bp_nd"}), k2prime="unused", min_frames=1,
+        integrates_from_injection=False),
 )}
 
 #: Keys a :class:`ModelFit`'s options hold besides the model's own (metadata).
@@ -197,6 +205,11 @@ _METADATA = ("model", "frame_weights", "weights")
 
 def get_model(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A model name.
 
     Raises
     ------
@@ -259,6 +272,13 @@ def validate_config_models(config: Mapping[str, Any], source: str = "config") ->
     option a model does not take (``models.srtm.t_star``) fails when the config is read,
     naming the key, instead of inside every fit job.
 
+    Parameters
+    ----------
+    config : mapping
+        The config (``models`` and ``voxelwise``).
+    source : str, default="config"
+        The config file, named in each problem.
+
     Raises
     ------
     ConfigError
@@ -289,7 +309,13 @@ def options_json_schema(model: str, *, allow_shared: bool = True) -> dict[str, A
 
 
 def models_json_schema(*, allow_shared: bool = True) -> dict[str, Any]:
-    """JSON schema of ``models:`` (model name -> options), from :data:`MODELS`."""
+    """JSON schema of ``models:`` (model name -> options), from :data:`MODELS`.
+
+    Parameters
+    ----------
+    allow_shared : bool, default=True
+        Accept ``k2prime: shared``.
+    """
     return {"type": "object", "minProperties": 1, "additionalProperties": False,
             "properties": {name: options_json_schema(name, allow_shared=allow_shared)
                            for name in MODELS}}
@@ -343,6 +369,21 @@ def model_call(model: str, frames: Any, ref_tac: np.ndarray, *,
 
     :func:`fit` and the parametric maps (one call per chunk of voxels) use it.
 
+    Parameters
+    ----------
+    model : str
+        A model name.
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL (``counts`` weights read it).
+    weights : str, ndarray or None, default="uniform"
+        A scheme (``uniform``, ``duration``, ``counts``, ``given``) or per-frame weights.
+    half_life : float, default=None
+        Radionuclide half-life, minutes (``counts`` weights).
+    options : mapping, default=None
+        The model's options, as configured or as recorded in a fit.
+
     Returns
     -------
     spec : ModelSpec
@@ -376,7 +417,15 @@ def model_call(model: str, frames: Any, ref_tac: np.ndarray, *,
 
 
 def describe_fit(result: ModelFit | str, options: Mapping[str, Any] | None = None) -> str:
-    """The methods sentence of a fit (or of ``model`` with ``options``), with its citation."""
+    """The methods sentence of a fit (or of ``model`` with ``options``), with its citation.
+
+    Parameters
+    ----------
+    result : ModelFit or str
+        A fit, or a model name.
+    options : mapping, default=None
+        The options, when ``result`` is a model name.
+    """
     if isinstance(result, ModelFit):
         model, options = result.model, result.options
     else:

@@ -17,21 +17,21 @@ import numpy as np
 
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._basis import _blend, _grid_rate, _grid_search
+from pipeline.kinetics._basis import blend_columns, grid_rate, grid_search
 from pipeline.kinetics._inputs import MAX_FIRST_FRAME_START
-from pipeline.kinetics._lm import SETTLE_STEP, _covariance, _fit_in_chunks
-from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
-from pipeline.kinetics._srtm_common import (
-    _at_bound,
-    _clean_data,
-    _finish,
-    _full_frames,
-    _prepare,
-    _srtm_jacobian,
-    _srtm_se_from_cov,
-    _srtm_standard_errors,
-    _weighted_rss,
-    _window_text,
+from pipeline.kinetics._lm import SETTLE_STEP, fit_in_chunks, jacobian_covariance
+from pipeline.kinetics._reference import RateTable, ReferenceConvolver
+from pipeline.kinetics._srtm_family import (
+    clean_data,
+    finish_fit,
+    full_frames,
+    on_bound,
+    prepare_srtm,
+    srtm_jacobian,
+    srtm_se_from_cov,
+    srtm_standard_errors,
+    weighted_rss,
+    window_text,
 )
 from pipeline.kinetics.result import ModelFit
 
@@ -67,13 +67,23 @@ def predict_srtm(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
                                           for v in (r1, k2, bp_nd)))
     ref = np.asarray(ref_tac, float)
     k2a = k2 / (1.0 + bp_nd)
-    x = _ReferenceConvolver(frames, ref).frame_averages(k2a)
+    x = ReferenceConvolver(frames, ref).frame_averages(k2a)
     return r1 * ref[:, None] + (k2 - r1 * k2a) * x
 
 
 def theta_grid(theta_range: tuple[float, float] = DEFAULT_THETA_RANGE, n_basis: int = 100,
                spacing: str = "log") -> np.ndarray:
-    """Basis-function rates k2a (1/min): ``n_basis`` values over ``theta_range``."""
+    """Basis-function rates k2a (1/min): ``n_basis`` values over ``theta_range``.
+
+    Parameters
+    ----------
+    theta_range : (float, float), default=DEFAULT_THETA_RANGE
+        Smallest and largest k2a, 1/min.
+    n_basis : int, default=100
+        Number of rates (at least 2).
+    spacing : {"log", "linear"}, default="log"
+        Spacing of the rates.
+    """
     low, high = (float(v) for v in theta_range)
     if not (0.0 < low < high) or int(n_basis) < 2:
         raise ConfigError(format_problem(
@@ -147,33 +157,33 @@ def fit_srtm_bf(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     [0.5, 2.0]
     """
     thetas = theta_grid(theta_range, n_basis, spacing)
-    prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm_bf")
-    conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
+    prep = prepare_srtm(frames, ref_tac, tacs, window, weights, "srtm_bf")
+    conv = ReferenceConvolver(prep.frames, prep.ref_tac)
     if compute_se:
         bases, slopes = conv.frame_averages_and_slope(thetas)
     else:
         bases, slopes = conv.frame_averages(thetas), None
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
-    data = _clean_data(prep)
-    grid = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=refine)
+    data = clean_data(prep)
+    grid = grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=refine)
     r1, theta2 = grid.a, grid.b
-    k2a = _grid_rate(thetas, grid.best, grid.offset, spacing)
+    k2a = grid_rate(thetas, grid.best, grid.offset, spacing)
     k2 = theta2 + r1 * k2a
     with np.errstate(invalid="ignore", divide="ignore"):
         bp = k2 / k2a - 1.0
     fitted_used = r1 * prep.ref_tac[used][:, None] + \
-        theta2 * _blend(bases[used], grid.best, grid.offset)
+        theta2 * blend_columns(bases[used], grid.best, grid.offset)
     se = None
     if compute_se:
-        se = _srtm_standard_errors(prep.ref_tac[used], bases[used], slopes[used], sqrt_w,
-                                   grid, _weighted_rss(data, fitted_used, sqrt_w), r1, k2, bp)
-    fitted = _full_frames(prep, fitted_used)
+        se = srtm_standard_errors(prep.ref_tac[used], bases[used], slopes[used], sqrt_w,
+                                  grid, weighted_rss(data, fitted_used, sqrt_w), r1, k2, bp)
+    fitted = full_frames(prep, fitted_used)
     edge = grid.edge
     options = {"window": window, "n_basis": int(n_basis),
                "theta_range": [float(v) for v in theta_range], "spacing": spacing,
                "refine": bool(refine), "compute_se": bool(compute_se)}
-    return _finish("srtm_bf", prep, r1, k2, bp, fitted, se, [("grid_edge", edge)], options)
+    return finish_fit("srtm_bf", prep, r1, k2, bp, fitted, se, [("grid_edge", edge)], options)
 
 
 def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
@@ -235,44 +245,44 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     >>> round(float(fit.bp_nd[0]), 2), round(float(fit.r1[0]), 2), fit.flags[0]
     (1.5, 0.9, '')
     """
-    _, lower, upper = _bounds_arrays(bounds)
-    prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm")
-    conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
+    _, lower, upper = bounds_arrays(bounds)
+    prep = prepare_srtm(frames, ref_tac, tacs, window, weights, "srtm")
+    conv = ReferenceConvolver(prep.frames, prep.ref_tac)
     thetas = _start_grid(lower, upper, n_basis)
     bases = conv.frame_averages(thetas)
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
-    data = _clean_data(prep)
-    grid = _grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=True)
+    data = clean_data(prep)
+    grid = grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=True)
     r1, theta2 = grid.a, grid.b
-    k2a = _grid_rate(thetas, grid.best, grid.offset, "log")
+    k2a = grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):
         start = np.column_stack([r1, theta2 + r1 * k2a, (theta2 + r1 * k2a) / k2a - 1.0])
     # every rate the bounds allow, k2 / (1 + BP_ND), interpolated from a dense table; the
     # optimizer works on weighted quantities, so the weights are folded in once
-    table = _RateTable(conv, lower[1] / (1.0 + upper[2]), upper[1] / (1.0 + lower[2]),
-                       rows=used, scale=sqrt_w)
+    table = RateTable(conv, lower[1] / (1.0 + upper[2]), upper[1] / (1.0 + lower[2]),
+                      rows=used, scale=sqrt_w)
     ref_w = prep.ref_tac[used] * sqrt_w
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, dx = table.values_and_slopes(params[:, 1] / (1.0 + params[:, 2]))
-        return _srtm_jacobian(ref_w, x, dx, params[:, 0], params[:, 1], params[:, 2])
+        return srtm_jacobian(ref_w, x, dx, params[:, 0], params[:, 1], params[:, 2])
 
     data_w = data * sqrt_w[:, None]
-    result = _fit_in_chunks(model, data_w, start, lower, upper, max_iter=max_iter,
-                            settle=SETTLE_STEP)
-    at_bound = _at_bound(result.params, lower, upper)
+    result = fit_in_chunks(model, data_w, start, lower, upper, max_iter=max_iter,
+                           settle=SETTLE_STEP)
+    at_bound = on_bound(result.params, lower, upper)
     failed = at_bound | ~result.converged
     # LM that ends on a bound or does not converge has walked down a flat valley of the
     # residual (low BP_ND: k2a -> 0 and BP_ND -> its bound for a negligible gain); where the
     # basis-function start lies inside the bounds it is the better-conditioned estimate
-    fallback = failed & np.all(np.isfinite(start), axis=1) & ~_at_bound(start, lower, upper)
+    fallback = failed & np.all(np.isfinite(start), axis=1) & ~on_bound(start, lower, upper)
     if fallback.any():
         _use_start(result, model, data_w, start, fallback)
     r1, k2, bp = result.params.T
-    fitted = _full_frames(prep, _unweighted(result.prediction, sqrt_w, lambda: predict_srtm(
+    fitted = full_frames(prep, unweighted(result.prediction, sqrt_w, lambda: predict_srtm(
         prep.frames, prep.ref_tac, r1, k2, bp)[used]))
-    se = _srtm_se_from_cov(result.covariance, r1, k2)
+    se = srtm_se_from_cov(result.covariance, r1, k2)
     edge = fallback & grid.edge
     options = {"window": window, "bounds": {"r1": list(map(float, (lower[0], upper[0]))),
                           "k2": list(map(float, (lower[1], upper[1]))),
@@ -280,15 +290,21 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
     flags = [("at_bound", at_bound & ~fallback), ("not_converged", ~result.converged & ~fallback),
              ("bf_fallback", fallback), ("grid_edge", edge)]
-    return _finish("srtm", prep, r1, k2, bp, fitted, se, flags, options)
+    return finish_fit("srtm", prep, r1, k2, bp, fitted, se, flags, options)
 
 
 def describe(options: dict[str, Any] | None = None) -> str:
-    """One methods sentence for SRTM fits made with ``options`` (as in a ModelFit)."""
+    """One methods sentence for SRTM fits made with ``options`` (as in a ModelFit).
+
+    Parameters
+    ----------
+    options : dict, default=None
+        The fit's options (``model``, ``window``, ``weights``, basis settings, ``reference``).
+    """
     o = dict(options or {})
     model = o.get("model", "srtm")
     window = o.get("window")
-    span = _window_text(window)
+    span = window_text(window)
     weights = o.get("weights", "uniform")
     ref = f"region {o['reference']!r}" if o.get("reference") else "a reference region"
     if model == "srtm_bf":
@@ -328,19 +344,19 @@ def _use_start(result, model, data_w: np.ndarray, start: np.ndarray, take: np.nd
     rss = np.einsum("nm,nm->m", resid, resid)
     result.params[idx] = start[idx]
     result.prediction[:, idx] = pred
-    result.covariance[idx] = _covariance(jac, rss)
+    result.covariance[idx] = jacobian_covariance(jac, rss)
     result.converged[idx] = True
 
 
-def _unweighted(prediction_w: np.ndarray, sqrt_w: np.ndarray, exact) -> np.ndarray:
+def unweighted(prediction_w: np.ndarray, sqrt_w: np.ndarray, exact) -> np.ndarray:
     """A weighted prediction divided by the weights (``exact()`` where a weight is 0)."""
     if np.all(sqrt_w > 0):
         return prediction_w / sqrt_w[:, None]
     return exact()
 
 
-def _bounds_arrays(bounds: dict[str, tuple[float, float]] | None,
-                   keys: tuple[str, ...] = ("r1", "k2", "bp_nd"), label: str = "SRTM"):
+def bounds_arrays(bounds: dict[str, tuple[float, float]] | None,
+                  keys: tuple[str, ...] = ("r1", "k2", "bp_nd"), label: str = "SRTM"):
     """``bounds`` merged over :data:`DEFAULT_BOUNDS` for parameters ``keys``, checked.
 
     Returns the merged dict and the lower and upper bounds as arrays in ``keys`` order.

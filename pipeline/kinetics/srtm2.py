@@ -15,26 +15,40 @@ import numpy as np
 
 from pipeline.errors import ConfigError, format_problem
 from pipeline.frames import Frames
-from pipeline.kinetics._basis import _grid_rate, _grid_search
-from pipeline.kinetics._lm import SETTLE_STEP, _fit_in_chunks
-from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
-from pipeline.kinetics._srtm_common import (
-    _at_bound,
-    _clean_data,
-    _finish,
-    _full_frames,
-    _prepare,
-    _window_text,
+from pipeline.kinetics._basis import grid_rate, grid_search
+from pipeline.kinetics._lm import SETTLE_STEP, fit_in_chunks
+from pipeline.kinetics._reference import RateTable, ReferenceConvolver
+from pipeline.kinetics._srtm_family import (
+    clean_data,
+    finish_fit,
+    full_frames,
+    on_bound,
+    prepare_srtm,
+    window_text,
 )
 from pipeline.kinetics.result import ModelFit
-from pipeline.kinetics.srtm import _bounds_arrays, _unweighted
+from pipeline.kinetics.srtm import bounds_arrays, unweighted
 
 __all__ = ["describe", "fit_srtm2", "predict_srtm2"]
 
 
 def predict_srtm2(frames: Frames, ref_tac: np.ndarray, r1: np.ndarray | float,
                   bp_nd: np.ndarray | float, k2prime: float) -> np.ndarray:
-    """Frame-averaged SRTM2 prediction (Bq/mL), shape (n_frames, m), for R1 and BP_ND arrays."""
+    """Frame-averaged SRTM2 prediction (Bq/mL), shape (n_frames, m), for R1 and BP_ND arrays.
+
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    ref_tac : ndarray of shape (n_frames,)
+        Reference TAC, Bq/mL.
+    r1 : float or ndarray of shape (m,)
+        Relative delivery R1.
+    bp_nd : float or ndarray of shape (m,)
+        Binding potential.
+    k2prime : float
+        Reference efflux rate, 1/min.
+    """
     from pipeline.kinetics.srtm import predict_srtm
 
     r1, bp_nd = np.broadcast_arrays(np.atleast_1d(np.asarray(r1, float)),
@@ -95,25 +109,25 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     1.5
     """
     k2p = _check_k2prime(k2prime)
-    merged, lower, upper = _bounds_arrays(bounds, ("r1", "bp_nd"), "SRTM2")
-    prep = _prepare(frames, ref_tac, tacs, window, weights, "srtm2", min_frames=3)
-    conv = _ReferenceConvolver(prep.frames, prep.ref_tac)
+    merged, lower, upper = bounds_arrays(bounds, ("r1", "bp_nd"), "SRTM2")
+    prep = prepare_srtm(frames, ref_tac, tacs, window, weights, "srtm2", min_frames=3)
+    conv = ReferenceConvolver(prep.frames, prep.ref_tac)
     used = prep.used
     sw = np.sqrt(prep.weights[used])
-    data = _clean_data(prep)
+    data = clean_data(prep)
 
     # basis solution: for each k2a on the grid the model is linear, C_T = R1 z_j with
     # z_j = C_R + (k2' - k2a_j) B_j; refined between grid points, it starts the polish
     thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
                           max(int(n_basis), 3))
     z = prep.ref_tac[used][:, None] + (k2p - thetas) * conv.frame_averages(thetas)[used]
-    grid = _grid_search(None, z, data, sw, refine=True)
-    k2a = _grid_rate(thetas, grid.best, grid.offset, "log")
+    grid = grid_search(None, z, data, sw, refine=True)
+    k2a = grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):
         bp_0 = grid.b * k2p / k2a - 1.0
     start = np.column_stack([grid.b, np.where(np.isfinite(bp_0), bp_0, 0.0)])
-    table = _RateTable(conv, lower[0] * k2p / (1.0 + upper[1]),
-                       upper[0] * k2p / (1.0 + lower[1]), rows=used, scale=sw)
+    table = RateTable(conv, lower[0] * k2p / (1.0 + upper[1]),
+                      upper[0] * k2p / (1.0 + lower[1]), rows=used, scale=sw)
     ref = (prep.ref_tac[used] * sw)[:, None]  # weighted, as the optimizer works
 
     def model(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,28 +148,35 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
 
     # small chunks keep the working arrays in cache; SRTM2 converges in 2-3 iterations,
     # so the per-iteration overhead of many chunks stays small
-    result = _fit_in_chunks(model, data * sw[:, None], start, lower, upper,
-                            max_iter=max_iter, settle=SETTLE_STEP, chunk=4096)
+    result = fit_in_chunks(model, data * sw[:, None], start, lower, upper,
+                           max_iter=max_iter, settle=SETTLE_STEP, chunk=4096)
     r1, bp = result.params.T
-    fitted = _full_frames(prep, _unweighted(result.prediction, sw, lambda: predict_srtm2(
+    fitted = full_frames(prep, unweighted(result.prediction, sw, lambda: predict_srtm2(
         prep.frames, prep.ref_tac, r1, bp, k2p)[used]))
     cov = result.covariance
     with np.errstate(invalid="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "bp_nd": np.sqrt(cov[:, 1, 1])}
     se["k2"] = k2p * se["r1"]
-    at_bound = _at_bound(result.params, lower, upper)
+    at_bound = on_bound(result.params, lower, upper)
     options = {"window": window, "k2prime": k2p,
                "bounds": {"r1": list(merged["r1"]), "bp_nd": list(merged["bp_nd"])},
                "n_basis": int(n_basis), "max_iter": int(max_iter)}
     flags = [("at_bound", at_bound), ("not_converged", ~result.converged)]
-    return _finish("srtm2", prep, r1, r1 * k2p, bp, fitted, se, flags, options, k2prime=k2p)
+    return finish_fit("srtm2", prep, r1, r1 * k2p, bp, fitted, se, flags, options, k2prime=k2p)
 
 
 def describe(options: dict[str, Any] | None = None) -> str:
-    """One methods sentence for SRTM2 fits made with ``options``."""
+    """One methods sentence for SRTM2 fits made with ``options``.
+
+    Parameters
+    ----------
+    options : dict, default=None
+        The fit's options (``k2prime``, ``k2prime_source``, ``window``, ``weights``,
+        ``reference``).
+    """
     o = dict(options or {})
     window = o.get("window")
-    span = _window_text(window)
+    span = window_text(window)
     source = o.get("k2prime_source", "given")
     ref = f"region {o['reference']!r}" if o.get("reference") else "a reference region"
     k2p = o.get("k2prime")

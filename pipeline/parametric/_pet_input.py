@@ -61,8 +61,10 @@ def read_pet_scan(image_path: str | os.PathLike, sidecar: str | os.PathLike | No
     InputError
         Naming the image or sidecar, if either is missing or unusable.
     """
-    from pipeline.bids import read_scan
+    from pipeline.bids import Scan, read_scan
 
+    if isinstance(image_path, Scan) and sidecar is None:
+        return image_path  # already read (the workflow passes its scans, e.g. PETPrep images)
     image = Path(image_path)
     _, ext = _stem(image)
     if not image.is_file():

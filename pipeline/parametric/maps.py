@@ -215,11 +215,14 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
     reference : str
         Reference region.
     model : str
+        A model fit for maps (:data:`pipeline.kinetics.MODELS`).
     options : mapping, default=None
         Model options as under ``voxelwise.options`` (``weights`` a scheme name,
         ``k2prime`` a number, ``"shared"`` or absent).
     k2prime_path : path, default=None
         The subject's shared k2' (JSON), for ``k2prime: shared``.
+    chunk_voxels : int, default=DEFAULT_CHUNK_VOXELS
+        Voxels fitted at once (bounds memory).
 
     Returns
     -------
@@ -250,7 +253,29 @@ def write_condition_map(pet_path: str | os.PathLike, tacs_path: str | os.PathLik
                         window: Window, reference: str, model: str,
                         options: Mapping[str, Any] | None = None,
                         k2prime_path: str | os.PathLike | None = None) -> Path:
-    """BP_ND map of one condition window (:func:`write_condition_maps` with one window)."""
+    """BP_ND map of one condition window (:func:`write_condition_maps` with one window).
+
+    Parameters
+    ----------
+    pet_path : path-like or Scan
+        The scan's 4D image (a :class:`pipeline.bids.Scan` carries its sidecar's facts).
+    tacs_path : path-like
+        The scan's TAC table (its ``reference`` column is the reference TAC).
+    mask_path : path-like
+        The analysis mask.
+    out_prefix : path-like
+        Output prefix (``<prefix>_bpnd.nii.gz``, ``<prefix>_flags.nii.gz``, JSON sidecar).
+    window : (float, float) or None
+        The condition's window, minutes after injection; None uses the whole scan.
+    reference : str
+        Reference region (column of the TAC table).
+    model : str
+        A model fit for maps (:data:`pipeline.kinetics.MODELS`).
+    options : mapping, default=None
+        Model options as under ``voxelwise.options``.
+    k2prime_path : path-like, default=None
+        The subject's shared k2' (JSON), for ``k2prime: shared``.
+    """
     return write_condition_maps(pet_path, tacs_path, mask_path, {"window": out_prefix},
                                 windows={"window": window}, reference=reference, model=model,
                                 options=options, k2prime_path=k2prime_path)["window"]

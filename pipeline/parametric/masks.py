@@ -19,6 +19,17 @@ def load_mask(path: str | os.PathLike, shape: Sequence[int], affine: np.ndarray,
               what: str) -> np.ndarray:
     """A 3D mask (values > 0.5) that must lie on the PET grid (same shape and affine).
 
+    Parameters
+    ----------
+    path : str or path-like
+        A 3D NIfTI mask.
+    shape : sequence of int
+        The PET image's shape (its first three dimensions are compared).
+    affine : ndarray of shape (4, 4)
+        The PET image's voxel -> mm transform.
+    what : str
+        What the mask is (``"reference mask"``), named in errors.
+
     Raises
     ------
     InputError
@@ -51,6 +62,15 @@ def load_mask(path: str | os.PathLike, shape: Sequence[int], affine: np.ndarray,
 def reference_tac(data: np.ndarray, ref_mask: np.ndarray,
                   where: str | os.PathLike | None = None) -> np.ndarray:
     """Mean TAC (Bq/mL) of the voxels in ``ref_mask``, with clear errors for unusable masks.
+
+    Parameters
+    ----------
+    data : ndarray of shape (x, y, z, n_frames)
+        The image, Bq/mL.
+    ref_mask : ndarray of bool, shape (x, y, z)
+        The reference region's voxels.
+    where : str or path-like, default=None
+        The mask file, named in errors.
 
     Raises
     ------
@@ -96,6 +116,17 @@ def analysis_mask(region_config: str | os.PathLike | None, shape: Sequence[int],
                   affine: np.ndarray, mode: str = "regions") -> np.ndarray:
     """Voxels analysed on a grid: target regions (``regions``) or the MNI brain (``brain``).
 
+    Parameters
+    ----------
+    region_config : str, path-like or None
+        The region config (``regions`` mode); None uses the shipped default.
+    shape : sequence of int
+        The grid's shape (the first three dimensions are used).
+    affine : ndarray of shape (4, 4)
+        The grid's voxel -> mm transform.
+    mode : {"regions", "brain"}, default="regions"
+        Target regions of the region config, or the MNI152 brain mask.
+
     Returns
     -------
     ndarray of bool, shape ``shape[:3]``
@@ -124,6 +155,17 @@ def write_analysis_mask(pet_path: str | os.PathLike, out_path: str | os.PathLike
     """Write the analysis mask of a PET image's grid (uint8 NIfTI, 1 = analysed).
 
     The workflow's ``analysis_mask`` step; the sidecar records the mode and voxel count.
+
+    Parameters
+    ----------
+    pet_path : str or path-like
+        A PET image (its header gives the grid).
+    out_path : str or path-like
+        The ``.nii.gz`` mask to write (with its JSON sidecar).
+    region_config : str or path-like, default=None
+        The region config; None uses the shipped default.
+    mode : {"regions", "brain"}, default="regions"
+        As in :func:`analysis_mask` (``voxelwise.mask``).
 
     Raises
     ------

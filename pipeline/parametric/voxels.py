@@ -16,7 +16,6 @@ single-threaded BLAS (via threadpoolctl): OpenBLAS's own threads on small produc
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.blas import one_blas_thread
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames
 
@@ -41,7 +41,13 @@ _OTHER_FLAG = 128
 
 
 def flag_codes(flags: np.ndarray) -> np.ndarray:
-    """Turn ``;``-joined flag strings into integer bit codes (:data:`FLAG_CODES`), 0 = clean."""
+    """Turn ``;``-joined flag strings into integer bit codes (:data:`FLAG_CODES`), 0 = clean.
+
+    Parameters
+    ----------
+    flags : ndarray of str
+        Per-voxel flags as in :attr:`pipeline.kinetics.ModelFit.flags`.
+    """
     flags = np.asarray(flags, dtype=object)
     codes = np.zeros(flags.shape, dtype=np.int32)
     flagged = np.flatnonzero(flags != "")
@@ -54,14 +60,6 @@ def flag_codes(flags: np.ndarray) -> np.ndarray:
             values[i] |= FLAG_CODES.get(name, _OTHER_FLAG)
     codes[flagged] = values[inverse]
     return codes
-
-
-def _single_threaded_blas():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn/nilearn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _model(model: str | Callable, frames: Frames, ref_tac: np.ndarray, weights: Any,
@@ -161,7 +159,7 @@ def fit_voxels(frames: Frames, ref_tac: np.ndarray, data: np.ndarray,
 
     starts = range(0, index.size, step)
     jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
-    with _single_threaded_blas():
+    with one_blas_thread():
         if jobs <= 1 or len(starts) == 1:
             for lo in starts:
                 run(lo)

@@ -38,9 +38,18 @@ def mni_region_masks(region_config: str | PathLike | None, *, resolution: int = 
                      without_grey_matter: bool = False):
     """The region set built on the MNI grid of ``resolution`` mm (RegionMasks).
 
-    With ``without_grey_matter`` the regions' grey-matter restrictions are left out and
-    returned too: ``(masks, {region: threshold})``
-    (:func:`~pipeline.preprocess.tissue_regions.split_grey_matter_restriction`).
+    Parameters
+    ----------
+    region_config : path-like or None
+        Region config (None = ``config/regions.yaml``).
+    resolution : int, default=2
+        MNI grid spacing, mm.
+    cache_dir : path-like, default=None
+        Mask cache.
+    without_grey_matter : bool, default=False
+        Leave the regions' grey-matter restrictions out and return them too:
+        ``(masks, {region: threshold})``
+        (:func:`~pipeline.preprocess.tissue_regions.split_grey_matter_restriction`).
     """
     from pipeline.regions import build_masks, load_region_config
     from pipeline.space import mni_grid
@@ -56,7 +65,17 @@ def mni_region_masks(region_config: str | PathLike | None, *, resolution: int = 
 def subject_grey_matter(probseg_gm: str | PathLike, thresholds: dict[str, float],
                         pet_affine: np.ndarray) -> GreyMatter | None:
     """The subject's grey matter (a ``_label-GM_probseg`` image) for a PET grid, or None
-    when no region is restricted to grey matter."""
+    when no region is restricted to grey matter.
+
+    Parameters
+    ----------
+    probseg_gm : path-like
+        Grey-matter fractions (0-1) on the T1w grid.
+    thresholds : dict of str to float
+        Region name -> grey-matter fraction threshold (0-1).
+    pet_affine : ndarray of shape (4, 4)
+        PET voxel -> mm (its voxel size is the averaging volume).
+    """
     if not thresholds:
         return None
     img = nib.load(str(probseg_gm))

@@ -120,10 +120,10 @@ def mni_template(resolution: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """nilearn's MNI152 2009a T1 template (brain) at ``resolution`` mm: data and affine."""
     import nibabel as nib
 
-    from pipeline.space import _nilearn_data_file
+    from pipeline.space import mni_template_file
 
     ants = require_ants()
-    img = nib.load(str(_nilearn_data_file("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")))
+    img = nib.load(str(mni_template_file("t1")))
     template = to_ants(np.asarray(img.dataobj, np.float32), img.affine)
     if abs(resolution - 1.0) > 1e-6:
         template = ants.resample_image(template, (resolution,) * 3, use_voxels=False,

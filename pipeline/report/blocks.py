@@ -48,7 +48,23 @@ def _display(value: Any, column: str) -> tuple[str, str | None]:
 def table_block(table: pd.DataFrame, title: str = "", caption: str = "",
                 columns: Iterable[str] | None = None, max_rows: int = 2000,
                 table_id: str = "") -> dict[str, Any]:
-    """A table block; numbers are shown rounded and kept in full in ``data-value``."""
+    """A table block; numbers are shown rounded and kept in full in ``data-value``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The rows to show.
+    title : str, default=""
+        Heading above the table.
+    caption : str, default=""
+        Text below the heading: what the table shows and how to read it.
+    columns : iterable of str, default=None
+        Columns to show, in order (those present); None shows all.
+    max_rows : int, default=2000
+        Rows shown at most (the rest are counted in a note).
+    table_id : str, default=""
+        HTML id of the table (for links and tests).
+    """
     cols = [c for c in (columns or table.columns) if c in table.columns]
     shown = table[cols].head(max_rows)
     rows = [[_display(v, c) for v, c in zip(record, cols, strict=True)]
@@ -59,23 +75,61 @@ def table_block(table: pd.DataFrame, title: str = "", caption: str = "",
 
 
 def text_block(text: str, css: str = "") -> dict[str, Any]:
-    """A paragraph of plain text (escaped by the template)."""
+    """A paragraph of plain text (escaped by the template).
+
+    Parameters
+    ----------
+    text : str
+        The paragraph.
+    css : str, default=""
+        Extra CSS class (e.g. ``warning``).
+    """
     return {"kind": "text", "text": text, "css": css}
 
 
 def kv_block(items: Mapping[str, Any], title: str = "") -> dict[str, Any]:
-    """A two-column key/value list."""
+    """A two-column key/value list.
+
+    Parameters
+    ----------
+    items : mapping
+        Key -> value, in order.
+    title : str, default=""
+        Heading above the list.
+    """
     return {"kind": "kv", "title": title, "items": [(str(k), str(v)) for k, v in items.items()]}
 
 
 def error_block(title: str, message: str) -> dict[str, Any]:
-    """A red box saying what could not be shown and why."""
+    """A red box saying what could not be shown and why.
+
+    Parameters
+    ----------
+    title : str
+        What could not be shown.
+    message : str
+        Why (the error's text).
+    """
     return {"kind": "error", "title": title, "message": message}
 
 
 def details(summary: str, blocks: list[dict[str, Any]], badges: Iterable[str] = (),
             open_: bool = False, anchor: str = "") -> dict[str, Any]:
-    """A foldable group of blocks (``<details>``) with warning badges in its summary line."""
+    """A foldable group of blocks (``<details>``) with warning badges in its summary line.
+
+    Parameters
+    ----------
+    summary : str
+        The always-visible summary line.
+    blocks : list of dict
+        The blocks inside.
+    badges : iterable of str, default=()
+        Warning badges shown in the summary line.
+    open_ : bool, default=False
+        Start unfolded.
+    anchor : str, default=""
+        HTML id, for links to this group.
+    """
     return {"kind": "details", "summary": summary, "blocks": blocks, "badges": list(badges),
             "open": open_, "id": anchor}
 

@@ -49,6 +49,11 @@ DEFAULT_SPEC = files("pipeline.report") / "spec.yaml"
 def load_spec(path: str | Path | None = None) -> dict[str, Any]:
     """Read and check a report spec (default: the shipped ``spec.yaml``).
 
+    Parameters
+    ----------
+    path : str or Path, default=None
+        A spec file; None reads the shipped ``spec.yaml``.
+
     Raises
     ------
     ConfigError

@@ -1,8 +1,8 @@
 """Find and read everything the report shows from an output directory.
 
-The report only reads files the workflow wrote (DESIGN.md "Outputs"); a missing or
-unreadable file becomes a note in :attr:`StudyResults.problems` and the section that
-needed it says so, instead of the whole report failing.
+The report only reads files the workflow wrote (docs/architecture.md, "File contracts"); a
+missing or unreadable file becomes a note in :attr:`StudyResults.problems` and the section
+that needed it says so, instead of the whole report failing.
 """
 
 from __future__ import annotations
@@ -153,7 +153,13 @@ def primary_model(config: Mapping[str, Any], available: list[str]) -> str | None
 
 
 def software_versions(names: tuple[str, ...] = SOFTWARE) -> dict[str, str]:
-    """Installed version of each distribution (``not installed`` when absent)."""
+    """Installed version of each distribution (``not installed`` when absent).
+
+    Parameters
+    ----------
+    names : tuple of str, default=SOFTWARE
+        Distribution names.
+    """
     found = {}
     for name in names:
         try:
@@ -297,7 +303,13 @@ def _load_config(output_dir: Path) -> dict[str, Any]:
 
 
 def tracer_name(results: StudyResults) -> str:
-    """The tracer as recorded in the config or the TAC/PET sidecars (``not recorded``)."""
+    """The tracer as recorded in the config or the TAC/PET sidecars (``not recorded``).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`collect_results` read.
+    """
     for key in ("tracer", "TracerName"):
         if isinstance(results.config.get(key), str):
             return results.config[key]

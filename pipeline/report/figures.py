@@ -38,7 +38,17 @@ _SVG_METADATA = {"Date": None}  # reproducible SVG bytes
 
 
 def render(fig: Figure, fmt: str = "svg", dpi: int = 80) -> bytes:
-    """The figure as SVG or PNG bytes; the figure is closed afterwards."""
+    """The figure as SVG or PNG bytes; the figure is closed afterwards.
+
+    Parameters
+    ----------
+    fig : Figure
+        A matplotlib figure.
+    fmt : {"svg", "png"}, default="svg"
+        Output format.
+    dpi : int, default=80
+        Resolution of PNG output.
+    """
     buffer = io.BytesIO()
     try:
         # Constrained layouts and fixed layouts already fit the canvas; a tight bounding
@@ -53,13 +63,27 @@ def render(fig: Figure, fmt: str = "svg", dpi: int = 80) -> bytes:
 
 
 def grid(n: int, ncols: int) -> tuple[int, int]:
-    """(rows, columns) of a panel grid for ``n`` panels, at most ``ncols`` per row."""
+    """(rows, columns) of a panel grid for ``n`` panels, at most ``ncols`` per row.
+
+    Parameters
+    ----------
+    n : int
+        Number of panels.
+    ncols : int
+        Most panels per row.
+    """
     ncols = max(1, min(ncols, n))
     return int(np.ceil(n / ncols)), ncols
 
 
 def used_mask(table: pd.DataFrame) -> np.ndarray:
-    """The ``used`` column of a curve table as bool (True/1/yes, any case); all True if absent."""
+    """The ``used`` column of a curve table as bool (True/1/yes, any case); all True if absent.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A curve table (``*_fits.tsv``) or a subset of it.
+    """
     if "used" not in table:
         return np.ones(len(table), bool)
     return table["used"].astype(str).str.lower().isin(["true", "1", "1.0", "yes"]).to_numpy()

@@ -18,18 +18,24 @@ from pipeline.report.group_text import group_findings
 __all__ = ["CONTRAST_NOTE", "FINDINGS_NOTE", "key_findings"]
 
 #: What the % of the contrast lines is (shown under the key findings).
-FINDINGS_NOTE = ("% = mean change in BP_ND (100 x (condition - baseline) / baseline) after "
-                 "removing the simulated null drift, or for a contrast with a control, minus "
-                 "the control's change (effect_pct_mean, else change_pct_mean); negative = "
-                 "BP_ND fell (release). Regions ordered by p_FDR.")
+FINDINGS_NOTE = ("% = the tested (headline) change in BP_ND (100 x (condition - baseline) / "
+                 "baseline): within one scan, minus each participant's null drift; for a "
+                 "contrast with a control, minus the control's change; where the drift guard "
+                 "tripped, the design-based control's result (effect_pct_mean, else "
+                 "change_pct_mean); negative = BP_ND fell (release). Regions ordered by "
+                 "p_FDR.")
 
 #: Units and meaning of the contrast table's key columns (shown under it).
 CONTRAST_NOTE = ("baseline_mean, condition_mean: mean BP_ND (unitless); *_pct*: % of the "
-                 "baseline BP_ND; drift_pct: simulated change without release; "
-                 "effect_pct_mean: the tested change (minus drift, or minus the control's "
-                 "change) with its 95% CI (mean_ci_low, mean_ci_high); t, df, p: its test "
-                 "(see Methods); p_fdr: Benjamini-Hochberg across regions per contrast and "
-                 "model; cohen_dz: effect size. n/a: not applicable to that contrast.")
+                 "baseline BP_ND; change_pct_mean: the raw change; drift_pct: the mean "
+                 "change the model shows on the scans with the release taken out (null "
+                 "drift, with its 95% interval drift_ci_low/high including the systematic SD "
+                 "drift_sys_sd); effect_pct_mean: the tested headline change (headline says "
+                 "which: drift_corrected, control_corrected, or the guard's fallback) with "
+                 "its 95% CI (mean_ci_low, mean_ci_high); t, df, p: its test (see Methods); "
+                 "p_fdr: Benjamini-Hochberg across regions per contrast and model; cohen_dz: "
+                 "effect size; guard: why the drift correction was not used. n/a: not "
+                 "applicable to that contrast.")
 
 
 def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[str]:
@@ -41,10 +47,19 @@ def _contrast_lines(con: pd.DataFrame, model: str | None, alpha: float) -> list[
         if hits.empty:
             lines.append(f"{name}: no region passes FDR {alpha:g}.")
             continue
-        parts = [f"{r['region']} {r[value]:+.1f} % (p_FDR {r['p_fdr']:.2g})"
+        parts = [f"{r['region']} {r[value]:+.1f} % (p_FDR {r['p_fdr']:.2g}"
+                 + (f"; {r['headline']}" if str(r.get("headline", "")).startswith("control_")
+                    and str(r.get("guard", "")) not in ("", "nan") else "") + ")"
                  for _, r in hits.iterrows()]
         lines.append(f"{name}: {len(hits)} of {len(cell)} regions pass FDR {alpha:g}: "
                      + ", ".join(parts) + ".")
+    guarded = rows[rows["guard"].fillna("").astype(str).str.len() > 0] \
+        if "guard" in rows else rows[:0]
+    if len(guarded):
+        names = ", ".join(f"{r['contrast']}/{r['region']}" for _, r in guarded.iterrows())
+        lines.append(f"Drift guard: the within-scan drift correction was not used for {names} "
+                     "(the data contradicted it; see the guard column): those rows show the "
+                     "design-based control or no test.")
     return lines
 
 

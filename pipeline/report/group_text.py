@@ -35,6 +35,17 @@ def group_findings(differences: pd.DataFrame | None, rating_tests: pd.DataFrame 
                    model: str | None, config: Mapping[str, Any]) -> list[str]:
     """One line per contrast and comparison naming the regions whose groups differ (FDR),
     and one per rating change that differs between groups or within a group (p < alpha).
+
+    Parameters
+    ----------
+    differences : DataFrame or None
+        ``group_differences.tsv``.
+    rating_tests : DataFrame or None
+        ``rating_tests.tsv``.
+    model : str or None
+        The model of the lines (the primary model); None uses every model.
+    config : mapping
+        The config that ran (alpha, groups).
     """
     alpha = _alpha(config)
     lines = []
@@ -90,7 +101,19 @@ def _within_scan(design: Mapping[str, Any]) -> bool:
 
 def group_methods(differences: pd.DataFrame | None, rating_tests: pd.DataFrame | None,
                   sidecar: Mapping[str, Any] | None, config: Mapping[str, Any]) -> list[str]:
-    """The methods paragraph of the group comparison and the ratings ([] without them)."""
+    """The methods paragraph of the group comparison and the ratings ([] without them).
+
+    Parameters
+    ----------
+    differences : DataFrame or None
+        ``group_differences.tsv``.
+    rating_tests : DataFrame or None
+        ``rating_tests.tsv``.
+    sidecar : mapping or None
+        ``group_differences.json`` (permutations, covariates, protocol check).
+    config : mapping
+        The config that ran.
+    """
     out = []
     design = config.get("design") if isinstance(config.get("design"), Mapping) else {}
     groups = design.get("groups") if isinstance(design.get("groups"), Mapping) else None

@@ -61,7 +61,20 @@ def _levels(results: StudyResults) -> list[str]:
 def correlation_points(results: StudyResults, key: Mapping[str, Any], model: str | None,
                        measure: str) -> pd.DataFrame:
     """``x`` (activation measure), ``y`` (score or rating change) and ``group`` of one
-    correlation row's participants (its ``group`` only, when not ``all``)."""
+    correlation row's participants (its ``group`` only, when not ``all``).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read.
+    key : mapping
+        A row of ``correlations.tsv`` (contrast, region, score, group).
+    model : str or None
+        The model of the activation values.
+    measure : str
+        Column of ``contrast_values.tsv`` used as x (e.g. ``activation``); absent: minus
+        ``change_pct``.
+    """
     values = paired_from_values(results.values, str(key["contrast"]), model) \
         if results.values is not None else pd.DataFrame()
     rows = values[values["region"] == key["region"]]
@@ -90,7 +103,19 @@ def scatter_points(results: StudyResults, key: Mapping[str, Any], model: str | N
                    measure: str) -> pd.DataFrame:
     """``x``/``y`` of one correlation scatter: a participants.tsv score of everyone (from
     ``contrast_values.tsv``, else rebuilt from ``bp_nd.tsv``), or else
-    :func:`correlation_points` (one group's participants, or a rating change)."""
+    :func:`correlation_points` (one group's participants, or a rating change).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read.
+    key : mapping
+        A row of ``correlations.tsv`` (contrast, region, score, group).
+    model : str or None
+        The model of the activation values.
+    measure : str
+        Column of ``contrast_values.tsv`` used as x.
+    """
     pooled = str(key.get("group", "all")) in ("all", "nan")
     if pooled and results.participants is not None \
             and key["score"] in results.participants.columns:
@@ -223,7 +248,17 @@ def _map_blocks(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bloc
 
 def build_groups(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blocks:
     """Group differences, per-group values, ratings and group maps (primary model first);
-    one sentence when the study has neither groups nor ratings."""
+    one sentence when the study has neither groups nor ratings.
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read.
+    ctx : BuildContext
+        Figure folder and error list of the report being built.
+    spec : mapping
+        This section's entry of ``spec.yaml``.
+    """
     levels = _levels(results)
     diff = results.group_differences
     has_ratings = results.rating_tests is not None and len(results.rating_tests) > 0

@@ -173,6 +173,13 @@ def _recorded_reference(results: StudyResults) -> str | None:
     return None
 
 
+def _has_within_scan_windows(bp: pd.DataFrame | None) -> bool:
+    """Whether some scan (task) of the BP_ND table has more than one condition window."""
+    if bp is None or not {"task", "condition"} <= set(bp.columns):
+        return False
+    return bool((bp.groupby("task")["condition"].nunique() > 1).any())
+
+
 def _contrast_sentence(config: Mapping[str, Any]) -> str:
     design = config.get("design")
     contrasts = design.get("contrasts") if isinstance(design, Mapping) else None
@@ -193,12 +200,10 @@ def _contrast_sentence(config: Mapping[str, Any]) -> str:
 _TEST_TEXT = {
     "paired_t": "a paired t-test against zero of the % change (with a control contrast: "
                 "of the % change minus the control's % change over the same minutes)",
-    "welch_vs_null": "a Welch t-test of the observed % change against the % change "
-                     "simulated without release (null drift)",
-    "t_vs_null_drift": "a one-sample t-test of the % change minus the simulated null drift, "
-                       "with the drift's Monte Carlo error and its spread over simulation "
-                       "scenarios (noise, bolus-to-infusion ratio, k4) added to the variance "
-                       "(Welch-Satterthwaite degrees of freedom)",
+    "t_vs_null_drift": "a one-sample t-test of each participant's % change minus that "
+                       "participant's null drift, with the release model's systematic SD "
+                       "added to the variance of the mean (Welch-Satterthwaite degrees of "
+                       "freedom)",
     "wilcoxon": "the Wilcoxon signed-rank test",
 }
 
@@ -233,12 +238,30 @@ def _stats_sentences(results: StudyResults) -> list[str]:
             f" (alpha {stats.get('alpha', 0.05)}) [Benjamini1995].")
     drift = stats.get("null_drift") if isinstance(stats.get("null_drift"), Mapping) else {}
     if results.null_drift is not None and len(results.null_drift):
-        n_sim = drift.get("n_subjects")
-        out.append("Within-scan windows drift even without release; the change expected "
-                   "under the null hypothesis was estimated per region and model by "
-                   "simulating the study's own frame schedule and bolus-plus-infusion "
-                   f"protocol{f' ({n_sim} simulated subjects)' if n_sim else ''}"
-                   + (" and removed before testing." if drift.get("correct") else "."))
+        start = drift.get("fit_start", 10)
+        sys_sd = drift.get("sys_sd", 1.0)
+        out.append(
+            "BP_ND of two windows of one bolus-plus-infusion scan differs even without "
+            "release (null drift). For every scan, a release model - the simplified "
+            "reference tissue model with R1 and k2 shared over the scan and BP_ND stepping "
+            f"at the condition onset, fitted from {start:g} min after injection to leave out "
+            "the bolus transient (after Alpert et al. 2003) - estimated the release, which "
+            "was taken out of the regional curves; each model was fitted again to the "
+            "release-free curves, and the change it showed there was subtracted from the "
+            "participant's observed change. The residual drift the release model cannot "
+            f"see was carried as a systematic SD of {sys_sd:g} percentage points in each test "
+            "(Welch-Satterthwaite degrees of freedom). The drift estimate is assumed to hold "
+            "where the release model describes each region after the bolus transient up to "
+            "a step in BP_ND; where the data contradicted it (drift far outside the changes "
+            "seen across regions, or the release model failing for over a quarter of the "
+            "participants) the design-based control contrast, or no test, was reported "
+            "instead.")
+    elif drift.get("method") == "none" and _has_within_scan_windows(results.bp_nd):
+        out.append(
+            "Within-scan null drift was not corrected (statistics.null_drift.method: none): "
+            "changes between windows of one scan were tested against zero, although early "
+            "and late windows of a bolus-plus-infusion scan differ without release, so those "
+            "p-values are not controlled; contrasts with a control contrast are unaffected.")
     cor = results.correlations
     if cor is not None and len(cor):
         found = set(cor["method"].astype(str)) if "method" in cor else {"pearson"}
@@ -325,7 +348,13 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
 
 
 def methods_markdown(results: StudyResults) -> str:
-    """The methods text as Markdown (``methods.md``)."""
+    """The methods text as Markdown (``methods.md``).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read.
+    """
     paragraphs, refs = methods_paragraphs(results)
     lines = ["# Methods", "", "*Generated by petbp from the analysis that ran (CC0: copy freely; "
              "check every sentence against your study).*", ""]

@@ -36,7 +36,15 @@ _QUALITY_NOTE = ("n_frames: frames the model fitted in the window; rmse: root-me
 
 
 def reference_region(config: Mapping[str, Any], columns: list[str]) -> str | None:
-    """The configured reference region if the TAC table has it (else ``occipital`` if present)."""
+    """The configured reference region if the TAC table has it (else ``occipital`` if present).
+
+    Parameters
+    ----------
+    config : mapping
+        The config that ran.
+    columns : list of str
+        The TAC table's columns.
+    """
     for key in ("reference_region", "reference"):
         value = config.get(key)
         if isinstance(value, str) and value in columns:
@@ -172,7 +180,17 @@ def _finish_scan(scan: ScanFiles, ctx: BuildContext, blocks: Blocks, messages: l
 
 
 def build_scans(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Blocks:
-    """One foldable section per subject with its scans' fits, residuals and flags."""
+    """One foldable section per subject with its scans' fits, residuals and flags.
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read.
+    ctx : BuildContext
+        Figure folder and error list of the report being built.
+    spec : mapping
+        This section's entry of ``spec.yaml``.
+    """
     if not results.scans:
         return [error_block("No scans", f"no sub-*/.../pet/ outputs under {results.output_dir}")]
     if ctx.figure_dir is not None:

@@ -72,6 +72,13 @@ def configuration_blocks(output_dir: str | Path, config: Mapping[str, Any] | Non
 
     The warning names how many outputs were made with other config values and which keys;
     the configuration block lists them under the config it prints.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The workflow's output folder (its sidecars' ``ConfigUsed``).
+    config : mapping or None
+        The config the report prints; None (or empty) gives no warning and a note instead.
     """
     import yaml
 

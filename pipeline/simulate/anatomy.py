@@ -58,12 +58,11 @@ def _tissue_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     """
     import nibabel as nib
 
-    from pipeline.space import _nilearn_data_file
+    from pipeline.space import mni_template_file
 
     maps = []
     for name in ("gm", "wm", "t1"):
-        img = nib.load(str(_nilearn_data_file(f"mni_icbm152_{name}_tal_nlin_sym_09a_converted"
-                                              ".nii.gz")))
+        img = nib.load(str(mni_template_file(name)))
         data = np.asarray(img.dataobj, np.float32)
         maps.append(data / max(float(data.max()), 1e-12))
     gm, wm, t1 = maps
@@ -73,7 +72,17 @@ def _tissue_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def native_t1_grid(head: HeadGeometry, settings: T1Settings, rng: np.random.Generator
                    ) -> np.ndarray:
-    """The T1w voxel -> native mm affine: axis-aligned (RAS), centred near the brain centre."""
+    """The T1w voxel -> native mm affine: axis-aligned (RAS), centred near the brain centre.
+
+    Parameters
+    ----------
+    head : HeadGeometry
+        The subject's head (brain centre, size).
+    settings : T1Settings
+        T1w grid shape and voxel size (mm).
+    rng : Generator
+        Draws the offset of the grid centre.
+    """
     affine = np.diag([settings.voxel_mm] * 3 + [1.0])
     extent = (np.asarray(settings.shape) - 1) * settings.voxel_mm
     affine[:3, 3] = head.native_centre + 4.0 * rng.standard_normal(3) - extent / 2

@@ -151,7 +151,17 @@ def pet_sidecar(frames: Frames, *, task: str, protocol: str, dose_mbq: float,
 
 def write_dataset_description(bids_dir: str | PathLike, *, name: str,
                               description: str) -> Path:
-    """``dataset_description.json`` and a short ``README`` of a simulated dataset."""
+    """``dataset_description.json`` and a short ``README`` of a simulated dataset.
+
+    Parameters
+    ----------
+    bids_dir : str or path-like
+        The dataset root.
+    name : str
+        The dataset's ``Name``.
+    description : str
+        The README text.
+    """
     from pipeline import __version__
 
     root = Path(bids_dir)
@@ -172,7 +182,17 @@ def write_dataset_description(bids_dir: str | PathLike, *, name: str,
 def write_participants(bids_dir: str | PathLike, participants: pd.DataFrame,
                        extra_columns: Mapping[str, Any] | None = None) -> Path:
     """``participants.tsv`` and ``participants.json`` (column descriptions; ``extra_columns``
-    adds entries, e.g. for a ``group`` column)."""
+    adds entries, e.g. for a ``group`` column).
+
+    Parameters
+    ----------
+    bids_dir : str or path-like
+        The dataset root.
+    participants : DataFrame
+        One row per participant (``participant_id`` first).
+    extra_columns : mapping, default=None
+        Column -> description entry of ``participants.json`` for further columns.
+    """
     root = Path(bids_dir)
     path = write_table(root / "participants.tsv", participants)
     write_json(root / "participants.json", {

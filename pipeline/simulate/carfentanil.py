@@ -14,7 +14,8 @@ SRTM describes its TACs well (Endres et al. 2003, Nucl Med Biol 30:177); with a 
 ``k4 = 0.1/min`` a 0-45 min SRTM window overestimates BP_ND by 10-20 %, far beyond what is
 seen in practice. With 0.25/min, windowed SRTM on noiseless null data drifts by about -2
 to -5 % between the 0-45 and 45-90 min windows, the size reported for realistic
-[11C]carfentanil simulations (DESIGN.md, "null drift"). The value is an assumption; set
+[11C]carfentanil simulations (docs/architecture.md, "Within-scan drift"). The value is an
+assumption; set
 ``StudySettings(k4=...)`` to explore others.
 """
 

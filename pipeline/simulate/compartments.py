@@ -55,7 +55,15 @@ FENG_FDG = FengParameters()
 
 
 def fine_grid(t_end: float, dt: float = 0.01) -> np.ndarray:
-    """An evenly spaced grid from 0 to at least ``t_end`` minutes with step ``dt`` minutes."""
+    """An evenly spaced grid from 0 to at least ``t_end`` minutes with step ``dt`` minutes.
+
+    Parameters
+    ----------
+    t_end : float
+        Last time needed, minutes.
+    dt : float, default=0.01
+        Step, minutes.
+    """
     n = int(np.ceil(t_end / dt)) + 1
     return np.arange(n) * dt
 
@@ -179,7 +187,19 @@ def convolve_exponential(t: np.ndarray, c: np.ndarray, rate: float) -> np.ndarra
 
 
 def one_tissue(t: np.ndarray, cp: np.ndarray, k1: float, k2: float) -> np.ndarray:
-    """One-tissue compartment curve ``K1 exp(-k2 t) * Cp`` (K1 mL/cm3/min, k2 1/min)."""
+    """One-tissue compartment curve ``K1 exp(-k2 t) * Cp`` (K1 mL/cm3/min, k2 1/min).
+
+    Parameters
+    ----------
+    t : ndarray
+        Fine time grid (:func:`fine_grid`), minutes.
+    cp : ndarray
+        Plasma input on ``t``, Bq/mL.
+    k1 : float
+        K1, mL/cm3/min.
+    k2 : float
+        k2, 1/min.
+    """
     return k1 * convolve_exponential(t, cp, k2)
 
 

@@ -52,7 +52,23 @@ TWO_GROUP_ACCEPTANCE = {"thalamus_l": 0.08, "putamen_r": 0.07, "caudate_l": 0.05
 def write_ratings(bids_dir: str | PathLike, population: Population,
                   groups: Sequence[GroupPlan], ratings: Sequence[RatingPlan],
                   settings: StudySettings, seed: int) -> dict[str, pd.DataFrame]:
-    """Simulate and write every rating plan's ``phenotype/<measure>.tsv``; measure -> table."""
+    """Simulate and write every rating plan's ``phenotype/<measure>.tsv``; measure -> table.
+
+    Parameters
+    ----------
+    bids_dir : str or path-like
+        The dataset root (``phenotype/`` is written there).
+    population : Population
+        The simulated participants and scans.
+    groups : sequence of GroupPlan
+        The planted groups.
+    ratings : sequence of RatingPlan
+        The rating measures to simulate.
+    settings : StudySettings
+        The study's timing and kinetics.
+    seed : int
+        The study seed (ratings use their own stream of it).
+    """
     rng = group_stream(seed)
     written = {}
     for plan in ratings:
@@ -89,7 +105,19 @@ def _sample_r(population: Population, plan: RatingPlan, table: pd.DataFrame,
 def groups_truth(population: Population, groups: Sequence[GroupPlan],
                  ratings: Sequence[RatingPlan], rated: dict[str, pd.DataFrame]
                  ) -> dict[str, Any]:
-    """Entries of ``truth.json`` ``planted`` for groups and ratings (empty without them)."""
+    """Entries of ``truth.json`` ``planted`` for groups and ratings (empty without them).
+
+    Parameters
+    ----------
+    population : Population
+        The simulated participants.
+    groups : sequence of GroupPlan
+        The planted groups.
+    ratings : sequence of RatingPlan
+        The rating measures.
+    rated : dict
+        Measure -> the simulated ratings table (:func:`write_ratings`).
+    """
     out: dict[str, Any] = {}
     if groups:
         out["groups"] = [dataclasses.asdict(g) for g in groups]
@@ -140,6 +168,19 @@ def write_phantom_atlas(folder: str | PathLike, voxel_size: float = 3.0, *,
     atlas; ``pv_mixing.tsv`` holds the partial-volume weights of each tissue class in each
     label region after a Gaussian PSF of ``psf_fwhm`` mm (the image simulator's default),
     for :func:`pipeline.simulate.simulate_region_tacs`.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where the atlas, its table, the region config and ``pv_mixing.tsv`` go.
+    voxel_size : float, default=3.0
+        Voxel size of the phantom grid, mm.
+    regions_config : str or path-like, default=None
+        The region config whose regions are labelled; None uses the shipped default.
+    settings : StudySettings, default=None
+        The study's settings; None uses the defaults.
+    psf_fwhm : float, default=6.0
+        PSF of the partial-volume weights, mm.
 
     Returns
     -------

@@ -139,7 +139,13 @@ class RatingPlan:
 
 
 def group_stream(seed: int) -> np.random.Generator:
-    """The generator of groups and ratings: spawn key 5 of the study seed."""
+    """The generator of groups and ratings: spawn key 5 of the study seed.
+
+    Parameters
+    ----------
+    seed : int
+        The study seed.
+    """
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(5,)))
 
 
@@ -227,6 +233,19 @@ def simulate_ratings(population: Population, plans: Sequence[GroupPlan], plan: R
                      settings: StudySettings, rng: np.random.Generator) -> pd.DataFrame:
     """Ratings of every participant in every condition column (wide table, 0.1 points).
 
+    Parameters
+    ----------
+    population : Population
+        The simulated participants and scans.
+    plans : sequence of GroupPlan
+        The planted groups.
+    plan : RatingPlan
+        The rating measure to simulate.
+    settings : StudySettings
+        The study's timing (conditions).
+    rng : Generator
+        Draws the ratings.
+
     Returns
     -------
     DataFrame
@@ -267,7 +286,17 @@ def simulate_ratings(population: Population, plans: Sequence[GroupPlan], plan: R
 
 
 def write_phenotype(bids_dir: str | PathLike, plan: RatingPlan, table: pd.DataFrame) -> Path:
-    """``phenotype/<measure>.tsv`` and its JSON sidecar (BIDS phenotype files)."""
+    """``phenotype/<measure>.tsv`` and its JSON sidecar (BIDS phenotype files).
+
+    Parameters
+    ----------
+    bids_dir : str or path-like
+        The dataset root.
+    plan : RatingPlan
+        The measure (its name and description).
+    table : DataFrame
+        Its ratings (:func:`simulate_ratings`).
+    """
     folder = Path(bids_dir) / "phenotype"
     path = write_table(folder / f"{plan.measure}.tsv", table)
     sidecar: dict[str, object] = {

@@ -152,6 +152,13 @@ def draw_head_geometry(rng: np.random.Generator, settings: PoseSettings = PoseSe
     """Draw one subject's head size, MR orientation and non-linear anatomy.
 
     The native space puts the brain centre near the MR isocentre (0, 0, 0) +- 5 mm.
+
+    Parameters
+    ----------
+    rng : Generator
+        The subject's generator.
+    settings : PoseSettings, default=PoseSettings()
+        Ranges of size, orientation and warps.
     """
     sd = settings.head_scale_sd
     scale = np.exp(sd * rng.standard_normal() + 0.5 * sd * rng.standard_normal(3))
@@ -179,7 +186,17 @@ def draw_head_geometry(rng: np.random.Generator, settings: PoseSettings = PoseSe
 def draw_pose(rng: np.random.Generator, head: HeadGeometry,
               settings: PoseSettings = PoseSettings()) -> np.ndarray:
     """Head position of one PET scan: ``scanner_from_native`` (4x4), brain centre placed
-    near the field-of-view centre."""
+    near the field-of-view centre.
+
+    Parameters
+    ----------
+    rng : Generator
+        The scan's generator.
+    head : HeadGeometry
+        The subject's head.
+    settings : PoseSettings, default=PoseSettings()
+        Ranges of position and rotation in the scanner.
+    """
     rotation = np.asarray(settings.pet_rotation_deg) * rng.standard_normal(3)
     offset = np.asarray(settings.pet_offset_mm) * rng.standard_normal(3)
     return _rigid(rotation, head.native_centre, offset)

@@ -27,7 +27,7 @@ from pipeline.frames import Frames
 from pipeline.simulate.noise import NoiseModel, frame_variance_scale
 from pipeline.simulate.phantom import Phantom, blur
 
-__all__ = ["ImageSettings", "SubjectMaps", "scan_image", "subject_maps"]
+__all__ = ["ImageSettings", "SubjectMaps", "noise_norm", "scan_image", "subject_maps"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
@@ -71,7 +71,17 @@ class SubjectMaps:
 
 def subject_maps(phantom: Phantom, rng: np.random.Generator,
                  settings: ImageSettings = ImageSettings()) -> SubjectMaps:
-    """Draw one subject's voxel variability and blur the class maps by the PSF."""
+    """Draw one subject's voxel variability and blur the class maps by the PSF.
+
+    Parameters
+    ----------
+    phantom : Phantom
+        Tissue-class fractions on the MNI grid.
+    rng : Generator
+        The subject's generator.
+    settings : ImageSettings, default=ImageSettings()
+        Voxel variability and PSF (mm).
+    """
     shape = phantom.shape
     fractions = phantom.fractions
     field = rng.standard_normal(shape).astype(np.float32)
@@ -94,8 +104,16 @@ def subject_maps(phantom: Phantom, rng: np.random.Generator,
     return SubjectMaps(support=support, maps=blurred[:, support].astype(np.float32), box=box)
 
 
-def _noise_norm(noise_fwhm: float, voxel_size: float) -> float:
-    """Standard deviation of unit white noise after smoothing (for rescaling to 1)."""
+def noise_norm(noise_fwhm: float, voxel_size: float) -> float:
+    """Standard deviation of unit white noise after smoothing (for rescaling to 1).
+
+    Parameters
+    ----------
+    noise_fwhm : float
+        Smoothing of the noise, mm (0: white noise).
+    voxel_size : float
+        Voxel size, mm.
+    """
     if noise_fwhm <= 0:
         return 1.0
     sigma = noise_fwhm * _FWHM_TO_SIGMA / voxel_size
@@ -132,7 +150,7 @@ def scan_image(maps: SubjectMaps, tacs: np.ndarray, derivative: np.ndarray, fram
         white = rng.standard_normal((frames.n_frames, *inside.shape), dtype=np.float32)
         if noise.noise_fwhm > 0:
             white = blur(white, noise.noise_fwhm, voxel_size)
-            white /= np.float32(_noise_norm(noise.noise_fwhm, voxel_size))
+            white /= np.float32(noise_norm(noise.noise_fwhm, voxel_size))
         activity += sd * white[:, inside]
     out = np.zeros((*maps.support.shape, frames.n_frames), np.float32)
     box = out[maps.box]

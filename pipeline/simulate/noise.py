@@ -70,6 +70,13 @@ class NoiseModel:
 def frame_variance_scale(frames: Frames, model: NoiseModel) -> np.ndarray:
     """Per-frame ``k * DCF / dt`` (so that variance = this times activity), voxel level.
 
+    Parameters
+    ----------
+    frames : Frames
+        Frame timing, minutes.
+    model : NoiseModel
+        The noise model (level, half-life, smoothing).
+
     Returns
     -------
     ndarray of shape (n_frames,)
@@ -83,7 +90,15 @@ def frame_variance_scale(frames: Frames, model: NoiseModel) -> np.ndarray:
 
 
 def resel_volume_ml(model: NoiseModel, voxel_ml: float) -> float:
-    """Volume (mL) of one independent noise element: smoothed-noise resel or one voxel."""
+    """Volume (mL) of one independent noise element: smoothed-noise resel or one voxel.
+
+    Parameters
+    ----------
+    model : NoiseModel
+        The noise model (its smoothing FWHM, mm).
+    voxel_ml : float
+        Voxel volume, mL.
+    """
     sigma_mm = model.noise_fwhm * _FWHM_TO_SIGMA
     resel = (4.0 * math.pi) ** 1.5 * sigma_mm ** 3 / 1000.0
     return max(resel, voxel_ml)

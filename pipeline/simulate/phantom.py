@@ -218,6 +218,13 @@ def phantom_mixing(phantom: Phantom, fwhm: float = 6.0) -> pd.DataFrame:
     ``c`` (so a region TAC measured on the blurred image is ``sum_c w_rc TAC_c``). Feed it
     to :func:`pipeline.simulate.simulate_region_tacs` as ``pv_mixing``.
 
+    Parameters
+    ----------
+    phantom : Phantom
+        Tissue-class fractions and region masks.
+    fwhm : float, default=6.0
+        PSF, mm.
+
     Returns
     -------
     DataFrame

@@ -66,7 +66,13 @@ class Population:
 
 
 def study_streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for participants, kinetics, effects and noise from one seed."""
+    """Independent generators for participants, kinetics, effects and noise from one seed.
+
+    Parameters
+    ----------
+    seed : int
+        The study seed.
+    """
     names = ("participants", "kinetics", "effects", "noise")
     children = np.random.SeedSequence(int(seed)).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children,
@@ -79,6 +85,17 @@ def condition_windows(design: str, task: str, onset: float, scan_end: float
 
     ``windows`` design: ``baseline`` before ``onset``, the task after it; ``separate``: the
     task over the whole scan.
+
+    Parameters
+    ----------
+    design : {"windows", "separate"}
+        The study design.
+    task : str
+        The scan's task.
+    onset : float
+        Feedback onset, minutes after injection.
+    scan_end : float
+        End of the scan, minutes.
     """
     if design == "windows":
         return [("baseline", 0.0, onset), (task, onset, scan_end)]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import map_coordinates
 
+from pipeline.blas import one_blas_thread
 from pipeline.frames import Frames
 from pipeline.preprocess.rigid import framewise_displacement, params_from_matrix
 from pipeline.simulate.anatomy import T1Settings, native_t1_grid, synthetic_t1
@@ -49,10 +50,10 @@ from pipeline.simulate.headpose import (
     draw_motion,
     draw_pose,
 )
-from pipeline.simulate.images import ImageSettings, _noise_norm, scan_image, subject_maps
+from pipeline.simulate.images import ImageSettings, noise_norm, scan_image, subject_maps
 from pipeline.simulate.noise import NoiseModel, frame_variance_scale
 from pipeline.simulate.phantom import blur, phantom_mixing
-from pipeline.simulate.study import _TASK_TEXT, _one_blas_thread, _write_truth, prepare_study
+from pipeline.simulate.study import TASK_TEXT, prepare_study, write_truth
 from pipeline.tables import read_json, read_table, write_json, write_table
 
 __all__ = [
@@ -121,7 +122,13 @@ class ScannerTruth:
 
 
 def pet_grid(settings: ScannerSettings) -> np.ndarray:
-    """PET voxel -> scanner mm affine (RAS axes, field-of-view centre at the origin)."""
+    """PET voxel -> scanner mm affine (RAS axes, field-of-view centre at the origin).
+
+    Parameters
+    ----------
+    settings : ScannerSettings
+        The scanner's matrix and voxel size (mm).
+    """
     affine = np.diag([settings.pet_voxel_mm] * 3 + [1.0])
     affine[:3, 3] = -(np.asarray(settings.pet_shape) - 1) * settings.pet_voxel_mm / 2.0
     return affine
@@ -174,7 +181,7 @@ def add_frame_noise(image: np.ndarray, frames: Frames, model: NoiseModel,
     if model.level <= 0:
         return image
     scale = frame_variance_scale(frames, model).astype(np.float32)
-    norm = np.float32(_noise_norm(model.noise_fwhm, voxel_size))
+    norm = np.float32(noise_norm(model.noise_fwhm, voxel_size))
     for k in range(frames.n_frames):
         white = rng.standard_normal(image.shape[:3], dtype=np.float32)
         if model.noise_fwhm > 0:
@@ -213,7 +220,7 @@ regions_config
     """
     scanner = scanner or ScannerSettings()
     out_dir = Path(out_dir)
-    with _one_blas_thread():
+    with one_blas_thread():
         prep = prepare_study(subjects=subjects, design=design, seed=seed, null=null,
                              noise=noise, voxel_size=mni_voxel_size, settings=settings,
                              image_settings=image_settings, noise_model=noise_model,
@@ -233,9 +240,9 @@ regions_config
                noise=float(noise), voxel_size=prep.phantom.voxel_size,
                regions_config=prep.phantom.source, space="scanner",
                scanner=dataclasses.asdict(scanner))
-    _write_truth(out_dir / "truth", prep.population, prep.curves, prep.settings,
-                 prep.image_settings, prep.model,
-                 phantom_mixing(prep.phantom, prep.image_settings.psf_fwhm), run)
+    write_truth(out_dir / "truth", prep.population, prep.curves, prep.settings,
+                prep.image_settings, prep.model,
+                phantom_mixing(prep.phantom, prep.image_settings.psf_fwhm), run)
     return bids
 
 
@@ -278,7 +285,7 @@ def _write_scans(out_dir: Path, prep, scanner: ScannerSettings,
                 frames, task=scan.task, protocol=scan.protocol, dose_mbq=float(scan.dose),
                 kbol=kbol, half_life=prep.settings.half_life,
                 psf_fwhm=prep.image_settings.psf_fwhm,
-                extra={"TaskDescription": _TASK_TEXT.get(scan.task, scan.task)}))
+                extra={"TaskDescription": TASK_TEXT.get(scan.task, scan.task)}))
             _write_motion_truth(transforms, stem, frames, pose, motion, centre)
             log.info("simulated %s in scanner space", stem)
 

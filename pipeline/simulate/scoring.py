@@ -31,6 +31,15 @@ def motion_error(frame_from_reference: np.ndarray, truth_motion: np.ndarray,
     Both are turned into displacement fields at the points (``T_k x - x``); their difference
     minus its mean over frames (the constant reference offset, to first order) is the error.
 
+    Parameters
+    ----------
+    frame_from_reference : ndarray of shape (n_frames, 4, 4)
+        Estimated motion, scanner mm.
+    truth_motion : ndarray of shape (n_frames, 4, 4)
+        Simulated motion, scanner mm.
+    points : ndarray of shape (n, 3)
+        Points where displacements are compared (e.g. brain voxels), scanner mm.
+
     Returns
     -------
     ndarray of shape (n_frames,)

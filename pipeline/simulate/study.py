@@ -9,7 +9,6 @@ and ``truth.json`` with every setting). Same arguments, same bytes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.blas import one_blas_thread
 from pipeline.errors import ConfigError, format_problem
 from pipeline.simulate.bids_writer import (
     pet_sidecar,
@@ -47,11 +47,11 @@ from pipeline.simulate.population import Population, draw_population, study_stre
 from pipeline.simulate.scans import ScanCurves, simulate_scan_curves
 from pipeline.tables import write_json, write_table
 
-__all__ = ["demo_settings", "simulate_study", "write_demo_study"]
+__all__ = ["TASK_TEXT", "demo_settings", "simulate_study", "write_demo_study", "write_truth"]
 
 log = logging.getLogger(__name__)
 
-_TASK_TEXT = {
+TASK_TEXT = {
     "rejection": "Social feedback task: the participant is rejected by people they liked "
                  "(simulated; in the windows design minutes 0-45 are a neutral baseline).",
     "acceptance": "Social feedback task: the participant is accepted by people they liked "
@@ -123,23 +123,12 @@ def simulate_study(out_dir: str | PathLike, *, subjects: int = 12, design: str =
     ConfigError
         For an unknown design, bad settings or an unsupported voxel size.
     """
-    with _one_blas_thread():
+    with one_blas_thread():
         return _simulate_study(Path(out_dir), subjects=subjects, design=design, seed=seed,
                                null=null, noise=noise, voxel_size=voxel_size,
                                settings=settings, image_settings=image_settings,
                                noise_model=noise_model, regions_config=regions_config,
                                groups=tuple(groups or ()), ratings=tuple(ratings))
-
-
-def _one_blas_thread():
-    """Limit BLAS to one thread: the products here are small, and on a busy machine
-    OpenBLAS threads spin against each other (a 15 x 271k by 271k x 17 product took 2.8 s
-    with 2 threads and 0.08 s with 1 under load)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                        # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +227,7 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
             write_json(folder / f"{stem}.json", pet_sidecar(
                 frames, task=scan.task, protocol=scan.protocol, dose_mbq=float(scan.dose),
                 kbol=kbol, half_life=settings.half_life, psf_fwhm=image_settings.psf_fwhm,
-                extra={"TaskDescription": _TASK_TEXT.get(scan.task, scan.task)}))
+                extra={"TaskDescription": TASK_TEXT.get(scan.task, scan.task)}))
             log.info("simulated %s", stem)
     write_participants(bids, population.participants, GROUP_COLUMN if groups else None)
     rated = write_ratings(bids, population, groups, ratings, settings, seed)
@@ -249,12 +238,12 @@ def _simulate_study(out_dir: Path, *, subjects: int, design: str, seed: int, nul
         f"subjects, {design} design, seed {seed}, {effect}, noise level {noise:g}, "
         f"{phantom.voxel_size:g} mm MNI152 grid. The truth is in ../truth (outside the "
         "dataset).")
-    _write_truth(out_dir / "truth", population, curves, settings, image_settings, model,
-                 phantom_mixing(phantom, image_settings.psf_fwhm),
-                 dict(subjects=int(subjects), design=design, seed=int(seed), null=bool(null),
+    write_truth(out_dir / "truth", population, curves, settings, image_settings, model,
+                phantom_mixing(phantom, image_settings.psf_fwhm),
+                dict(subjects=int(subjects), design=design, seed=int(seed), null=bool(null),
                       noise=float(noise), voxel_size=phantom.voxel_size,
                       regions_config=phantom.source),
-                 groups_truth(population, groups, ratings, rated))
+                groups_truth(population, groups, ratings, rated))
     return bids
 
 
@@ -272,6 +261,21 @@ def write_demo_study(out_dir: str | PathLike, *, subjects: int = 12, voxel_size:
     (:func:`pipeline.simulate.group_study.two_group_demo`: ``subjects`` split into HC and
     MDD, controls releasing 5-8 % in six regions and patients nothing, a ``desire`` rating
     in ``phenotype/``), with the same noise level.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        Output folder (``bids/`` and ``truth/`` inside).
+    subjects : int, default=12
+        Number of participants.
+    voxel_size : float, default=3.0
+        Voxel size of the images, mm.
+    design : {"windows", "separate"}, default="windows"
+        Within-scan windows or separate scans.
+    seed : int, default=2013
+        The study seed (same seed, same bytes).
+    study : {"single", "two_groups"}, default="single"
+        The demo study or the patient-vs-control one.
 
     Returns
     -------
@@ -308,11 +312,33 @@ def _effects_table(population: Population, curves: ScanCurves) -> pd.DataFrame:
     return rows
 
 
-def _write_truth(folder: Path, population: Population, curves: ScanCurves,
-                 settings: StudySettings, image_settings: ImageSettings, model: NoiseModel,
-                 mixing: pd.DataFrame, run: dict, extra: dict | None = None) -> None:
+def write_truth(folder: Path, population: Population, curves: ScanCurves,
+                settings: StudySettings, image_settings: ImageSettings, model: NoiseModel,
+                mixing: pd.DataFrame, run: dict, extra: dict | None = None) -> None:
     """Truth tables (TSV) and truth.json: everything needed to score an analysis
-    (``extra``: planted groups and ratings, added to ``planted``)."""
+    (``extra``: planted groups and ratings, added to ``planted``).
+
+    Parameters
+    ----------
+    folder : Path
+        The ``truth/`` folder.
+    population : Population
+        The simulated participants, kinetics and scans.
+    curves : ScanCurves
+        The noiseless curves and true BP_ND.
+    settings : StudySettings
+        The study's timing and kinetics.
+    image_settings : ImageSettings
+        The image simulation's settings.
+    model : NoiseModel
+        The noise model.
+    mixing : DataFrame
+        Partial-volume weights of each class in each region.
+    run : dict
+        How the study was made (subjects, design, seed, ...).
+    extra : dict, default=None
+        Entries added to ``planted`` (groups and ratings).
+    """
     write_table(folder / "bp_nd.tsv", curves.truth)
     effects = _effects_table(population, curves)
     write_table(folder / "effects.tsv", effects)

@@ -13,10 +13,10 @@ import pandas as pd
 
 from pipeline.tables import provenance, write_json, write_table
 
-__all__ = ["label_clusters"]
+__all__ = ["label_clusters", "region_masks", "save_map", "second_level", "write_skipped"]
 
 
-def _region_masks(region_config: str | PathLike | None, shape, affine):
+def region_masks(region_config: str | PathLike | None, shape, affine):
     from pipeline.regions import build_masks, load_region_config
 
     return build_masks(load_region_config(region_config), tuple(shape[:3]), affine)
@@ -43,7 +43,7 @@ def label_clusters(stat_img: Any, *, height: float, cluster_size: int,
     inv = np.linalg.inv(stat_img.affine)
     ijk = np.rint(np.column_stack([table[["x", "y", "z"]].to_numpy(float),
                                    np.ones(len(table))]) @ inv.T)[:, :3].astype(int)
-    masks = _region_masks(region_config, stat_img.shape, stat_img.affine)
+    masks = region_masks(region_config, stat_img.shape, stat_img.affine)
     names = []
     for i, j, k in ijk:
         w = masks.weights[:, i, j, k]
@@ -55,9 +55,9 @@ def label_clusters(stat_img: Any, *, height: float, cluster_size: int,
     return table
 
 
-def _second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-                  design_matrix: pd.DataFrame, contrast: str, n_perm: int, seed: int,
-                  smoothing: float):
+def second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+                 design_matrix: pd.DataFrame, contrast: str, n_perm: int, seed: int,
+                 smoothing: float):
     """t map and -log10 FWE p map (sign-flip / permutation, two-sided) of one contrast."""
     import nibabel as nib
     from nilearn.glm.second_level import SecondLevelModel, non_parametric_inference
@@ -78,8 +78,8 @@ def _second_level(effects: np.ndarray, mask: np.ndarray, affine: np.ndarray,
     return tmap, fwe, mask_img
 
 
-def _write_skipped(outputs: Mapping[str, str | PathLike], shape: tuple, affine: np.ndarray,
-                   reason: str) -> dict[str, Path]:
+def write_skipped(outputs: Mapping[str, str | PathLike], shape: tuple, affine: np.ndarray,
+                  reason: str) -> dict[str, Path]:
     """Zero maps and an empty cluster table whose sidecars say why nothing was computed."""
     import nibabel as nib
 
@@ -90,12 +90,12 @@ def _write_skipped(outputs: Mapping[str, str | PathLike], shape: tuple, affine: 
                                                     "size_mm3", "region", "p_fwe_peak"]), note)
         else:
             vol = shape if key != "effects" else (*shape, 1)
-            _save(nib.Nifti1Image(np.zeros(vol, np.float32), affine), path,
-                  {**note, "participants": []})
+            save_map(nib.Nifti1Image(np.zeros(vol, np.float32), affine), path,
+                     {**note, "participants": []})
     return {k: Path(v) for k, v in outputs.items()}
 
 
-def _save(img: Any, path: str | PathLike, sidecar: Mapping[str, Any]) -> None:
+def save_map(img: Any, path: str | PathLike, sidecar: Mapping[str, Any]) -> None:
     import nibabel as nib
 
     from pipeline.tables import atomic_path, sidecar_path

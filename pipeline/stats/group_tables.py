@@ -78,7 +78,15 @@ def write_group_differences(values_path: str | PathLike, participants: pd.DataFr
 def rating_measures(specs: Sequence[Mapping[str, Any]], participants: pd.DataFrame
                     ) -> dict[str, set[str]]:
     """Measure -> contrasts of the correlations whose score is not a participants.tsv
-    column (so a rating change of ``phenotype/<score>.tsv``)."""
+    column (so a rating change of ``phenotype/<score>.tsv``).
+
+    Parameters
+    ----------
+    specs : sequence of mapping
+        ``statistics.correlations`` entries (``contrast``, ``score``).
+    participants : DataFrame
+        ``participants.tsv``.
+    """
     needed: dict[str, set[str]] = {}
     for spec in specs:
         if spec["score"] not in participants.columns:
@@ -109,6 +117,8 @@ def write_ratings(phenotype: Mapping[str, str | PathLike], values_path: str | Pa
         names a measure whose file must have the contrast's condition columns.
     n_perm, seed : int
         Label permutations of the between-group tests and their seed.
+    source : str or path-like, default="participants.tsv"
+        The participants file, named in errors and sidecars.
 
     Raises
     ------

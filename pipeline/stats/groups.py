@@ -53,7 +53,15 @@ DIFFERENCE_COLUMNS = [
 
 
 def add_group_column(values: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
-    """``values`` with a ``group`` column after ``participant_id`` (n/a when not in a level)."""
+    """``values`` with a ``group`` column after ``participant_id`` (n/a when not in a level).
+
+    Parameters
+    ----------
+    values : DataFrame
+        Per-participant values with a ``participant_id`` column.
+    labels : Series
+        ``participant_id`` -> group level (:func:`pipeline.groups.group_labels`).
+    """
     out = values.copy()
     column = out["participant_id"].map(labels)
     out.insert(int(out.columns.get_loc("participant_id")) + 1, "group", column)
@@ -61,8 +69,8 @@ def add_group_column(values: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
 
 def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
-                    pooled: pd.DataFrame, test: str = "ttest",
-                    drift: pd.DataFrame | None = None, alpha: float = 0.05) -> pd.DataFrame:
+                    pooled: pd.DataFrame, test: str = "ttest", sys_sd: float = 1.0,
+                    alpha: float = 0.05, design: Any = None) -> pd.DataFrame:
     """The pooled contrast table with the same summary per group appended.
 
     Parameters
@@ -74,7 +82,7 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
     groups : Groups
     pooled : DataFrame
         :func:`~pipeline.stats.regional.summarize_contrasts` of all ``values``.
-    test, drift, alpha
+    test, sys_sd, alpha, design
         As for :func:`~pipeline.stats.regional.summarize_contrasts`.
 
     Returns
@@ -89,19 +97,40 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
         subset = values[values["participant_id"].isin(members)]
         if subset.empty:
             continue
-        tables.append(summarize_contrasts(subset, test=test, drift=drift, alpha=alpha)
-                      .assign(group=level))
+        tables.append(summarize_contrasts(subset, test=test, sys_sd=sys_sd, alpha=alpha,
+                                          design=design).assign(group=level))
     table = pd.concat(tables, ignore_index=True)
     return table[["group", *pooled.columns]]
 
 
 def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | None,
                 participants: pd.DataFrame | None, *, test: str = "ttest",
-                drift: pd.DataFrame | None = None, alpha: float = 0.05,
+                sys_sd: float = 1.0, alpha: float = 0.05, design: Any = None,
                 source: str | PathLike = "participants.tsv",
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(values, contrasts)`` with the group column and per-group rows when ``groups`` is
     set (:func:`add_group_column`, :func:`group_contrasts`); unchanged otherwise.
+
+    Parameters
+    ----------
+    values : DataFrame
+        ``contrast_values.tsv`` rows (:func:`pipeline.stats.regional.contrast_values`).
+    pooled : DataFrame
+        The pooled contrast table (:func:`pipeline.stats.regional.summarize_contrasts`).
+    groups : Groups or None
+        ``design.groups``; None returns the tables unchanged.
+    participants : DataFrame or None
+        ``participants.tsv`` with the group column.
+    test : {"ttest", "wilcoxon"}, default="ttest"
+        The test in ``p`` (``statistics.test``).
+    sys_sd : float, default=1.0
+        Systematic SD of the within-scan drift estimate, % points (per-group tests).
+    alpha : float, default=0.05
+        FDR level of the ``significant`` column.
+    design : Design, default=None
+        The study design (drift guard fallbacks).
+    source : str or path-like, default="participants.tsv"
+        Named in errors.
 
     Raises
     ------
@@ -116,14 +145,20 @@ def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | Non
                                         "Add participants.tsv with the group column."))
     labels = group_labels(participants, groups, source=source,
                           analysed=values["participant_id"].unique())
-    table = group_contrasts(values, labels, groups, pooled=pooled, test=test, drift=drift,
-                            alpha=alpha)
+    table = group_contrasts(values, labels, groups, pooled=pooled, test=test, sys_sd=sys_sd,
+                            alpha=alpha, design=design)
     return add_group_column(values, labels), table
 
 
 def raw_activation(values: pd.DataFrame) -> pd.Series:
     """Activation in % of baseline BP_ND before any null-drift correction: ``-change_pct``,
-    plus the control contrast's change for double differences (positive = BP_ND fell)."""
+    plus the control contrast's change for double differences (positive = BP_ND fell).
+
+    Parameters
+    ----------
+    values : DataFrame
+        ``contrast_values.tsv`` rows (``change_pct``, optionally ``control_change_pct``).
+    """
     control = values["control_change_pct"].fillna(0.0) if "control_change_pct" in values \
         else 0.0
     return -(values["change_pct"] - control)

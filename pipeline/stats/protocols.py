@@ -7,9 +7,8 @@ between-group difference of % changes; when the protocols differ it does not, an
 difference mixes release with drift. :func:`compare_protocols` says which case applies.
 
 Kbol (minutes) = bolus radioactivity / infusion rate, from the BIDS-PET sidecar fields
-``InjectedRadioactivity`` (total, MBq), ``InfusionRadioactivity`` (the infused part) and
-``InfusionSpeed`` (``InfusionSpeedUnits``, per second); without ``InfusionSpeed`` the
-infusion is taken to last from ``InfusionStart`` to the end of the last frame.
+(:func:`pipeline.protocol.read_protocol`); when the sidecar does not give the infusion's
+duration it is taken to last from ``InfusionStart`` to the end of the last frame.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import InputError
+
 __all__ = ["KBOL_TOLERANCE", "compare_protocols", "kbol_minutes", "scan_protocols"]
 
 log = logging.getLogger(__name__)
@@ -29,39 +30,26 @@ log = logging.getLogger(__name__)
 #: different (a 10 % change of Kbol moves the simulated carfentanil drift by ~0.3 points).
 KBOL_TOLERANCE = 0.10
 
-_RATE_PER_S = {"mbq/s": 1.0, "mbq/min": 1.0 / 60.0, "mbq/h": 1.0 / 3600.0,
-               "mci/s": 37.0, "mci/min": 37.0 / 60.0, "mci/h": 37.0 / 3600.0}
-
-
 def kbol_minutes(sidecar: Mapping[str, Any], scan_end_s: float | None = None) -> float:
     """Bolus-to-infusion ratio of one scan, minutes (NaN for a bolus-only scan or when the
-    sidecar lacks the fields).
+    sidecar lacks the fields): :func:`pipeline.protocol.read_protocol`.
 
     Parameters
     ----------
     sidecar : mapping
         The scan's ``_pet.json`` fields (BIDS inheritance applied).
     scan_end_s : float, default=None
-        End of the last frame, seconds after injection (used without ``InfusionSpeed``).
+        End of the last frame, seconds after injection (the infusion's end when the sidecar
+        does not give its duration).
     """
-    if "infusion" not in str(sidecar.get("ModeOfAdministration", "")).lower():
-        return np.nan
+    from pipeline.protocol import read_protocol
+
     try:
-        total = float(sidecar["InjectedRadioactivity"])
-        infused = float(sidecar["InfusionRadioactivity"])
-    except (KeyError, TypeError, ValueError):
+        protocol = read_protocol(sidecar, scan_end=None if scan_end_s is None
+                                 else float(scan_end_s) / 60.0)
+    except InputError:
         return np.nan
-    units = str(sidecar.get("InfusionSpeedUnits", "MBq/s")).replace(" ", "").lower()
-    rate_s = np.nan
-    if sidecar.get("InfusionSpeed") is not None and units in _RATE_PER_S:
-        rate_s = float(sidecar["InfusionSpeed"]) * _RATE_PER_S[units]
-    elif scan_end_s is not None:
-        start = float(sidecar.get("InfusionStart") or 0.0)
-        if scan_end_s > start:
-            rate_s = infused / (scan_end_s - start)
-    if not (np.isfinite(rate_s) and rate_s > 0) or infused > total:
-        return np.nan
-    return float((total - infused) / (rate_s * 60.0))
+    return float(protocol.kbol) if protocol.mode == "bolus-infusion" else np.nan
 
 
 def scan_protocols(scans: Sequence[Any]) -> pd.DataFrame:

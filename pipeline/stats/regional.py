@@ -6,10 +6,12 @@ tested (``effect_pct``) is that change
 
 * minus the change of the ``control`` contrast at the same times, when the contrast has a
   control (design-based drift control, a double difference), or
-* compared with the change that the study's own protocol produces with no release
-  (``drift``, from :mod:`pipeline.stats.drift`), when a null-drift table is given: a
-  one-sample t test of ``change - drift`` whose variance includes the drift's Monte Carlo
-  error and its systematic (sensitivity-scenario) SD, or
+* minus the participant's own null drift, for plain contrasts within one scan when the
+  condition fits carry ``bp_nd_null`` (the model's BP_ND on the scan's TACs with the
+  release model's estimate of the release removed, :mod:`pipeline.stats.condition_fits`):
+  ``drift = 100 (null_condition - null_baseline) / null_baseline``; the one-sample t test
+  of ``change - drift`` adds a systematic variance ``sys_sd^2`` (the residual drift of the
+  release model that the data cannot show), or
 * against zero (a paired t test on the % change) otherwise.
 
 Participants without a scan, or with a non-finite or non-positive baseline BP_ND, are left
@@ -40,9 +42,11 @@ _KEYS = ["participant_id", "region", "model"]
 
 
 def _condition_table(bp: pd.DataFrame, condition: str) -> pd.DataFrame:
-    """Mean BP_ND per participant, region and model for one condition (runs averaged)."""
+    """Mean BP_ND (and BP_ND without release) per participant, region and model for one
+    condition (runs averaged)."""
     rows = bp[bp["condition"] == condition]
-    return rows.groupby(_KEYS, as_index=False)["bp_nd"].mean()
+    columns = [c for c in ("bp_nd", "bp_nd_null") if c in rows.columns]
+    return rows.groupby(_KEYS, as_index=False)[columns].mean()
 
 
 def _exclusion(contrast: str, pid: str, reason: str, region: str = "all",
@@ -64,7 +68,9 @@ def _paired(bp: pd.DataFrame, design: Design, name: str, participants: list[str]
                 name, pid, f"no BP_ND for condition '{label}' (no task-{task} scan)"))
     merged = base.merge(cond, on=_KEYS, suffixes=("_baseline", "_condition"))
     merged = merged.rename(columns={"bp_nd_baseline": "bp_baseline",
-                                    "bp_nd_condition": "bp_condition"})
+                                    "bp_nd_condition": "bp_condition",
+                                    "bp_nd_null_baseline": "null_baseline",
+                                    "bp_nd_null_condition": "null_condition"})
     finite = np.isfinite(merged["bp_baseline"]) & np.isfinite(merged["bp_condition"])
     positive = merged["bp_baseline"] > 0
     for _, row in merged[~finite].iterrows():
@@ -79,10 +85,19 @@ def _paired(bp: pd.DataFrame, design: Design, name: str, participants: list[str]
     merged["change_pct"] = 100.0 * (merged["bp_condition"] - merged["bp_baseline"]) \
         / merged["bp_baseline"]
     merged["activation"] = merged["bp_baseline"] - merged["bp_condition"]
+    if "null_baseline" in merged.columns:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            merged["null_change_pct"] = np.where(
+                merged["null_baseline"] > 0, 100.0 * (merged["null_condition"]
+                                                      - merged["null_baseline"])
+                / merged["null_baseline"], np.nan)
+        merged = merged.drop(columns=["null_baseline", "null_condition"])
+    else:
+        merged["null_change_pct"] = np.nan
     return merged
 
 
-def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | None = None,
+def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = True,
                     participants: list[str] | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-participant paired values of every contrast.
@@ -94,10 +109,9 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | N
         ``bp_nd`` (several runs of one condition are averaged).
     design : Design
         Conditions and contrasts (:func:`pipeline.design.load_design`).
-    drift : DataFrame, default=None
-        Null drift per ``contrast``, ``region``, ``model``: ``drift_pct`` (mean % change
-        without release), ``drift_sd`` and ``n_sim``. Applied to plain within-scan
-        contrasts; None = no empirical correction.
+    drift_correct : bool, default=True
+        Subtract each participant's null drift (from ``bp_nd_null``) in plain within-scan
+        contrasts; False tests the raw change.
     participants : list of str, default=None
         Everyone expected (e.g. from ``participants.tsv``); default: all in ``bp``.
 
@@ -105,8 +119,10 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | N
     -------
     values : DataFrame
         One row per contrast, participant, region and model: ``bp_baseline``,
-        ``bp_condition``, ``change_pct``, ``control_change_pct``, ``drift_pct``,
-        ``effect_pct`` (the value tested, see the module text), ``activation``
+        ``bp_condition``, ``change_pct``, ``control_change_pct``, ``drift_pct`` (the
+        participant's null drift, 0 where none applies), ``drift_method``
+        (``release_model``, ``control`` or ``none``), ``effect_pct`` (the value tested, see
+        the module text), ``activation``
         (BP_baseline - BP_condition, control subtracted for double differences) and
         ``activation_pct`` (= -``effect_pct``).
     exclusions : DataFrame
@@ -129,15 +145,9 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | N
             table = plain[name].copy()
             table["control_change_pct"] = np.nan
             table["drift_pct"] = 0.0
-            if drift is not None and design.within_scan(name):
-                d = drift[drift["contrast"] == name][["region", "model", "drift_pct"]]
-                table = table.drop(columns="drift_pct").merge(d, on=["region", "model"],
-                                                              how="left")
-                lacking = table.loc[table["drift_pct"].isna(), ["region", "model"]]
-                for region, model in lacking.drop_duplicates().itertuples(index=False):
-                    log.warning("contrast %s: no null drift for %s/%s; tested uncorrected",
-                                name, region, model)
-                table["drift_pct"] = table["drift_pct"].fillna(0.0)
+            table["drift_method"] = "none"
+            if drift_correct and design.within_scan(name):
+                table = _subtract_null_drift(table, name, exclusions)
             table["effect_pct"] = table["change_pct"] - table["drift_pct"]
         else:
             ctl = plain.get(spec.control)
@@ -153,6 +163,7 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | N
             table = table.rename(columns={"change_pct_control": "control_change_pct"})
             table["activation"] = table["activation"] - table.pop("activation_control")
             table["drift_pct"] = 0.0
+            table["drift_method"] = "control"
             table["effect_pct"] = table["change_pct"] - table["control_change_pct"]
         table["activation_pct"] = -table["effect_pct"]
         table.insert(0, "contrast", name)
@@ -166,6 +177,24 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift: pd.DataFrame | N
     return values, excl
 
 
+def _subtract_null_drift(table: pd.DataFrame, name: str, exclusions: list[dict]
+                         ) -> pd.DataFrame:
+    """Each participant's null drift from ``null_change_pct``; rows without one leave."""
+    if table["null_change_pct"].isna().all():
+        log.warning("contrast %s: the condition fits carry no BP_ND without release "
+                    "(bp_nd_null); tested without drift correction", name)
+        return table
+    lacking = table["null_change_pct"].isna()
+    for _, row in table[lacking].iterrows():
+        exclusions.append(_exclusion(
+            name, row.participant_id, "no null drift: the release model did not fit",
+            row.region, row.model))
+    table = table[~lacking].copy()
+    table["drift_pct"] = table["null_change_pct"]
+    table["drift_method"] = "release_model"
+    return table
+
+
 def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Confidence interval of Cohen's dz from the noncentral t distribution.
 
@@ -173,10 +202,24 @@ def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
     whose t distributions put ``t`` at the upper and lower ``(1 - level)/2`` quantiles,
     divided by ``sqrt(n)`` (Cumming & Finch 2001).
 
+    Parameters
+    ----------
+    dz : float
+        Cohen's dz (mean / SD of the paired differences).
+    n : int
+        Number of pairs.
+    level : float, default=0.95
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        Lower and upper limits (NaN for n < 3 or a non-finite dz).
+
     Examples
     --------
     >>> lo, hi = cohen_dz_ci(0.0, 20)
-    >>> round(lo, 3) == -round(hi, 3)
+    >>> bool(round(lo, 3) == -round(hi, 3))
     True
     """
     if n < 3 or not np.isfinite(dz):
@@ -197,8 +240,15 @@ def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
         return (dz - z * se, dz + z * se)
 
 
-def _test_group(effect: np.ndarray, drift: pd.Series | None, test: str) -> dict[str, float]:
-    """t (paired, or one-sample against the estimated null drift), Wilcoxon, dz per cell."""
+def _test_group(effect: np.ndarray, sys_sd: float, test: str) -> dict[str, float]:
+    """One-sample t of the effects (with a systematic variance), Wilcoxon and dz per cell.
+
+    With ``sys_sd > 0`` the mean effect carries, besides its sampling error ``sd^2 / n``,
+    a systematic error ``sys_sd^2`` shared by all participants (the residual drift of the
+    release model): ``t = mean / sqrt(sd^2/n + sys_sd^2)`` with Welch-Satterthwaite
+    degrees of freedom (the systematic part counted with infinite df). ``sys_sd = 0`` is
+    the ordinary one-sample (paired) t test.
+    """
     n = effect.size
     out = dict(n=n, t=np.nan, df=np.nan, p=np.nan, effect_pct_mean=np.nan,
                effect_pct_sd=np.nan, mean_ci_low=np.nan, mean_ci_high=np.nan,
@@ -209,30 +259,14 @@ def _test_group(effect: np.ndarray, drift: pd.Series | None, test: str) -> dict[
     mean, sd = float(effect.mean()), float(effect.std(ddof=1))
     out.update(effect_pct_mean=mean, effect_pct_sd=sd)
     with np.errstate(all="ignore"):
-        if drift is not None and np.isfinite(drift.get("drift_sd", np.nan)) \
-                and drift.get("n_sim", 0) > 1:
-            # effect = observed change - simulated mean drift. The drift is an estimated
-            # offset, not a second sample: its variance is the Monte Carlo error of the
-            # mean (drift_sd^2 / n_sim) plus the systematic spread over the sensitivity
-            # scenarios (drift_sys_sd^2, model uncertainty). One-sample t of the observed
-            # changes with that variance added; Welch-Satterthwaite df (the systematic
-            # part counted with infinite df).
-            n_sim = int(drift["n_sim"])
-            a = sd**2 / n
-            b = float(drift["drift_sd"]) ** 2 / n_sim
-            c = float(drift.get("drift_sys_sd", 0.0))
-            c = c**2 if np.isfinite(c) else 0.0
-            se = np.sqrt(a + b + c)
-            df = (a + b + c) ** 2 / (a**2 / (n - 1) + b**2 / (n_sim - 1))
-            t = mean / se
-            half = stats.t.ppf(0.975, df) * se
-            out.update(t=float(t), df=float(df), p=float(2.0 * stats.t.sf(abs(t), df)),
-                       mean_ci_low=mean - half, mean_ci_high=mean + half)
-        else:
-            res = stats.ttest_1samp(effect, 0.0)
-            ci = res.confidence_interval(0.95)
-            out.update(t=float(res.statistic), df=float(res.df), p=float(res.pvalue),
-                       mean_ci_low=float(ci.low), mean_ci_high=float(ci.high))
+        sampling = sd**2 / n
+        systematic = float(sys_sd) ** 2 if np.isfinite(sys_sd) else 0.0
+        se = np.sqrt(sampling + systematic)
+        df = (n - 1) * ((sampling + systematic) / sampling) ** 2 if sampling > 0 else np.inf
+        t = mean / se
+        half = stats.t.ppf(0.975, df) * se
+        out.update(t=float(t), df=float(df), p=float(2.0 * stats.t.sf(abs(t), df)),
+                   mean_ci_low=mean - half, mean_ci_high=mean + half)
         if sd > 0:
             out["cohen_dz"] = mean / sd
             out["ci_low"], out["ci_high"] = cohen_dz_ci(out["cohen_dz"], n)
@@ -244,9 +278,26 @@ def _test_group(effect: np.ndarray, drift: pd.Series | None, test: str) -> dict[
     return out
 
 
-def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
-                        drift: pd.DataFrame | None = None, alpha: float = 0.05,
-                        ) -> pd.DataFrame:
+def _drift_summary(cell: pd.DataFrame, sys_sd: float) -> dict[str, float | str]:
+    """Mean null drift of a cell, its spread over participants and its 95 % interval."""
+    method = str(cell["drift_method"].iloc[0]) if len(cell) else "none"
+    out: dict[str, float | str] = dict(drift_method=method, drift_pct=np.nan, drift_sd=np.nan,
+                                       drift_sys_sd=np.nan, drift_ci_low=np.nan,
+                                       drift_ci_high=np.nan)
+    if method != "release_model" or len(cell) < 2:
+        out["drift_pct"] = 0.0 if method == "none" else np.nan
+        return out
+    drift = cell["drift_pct"].to_numpy(float)
+    mean, sd, n = float(drift.mean()), float(drift.std(ddof=1)), drift.size
+    half = 1.96 * np.sqrt(sd**2 / n + sys_sd**2)
+    out.update(drift_pct=mean, drift_sd=sd, drift_sys_sd=float(sys_sd),
+               drift_ci_low=mean - half, drift_ci_high=mean + half)
+    return out
+
+
+def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: float = 1.0,
+                        alpha: float = 0.05, design: Design | None = None,
+                        guard: bool = True) -> pd.DataFrame:
     """Group statistics per contrast, region and model (``group/contrasts.tsv``).
 
     Parameters
@@ -256,46 +307,63 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
     test : {"ttest", "wilcoxon"}, default="ttest"
         Which test fills ``p`` (both are always reported: ``t``/``df`` and
         ``wilcoxon_w``/``wilcoxon_p``).
-    drift : DataFrame, default=None
-        The null-drift table used for ``values``: its Monte Carlo error
-        (``drift_sd / sqrt(n_sim)``) and systematic SD (``drift_sys_sd``) are added to the
-        variance of the one-sample t test of the drift-corrected changes.
+    sys_sd : float, default=1.0
+        % points: systematic SD of the release model's null drift, added to the variance of
+        the test of drift-corrected effects (rows with ``drift_method`` ``release_model``).
     alpha : float, default=0.05
         FDR level for the ``significant`` column.
+    design : Design, default=None
+        Needed by the guard to find each contrast's design-based fallback.
+    guard : bool, default=True
+        Check the drift estimate against the data (:mod:`pipeline.stats.drift_guard`) and
+        fall back where it fails.
 
     Returns
     -------
     DataFrame
         ``contrast, region, model, n, baseline_mean, condition_mean, change_pct_mean,
-        change_pct_sd, drift_pct, control_change_pct_mean, effect_pct_mean, effect_pct_sd,
+        change_pct_sd, drift_method, drift_pct, drift_sd, drift_sys_sd, drift_ci_low,
+        drift_ci_high, control_change_pct_mean, effect_pct_mean, effect_pct_sd,
         mean_ci_low, mean_ci_high, t, df, p, p_fdr, significant, cohen_dz, ci_low,
-        ci_high, wilcoxon_w, wilcoxon_p, test``. ``cohen_dz`` is ``effect_pct`` mean / SD
-        (negative = release) and ``ci_low``/``ci_high`` its 95 % CI.
+        ci_high, wilcoxon_w, wilcoxon_p, test, headline, guard``. ``change_pct_mean`` is
+        the raw change, ``effect_pct_mean`` the tested headline effect (negative = BP_ND
+        fell) and ``p``/``p_fdr`` its test; ``cohen_dz`` is its mean / SD and
+        ``ci_low``/``ci_high`` the 95 % CI of dz.
     """
+    from pipeline.stats.drift_guard import apply_guard
+
     if test not in TESTS:
         raise ConfigError(format_problem(
             "config/config.yaml", f"statistics.test is {test!r}", "Choose ttest or wilcoxon."))
+    if not (np.isfinite(sys_sd) and sys_sd >= 0):
+        raise ConfigError(format_problem(
+            "config/config.yaml", f"statistics.null_drift.sys_sd is {sys_sd!r}",
+            "Give a number of % points >= 0."))
+    if "drift_method" not in values.columns:
+        values = values.assign(drift_method="none")
     rows = []
     for (contrast, model, region), cell in values.groupby(["contrast", "model", "region"],
                                                           sort=False):
         cell = cell[np.isfinite(cell["effect_pct"])]
-        d = None
-        if drift is not None and (cell["drift_pct"] != 0).any():
-            match = drift[(drift["contrast"] == contrast) & (drift["region"] == region)
-                          & (drift["model"] == model)]
-            d = match.iloc[0] if len(match) else None
+        corrected = len(cell) and cell["drift_method"].iloc[0] == "release_model"
         row = dict(contrast=contrast, region=region, model=model,
                    baseline_mean=cell["bp_baseline"].mean(),
                    condition_mean=cell["bp_condition"].mean(),
                    change_pct_mean=cell["change_pct"].mean(),
                    change_pct_sd=cell["change_pct"].std(ddof=1),
-                   drift_pct=cell["drift_pct"].mean() if len(cell) else np.nan,
                    control_change_pct_mean=cell["control_change_pct"].mean())
-        row.update(_test_group(cell["effect_pct"].to_numpy(float), d, test))
-        row["test"] = ("t_vs_null_drift" if d is not None else "paired_t") \
+        row.update(_drift_summary(cell, sys_sd))
+        row.update(_test_group(cell["effect_pct"].to_numpy(float),
+                               sys_sd if corrected else 0.0, test))
+        row["test"] = ("t_vs_null_drift" if corrected else "paired_t") \
             if test == "ttest" else "wilcoxon"
+        row["headline"] = {"release_model": "drift_corrected", "control": "control_corrected"
+                           }.get(str(row["drift_method"]), "raw")
+        row["guard"] = ""
         rows.append(row)
     table = pd.DataFrame(rows)
+    if guard and len(table):
+        table = apply_guard(table, values, design)
     table["p_fdr"] = np.nan
     for _, idx in table.groupby(["contrast", "model"]).groups.items():
         p = table.loc[idx, "p"]
@@ -304,8 +372,9 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
             table.loc[p[ok].index, "p_fdr"] = stats.false_discovery_control(p[ok].to_numpy())
     table["significant"] = table["p_fdr"] < alpha
     order = ["contrast", "region", "model", "n", "baseline_mean", "condition_mean",
-             "change_pct_mean", "change_pct_sd", "drift_pct", "control_change_pct_mean",
+             "change_pct_mean", "change_pct_sd", "drift_method", "drift_pct", "drift_sd",
+             "drift_sys_sd", "drift_ci_low", "drift_ci_high", "control_change_pct_mean",
              "effect_pct_mean", "effect_pct_sd", "mean_ci_low", "mean_ci_high", "t", "df", "p",
              "p_fdr", "significant", "cohen_dz", "ci_low", "ci_high", "wilcoxon_w",
-             "wilcoxon_p", "test"]
+             "wilcoxon_p", "test", "headline", "guard"]
     return table[order]

@@ -1,8 +1,8 @@
 """The ``write_*`` steps of the group statistics: read tables, call the statistics, write.
 
 ``write_contrasts`` makes ``group/contrasts.tsv``, ``group/contrast_values.tsv`` (one row
-per participant) and ``group/exclusions.tsv``; ``write_correlations`` makes
-``group/correlations.tsv``.
+per participant), ``group/exclusions.tsv`` and ``group/null_drift.tsv``;
+``write_correlations`` makes ``group/correlations.tsv``.
 """
 
 from __future__ import annotations
@@ -39,59 +39,64 @@ def read_group_table(path: str | PathLike) -> pd.DataFrame:
 
 
 def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
-                    out_values: str | PathLike, out_exclusions: str | PathLike, *,
-                    design: Mapping[str, Any], test: str = "ttest", alpha: float = 0.05,
-                    drift_correct: bool = True, drift_path: str | PathLike | None = None,
+                    out_values: str | PathLike, out_exclusions: str | PathLike,
+                    out_drift: str | PathLike | None = None, *, design: Mapping[str, Any],
+                    test: str = "ttest", alpha: float = 0.05,
+                    drift_method: str = "release_model", sys_sd: float = 1.0,
                     participants: pd.DataFrame | None = None) -> Path:
     """Paired contrasts of ``group/bp_nd.tsv`` per the config's design and statistics.
 
     Parameters
     ----------
     bp_path : path-like
-        ``group/bp_nd.tsv``.
+        ``group/bp_nd.tsv`` (with ``bp_nd_null`` for the within-scan drift).
     out_contrasts, out_values, out_exclusions : path-like
         ``group/contrasts.tsv``, ``group/contrast_values.tsv``, ``group/exclusions.tsv``.
+    out_drift : path-like, default=None
+        ``group/null_drift.tsv``: the drift of each within-scan contrast, region and model
+        (:mod:`pipeline.stats.drift`).
     design : mapping
-        The config's ``design`` section (conditions and contrasts).
+        The config's ``design`` section (conditions, contrasts, groups).
     test : {"ttest", "wilcoxon"}, default="ttest"
         ``statistics.test``: which test fills the p column.
     alpha : float, default=0.05
         ``statistics.alpha``: FDR level.
-    drift_correct : bool, default=True
-        ``statistics.null_drift.correct``: test changes against the simulated null drift.
-    drift_path : path-like, default=None
-        ``group/null_drift.tsv``; used when ``drift_correct`` is true.
+    drift_method : {"release_model", "none"}, default="release_model"
+        ``statistics.null_drift.method``: subtract each participant's null drift in
+        within-scan contrasts, or test the raw change.
+    sys_sd : float, default=1.0
+        ``statistics.null_drift.sys_sd``: % points of systematic drift uncertainty.
     participants : DataFrame, default=None
         ``participants.tsv``, so that participants with no scan at all are listed too.
     """
-    design = load_design({"design": design})
-    stats_cfg = {"test": test, "alpha": alpha}
-    correct = drift_correct
-    drift = read_group_table(drift_path) if (drift_path and correct) else None
+    from pipeline.stats.drift import drift_table, write_drift_table
+
+    parsed = load_design({"design": design})
+    correct = drift_method == "release_model"
     bp = read_group_table(bp_path)
     expected = None if participants is None else list(participants["participant_id"])
-    values, exclusions = contrast_values(bp, design, drift=drift, participants=expected)
-    table = summarize_contrasts(values, test=stats_cfg.get("test", "ttest"), drift=drift,
-                                alpha=float(stats_cfg.get("alpha", 0.05)))
-    values, table = with_groups(values, table, design.groups, participants, drift=drift,
-                                test=stats_cfg.get("test", "ttest"),
-                                alpha=float(stats_cfg.get("alpha", 0.05)))
-    how = ("drift-corrected: one-sample t of observed % change minus simulated null drift, "
-           "the drift's Monte Carlo and systematic variance added"
-           if drift is not None else "paired % change vs 0")
-    common = dict(design={k: vars(v) for k, v in design.contrasts.items()},
-                  null_drift_correction=drift is not None, inputs=[str(bp_path)]
-                  + ([str(drift_path)] if drift is not None else []))
+    values, exclusions = contrast_values(bp, parsed, drift_correct=correct,
+                                         participants=expected)
+    table = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha, design=parsed)
+    values, table = with_groups(values, table, parsed.groups, participants, test=test,
+                                sys_sd=sys_sd, alpha=alpha, design=parsed)
+    common = dict(design={k: vars(v) for k, v in parsed.contrasts.items()},
+                  drift_method=drift_method, drift_sys_sd=sys_sd, inputs=[str(bp_path)])
     write_table(out_values, values, provenance(
         Description="Per-participant paired values of each contrast, region and model; "
-        "change_pct = 100 (BP_condition - BP_baseline) / BP_baseline, effect_pct = the "
-        "value tested (drift or control contrast removed)", **common))
+        "change_pct = 100 (BP_condition - BP_baseline) / BP_baseline; drift_pct = the same "
+        "change of the model on the TACs without release (within-scan contrasts); "
+        "effect_pct = the value tested (drift or control contrast removed)", **common))
     write_table(out_exclusions, exclusions, provenance(
         Description="Participants left out of a contrast, with the reason", **common))
     write_table(out_contrasts, table, provenance(
-        Description="Group contrasts per region and model: " + how + "; FDR "
-        "(Benjamini-Hochberg) across regions within contrast and model",
-        test=stats_cfg.get("test", "ttest"), alpha=stats_cfg.get("alpha", 0.05), **common))
+        Description="Group contrasts per region and model: raw change (change_pct_mean), "
+        "null drift (drift_pct, its 95 % interval with the systematic SD), the tested "
+        "headline effect (effect_pct_mean; headline says which: drift_corrected, "
+        "control_corrected or the guard's fallback) and its test; FDR (Benjamini-Hochberg) "
+        "across regions within contrast and model", test=test, alpha=alpha, **common))
+    if out_drift is not None:
+        write_drift_table(out_drift, drift_table(table), **common)
     return Path(out_contrasts)
 
 

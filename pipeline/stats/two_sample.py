@@ -42,7 +42,7 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]
     --------
     >>> r = welch(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0]))
     >>> round(r["difference"], 3), round(r["df"], 2)
-    (0.5, 4.86)
+    (0.5, 4.96)
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     out = dict(_NAN_WELCH, n_a=a.size, n_b=b.size)
@@ -68,7 +68,13 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
     """Hedges' g: ``(mean(a) - mean(b)) / pooled SD`` times the small-sample correction
-    ``J = 1 - 3 / (4 (n_a + n_b) - 9)`` (Hedges 1981). NaN when undefined."""
+    ``J = 1 - 3 / (4 (n_a + n_b) - 9)`` (Hedges 1981). NaN when undefined.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The two samples (e.g. activation, % of baseline).
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     df = a.size + b.size - 2
     if a.size < 2 or b.size < 2:
@@ -87,6 +93,15 @@ def hedges_g_ci(g: float, n_a: int, n_b: int, level: float = 0.95) -> tuple[floa
     ``df = n_a + n_b - 2``; the limits are the noncentralities putting the observed t at
     the upper and lower ``(1 - level) / 2`` quantiles (Cumming & Finch 2001), rescaled to
     d and multiplied by J.
+
+    Parameters
+    ----------
+    g : float
+        Hedges' g.
+    n_a, n_b : int
+        Sample sizes.
+    level : float, default=0.95
+        Confidence level.
     """
     if n_a < 2 or n_b < 2 or not np.isfinite(g):
         return (np.nan, np.nan)
@@ -123,6 +138,15 @@ def permutation_p(a: np.ndarray, b: np.ndarray, *, n_perm: int = 5000,
     The group labels are reshuffled among all ``n_a + n_b`` participants; the p-value is
     ``(1 + #{|t*| >= |t|}) / (1 + n_perm)`` (scipy's ``permutation_test``). Studentizing
     keeps the test valid when the groups' variances differ (Janssen 1997).
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The two samples.
+    n_perm : int, default=5000
+        Relabellings drawn (fewer when every relabelling can be enumerated).
+    seed : int, default=0
+        Seed of the relabellings.
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.size < 2 or b.size < 2 or n_perm < 1 or np.ptp(np.r_[a, b]) == 0:
@@ -187,7 +211,19 @@ def two_sample_row(a: np.ndarray, b: np.ndarray, *, n_perm: int = 0, seed: int =
                    ) -> Mapping[str, float]:
     """Every between-group statistic of one cell: :func:`welch`, Hedges' g with CI, the
     permutation p (``n_perm`` > 0) and, with ``covariates`` (rows: ``a`` then ``b``), the
-    adjusted difference."""
+    adjusted difference.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        The two samples.
+    n_perm : int, default=0
+        Relabellings of the permutation p; 0 leaves ``p_perm`` NaN.
+    seed : int, default=0
+        Seed of the relabellings.
+    covariates : DataFrame, default=None
+        Covariates of the participants of ``a`` then ``b`` (rows in that order).
+    """
     row: dict[str, float] = dict(welch(a, b))
     g = hedges_g(a, b)
     row["hedges_g"] = g
@@ -200,7 +236,17 @@ def two_sample_row(a: np.ndarray, b: np.ndarray, *, n_perm: int = 0, seed: int =
 
 
 def bh_within(table: pd.DataFrame, p_column: str, keys: Sequence[str]) -> pd.Series:
-    """Benjamini-Hochberg adjusted p of ``p_column`` within each ``keys`` group (NaN kept)."""
+    """Benjamini-Hochberg adjusted p of ``p_column`` within each ``keys`` group (NaN kept).
+
+    Parameters
+    ----------
+    table : DataFrame
+        A statistics table.
+    p_column : str
+        Column of p-values.
+    keys : sequence of str
+        Columns whose combinations each form one family (e.g. contrast, model).
+    """
     out = pd.Series(np.nan, index=table.index)
     for _, idx in table.groupby(list(keys), sort=False).groups.items():
         p = table.loc[idx, p_column]

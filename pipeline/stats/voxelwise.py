@@ -28,11 +28,11 @@ from pipeline.design import Design
 from pipeline.errors import InputError, format_problem
 from pipeline.parametric.masks import analysis_mask
 from pipeline.stats._group_maps import (
-    _region_masks,
-    _save,
-    _second_level,
-    _write_skipped,
     label_clusters,
+    region_masks,
+    save_map,
+    second_level,
+    write_skipped,
 )
 from pipeline.tables import provenance, read_json, write_table
 
@@ -75,7 +75,13 @@ def _paths(entry: str | PathLike | Sequence[str | PathLike]) -> list[str]:
 
 
 def averaged_runs(maps: Mapping[tuple[str, str], Any]) -> dict[str, list[str]]:
-    """``participant_id/condition`` -> maps averaged, for keys with several runs/sessions."""
+    """``participant_id/condition`` -> maps averaged, for keys with several runs/sessions.
+
+    Parameters
+    ----------
+    maps : mapping
+        (participant_id, condition) -> one map path or a list of them.
+    """
     return {f"{p}/{c}": _paths(v) for (p, c), v in sorted(maps.items())
             if len(_paths(v)) > 1}
 
@@ -150,7 +156,7 @@ def effect_maps(maps: Mapping[tuple[str, str], Any], design: Design, contrast: s
     masks = None
     if values is not None or (drift is not None and spec.control is None
                               and design.within_scan(contrast)):
-        masks = _region_masks(region_config, shape, affine)
+        masks = region_masks(region_config, shape, affine)
     dmap = _drift_map(drift if spec.control is None and design.within_scan(contrast) else None,
                       contrast, model, masks, shape)
     keep = np.ones(shape, bool) if mask is None else np.asarray(mask, bool).copy()
@@ -198,6 +204,31 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
 
     ``outputs`` keys: ``effects``, ``tmap``, ``fwe`` (-log10 FWE-corrected p, two-sided;
     zeros when ``n_perm`` is 0), ``clusters`` (TSV).
+
+    Parameters
+    ----------
+    maps : mapping
+        (participant_id, condition) -> BP_ND map(s) of the contrast's conditions (several runs
+        or sessions of one condition are averaged).
+    outputs : mapping
+        Output key (``effects``, ``tmap``, ``fwe``, ``clusters``) -> file.
+    design : Design
+        The study design (conditions and contrasts).
+    contrast : str
+        The contrast.
+    model : str
+        The maps' model (named in sidecars).
+    settings : mapping
+        ``voxelwise`` settings: ``mask``, ``n_perm``, ``smoothing_fwhm`` (mm),
+        ``height_threshold`` (t), ``cluster_threshold`` (voxels).
+    drift_path : str or path-like, default=None
+        ``null_drift.tsv``; its region drifts are removed from the voxel effects.
+    values_path : str or path-like, default=None
+        ``contrast_values.tsv``.
+    region_config : str or path-like, default=None
+        The region config (analysis mask, cluster labels).
+    seed : int, default=0
+        Seed of the sign flips.
     """
     import nibabel as nib
 
@@ -214,33 +245,97 @@ def write_voxelwise_contrast(maps: Mapping[tuple[str, str], Any],
                                                   mask=mask, values=values)
     except InputError as err:
         log.warning("voxelwise %s skipped: %s", contrast, err)
-        return _write_skipped(outputs, first.shape[:3], first.affine, str(err))
+        return write_skipped(outputs, first.shape[:3], first.affine, str(err))
     dm = pd.DataFrame({"intercept": np.ones(len(pids))})
     n_perm = int(settings.get("n_perm", 200))
-    tmap, fwe, _ = _second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
-                                 float(settings.get("smoothing_fwhm", 0)))
+    smoothing = float(settings.get("smoothing_fwhm", 0))
+    sys_sd = _systematic_sd_map(drift, design, contrast, model, region_config, keep.shape,
+                                affine)
+    if sys_sd is None:
+        tmap, fwe, _ = second_level(effects, keep, affine, dm, "intercept", n_perm, seed,
+                                     smoothing)
+        test = "nilearn SecondLevelModel (t) and non_parametric_inference (FWE)"
+    else:
+        tmap, fwe = _systematic_sign_flip(effects, keep, affine, sys_sd, n_perm, seed,
+                                          smoothing)
+        test = ("sign flipping with each region's systematic drift SD drawn per permutation "
+                "(pipeline.stats.signflip)")
     if fwe is None:
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), affine)
     common = provenance(contrast=contrast, model=model, participants=pids,
-                        n_voxels=int(keep.sum()), n_perm=n_perm, seed=seed,
+                        n_voxels=int(keep.sum()), n_perm=n_perm, seed=seed, test=test,
                         drift_corrected=drift is not None,
                         aligned_to_region_effects=values is not None,
                         runs_averaged=averaged_runs(maps),
                         inputs=sorted(f for v in maps.values() for f in _paths(v)))
-    _save(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
-          {**common, "Description": "Per-participant effect maps (% change after drift or "
+    save_map(nib.Nifti1Image(effects.astype(np.float32), affine), outputs["effects"],
+             {**common, "Description": "Per-participant effect maps (% change after drift or "
            "control), one volume per participant in 'participants' order"})
-    _save(tmap, outputs["tmap"], {**common, "Description": "One-sample t of the effect "
-                                  "(negative = release), nilearn SecondLevelModel"})
-    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p (voxel-level "
-                                "max-t, sign flipping, two-sided), nilearn "
-                                "non_parametric_inference"})
+    save_map(tmap, outputs["tmap"], {**common, "Description": "One-sample t of the effect "
+                                  "(negative = release)"})
+    save_map(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p (voxel-level "
+                                "max-t, sign flipping, two-sided)"})
     clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
                               cluster_size=int(settings.get("cluster_threshold", 5)),
                               region_config=region_config, fwe_img=fwe)
     write_table(outputs["clusters"], clusters, {**common, "Description": "Clusters of the t "
                                                 "map with peak region labels"})
     return {k: Path(v) for k, v in outputs.items()}
+
+
+def _systematic_sd_map(drift: pd.DataFrame | None, design: Design, contrast: str, model: str,
+                       region_config: str | PathLike | None, shape: tuple[int, ...],
+                       affine: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per voxel: the systematic drift SD of its region and the region's index (-1 outside
+    the named regions: the largest SD, one shared draw); None when the contrast's test has
+    no systematic part (not a drift-corrected within-scan contrast)."""
+    spec = design.contrasts[contrast]
+    if drift is None or spec.control is not None or not design.within_scan(contrast) \
+            or "drift_sys_sd" not in drift:
+        return None
+    rows = drift[(drift["contrast"] == contrast) & (drift["model"] == model)
+                 & (drift.get("drift_method", "release_model") == "release_model")]
+    sds = rows.set_index("region")["drift_sys_sd"].astype(float).dropna()
+    if sds.empty or not (sds > 0).any():
+        return None
+    masks = region_masks(region_config, shape, affine)
+    best = np.argmax(masks.weights, axis=0)
+    inside = np.max(masks.weights, axis=0) > 0.5
+    sd = np.full(shape, float(sds.max()))
+    label = np.full(shape, -1)
+    for i, name in enumerate(masks.names):
+        sel = inside & (best == i)
+        label[sel] = i
+        if name in sds.index:
+            sd[sel] = float(sds[name])
+    return sd, label
+
+
+def _systematic_sign_flip(effects: np.ndarray, keep: np.ndarray, affine: np.ndarray,
+                          sys: tuple[np.ndarray, np.ndarray], n_perm: int, seed: int,
+                          smoothing: float):
+    """t and -log10 FWE p images of :func:`pipeline.stats.signflip.sign_flip_test`."""
+    import nibabel as nib
+
+    from pipeline.stats.signflip import sign_flip_test
+
+    data = np.nan_to_num(effects)
+    if smoothing:
+        from nilearn.image import smooth_img
+
+        data = np.asarray(smooth_img(nib.Nifti1Image(data, affine), smoothing).dataobj)
+    values = data[keep].T  # participants x voxels
+    sd, label = sys
+    t, p = sign_flip_test(values, sys_sd=sd[keep], groups=label[keep],
+                          n_perm=max(int(n_perm), 1), seed=seed)
+    tmap = np.zeros(keep.shape, np.float32)
+    tmap[keep] = t
+    fwe = None
+    if n_perm > 0:
+        fwe = np.zeros(keep.shape, np.float32)
+        fwe[keep] = -np.log10(np.maximum(p, 1.0 / (n_perm + 1)))
+        fwe = nib.Nifti1Image(fwe, affine)
+    return nib.Nifti1Image(tmap, affine), fwe
 
 
 def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.DataFrame,
@@ -253,7 +348,30 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
 
     A ``score`` that is not a participants.tsv column is a phenotype measure: the
     participants' rating change of ``contrast`` from ``ratings_path``
-    (``group/rating_changes.tsv``)."""
+    (``group/rating_changes.tsv``).
+
+    Parameters
+    ----------
+    effects_path : str or path-like
+        A contrast's per-participant effect maps (``*_effects.nii.gz``, % change, 4D); its
+        sidecar lists the participants.
+    participants : DataFrame
+        ``participants.tsv``.
+    outputs : mapping
+        Output key (``tmap``, ``rmap``, ``fwe``, ``clusters``) -> file.
+    score : str
+        A participants.tsv column, or a phenotype measure (with ``ratings_path``).
+    settings : mapping
+        ``voxelwise`` settings (``n_perm``, ``smoothing_fwhm`` in mm, thresholds).
+    region_config : str or path-like, default=None
+        The region config (cluster labels).
+    seed : int, default=0
+        Seed of the permutations.
+    ratings_path : str or path-like, default=None
+        ``rating_changes.tsv``, for phenotype scores.
+    contrast : str, default=None
+        The contrast whose rating change is the score.
+    """
     import nibabel as nib
 
     from pipeline.stats.tables import read_group_table
@@ -278,12 +396,12 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
     if values.size < 4 or np.ptp(values) == 0:
         reason = f"only {values.size} participant(s) with a varying {score}; at least 4 needed"
         log.warning("voxelwise correlation skipped: %s", reason)
-        return _write_skipped(outputs, img.shape[:3], img.affine, reason)
+        return write_skipped(outputs, img.shape[:3], img.affine, reason)
     keep = np.all(np.isfinite(effects), axis=-1)
     dm = pd.DataFrame({"intercept": np.ones(values.size), score: values - values.mean()})
     n_perm = int(settings.get("n_perm", 200))
-    tmap, fwe, _ = _second_level(effects, keep, img.affine, dm, score, n_perm, seed,
-                                 float(settings.get("smoothing_fwhm", 0)))
+    tmap, fwe, _ = second_level(effects, keep, img.affine, dm, score, n_perm, seed,
+                                float(settings.get("smoothing_fwhm", 0)))
     if fwe is None:
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), img.affine)
     t = np.asarray(tmap.dataobj, float)
@@ -292,11 +410,11 @@ def write_voxelwise_correlation(effects_path: str | PathLike, participants: pd.D
     common = provenance(score=score, participants=[p for p, k in zip(pids, ok, strict=True)
                                                    if k], n_perm=n_perm, seed=seed,
                         inputs=[str(effects_path)])
-    _save(tmap, outputs["tmap"], {**common, "Description": f"t of the {score} slope of "
-                                  "activation (% of baseline)"})
-    _save(nib.Nifti1Image(r.astype(np.float32), img.affine), outputs["rmap"],
-          {**common, "Description": f"Pearson r of activation with {score}"})
-    _save(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p, two-sided"})
+    save_map(tmap, outputs["tmap"], {**common, "Description": f"t of the {score} slope of "
+                                     "activation (% of baseline)"})
+    save_map(nib.Nifti1Image(r.astype(np.float32), img.affine), outputs["rmap"],
+             {**common, "Description": f"Pearson r of activation with {score}"})
+    save_map(fwe, outputs["fwe"], {**common, "Description": "-log10 FWE-corrected p, two-sided"})
     clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
                               cluster_size=int(settings.get("cluster_threshold", 5)),
                               region_config=region_config, fwe_img=fwe)

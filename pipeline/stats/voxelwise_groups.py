@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.groups import MIN_GROUP_SIZE, Groups, group_labels
-from pipeline.stats._group_maps import _save, _second_level, _write_skipped, label_clusters
+from pipeline.stats._group_maps import label_clusters, save_map, second_level, write_skipped
 from pipeline.tables import provenance, read_json, sidecar_path, write_table
 
 __all__ = ["group_map_files", "write_voxelwise_groups"]
@@ -45,6 +45,13 @@ def group_map_files(groups: Groups, base: str) -> dict[str, str]:
     ``base`` is ``group/groups/<contrast>_model-<model>`` (under the output folder). Keys
     are ``diff_<a>vs<b>_<kind>`` and ``group_<level>_<kind>`` with kind ``tmap``, ``fwep``
     (-log10 FWE p) or ``clusters``.
+
+    Parameters
+    ----------
+    groups : Groups
+        ``design.groups`` (levels and comparisons).
+    base : str
+        Path prefix ``.../group/groups/<contrast>_model-<model>``.
     """
     files = {}
     for a, b in groups.comparisons:
@@ -82,16 +89,16 @@ def _fit(effects: np.ndarray, keep: np.ndarray, affine: np.ndarray, dm: pd.DataF
     import nibabel as nib
 
     n_perm = int(settings.get("n_perm", 200))
-    tmap, fwe, _ = _second_level(effects, keep, affine, dm, column, n_perm, seed,
-                                 float(settings.get("smoothing_fwhm", 0)))
+    tmap, fwe, _ = second_level(effects, keep, affine, dm, column, n_perm, seed,
+                                float(settings.get("smoothing_fwhm", 0)))
     if fwe is None:
         fwe = nib.Nifti1Image(np.zeros(keep.shape, np.float32), affine)
     info = {**sidecar, "design_columns": list(dm.columns), "tested": column, "n_perm": n_perm}
-    _save(tmap, outputs[f"{prefix}_tmap"], {**info, "Description": description})
-    _save(fwe, outputs[f"{prefix}_fwep"], {**info, "Description": "-log10 FWE-corrected p "
-                                           "(voxel-level max-t, nilearn "
-                                           "non_parametric_inference, two-sided) of the "
-                                           "t map: " + description})
+    save_map(tmap, outputs[f"{prefix}_tmap"], {**info, "Description": description})
+    save_map(fwe, outputs[f"{prefix}_fwep"], {**info, "Description": "-log10 FWE-corrected p "
+                                              "(voxel-level max-t, nilearn "
+                                              "non_parametric_inference, two-sided) of the "
+                                              "t map: " + description})
     clusters = label_clusters(tmap, height=float(settings.get("height_threshold", 3.0)),
                               cluster_size=int(settings.get("cluster_threshold", 5)),
                               region_config=region_config, fwe_img=fwe)
@@ -122,6 +129,9 @@ def write_voxelwise_groups(effects_path: str | PathLike, participants: pd.DataFr
     region_config : path-like, default=None
         For peak labels of the cluster tables.
     seed : int, default=0
+        Seed of the permutations.
+    source : str or path-like, default="participants.tsv"
+        The participants file, named in errors and sidecars.
 
     Returns
     -------
@@ -149,8 +159,8 @@ def write_voxelwise_groups(effects_path: str | PathLike, participants: pd.DataFr
 
     def skipped(prefix: str, reason: str) -> None:
         log.warning("voxelwise groups %s skipped: %s", prefix, reason)
-        _write_skipped({kind: outputs[f"{prefix}_{kind}"] for kind in _KINDS}, shape, affine,
-                       reason)
+        write_skipped({kind: outputs[f"{prefix}_{kind}"] for kind in _KINDS}, shape, affine,
+                      reason)
 
     def subset(selected: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         volumes = data[..., selected] if len(pids) else np.empty((*shape, 0))

@@ -1,6 +1,6 @@
 """MRTM, MRTM2 and reference Logan against kinfitr 0.9.1 on its simref data and real TACs.
 
-Reference data: /work/shared/validation (see its README). Differences from kinfitr are
+Reference data: ../shared/validation (see its README). Differences from kinfitr are
 expected from one design choice: petbp integrates frame-averaged curves (running integral
 averaged over each frame), kinfitr integrates point values at mid-frame by trapezoids.
 The simref targets happen to be mid-frame samples, which favours kinfitr there: on the
@@ -22,7 +22,8 @@ from pipeline.kinetics.mrtm import fit_mrtm, fit_mrtm2
 from pipeline.kinetics.srtm import fit_srtm_bf
 from pipeline.tables import read_tacs
 
-VALIDATION = Path("/work/shared/validation")
+#: External reference data, ``../shared/validation`` relative to the repository root.
+VALIDATION = Path(__file__).resolve().parents[3] / "shared" / "validation"
 SIMREF = VALIDATION / "kinfitr_simref"
 REAL = VALIDATION / "real_tacs"
 ROIS = ["ROI1", "ROI2", "ROI3"]

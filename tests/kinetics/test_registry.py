@@ -85,6 +85,31 @@ def test_registry_options_match_the_fit_function(model):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
+def test_registry_min_frames_is_what_the_fit_needs(frames_90min, model):
+    """The registry's min_frames (read by ``petbp check``) is the fit's own limit: a window of
+    min_frames frames fits, one frame fewer is refused with the model's need in the message.
+    Each window runs from the start of its first frame to the end of the scan, so it holds
+    exactly the last n frames (a frame is in a window by its mid-time)."""
+    from pipeline.errors import InputError
+
+    spec = MODELS[model]
+    ref, tacs = srtm_consistent_tacs(frames_90min, BP, k2prime=0.12)
+    options = {k: v for k, v in OPTIONS.get(model, {}).items() if k == "k2prime"}
+    if spec.takes("t_star"):
+        options["t_star"] = 0.0
+    starts, end = frames_90min.start, float(frames_90min.end[-1])
+
+    def window_of(n):  # the last n frames
+        return (float(starts[len(starts) - n]), end)
+
+    fitted = spec.fit(frames_90min, ref, tacs, window=window_of(spec.min_frames), **options)
+    assert np.all(np.isfinite(fitted.bp_nd))
+    if spec.min_frames > 1:
+        with pytest.raises(InputError, match=f"needs at least {spec.min_frames}"):
+            spec.fit(frames_90min, ref, tacs, window=window_of(spec.min_frames - 1), **options)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
 def test_describe_cites_the_method(model):
     """The methods sentence of every model names its citation's year."""
     spec = get_model(model)
@@ -176,3 +201,16 @@ def test_load_config_refuses_an_option_the_model_does_not_take(tmp_path):
     path.write_text("models:\n  srtm:\n    t_star: 10\nprimary_model: srtm\n")
     with pytest.raises(ConfigError, match=r"models\.srtm\.t_star: model 'srtm' does not take"):
         load_config(path)
+
+
+def test_config_schema_names_every_model_of_the_registry():
+    """The config schema's model lists (models, primary_model, voxelwise.model) are the
+    registry's names in its order: a new model is added in both or the test says where."""
+    from pipeline.config import load_schema
+
+    props = load_schema("config")["properties"]
+    lists = {"models": props["models"]["propertyNames"]["enum"],
+             "primary_model": props["primary_model"]["enum"],
+             "voxelwise.model": props["voxelwise"]["properties"]["model"]["enum"]}
+    for key, names in lists.items():
+        assert names == list(MODELS), f"pipeline/data/config.schema.yaml, {key}: {names}"

@@ -232,11 +232,11 @@ def test_fit_srtm_invariant_to_units_and_weight_scale(frames_90min, truth, fitte
 def test_rate_table_matches_the_exact_convolution(frames_gappy):
     """Interpolated frame averages and slopes equal the exact recursion over the range
     fits use (k2a 1e-3 to 4/min): values to 1e-8, slopes to 1e-5 of their largest value."""
-    from pipeline.kinetics._reference import _RateTable, _ReferenceConvolver
+    from pipeline.kinetics._reference import RateTable, ReferenceConvolver
 
     ref, _ = srtm_consistent_tacs(frames_gappy, [1.0])
-    conv = _ReferenceConvolver(frames_gappy, ref)
-    table = _RateTable(conv, 6.25e-5, 4.0)
+    conv = ReferenceConvolver(frames_gappy, ref)
+    table = RateTable(conv, 6.25e-5, 4.0)
     rates = np.geomspace(1e-3, 4.0, 997)
     values, slopes = table.values_and_slopes(rates)
     exact_values, exact_slopes = conv.frame_averages_and_slope(rates)

@@ -1,6 +1,6 @@
 """SRTM, basis-function SRTM and SRTM2 against kinfitr's simref truth and fits, and real TACs.
 
-Reference data: /work/shared/validation (see its README). kinfitr simulated ``simref`` by
+Reference data: ../shared/validation (see its README). kinfitr simulated ``simref`` by
 sampling SRTM at frame mid-times; petbp fits frame averages, so on the noiseless curves an
 exact frame-integrating SRTM sits slightly above the truth (measured here: +0.012, +0.006
 and +0.001 in BP_ND for ROI1-3). Tolerances below are that offset plus Monte Carlo spread.
@@ -20,7 +20,8 @@ from pipeline.kinetics.srtm import fit_srtm, fit_srtm_bf
 from pipeline.kinetics.srtm2 import fit_srtm2
 from pipeline.tables import read_tacs
 
-VALIDATION = Path("/work/shared/validation")
+#: External reference data, ``../shared/validation`` relative to the repository root.
+VALIDATION = Path(__file__).resolve().parents[3] / "shared" / "validation"
 SIMREF = VALIDATION / "kinfitr_simref"
 REAL = VALIDATION / "real_tacs"
 ROIS = ["ROI1", "ROI2", "ROI3"]

@@ -20,12 +20,11 @@ def brain_volume() -> np.ndarray:
     """A smooth brain-like volume (GM + 0.4 WM, Bq/mL-like scale) on the 4 mm grid."""
     import nibabel as nib
 
-    from pipeline.space import _nilearn_data_file
+    from pipeline.space import mni_template_file
 
     out = []
     for name in ("gm", "wm"):
-        img = nib.load(str(_nilearn_data_file(f"mni_icbm152_{name}_tal_nlin_sym_09a_converted"
-                                              ".nii.gz")))
+        img = nib.load(str(mni_template_file(name)))
         chain = np.linalg.inv(img.affine) @ affine4()
         data = gaussian_filter(np.asarray(img.dataobj, np.float32), 2.0)
         out.append(affine_transform(data, chain[:3, :3], chain[:3, 3], output_shape=GRID4,

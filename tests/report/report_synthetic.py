@@ -1,4 +1,5 @@
-"""A small seeded results directory in the shape the workflow writes (DESIGN.md outputs).
+"""A small seeded results directory in the shape the workflow writes
+(docs/architecture.md, "File contracts").
 
 Per-scan files are written directly with known values; the group tables come from the
 workflow's own ``write_*`` steps (:mod:`pipeline.stats.tables`) on them, so the report is
@@ -158,7 +159,7 @@ def make_results(root: Path, seed: int = 7) -> tuple[Path, dict]:
     config = {"bids_dir": str(bids), "output_dir": str(out), "models": MODELS,
               "primary_model": "logan_ref",
               "design": {"conditions": CONDITIONS, "contrasts": CONTRASTS},
-              "statistics": {"test": "ttest", "alpha": 0.05, "null_drift": {"correct": False},
+              "statistics": {"test": "ttest", "alpha": 0.05, "null_drift": {"method": "none"},
                              "correlations": [
                                  {"contrast": "rejection", "region": "amygdala_l",
                                   "score": "resilience"},
@@ -170,7 +171,7 @@ def make_results(root: Path, seed: int = 7) -> tuple[Path, dict]:
     write_contrasts(group / "bp_nd.tsv", group / "contrasts.tsv", group / "contrast_values.tsv",
                     group / "exclusions.tsv", design=config["design"],
                     test=config["statistics"]["test"], alpha=config["statistics"]["alpha"],
-                    drift_correct=False, participants=participants)
+                    drift_method="none", participants=participants)
     write_correlations(group / "contrast_values.tsv", participants, group / "correlations.tsv",
                        specs=config["statistics"]["correlations"], model="logan_ref",
                        n_boot=200, n_perm=200)

@@ -71,6 +71,8 @@ def test_write_report_writes_figure_files_and_methods(synthetic_report):
     methods = (out / "methods.md").read_text()
     assert "45-90 min" in methods and "Benjamini" in methods
     assert "paired t-test" in methods
+    # null_drift.method: none on within-scan windows: the methods say the drift is uncorrected
+    assert "Within-scan null drift was not corrected" in methods
     assert not parse(html).errors  # nothing failed on a complete results directory
 
 

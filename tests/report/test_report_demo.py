@@ -30,7 +30,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 #: The tiny demo run of CI: config/config.yaml with these keys replaced.
 TINY = {
     "demo": {"subjects": 4, "voxel_size": 6},
-    "statistics": {"null_drift": {"n_subjects": 10, "calibration_subjects": 5},
+    "statistics": {
                    "n_boot": 200, "n_perm": 200},
     "voxelwise": {"n_perm": 20},
 }

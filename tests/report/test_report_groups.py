@@ -35,7 +35,7 @@ def _config():
             "groups": {"column": "group", "levels": ["HC", "MDD"], "covariates": ["age"]}},
         "models": {"logan_ref": {"t_star": 10}},
         "primary_model": "logan_ref",
-        "statistics": {"null_drift": {"correct": False}, "n_perm": 200, "n_boot": 200,
+        "statistics": {"null_drift": {"method": "none"}, "n_perm": 200, "n_boot": 200,
                        "correlations": [
                            {"contrast": "acceptance", "region": "thalamus_l",
                             "score": "desire", "group": "HC"},
@@ -81,7 +81,7 @@ def group_results(tmp_path_factory):
     config = _config()
     write_contrasts(group / "bp_nd.tsv", group / "contrasts.tsv",
                     group / "contrast_values.tsv", group / "exclusions.tsv",
-                    design=config["design"], drift_correct=False, participants=parts)
+                    design=config["design"], drift_method="none", participants=parts)
     write_group_differences(group / "contrast_values.tsv", parts,
                             group / "group_differences.tsv",
                             groups=parse_groups(config["design"]["groups"]), n_perm=200)

@@ -37,7 +37,7 @@ def _overlay(tmp: Path, bids: Path, out: Path) -> Path:
         "bids_dir": str(bids), "output_dir": str(out),
         "regions": str(REPO / "config" / "regions.yaml"),
         "voxelwise": {"enabled": False},
-        "statistics": {"null_drift": {"n_subjects": 20}, "n_boot": 200, "n_perm": 200},
+        "statistics": {"n_boot": 200, "n_perm": 200},
     }))
     return path
 

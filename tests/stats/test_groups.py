@@ -31,7 +31,7 @@ REGIONS = ("amygdala_l", "thalamus_l", "caudate_l")
 
 def _config(groups=GROUPS):
     return {"design": {"conditions": CONDITIONS, "contrasts": CONTRASTS, "groups": groups},
-            "statistics": {"test": "ttest", "alpha": 0.05, "null_drift": {"correct": False}}}
+            "statistics": {"test": "ttest", "alpha": 0.05, "null_drift": {"method": "none"}}}
 
 
 def _participants(n_a=8, n_b=8, rng=None):
@@ -135,7 +135,7 @@ def test_write_contrasts_with_missing_group_column_writes_nothing(tmp_path, rng)
     bp.to_csv(bp_path, sep="\t", index=False)
     outs = [tmp_path / f"{n}.tsv" for n in ("contrasts", "values", "exclusions")]
     with pytest.raises(InputError, match="no column 'group'"):
-        write_contrasts(bp_path, *outs, design=_config()["design"], drift_correct=False,
+        write_contrasts(bp_path, *outs, design=_config()["design"], drift_method="none",
                         participants=parts.drop(columns="group"))
     assert not any(p.exists() for p in outs)
 

@@ -18,7 +18,7 @@ from scipy import stats
 from pipeline.config import load_config
 from pipeline.simulate import simulate_region_tacs
 from pipeline.simulate.group_study import two_group_demo
-from pipeline.stats.simulated_fits import region_group_differences
+from pipeline.stats.region_study import region_group_differences
 
 pytestmark = pytest.mark.slow
 

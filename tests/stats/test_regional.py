@@ -99,31 +99,80 @@ def test_contrast_values_nonpositive_baseline_is_excluded(rng):
     assert len(cell) == 9
 
 
-def test_contrast_values_drift_is_removed_and_tested_with_its_uncertainty(rng):
-    """effect = change - drift; t adds the drift's Monte Carlo and systematic variance."""
-    bp = _bp_table(rng)
-    drift = pd.DataFrame({"contrast": "rejection", "region": ["amygdala_l", "caudate_l"],
-                          "model": "mrtm2", "drift_pct": [-3.0, -5.0], "drift_sd": 4.0,
-                          "n_sim": 100})
-    values, _ = contrast_values(bp, DESIGN, drift=drift)
+def _with_null(bp: pd.DataFrame, drift: dict[str, float], rng) -> pd.DataFrame:
+    """bp_nd_null: the baseline windows unchanged, condition windows = baseline * (1 + d)."""
+    bp = bp.copy()
+    base = bp.condition.isin(["rejbase", "accbase"])
+    bp["bp_nd_null"] = bp["bp_nd"]
+    for (_, region), rows in bp.groupby(["participant_id", "region"]):
+        for base_name, cond_name in (("rejbase", "rejection"), ("accbase", "acceptance")):
+            b = rows[rows.condition == base_name]
+            c = rows[rows.condition == cond_name]
+            if len(b) and len(c):
+                d = drift.get(region, 0.0) + rng.normal(0, 0.5)
+                bp.loc[c.index, "bp_nd_null"] = b.bp_nd.iloc[0] * (1 + d / 100)
+    assert (bp.loc[base, "bp_nd_null"] == bp.loc[base, "bp_nd"]).all()
+    return bp
+
+
+def test_contrast_values_subtracts_each_participants_null_drift(rng):
+    """effect = change - the participant's own drift (from bp_nd_null), within one scan."""
+    bp = _with_null(_bp_table(rng), {"caudate_l": -5.0}, rng)
+    values, _ = contrast_values(bp, DESIGN)
     cell = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
-    assert (cell.effect_pct == cell.change_pct + 5.0).all()
-    acc = values[values.contrast == "acceptance"]
-    assert (acc.drift_pct == 0).all()  # no drift row for acceptance: nothing removed
-    table = summarize_contrasts(values, drift=drift)
-    row = table[(table.contrast == "rejection") & (table.region == "caudate_l")].iloc[0]
-    # without a systematic SD, the offset's Monte Carlo error alone: identical to Welch's
-    # test of the observed changes against the simulated ones (same variance, same df)
-    mean, sd = cell.change_pct.mean(), cell.change_pct.std(ddof=1)
-    ref = stats.ttest_ind_from_stats(mean, sd, 10, -5.0, 4.0, 100, equal_var=False)
+    merged = bp.pivot_table(index=["participant_id", "region"], columns="condition",
+                            values="bp_nd_null")
+    expect = 100 * (merged["rejection"] / merged["rejbase"] - 1)
+    drift = cell.set_index(["participant_id", "region"])["drift_pct"]
+    np.testing.assert_allclose(drift, expect.loc[drift.index], rtol=1e-12)
+    np.testing.assert_allclose(cell.effect_pct, cell.change_pct - cell.drift_pct)
+    assert (cell.drift_method == "release_model").all()
+    ctl = values[values.contrast == "rejvsacc"]
+    assert (ctl.drift_method == "control").all() and (ctl.drift_pct == 0).all()
+
+
+def test_summarize_contrasts_adds_the_systematic_sd(rng):
+    """t = mean / sqrt(sd^2/n + sys_sd^2), Welch-Satterthwaite df; sys_sd 0 = scipy's t."""
+    bp = _with_null(_bp_table(rng), {"caudate_l": -5.0}, rng)
+    values, _ = contrast_values(bp, DESIGN)
+    cell = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
+    e = cell.effect_pct.to_numpy()
+    plain = summarize_contrasts(values, sys_sd=0.0, guard=False)
+    row = plain[(plain.contrast == "rejection") & (plain.region == "caudate_l")].iloc[0]
+    ref = stats.ttest_1samp(e, 0.0)
+    assert row.t == pytest.approx(ref.statistic, rel=1e-10)
     assert row.p == pytest.approx(ref.pvalue, rel=1e-10)
-    assert row.test == "t_vs_null_drift" and row.drift_pct == -5.0
-    # a systematic SD of 2 % adds 4 to the variance of the mean difference
-    sys_table = summarize_contrasts(values, drift=drift.assign(drift_sys_sd=2.0))
-    row = sys_table[(sys_table.contrast == "rejection")
-                    & (sys_table.region == "caudate_l")].iloc[0]
-    assert row.t == pytest.approx((mean + 5.0) / np.sqrt(sd**2 / 10 + 16 / 100 + 4.0))
-    assert row.p > ref.pvalue
+    table = summarize_contrasts(values, sys_sd=2.0, guard=False)
+    row = table[(table.contrast == "rejection") & (table.region == "caudate_l")].iloc[0]
+    a = e.var(ddof=1) / e.size
+    assert row.t == pytest.approx(e.mean() / np.sqrt(a + 4.0))
+    assert row.df == pytest.approx((e.size - 1) * ((a + 4.0) / a) ** 2)
+    assert row.test == "t_vs_null_drift" and row.drift_sys_sd == 2.0
+    assert row.drift_pct == pytest.approx(cell.drift_pct.mean())
+    half = 1.96 * np.sqrt(cell.drift_pct.var(ddof=1) / e.size + 4.0)
+    assert row.drift_ci_high - row.drift_ci_low == pytest.approx(2 * half)
+
+
+def test_contrast_values_without_release_free_fits_tests_the_raw_change(rng, caplog):
+    """No bp_nd_null (or drift_correct=False): the raw change is tested, as a paired t."""
+    bp = _bp_table(rng)
+    values, _ = contrast_values(bp, DESIGN)
+    assert (values[values.contrast == "rejection"].drift_method == "none").all()
+    bp_null = _with_null(bp, {}, rng)
+    values, _ = contrast_values(bp_null, DESIGN, drift_correct=False)
+    assert (values.effect_pct[values.contrast == "acceptance"]
+            == values.change_pct[values.contrast == "acceptance"]).all()
+
+
+def test_contrast_values_participant_without_null_drift_is_excluded(rng):
+    """A failed release-model fit (NaN bp_nd_null) leaves that participant out, with why."""
+    bp = _with_null(_bp_table(rng), {}, rng)
+    bp.loc[(bp.participant_id == "sub-02") & (bp.condition == "rejection")
+           & (bp.region == "amygdala_l"), "bp_nd_null"] = np.nan
+    values, excl = contrast_values(bp, DESIGN)
+    cell = values[(values.contrast == "rejection") & (values.region == "amygdala_l")]
+    assert "sub-02" not in set(cell.participant_id) and len(cell) == 9
+    assert excl.reason.str.contains("release model did not fit").any()
 
 
 def test_contrast_values_control_is_double_difference(rng):

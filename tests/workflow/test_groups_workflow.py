@@ -80,12 +80,14 @@ def test_unknown_level_fails_with_one_error_and_no_tables(grouped_study, tmp_pat
     config = _scenario(tmp_path, bids_dir=str(grouped_study), output_dir=str(out),
                        **{"design.groups.levels": ["HC", "MDDX"],
                           "voxelwise.enabled": False,
-                          "statistics.null_drift": {"n_subjects": 10,
-                                                    "calibration_subjects": 5,
-                                                    "sensitivity": False}})
+                          # pooled correlations only: a correlation within the unknown level
+                          # is refused when the config is read (tests/test_config.py)
+                          "statistics.correlations": [
+                              {"contrast": "rejection", "region": "amygdala_l",
+                               "score": "resilience"}]})
     result = _snakemake(config, "--keep-going")
     assert result.returncode != 0
-    log = (out / "logs/group/contrasts.log").read_text()
+    log = (out / ".petbp/logs/group/contrasts.log").read_text()
     assert "level 'MDDX' has no participant" in log and "participants.tsv" in log
     assert not (out / "group/contrasts.tsv").exists()
     assert not (out / "group/group_differences.tsv").exists()
@@ -96,7 +98,7 @@ def _measured_truth(seed: int, subjects: int, mixing: pd.DataFrame) -> pd.Series
     streams) minus its null twin, analysed like the data: the measured-space difference."""
     from pipeline.simulate import simulate_region_tacs
     from pipeline.simulate.group_study import two_group_demo
-    from pipeline.stats.simulated_fits import region_group_differences
+    from pipeline.stats.region_study import region_group_differences
 
     config = copy.deepcopy(load_config(str(ROOT / "config/groups.yaml")))
     config["models"] = {"logan_ref": config["models"]["logan_ref"]}

@@ -92,96 +92,94 @@ EDITS: dict[str, tuple] = {
     # rejbase is a window of the rejection scans: their fits (2 models) and rejbase maps,
     # the drift (rejection is within-scan), the contrasts, the rejection and rejvsacc maps
     "design.conditions.rejbase.window": ([10, 45], {
-        "fit_regions": 2 * REJ, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * REJ, "parametric_map": REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     # rejbase moves to the acceptance scans: every fit, new rejbase maps on those scans
     "design.conditions.rejbase.task": ("acceptance", {
-        "fit_regions": 2 * SCANS, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * SCANS, "parametric_map": ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     # no scan has session 1: the rejection scans lose rejbase
     "design.conditions.rejbase.session": ("1", {
-        "fit_regions": 2 * REJ, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": 2 * REJ, "contrasts": 1, "voxelwise_contrast": 2}),
     "design.conditions.rejection.window": ([50, 90], {
-        "fit_regions": 2 * REJ, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * REJ, "parametric_map": REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.rejection.task": ("acceptance", {
-        "fit_regions": 2 * SCANS, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * SCANS, "parametric_map": ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.rejection.session": ("1", {
-        "fit_regions": 2 * REJ, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": 2 * REJ, "contrasts": 1, "voxelwise_contrast": 2}),
     "design.conditions.accbase.window": ([10, 45], {
-        "fit_regions": 2 * ACC, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * ACC, "parametric_map": ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.accbase.task": ("rejection", {
-        "fit_regions": 2 * SCANS, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * SCANS, "parametric_map": REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.accbase.session": ("1", {
-        "fit_regions": 2 * ACC, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": 2 * ACC, "contrasts": 1, "voxelwise_contrast": 2}),
     "design.conditions.acceptance.window": ([50, 90], {
-        "fit_regions": 2 * ACC, "parametric_map": ACC, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * ACC, "parametric_map": ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.acceptance.task": ("rejection", {
-        "fit_regions": 2 * SCANS, "parametric_map": REJ, "null_drift": 1, "contrasts": 1,
+        "fit_regions": 2 * SCANS, "parametric_map": REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.acceptance.session": ("1", {
-        "fit_regions": 2 * ACC, "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
-    # a contrast's definition: the drift (only for contrasts it simulates), the contrasts
-    # table and that contrast's maps (and those of a contrast it controls)
+        "fit_regions": 2 * ACC, "contrasts": 1, "voxelwise_contrast": 2}),
+    # a contrast's definition: the contrasts table and that contrast's maps (and those of a
+    # contrast it controls)
     "design.contrasts.rejection.baseline": ("accbase", {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+        "contrasts": 1, "voxelwise_contrast": 1}),
     "design.contrasts.rejection.condition": ("acceptance", {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+        "contrasts": 1, "voxelwise_contrast": 1}),
     "design.contrasts.rejection.control": ("acceptance", {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+        "contrasts": 1, "voxelwise_contrast": 1}),
     "design.contrasts.acceptance.baseline": ("rejbase", {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+        "contrasts": 1, "voxelwise_contrast": 2}),
     "design.contrasts.acceptance.condition": ("rejection", {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 2}),
+        "contrasts": 1, "voxelwise_contrast": 2}),
     # acceptance is rejvsacc's control, and a control cannot have one: a config error
     "design.contrasts.acceptance.control": ("rejection", "has a control itself"),
-    # rejvsacc is controlled, so the drift does not simulate it
+    # rejvsacc is controlled (its drift cancels by design)
     "design.contrasts.rejvsacc.baseline": ("accbase", {"contrasts": 1, "voxelwise_contrast": 1}),
     "design.contrasts.rejvsacc.condition": ("acceptance", {
         "contrasts": 1, "voxelwise_contrast": 1}),
-    # without its control it is a plain within-scan contrast: now simulated
+    # without its control it is a plain within-scan contrast: drift-corrected
     "design.contrasts.rejvsacc.control": (None, {
-        "null_drift": 1, "contrasts": 1, "voxelwise_contrast": 1}),
+        "contrasts": 1, "voxelwise_contrast": 1}),
     # ---- models -------------------------------------------------------------------------
-    "models.logan_ref.t_star": (15, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.logan_ref.weights": ("duration", {"fit_regions": SCANS, "null_drift": 1}),
-    "models.logan_ref.k2prime": (0.1, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.logan_ref.n_basis": (50, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.logan_ref.theta_range": ([0.01, 1.0], {"fit_regions": SCANS, "null_drift": 1}),
-    "models.mrtm2.t_star": (15, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.mrtm2.weights": ("duration", {"fit_regions": SCANS, "null_drift": 1}),
-    "models.mrtm2.k2prime": (0.1, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.mrtm2.n_basis": (50, {"fit_regions": SCANS, "null_drift": 1}),
-    "models.mrtm2.theta_range": ([0.01, 1.0], {"fit_regions": SCANS, "null_drift": 1}),
-    # a model's options: its fits, and the null drift (which simulates every model)
+    "models.logan_ref.t_star": (15, {"fit_regions": SCANS}),
+    "models.logan_ref.weights": ("duration", {"fit_regions": SCANS}),
+    "models.logan_ref.k2prime": (0.1, {"fit_regions": SCANS}),
+    # options logan_ref does not take: refused when the config is read (per-model schemas)
+    "models.logan_ref.n_basis": (50, "'logan_ref' does not take option(s) n_basis"),
+    "models.logan_ref.theta_range": ([0.01, 1.0],
+                                     "'logan_ref' does not take option(s) theta_range"),
+    "models.mrtm2.t_star": (15, {"fit_regions": SCANS}),
+    "models.mrtm2.weights": ("duration", {"fit_regions": SCANS}),
+    "models.mrtm2.k2prime": (0.1, {"fit_regions": SCANS}),
+    "models.mrtm2.n_basis": (50, "'mrtm2' does not take option(s) n_basis"),
+    "models.mrtm2.theta_range": ([0.01, 1.0], "'mrtm2' does not take option(s) theta_range"),
+    # a model's options: its fits
     # a new model (each of the others): its fits are missing, the group table gets more
-    # inputs, the null drift simulates it too
-    **{f"models.{m}": ({}, {"fit_regions": SCANS, "collect_bp_nd": 1, "null_drift": 1})
+    # inputs
+    **{f"models.{m}": ({}, {"fit_regions": SCANS, "collect_bp_nd": 1})
        for m in ("srtm", "srtm_bf", "srtm2", "mrtm", "ratio")},
-    # the primary model: drift calibration and correlations (and the report)
-    "primary_model": ("mrtm2", {"null_drift": 1, "correlations": 1}),
-    # ---- shared k2' (estimated per subject, and in the null-drift simulation) ------------
-    "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
-    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS,
-                                                       "null_drift": 1}),
-    "k2prime.window": ([0, 40], {"estimate_k2prime": SUBJECTS, "null_drift": 1}),
+    # the primary model: correlations (and the report)
+    "primary_model": ("mrtm2", {"correlations": 1}),
+    # ---- shared k2' (estimated per subject) ----------------------------------------------
+    "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS}),
+    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS}),
+    "k2prime.window": ([0, 40], {"estimate_k2prime": SUBJECTS}),
     # ---- statistics ---------------------------------------------------------------------
     "statistics.test": ("wilcoxon", {"contrasts": 1}),
     "statistics.alpha": (0.01, {"contrasts": 1}),
-    "statistics.null_drift.correct": (False, {"contrasts": 1, "voxelwise_contrast": 3}),
-    "statistics.null_drift.kinetics": ("simulator", {"null_drift": 1}),
-    "statistics.null_drift.kbol": (45, {"null_drift": 1}),
-    "statistics.null_drift.n_subjects": (50, {"null_drift": 1}),
-    "statistics.null_drift.sensitivity": (False, {"null_drift": 1}),
-    "statistics.null_drift.sys_sd_min": (0.5, {"null_drift": 1}),
-    "statistics.null_drift.calibration_subjects": (10, {"null_drift": 1}),
-    "statistics.null_drift.noise": (1.0, {"null_drift": 1}),
-    "statistics.null_drift.psf_fwhm": (8, {"null_drift": 1}),
-    "statistics.null_drift.seed": (2, {"null_drift": 1}),
+    # the drift method: every within-scan fit (release-free fits), the contrasts, the maps
+    "statistics.null_drift.method": ("none", {"fit_regions": 2 * SCANS, "contrasts": 1,
+                                              "voxelwise_contrast": 3}),
+    # the release model's start: every within-scan fit (its bp_nd_null)
+    "statistics.null_drift.fit_start": (15, {"fit_regions": 2 * SCANS}),
+    # the systematic SD enters the tests only
+    "statistics.null_drift.sys_sd": (0.5, {"contrasts": 1}),
     # correlations: the table; a new (contrast, score) pair adds a voxelwise map
     "statistics.correlations.contrast": ("acceptance", {"correlations": 1,
                                                         "voxelwise_correlation": 1}),
@@ -196,14 +194,14 @@ EDITS: dict[str, tuple] = {
     # ---- voxelwise ----------------------------------------------------------------------
     # off: nothing is computed; the report loses inputs
     "voxelwise.enabled": (False, {"report": 1}),
-    # another model: its maps and group maps are new, the drift simulates it too
-    "voxelwise.model": ("srtm", {"parametric_map": 2 * SCANS, "voxelwise_contrast": 3,
-                                 "voxelwise_correlation": 1, "null_drift": 1}),
+    # srtm does not take the default voxelwise options (t_star, k2prime): refused at parse time
+    "voxelwise.model": ("srtm", "'srtm' does not take option(s) t_star"),
     "voxelwise.options.t_star": (15, {"parametric_map": 2 * SCANS}),
     "voxelwise.options.weights": ("duration", {"parametric_map": 2 * SCANS}),
     "voxelwise.options.k2prime": (0.1, {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.n_basis": (50, {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.theta_range": ([0.01, 1.0], {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.n_basis": (50, "'logan_ref' does not take option(s) n_basis"),
+    "voxelwise.options.theta_range": ([0.01, 1.0],
+                                      "'logan_ref' does not take option(s) theta_range"),
     "voxelwise.mask": ("brain", {"analysis_mask": SCANS, "voxelwise_contrast": 3}),
     "voxelwise.n_perm": (30, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
     "voxelwise.height_threshold": (2.5, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
@@ -217,6 +215,12 @@ EDITS: dict[str, tuple] = {
 for _key, (_value, _roots) in EDITS.items():
     if isinstance(_roots, dict) and _roots:
         _roots.setdefault("report", 1)
+    # the rating changes read the whole design (conditions and contrasts name the columns)
+    if isinstance(_roots, dict) and _key.startswith(("design.conditions.", "design.contrasts.",
+                                                     "statistics.correlations.")):
+        _roots.setdefault("rating_changes", 1)
+    if isinstance(_roots, dict) and _key == "statistics.n_perm":
+        _roots.setdefault("rating_changes", 1)
 
 
 def schema_leaves(schema: dict, config: dict, prefix: str = "") -> list[str]:

@@ -3,7 +3,7 @@
 
 checkpoint simulate_demo:
     output:
-        description=out(paths.DEMO_BIDS + "/dataset_description.json"),
+        description=out(f"{paths.DEMO_BIDS}/{paths.DATASET_DESCRIPTION}"),
     params:
         used=used("demo"),
     log:

@@ -1,47 +1,8 @@
 # Patient-vs-control designs (design.groups) and condition-level ratings (phenotype/):
 # group differences per contrast, region and model, voxelwise two-sample and per-group maps,
 # and rating changes tested within and between groups. Every config value a rule uses is a
-# param; the work is in pipeline.stats.group_tables / pipeline.stats.voxelwise_groups.
-
-from pipeline.groups import parse_groups
-from pipeline.phenotype import phenotype_files
-from pipeline.stats.voxelwise_groups import group_map_files
-
-GROUPS = DESIGN.groups
-
-
-def phenotype_inputs(wildcards=None):
-    """The dataset's phenotype/<measure>.tsv files (and their JSON sidecars)."""
-    if DEMO:
-        checkpoints.simulate_demo.get()
-    files = []
-    for path in phenotype_files(BIDS_DIR).values():
-        files.append(str(path))
-        if path.with_suffix(".json").is_file():
-            files.append(str(path.with_suffix(".json")))
-    return files
-
-
-def pet_sidecars(wildcards=None):
-    """Every analysed scan's PET sidecar (the groups' protocols: Kbol, frames)."""
-    return sorted({str(s.sidecar_path) for s in scans().values()})
-
-
-def group_maps(contrast, model_label):
-    """Output key -> file of the voxelwise group maps of one contrast (model: file label)."""
-    return group_map_files(GROUPS, out(f"group/groups/{contrast}_model-{model_label}"))
-
-
-def group_comparison_outputs():
-    """Outputs of this file's rules that `rule all` and the report ask for."""
-    files = []
-    if GROUPS is not None:
-        files.append(out(paths.group_table("group_differences")))
-        if VOXELWISE["enabled"]:
-            for contrast in DESIGN.contrasts:
-                files += list(group_maps(contrast, label(VOX_MODEL)).values())
-    return files
-
+# param; the work is in pipeline.stats.group_tables / pipeline.stats.voxelwise_groups. Input
+# functions and GROUPS: group_inputs.smk.
 
 rule rating_changes:
     input:

@@ -1,6 +1,7 @@
-# The scan table, wildcard constraints, every input function and the helpers rules use
-# (out, log_path, log_to, res, used). Rules only call these names; anything numeric is in
-# `pipeline`. Paths come from pipeline.paths (written once, shared with the report).
+# The scan table, wildcard constraints, the per-scan input functions and the helpers every
+# step uses (out, log_path, log_to, res, used); group_inputs.smk holds the group-level ones.
+# Steps only call these names; anything numeric is in `pipeline`. Paths come from
+# pipeline.paths (written once, shared with the report). docs/architecture.md: the layout.
 #
 # Every config value a step reads reaches it through `params: used=used(...)` (a dict of
 # dotted config keys -> values): Snakemake's params trigger reruns the step when one of them
@@ -8,6 +9,7 @@
 # which the report compares with the config it prints. Run blocks never read `config`.
 
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -19,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import bids, paths
-from pipeline._bids_preproc import check_preproc_location
+from pipeline.bids.preprocessed import check_preproc_location
 from pipeline.config import config_values
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
@@ -48,9 +50,13 @@ def label(model):
     return paths.model_label(model)
 
 
+#: {model} label -> model name of the region models and the voxelwise model.
+MODEL_OF_LABEL = {label(m): m for m in [*MODELS, VOX_MODEL]}
+
+
 def model_of(wildcards):
     """The model name of a job's {model} label."""
-    return paths.model_name(wildcards.model, [*MODELS, VOX_MODEL])
+    return MODEL_OF_LABEL.get(wildcards.model, wildcards.model)
 
 
 # Scan keys are "<rel_dir>/<stem>", e.g. sub-01/pet/sub-01_task-rejection.
@@ -65,7 +71,7 @@ wildcard_constraints:
 
 # out() runs tens of thousands of times while the DAG is built: a plain relative path
 # ("a/b/c", no empty, "." or ".." parts) is joined as text, which is what pathlib gives.
-_OUT_PREFIX = {".": "", "/": "/", "//": "//"}.get(str(OUT), str(OUT) + "/")
+_OUT_PREFIX = "" if str(OUT) == "." else os.path.join(str(OUT), "")
 _PLAIN = re.compile(r"[^/.][^/]*(/[^/.][^/]*)*")
 
 
@@ -134,11 +140,13 @@ def log_to(path):
 
 
 class ScanTable:
-    """The analysed scans, built once: key -> Scan, its conditions, and keys per subject."""
+    """The analysed scans, built once: key -> Scan, its conditions, its image and sidecar,
+    and keys per subject. Input functions only look things up here (they run once per job)."""
 
     def __init__(self, found):
         self.scan = {}
         self.conditions = {}
+        self.images = {}
         self.by_subject = {}
         for scan in found:
             names = scan_conditions(config, scan)
@@ -149,6 +157,7 @@ class ScanTable:
             key = f"{scan.rel_dir}/{scan.stem}"
             self.scan[key] = scan
             self.conditions[key] = names
+            self.images[key] = {"pet": str(scan.image_path), "sidecar": str(scan.sidecar_path)}
             self.by_subject.setdefault(scan.sub, []).append(key)
 
     def __bool__(self):
@@ -200,17 +209,12 @@ def pet_of(wildcards):
     Steps that load the image are given the Scan itself (params.scan: a path to the image
     that carries its sidecar's facts, pipeline.bids.Scan), so a preprocessed image needs no
     sidecar of its own."""
-    return str(scan_of(wildcards).image_path)
+    return scan_table().images[wildcards.scan]["pet"]
 
 
 def sidecar_of(wildcards):
     """The scan's nearest sidecar (frame times, units): an edit reruns what read it."""
-    return str(scan_of(wildcards).sidecar_path)
-
-
-def first_pet(wildcards):
-    """One scan's image: the grid for the partial-volume mixing of the drift simulation."""
-    return str(scans()[sorted(scans())[0]].image_path)
+    return scan_table().images[wildcards.scan]["sidecar"]
 
 
 def tacs_path(key):
@@ -231,6 +235,23 @@ def condition_keys(key):
     return [f"design.conditions.{c}" for c in scan_table().conditions[key]]
 
 
+def release_keys(key):
+    """The release model's config keys for a scan whose condition windows follow one
+    another (a within-scan design); none otherwise, so they rerun only what uses them."""
+    from pipeline.kinetics.release import segment_boundaries
+
+    if not segment_boundaries(conditions_of_scan(key)):
+        return []
+    return ["statistics.null_drift.method", "statistics.null_drift.fit_start"]
+
+
+def release_fit_start(values):
+    """Minutes of the release model's first frame, or None without a release model."""
+    if values.get("statistics.null_drift.method") != "release_model":
+        return None
+    return values["statistics.null_drift.fit_start"]
+
+
 def entities_of(wildcards):
     s = scan_of(wildcards)
     return {"participant_id": s.participant_id, "session": s.ses, "task": s.task, "run": s.run}
@@ -248,185 +269,43 @@ def k2prime_of_scan(options_of):
     return inner
 
 
+#: model name -> its options (models.<name>, or voxelwise.options for the voxelwise model).
+OPTIONS_OF_MODEL = {m: model_options(config, m) for m in MODEL_OF_LABEL.values()}
+
+
 def fit_options(wildcards):
-    return model_options(config, model_of(wildcards))
+    """The options of the job's model (read-only: shared by every job)."""
+    return OPTIONS_OF_MODEL[model_of(wildcards)]
+
+
+def map_inputs(wildcards):
+    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime (the
+    subject's k2' JSON when the voxelwise model uses the shared k2', else none)."""
+    files = dict(scan_table().images[wildcards.scan])
+    files["k2prime"] = [k2prime_path(scan_of(wildcards).sub)] if MAPS_NEED_K2PRIME else []
+    return files
+
+
+MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
 
 
 def subject_tacs(wildcards):
     return [tacs_path(k) for k in scan_table().by_subject.get(wildcards.sub, [])]
 
 
-def fit_path(key, model):
-    return scan_template(paths.FIT, scan=key, model=label(model))
+def remember_signatures(rules):
+    """Store each input and params function's signature on the function, once.
 
-
-def all_fits(wildcards):
-    return [fit_path(k, m) for k in scans() for m in MODELS]
-
-
-def all_tacs(wildcards):
-    return [tacs_path(k) for k in scans()]
-
-
-def participants_tsv(wildcards=None):
-    if DEMO:
-        checkpoints.simulate_demo.get()
-    return str(BIDS_DIR / "participants.tsv")
-
-
-def map_path(key, model, cond):
-    return scan_template(paths.MAP, scan=key, model=label(model), cond=cond)
-
-
-def mask_path(key):
-    return scan_template(paths.MASK, scan=key)
-
-
-def window_of(wildcards):
-    return DESIGN.conditions[wildcards.cond].window
-
-
-def contrast_maps(wildcards):
-    """(participant_id, condition) -> BP_ND maps for the conditions of one contrast.
-
-    Several runs/sessions of one condition are all listed; the voxelwise step averages them
-    (logged, and listed in the sidecars' runs_averaged)."""
-    needed = set(DESIGN.conditions_of(wildcards.contrast))
-    table = scan_table()
-    maps = {}
-    for key in sorted(table.scan):
-        for cond in table.conditions[key]:
-            if cond in needed:
-                maps.setdefault((table.scan[key].participant_id, cond), []).append(
-                    map_path(key, VOX_MODEL, cond))
-    return maps
-
-
-def contrast_map_files(wildcards):
-    return sorted(f for files in contrast_maps(wildcards).values() for f in files)
-
-
-def contrast_keys(contrast):
-    """Config keys of one contrast, its control contrast and the conditions they use."""
-    spec = DESIGN.contrasts[contrast]
-    keys = [f"design.contrasts.{contrast}"]
-    if spec.control:
-        keys.append(f"design.contrasts.{spec.control}")
-    keys += [f"design.conditions.{c}" for c in dict.fromkeys(DESIGN.conditions_of(contrast))]
-    return keys
-
-
-def design_section(values):
-    """The design section rebuilt from used() values of design.* keys."""
-    section = {"conditions": {}, "contrasts": {}}
-    for key, value in values.items():
-        parts = key.split(".")
-        if parts[0] == "design" and len(parts) == 3:
-            section[parts[1]][parts[2]] = value
-        elif key == "design":
-            section = value
-    return section
-
-
-def drift_models():
-    """Models whose null drift is simulated (primary first) and the keys of their options:
-    the region models, plus the voxelwise model when it is on and not one of them."""
-    keys = ["primary_model"] + [f"models.{m}" for m in MODELS]
-    names = list(MODELS)
-    if VOXELWISE["enabled"] and VOX_MODEL not in MODELS:
-        keys += ["voxelwise.enabled", "voxelwise.model", "voxelwise.options"]
-        names.append(VOX_MODEL)
-    return names, keys
-
-
-def null_drift_keys():
-    """Every config key the null-drift simulation reads. Without a within-scan contrast it
-    simulates nothing and writes an empty table from the design alone."""
-    within = [c for c, spec in DESIGN.contrasts.items()
-              if spec.control is None and DESIGN.within_scan(c)]
-    if not within:
-        return ["design"]
-    keys = []
-    for name in within:
-        keys += [key for key in contrast_keys(name) if key not in keys]
-    names, model_keys = drift_models()
-    keys += model_keys
-    if any(needs_k2prime(model_options(config, m)) for m in names):
-        keys.append("k2prime")
-    keys += [f"statistics.null_drift.{k}" for k in config["statistics"]["null_drift"]
-             if k != "correct"]
-    return keys
-
-
-def drift_model_options(values):
-    """model -> options for the drift simulation, from its used() values."""
-    names, _ = drift_models()
-    return {m: (values.get(f"models.{m}") if m in MODELS else values.get("voxelwise.options"))
-            or {} for m in names}
-
-
-def settings_of(values, prefix):
-    """The used() values under one section, by their last key (e.g. voxelwise.n_perm ->
-    n_perm)."""
-    return {key[len(prefix) + 1:]: value for key, value in values.items()
-            if key.startswith(prefix + ".")}
-
-
-def voxelwise_outputs(contrast, model=VOX_MODEL):
-    return {kind: out(template.format(contrast=contrast, model=label(model)))
-            for kind, template in paths.VOXELWISE_MAPS.items()}
-
-
-def voxelwise_report_outputs():
-    """voxelwise_outputs (wildcards) with the cluster table filed in the Snakemake report."""
-    files = {kind: out(template) for kind, template in paths.VOXELWISE_MAPS.items()}
-    files["clusters"] = report(files["clusters"], caption="../report/voxelwise.rst",
-                               category="Voxelwise", labels={"contrast": "{contrast}",
-                                                             "model": "{model}"})
-    return files
-
-
-def correlation_outputs(contrast, score, model=VOX_MODEL):
-    return {kind: out(template.format(contrast=contrast, score=score, model=label(model)))
-            for kind, template in paths.CORRELATION_MAPS.items()}
-
-
-def voxelwise_scores():
-    """(contrast, score) pairs of the configured correlations (voxelwise maps)."""
-    pairs = []
-    for spec in config["statistics"]["correlations"]:
-        pair = (spec["contrast"], spec["score"])
-        if pair not in pairs and spec["contrast"] in DESIGN.contrasts:
-            pairs.append(pair)
-    return pairs
-
-
-def group_outputs(wildcards=None):
-    """Every group-level output except the report (also the report rule's input)."""
-    files = [out(paths.group_table(name)) for name in paths.GROUP_TABLES
-             if name != "group_differences"]  # made only with design.groups (groups.smk)
-    if VOXELWISE["enabled"]:
-        for contrast in DESIGN.contrasts:
-            files += list(voxelwise_outputs(contrast).values())
-        for contrast, score in voxelwise_scores():
-            files += list(correlation_outputs(contrast, score).values())
-    return files + group_comparison_outputs()  # workflow/rules/groups.smk
-
-
-def final_outputs(wildcards=None):
-    files = group_outputs()
-    if hasattr(rules, "report"):
-        files.append(out(paths.REPORT))
-    return files + [out(paths.DATASET_DESCRIPTION)]
-
-
-def final_outputs_but_description(wildcards=None):
-    return [f for f in final_outputs() if not f.endswith(paths.DATASET_DESCRIPTION)]
-
-
-def source_datasets():
-    """The input datasets, for dataset_description.json's SourceDatasets."""
-    sources = [{"URL": BIDS_DIR.resolve().as_uri()}]
-    if PREPROC_DIR is not None:
-        sources.append({"URL": PREPROC_DIR.resolve().as_uri()})
-    return sources
+    For every job Snakemake asks ``inspect.signature`` which arguments (wildcards, input,
+    threads, ...) each of the rule's functions takes, three times per function: 50,000 calls
+    for a 1,000-scan study. Snakemake reads a function's ``_overwrite_params`` attribute
+    instead when it is set (``snakemake.common.get_function_params``), so the same mapping
+    stored there once gives the same answers at no cost; a Snakemake without that hook
+    ignores the attribute (benchmarks/README.md, bench_dag.py)."""
+    for step in rules:
+        for item in [*step.input, *step.params]:
+            # a flagged function (unpack) is held as a path object: the function inside
+            function = getattr(getattr(item, "_file", item), "callable", None) or item
+            if callable(function) and not hasattr(function, "_overwrite_params"):
+                with contextlib.suppress(AttributeError, TypeError, ValueError):
+                    function._overwrite_params = inspect.signature(function).parameters

@@ -34,7 +34,8 @@ rule fit_regions:
         table=scan_template(paths.FIT, scan="{scan}", model="{model}"),
         curves=scan_template(paths.FIT_CURVES, scan="{scan}", model="{model}"),
     params:
-        used=lambda w: used(f"models.{model_of(w)}", *condition_keys(w.scan)),
+        used=lambda w: used(f"models.{model_of(w)}", *condition_keys(w.scan),
+                            *release_keys(w.scan)),
         model=model_of,
         conditions=lambda w: conditions_of_scan(w.scan),
         entities=entities_of,
@@ -56,7 +57,8 @@ rule fit_regions:
                               entities=params.entities,
                               options=params.used[f"models.{params.model}"] or {},
                               k2prime_path=input.k2prime[0] if input.k2prime else None,
-                              half_life=params.half_life)
+                              half_life=params.half_life,
+                              release_fit_start=release_fit_start(params.used))
             record_config_used(output, params.used)
 
 

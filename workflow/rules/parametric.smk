@@ -25,18 +25,20 @@ rule analysis_mask:
             record_config_used(output, params.used)
 
 
+#: The config values of each condition's maps.
+MAP_USED = {cond: used("voxelwise.model", "voxelwise.options", f"design.conditions.{cond}.window")
+            for cond in DESIGN.conditions}
+
+
 rule parametric_map:
     input:
-        pet=pet_of,
-        sidecar=sidecar_of,
-        tacs=tacs_of,
-        mask=lambda w: mask_path(w.scan),
-        k2prime=k2prime_of_scan(lambda w: VOXELWISE["options"] or {}),
+        unpack(map_inputs),  # pet, sidecar, k2prime (one input function: one call per job)
+        tacs=scan_template(paths.TACS, scan="{scan}"),
+        mask=scan_template(paths.MASK, scan="{scan}"),
     output:
         bpnd=scan_template(paths.MAP, scan="{scan}", model="{model}", cond="{cond}"),
     params:
-        used=lambda w: used("voxelwise.model", "voxelwise.options",
-                            f"design.conditions.{w.cond}.window"),
+        used=lambda w: MAP_USED[w.cond],
         reference=REFERENCE,
         scan=scan_of,
     log:

@@ -2,24 +2,6 @@
 # under group/figures/ (pipeline.report; layout in pipeline/report/spec.yaml).
 
 
-def region_qc_path(key):
-    return scan_template(paths.REGION_QC, scan=key)
-
-
-def region_qc_images(wildcards):
-    """One region-overlay image per subject (its first scan): registration and field of view."""
-    first = {}
-    for key, scan in sorted(scans().items()):
-        first.setdefault(scan.sub, key)
-    return [region_qc_path(key) for key in first.values()]
-
-
-def report_inputs(wildcards):
-    """Everything the report reads: group tables and maps, TACs, region fits, overlays."""
-    return group_outputs() + all_tacs(wildcards) + all_fits(wildcards) \
-        + region_qc_images(wildcards)
-
-
 rule region_qc:
     input:
         pet=pet_of,
@@ -67,7 +49,6 @@ rule report:
         # the report prints the configuration in effect (pipeline.config.effective_config)
         # and compares it with every output's ConfigUsed: it reads all of it
         config=effective_config(config),
-        output_dir=str(OUT),
     log:
         log_path("group/report.log"),
     threads: res("report")["threads"]
@@ -78,5 +59,6 @@ rule report:
         from pipeline.report import write_report
 
         with log_to(log[0]):
-            write_report(params.output_dir, params.config, output.html,
+            # report.html lies at the top of output_dir (pipeline.paths.REPORT)
+            write_report(Path(output.html).parent, params.config, output.html,
                          methods_md=output.methods, figure_dir=output.figures)

@@ -1,51 +1,20 @@
-# Group statistics: null drift, paired contrasts, correlations, voxelwise group maps.
-
-rule null_drift:
-    input:
-        bp_nd=out(paths.group_table("bp_nd")),
-        tacs=all_tacs,
-        pet=first_pet,
-        regions=config["regions"],
-    output:
-        table=report(out(paths.group_table("null_drift")), caption="../report/null_drift.rst",
-                     category="Group statistics"),
-    params:
-        used=used(*null_drift_keys()),
-        reference=REFERENCE,
-    log:
-        log_path("group/null_drift.log"),
-    threads: res("null_drift")["threads"]
-    resources:
-        mem_mb=res("null_drift")["mem_mb"],
-        runtime=res("null_drift")["runtime"],
-    run:
-        from pipeline.stats.drift import write_null_drift
-        from pipeline.tables import record_config_used
-
-        with log_to(log[0]):
-            write_null_drift(input.bp_nd, input.tacs, output.table,
-                             design=design_section(params.used),
-                             models=drift_model_options(params.used),
-                             k2prime=params.used.get("k2prime"),
-                             settings=settings_of(params.used, "statistics.null_drift"),
-                             reference=params.reference, pet_path=input.pet,
-                             region_config=input.regions)
-            record_config_used(output, params.used)
-
+# Group statistics: paired contrasts with the within-scan drift, correlations, voxelwise
+# group maps.
 
 rule contrasts:
     input:
         bp_nd=out(paths.group_table("bp_nd")),
-        drift=out(paths.group_table("null_drift")),
         participants=participants_tsv,
     output:
         contrasts=report(out(paths.group_table("contrasts")),
                          caption="../report/contrasts.rst", category="Group statistics"),
         values=out(paths.group_table("contrast_values")),
         exclusions=out(paths.group_table("exclusions")),
+        drift=report(out(paths.group_table("null_drift")), caption="../report/null_drift.rst",
+                     category="Group statistics"),
     params:
         used=used("design", "statistics.test", "statistics.alpha",
-                  "statistics.null_drift.correct"),
+                  "statistics.null_drift.method", "statistics.null_drift.sys_sd"),
     log:
         log_path("group/contrasts.log"),
     threads: res("contrasts")["threads"]
@@ -59,11 +28,11 @@ rule contrasts:
 
         with log_to(log[0]):
             write_contrasts(input.bp_nd, output.contrasts, output.values, output.exclusions,
-                            design=params.used["design"],
+                            output.drift, design=params.used["design"],
                             test=params.used["statistics.test"],
                             alpha=params.used["statistics.alpha"],
-                            drift_correct=params.used["statistics.null_drift.correct"],
-                            drift_path=input.drift,
+                            drift_method=params.used["statistics.null_drift.method"],
+                            sys_sd=params.used["statistics.null_drift.sys_sd"],
                             participants=read_participants(input.participants))
             record_config_used(output, params.used)
 
@@ -109,7 +78,7 @@ rule voxelwise_contrast:
     output:
         **voxelwise_report_outputs(),
     params:
-        used=lambda w: used(*contrast_keys(w.contrast), "statistics.null_drift.correct",
+        used=lambda w: used(*contrast_keys(w.contrast), "statistics.null_drift.method",
                             "voxelwise.mask", "voxelwise.n_perm", "voxelwise.smoothing_fwhm",
                             "voxelwise.height_threshold", "voxelwise.cluster_threshold"),
         maps=contrast_maps,
@@ -130,8 +99,9 @@ rule voxelwise_contrast:
                 design=load_design({"design": design_section(params.used)}),
                 contrast=wildcards.contrast, model=model_of(wildcards),
                 settings=settings_of(params.used, "voxelwise"),
-                drift_path=input.drift if params.used["statistics.null_drift.correct"]
-                else None, values_path=input.values, region_config=input.regions)
+                drift_path=input.drift
+                if params.used["statistics.null_drift.method"] == "release_model" else None,
+                values_path=input.values, region_config=input.regions)
             record_config_used(output, params.used)
 
 

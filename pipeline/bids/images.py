@@ -1,7 +1,5 @@
 """Loading a PET scan's 4D image in Bq/mL, decay-corrected to injection, with checks.
 
-Public names are re-exported by :mod:`pipeline.bids`.
-
 Rule for NaN and Inf ("inside the brain"): any infinite value is an error; a voxel with
 NaN in some frames but not all is an error (a corrupt frame inside the field of view).
 Voxels that are NaN in every frame are outside the field of view when they connect to the
@@ -14,22 +12,18 @@ everywhere is an error.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import zlib
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.bids.scan import Scan, read_scan
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, decay_correction_factors
-
-if TYPE_CHECKING:
-    from pipeline.bids import Scan
 
 __all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem"]
 
@@ -96,6 +90,13 @@ def check_memory(shape: tuple[int, ...], source: str | PathLike) -> None:
     """Raise :class:`InputError` if an image of ``shape`` would not fit in available memory.
 
     Loading needs about 8 bytes per voxel and frame (float32 result + decoding buffer).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image dimensions from the header (x, y, z, frames).
+    source : str or path-like
+        The image, named in the error.
     """
     need = math.prod(int(d) for d in shape) * _BYTES_PER_VOXEL
     have = available_memory_bytes()
@@ -107,28 +108,11 @@ def check_memory(shape: tuple[int, ...], source: str | PathLike) -> None:
             "memory, or crop/downsample the image."))
 
 
-@functools.lru_cache(maxsize=1)
-def _mni_brain_mask() -> tuple[np.ndarray, np.ndarray]:
-    """The MNI152 brain (boolean array, affine) at 1 mm; loaded once.
-
-    nilearn's ICBM 2009a T1 template above 0.2 of its maximum, the definition of
-    ``nilearn.datasets.load_mni152_brain_mask``, read directly with nibabel (importing
-    nilearn takes seconds).
-    """
-    import importlib.util
-
-    import nibabel as nib
-
-    spec = importlib.util.find_spec("nilearn")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
-    img = nib.load(str(folder / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"))
-    data = np.asarray(img.dataobj, np.float32)
-    return data > 0.2 * data.max(), np.asarray(img.affine, float)
-
-
 def _mni_brain_hits(ijk: np.ndarray, affine: np.ndarray) -> int:
     """How many voxels (rows of ``ijk``) lie inside the MNI152 brain mask."""
-    mask_data, mask_affine = _mni_brain_mask()
+    from pipeline.space import mni_brain_mask
+
+    mask_data, mask_affine = mni_brain_mask()
     world = ijk @ affine[:3, :3].T + affine[:3, 3]
     inv = np.linalg.inv(mask_affine)
     vox = np.rint(world @ inv[:3, :3].T + inv[:3, 3]).astype(int)
@@ -138,7 +122,15 @@ def _mni_brain_hits(ijk: np.ndarray, affine: np.ndarray) -> int:
 
 
 def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
-    """Describe NaN/Inf voxels that matter (see the module's rule), or None if there are none."""
+    """Describe NaN/Inf voxels that matter (see the module's rule), or None if there are none.
+
+    Parameters
+    ----------
+    data : ndarray of shape (x, y, z, n_frames)
+        The image, Bq/mL.
+    affine : ndarray of shape (4, 4)
+        Voxel -> mm transform (to place NaN holes against the MNI brain).
+    """
     finite = np.isfinite(data)
     if finite.all():
         return None
@@ -200,8 +192,6 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         inside the brain.
     """
     import nibabel as nib
-
-    from pipeline.bids import Scan, read_scan
 
     scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
     path = scan.image_path

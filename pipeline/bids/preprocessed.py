@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from pipeline._bids_files import _parse_name
+from pipeline.bids.entities import ENTITY_ORDER, parse_name
 from pipeline.errors import InputError, format_problem
 
 __all__ = ["PreprocImage", "check_preproc_dir", "check_preproc_location", "match_preprocessed",
@@ -26,7 +26,6 @@ __all__ = ["PreprocImage", "check_preproc_dir", "check_preproc_location", "match
 _SUFFIXES = ("_desc-preproc_pet.nii.gz", "_desc-preproc_pet.nii")
 #: Entities a derivative may add to the raw scan's (besides space and desc).
 _EXTRA = ("res", "cohort")
-_RAW_ENTITIES = ("sub", "ses", "task", "trc", "rec", "run")
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,11 @@ class PreprocImage:
 
 def check_preproc_dir(preproc_dir: str | PathLike) -> Path:
     """Check that ``preproc_dir`` is a BIDS-derivatives dataset; return it as a Path.
+
+    Parameters
+    ----------
+    preproc_dir : path-like
+        The folder given as ``preproc_dir``.
 
     Raises
     ------
@@ -75,6 +79,13 @@ def check_preproc_location(preproc_dir: str | PathLike, output_dir: str | PathLi
     """Refuse a ``preproc_dir`` inside (or equal to) ``output_dir``: the workflow would read
     its own outputs.
 
+    Parameters
+    ----------
+    preproc_dir : path-like
+        The preprocessed dataset.
+    output_dir : path-like
+        petbp's output folder.
+
     Raises
     ------
     ConfigError
@@ -99,7 +110,7 @@ def _derivatives(root: Path) -> list[Path]:
 
 
 def _key(entities: dict[str, str]) -> tuple:
-    return tuple(entities.get(name) for name in _RAW_ENTITIES)
+    return tuple(entities.get(name) for name in ENTITY_ORDER)
 
 
 def _sidecar(image: Path) -> Path | None:
@@ -132,7 +143,7 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
     raw_keys: dict[tuple, Path] = {}
     for image in raw_images:
         try:
-            raw_keys[_key(_parse_name(image))] = image
+            raw_keys[_key(parse_name(image))] = image
         except InputError:
             continue  # reported by the raw scan's own checks
     mni: dict[Path, list[PreprocImage]] = {}
@@ -141,7 +152,7 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
     for image in _derivatives(root):
         stem = image.name[: -len(next(s for s in _SUFFIXES if image.name.endswith(s)))]
         try:
-            entities = _parse_name(image.with_name(stem + "_pet.nii.gz"))
+            entities = parse_name(image.with_name(stem + "_pet.nii.gz"))
         except InputError as err:
             problems.append(err)
             continue
@@ -179,7 +190,15 @@ def match_preprocessed(preproc_dir: str | PathLike, raw_images: list[Path]
 
 
 def missing_preprocessed(raw: Path, preproc_dir: Path) -> InputError:
-    """The error for a raw scan without a preprocessed image."""
+    """The error for a raw scan without a preprocessed image.
+
+    Parameters
+    ----------
+    raw : Path
+        The raw ``*_pet.nii[.gz]`` image.
+    preproc_dir : Path
+        The derivatives folder searched.
+    """
     stem = raw.name.removesuffix(".gz").removesuffix(".nii").removesuffix("_pet")
     return InputError(format_problem(
         raw, f"no preprocessed image in {preproc_dir} (expected "

@@ -1,7 +1,7 @@
 """Pieces shared by SRTM, basis-function SRTM and SRTM2 (private).
 
 Input checks, the SRTM Jacobian in (R1, k2, BP_ND), standard errors, and the last step of
-every SRTM-family fit (:func:`_finish`, which hands the estimates to
+every SRTM-family fit (:func:`finish_fit`, which hands the estimates to
 :func:`~pipeline.kinetics.result.make_fit`).
 """
 
@@ -12,29 +12,31 @@ from typing import Any
 import numpy as np
 
 from pipeline.frames import Frames
-from pipeline.kinetics._basis import _blend, _blended_gram, _GridFit
+from pipeline.kinetics._basis import GridFit, blend_columns, blended_gram
 from pipeline.kinetics._inputs import PreparedInputs, check_starts_at_injection, prepare_inputs
-from pipeline.kinetics._lm import _covariance_from_normal
+from pipeline.kinetics._lm import covariance_from_normal
 from pipeline.kinetics.result import ModelFit, make_fit
 
-__all__: list[str] = []
+__all__ = ["clean_data", "finish_fit", "full_frames", "on_bound", "prepare_srtm",
+           "srtm_columns", "srtm_jacobian", "srtm_se_from_cov", "srtm_standard_errors",
+           "weighted_rss", "window_text"]
 
 
-def _prepare(frames: Frames, ref_tac, tacs, window, weights, model: str,
-             min_frames: int = 4) -> PreparedInputs:
+def prepare_srtm(frames: Frames, ref_tac, tacs, window, weights, model: str,
+                 min_frames: int = 4) -> PreparedInputs:
     """:func:`prepare_inputs` plus the SRTM-family check that the scan starts at injection."""
     check_starts_at_injection(frames, model)
     return prepare_inputs(frames, ref_tac, tacs, window=window, weights=weights,
                           min_frames=min_frames, model=model)
 
 
-def _clean_data(prep: PreparedInputs) -> np.ndarray:
+def clean_data(prep: PreparedInputs) -> np.ndarray:
     """Target TACs on the fitted frames with degenerate TACs zeroed (they are masked later)."""
     return prep.clean_tacs()[prep.used]
 
 
-def _srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray,
-                  k2: np.ndarray, bp: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray,
+                 k2: np.ndarray, bp: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Prediction and Jacobian columns d/d(R1, k2, BP_ND), each (n, m).
 
     ``x`` is the frame-averaged convolution of the reference with exp(-k2a t) and ``dx``
@@ -49,10 +51,10 @@ def _srtm_columns(ref: np.ndarray, x: np.ndarray, dx: np.ndarray, r1: np.ndarray
                       -d_rate * (k2a / (1.0 + bp))]
 
 
-def _srtm_jacobian(ref, x, dx, r1, k2, bp) -> tuple[np.ndarray, np.ndarray]:
+def srtm_jacobian(ref, x, dx, r1, k2, bp) -> tuple[np.ndarray, np.ndarray]:
     """Prediction (n, m) and Jacobian (3, n, m) in (R1, k2, BP_ND), for the optimizer.
 
-    As :func:`_srtm_columns`, written straight into the stacked Jacobian.
+    As :func:`srtm_columns`, written straight into the stacked Jacobian.
     """
     jac = np.empty((3, *x.shape))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,20 +73,20 @@ def _srtm_jacobian(ref, x, dx, r1, k2, bp) -> tuple[np.ndarray, np.ndarray]:
     return pred, jac
 
 
-def _weighted_rss(data: np.ndarray, fitted: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
+def weighted_rss(data: np.ndarray, fitted: np.ndarray, sqrt_w: np.ndarray) -> np.ndarray:
     """Weighted residual sum of squares per TAC (fitted frames)."""
     resid = (data - fitted) * sqrt_w[:, None]
     return np.einsum("nm,nm->m", resid, resid)
 
 
-def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray,
-                          sqrt_w: np.ndarray, grid: _GridFit, rss: np.ndarray,
-                          r1: np.ndarray, k2: np.ndarray, bp: np.ndarray
-                          ) -> dict[str, np.ndarray]:
+def srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray,
+                         sqrt_w: np.ndarray, grid: GridFit, rss: np.ndarray,
+                         r1: np.ndarray, k2: np.ndarray, bp: np.ndarray
+                         ) -> dict[str, np.ndarray]:
     """SEs of R1, k2, BP_ND of a basis-function fit, k2' by the delta method.
 
     The Jacobian columns d/d(R1, k2, BP_ND) are combinations of three vectors: ``C_R``,
-    the blended basis ``x`` and its rate derivative ``dx`` (see :func:`_srtm_columns`).
+    the blended basis ``x`` and its rate derivative ``dx`` (see :func:`srtm_columns`).
     So ``J^T W J = M^T G M`` with ``M`` the 3 x 3 combination of each TAC and ``G`` the
     weighted inner products of those vectors, which are blends of the grid's inner
     products: no (frames x TACs) array is formed.
@@ -95,7 +97,7 @@ def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray
         Reference (n,), basis functions and their rate derivatives (n, n_basis), on the
         fitted frames.
     sqrt_w : ndarray of shape (n,)
-    grid : _GridFit
+    grid : GridFit
         Each TAC's basis position.
     rss : ndarray of shape (m,)
         Weighted residual sums of squares.
@@ -107,11 +109,11 @@ def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray
     best, offset = grid.best, grid.offset
     g = np.empty((best.size, 3, 3))
     g[:, 0, 0] = float(r @ r)
-    g[:, 0, 1] = g[:, 1, 0] = _blend((r @ wb)[None, :], best, offset)[0]
-    g[:, 0, 2] = g[:, 2, 0] = _blend((r @ ws)[None, :], best, offset)[0]
-    g[:, 1, 1] = _blended_gram(wb.T @ wb, best, offset)
-    g[:, 1, 2] = g[:, 2, 1] = _blended_gram(wb.T @ ws, best, offset)
-    g[:, 2, 2] = _blended_gram(ws.T @ ws, best, offset)
+    g[:, 0, 1] = g[:, 1, 0] = blend_columns((r @ wb)[None, :], best, offset)[0]
+    g[:, 0, 2] = g[:, 2, 0] = blend_columns((r @ ws)[None, :], best, offset)[0]
+    g[:, 1, 1] = blended_gram(wb.T @ wb, best, offset)
+    g[:, 1, 2] = g[:, 2, 1] = blended_gram(wb.T @ ws, best, offset)
+    g[:, 2, 2] = blended_gram(ws.T @ ws, best, offset)
     with np.errstate(invalid="ignore", divide="ignore"):
         k2a = k2 / (1.0 + bp)
         amp = k2 - r1 * k2a
@@ -124,10 +126,10 @@ def _srtm_standard_errors(ref: np.ndarray, bases: np.ndarray, slopes: np.ndarray
         comb[:, 1, 2] = r1 * k2a * per
         comb[:, 2, 2] = -amp * k2a * per
         jtj = np.einsum("mip,mij,mjq->mpq", comb, g, comb, optimize=True)
-    return _srtm_se_from_cov(_covariance_from_normal(jtj, rss, ref.size), r1, k2)
+    return srtm_se_from_cov(covariance_from_normal(jtj, rss, ref.size), r1, k2)
 
 
-def _srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[str, np.ndarray]:
+def srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[str, np.ndarray]:
     """SEs from the (R1, k2, BP_ND) covariance; k2' = k2 / R1 by the delta method."""
     with np.errstate(invalid="ignore", divide="ignore"):
         se = {"r1": np.sqrt(cov[:, 0, 0]), "k2": np.sqrt(cov[:, 1, 1]),
@@ -138,21 +140,21 @@ def _srtm_se_from_cov(cov: np.ndarray, r1: np.ndarray, k2: np.ndarray) -> dict[s
     return se
 
 
-def _full_frames(prep: PreparedInputs, prediction_used: np.ndarray) -> np.ndarray:
+def full_frames(prep: PreparedInputs, prediction_used: np.ndarray) -> np.ndarray:
     """A prediction on the fitted frames spread to all frames (NaN elsewhere)."""
     fitted = np.full((prep.used.size, prediction_used.shape[1]), np.nan)
     fitted[prep.used] = prediction_used
     return fitted
 
 
-def _at_bound(params: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def on_bound(params: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """TACs with any parameter within 1e-6 (relative) of a bound."""
     tol_lo = 1e-6 * (1.0 + np.abs(lower))
     tol_hi = 1e-6 * (1.0 + np.abs(upper))
     return np.any((params - lower <= tol_lo) | (upper - params <= tol_hi), axis=1)
 
 
-def _window_text(window) -> str:
+def window_text(window) -> str:
     """Methods-text phrase for a fit window (minutes)."""
     if not window or all(v is None for v in window):
         return " over the whole scan"
@@ -161,8 +163,8 @@ def _window_text(window) -> str:
     return f" over frames with mid-times from {start} to {end}"
 
 
-def _finish(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
-            options: dict[str, Any], k2prime=None) -> ModelFit:
+def finish_fit(model: str, prep: PreparedInputs, r1, k2, bp, fitted, se, flags,
+               options: dict[str, Any], k2prime=None) -> ModelFit:
     """The :class:`ModelFit` of an SRTM-family fit, with the ``large_se`` flag.
 
     k2' is ``k2 / R1`` unless a fixed ``k2prime`` is given. A fit whose BP_ND standard

@@ -1,7 +1,4 @@
-"""``participants.tsv``: one row per subject with the scores to correlate or adjust for.
-
-Public names are re-exported by :mod:`pipeline.bids`.
-"""
+"""``participants.tsv``: one row per subject with the scores to correlate or adjust for."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.bids.entities import check_label
 from pipeline.errors import InputError, format_problem
 
 if TYPE_CHECKING:  # pandas only when participants are read
@@ -43,8 +41,6 @@ def read_participants(bids_dir: str | PathLike) -> pd.DataFrame:
         participant twice.
     """
     import pandas as pd
-
-    from pipeline.bids import check_label
 
     path = Path(bids_dir)
     if path.is_dir() or not path.name.endswith(".tsv"):

@@ -1,0 +1,208 @@
+"""Accuracy of within-scan release estimates per drift method and physics variation.
+
+For each variation of petbp's simulator (:data:`pipeline.simulate.variations.VARIATIONS`)
+and for the independent simulator's studies (``../shared/validation/independent_sim``), the
+region-level analysis of the workflow (:func:`pipeline.stats.region_study.analyse_region_study`
+with the default config's design, models and k2') is run with each drift method:
+
+* ``release_model``: each participant's change minus the model's change on the TACs with
+  the release model's release removed, systematic SD ``sys_sd`` in the test (the default);
+* ``none``: the raw change, tested against zero.
+
+Printed per method and variation:
+
+* ``fwer_<contrast>``: share of null studies with any FDR-significant region in that
+  contrast (primary model); the binomial 95 % upper bound on a true 5 % rate is printed;
+* ``rmse_planted`` / ``rmse_unplanted``: RMSE (% points) of the headline effect against the
+  measured-space truth (an ideal noiseless segmented-SRTM analysis from injection of the
+  blurred curves, planted minus the null twin) over planted and unplanted rows;
+* ``found``: planted rows FDR-significant with BP falling, of all planted rows;
+* ``coverage``: share of null-study rows whose 95 % drift interval contains the true null
+  change (the model's change on the noiseless curves).
+
+Run: ``python benchmarks/bench_drift.py [--studies 40] [--planted 5] [--subjects 12]``
+(a full run takes about an hour on 2 cores; ``--variations 0 1`` picks some).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import load_config  # noqa: E402
+from pipeline.design import k2prime_settings, load_design  # noqa: E402
+from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
+from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
+from pipeline.stats.region_study import ScanTacs, analyse_region_study  # noqa: E402
+from pipeline.tables import TacTable, read_tacs  # noqa: E402
+
+INDEPENDENT = ROOT.parent / "shared" / "validation" / "independent_sim"
+
+
+def default_analysis():
+    """Design, models, k2' settings of the shipped config."""
+    config = load_config(str(ROOT / "config" / "config.yaml"))
+    design = load_design(config)
+    models = {m: config["models"][m] for m in config["models"]}
+    return design, models, k2prime_settings(config)
+
+
+def measured_release(tables: list[TacTable], twins: list[TacTable], reference: str,
+                     onset: float = 45.0) -> np.ndarray:
+    """Per scan and region: % fall of BP_ND after onset, planted minus null twin, from an
+    ideal noiseless segmented SRTM fitted from injection (scans x regions)."""
+    out = []
+    for planted, null in zip(tables, twins, strict=True):
+        regions = [r for r in planted.regions if r != reference]
+        falls = []
+        for table in (planted, null):
+            fit = fit_srtm_segments(table.frames, table.column(reference),
+                                    table.tacs[regions].to_numpy(float), boundaries=[onset],
+                                    weights=table.frames.duration)
+            falls.append(-fit.change_pct())
+        out.append(falls[0] - falls[1])
+    return np.asarray(out)
+
+
+def score(contrasts: pd.DataFrame, truth: pd.DataFrame | None, primary: str) -> dict:
+    """FWER flags, errors and found counts of one study (primary model rows)."""
+    rows = contrasts[contrasts["model"] == primary]
+    out = {}
+    for contrast, cell in rows.groupby("contrast"):
+        out[f"hit_{contrast}"] = bool(cell["significant"].any())
+    if truth is not None:
+        plain = rows[rows["contrast"].isin(truth["contrast"].unique())].merge(
+            truth, on=["contrast", "region"], how="inner")
+        plain["err"] = -plain["effect_pct_mean"] - plain["truth_pct"]
+        planted = plain["truth_pct"].abs() > 1.0
+        out.update(sq_planted=list(plain.loc[planted, "err"] ** 2),
+                   sq_unplanted=list(plain.loc[~planted, "err"] ** 2),
+                   found=int((plain["significant"] & planted
+                              & (plain["effect_pct_mean"] < 0)).sum()),
+                   n_planted=int(planted.sum()))
+    return out
+
+
+def coverage(contrasts: pd.DataFrame, clean: pd.DataFrame, primary: str) -> list[bool]:
+    """Does each release-model row's drift interval hold the noiseless change?"""
+    rows = contrasts[(contrasts["model"] == primary)
+                     & (contrasts["drift_method"] == "release_model")]
+    merged = rows.merge(clean[["contrast", "region", "model", "change_pct_mean"]],
+                        on=["contrast", "region", "model"], suffixes=("", "_true"))
+    return list((merged["drift_ci_low"] <= merged["change_pct_mean_true"])
+                & (merged["change_pct_mean_true"] <= merged["drift_ci_high"]))
+
+
+def run_variation(variation, args, design, models, k2p, primary) -> list[dict]:
+    results = {method: {"hits": [], "sq_planted": [], "sq_unplanted": [], "found": 0,
+                        "n_planted": 0, "cover": []} for method in args.methods}
+    for k in range(args.studies + args.planted):
+        null = k < args.studies
+        scans, truth = simulate_variation(variation, subjects=args.subjects, seed=1000 + k,
+                                          null=null, noise=args.noise)
+        reference = truth.attrs["reference"]
+        truth_table = None
+        if not null:
+            release = measured_release(truth.attrs["noiseless"], truth.attrs["noiseless_null"],
+                                       reference)
+            regions = [r for r in scans[0].tacs.regions if r != reference]
+            per = pd.DataFrame(release, columns=regions)
+            per["contrast"] = [s.task for s in scans]
+            truth_table = per.groupby("contrast").mean().stack().rename(
+                "truth_pct").reset_index().rename(columns={"level_1": "region"})
+        clean_scans = [ScanTacs(s.participant_id, s.task, t)
+                       for s, t in zip(scans, truth.attrs["noiseless"], strict=True)]
+        clean = analyse_region_study(clean_scans, design, models=models, reference=reference,
+                                     k2prime=k2p, release_fit_start=None, guard=False)[1] \
+            if null and "release_model" in results else None
+        for method in results:
+            fit_start = args.fit_start if method == "release_model" else None
+            _, contrasts = analyse_region_study(scans, design, models=models,
+                                                reference=reference, k2prime=k2p,
+                                                release_fit_start=fit_start,
+                                                sys_sd=args.sys_sd)
+            s = score(contrasts, truth_table, primary)
+            r = results[method]
+            if null:
+                r["hits"].append({c: s[c] for c in s if c.startswith("hit_")})
+                if method == "release_model":
+                    r["cover"] += coverage(contrasts, clean, primary)
+            else:
+                r["sq_planted"] += s["sq_planted"]
+                r["sq_unplanted"] += s["sq_unplanted"]
+                r["found"] += s["found"]
+                r["n_planted"] += s["n_planted"]
+    rows = []
+    for method, r in results.items():
+        row = {"variation": variation.name, "method": method}
+        hits = pd.DataFrame(r["hits"])
+        for column in hits.columns:
+            row[column.replace("hit_", "fwer_")] = float(hits[column].mean())
+        row["rmse_planted"] = float(np.sqrt(np.mean(r["sq_planted"]))) if r["sq_planted"] \
+            else np.nan
+        row["rmse_unplanted"] = float(np.sqrt(np.mean(r["sq_unplanted"]))) \
+            if r["sq_unplanted"] else np.nan
+        row["found"] = f"{r['found']}/{r['n_planted']}"
+        row["coverage"] = float(np.mean(r["cover"])) if r["cover"] else np.nan
+        rows.append(row)
+    return rows
+
+
+def independent_scans(folder: Path) -> list[ScanTacs]:
+    scans = []
+    for path in sorted((folder / "tacs").glob("*_desc-phantom_tacs.tsv")):
+        sub, task = path.name.split("_")[0], path.name.split("_")[1].split("-")[1]
+        table = read_tacs(path)
+        keep = [c for c in table.regions if c not in ("csf", "extracerebral")]
+        scans.append(ScanTacs(sub, task, TacTable(table.frames, table.tacs[keep])))
+    return scans
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=40, help="null studies per variation")
+    parser.add_argument("--planted", type=int, default=5, help="planted studies per variation")
+    parser.add_argument("--subjects", type=int, default=12)
+    parser.add_argument("--variations", type=int, nargs="*", default=None)
+    parser.add_argument("--fit-start", type=float, default=10.0, help="minutes")
+    parser.add_argument("--sys-sd", type=float, default=1.0, help="%% points")
+    parser.add_argument("--noise", type=float, default=0.5,
+                        help="base noise level of the region simulator (the variations "
+                        "scale it); 0.5 is the demo's")
+    parser.add_argument("--methods", nargs="+", default=["release_model", "none"],
+                        choices=["release_model", "none"])
+    parser.add_argument("--out", default=None, help="also write the table here (TSV)")
+    args = parser.parse_args()
+    design, models, k2p = default_analysis()
+    primary = next(iter(models))
+    chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
+                                      else range(len(VARIATIONS)))]
+    rows = []
+    for variation in chosen:
+        start = time.time()
+        rows += run_variation(variation, args, design, models, k2p, primary)
+        print(f"# {variation.name}: {time.time() - start:.0f} s", flush=True)
+    table = pd.DataFrame(rows)
+    bound = stats.binom.ppf(0.95, args.studies, 0.05) / args.studies
+    pd.set_option("display.width", 250)
+    print(table.round(3).to_string(index=False))
+    print(f"# {args.studies} null and {args.planted} planted studies of {args.subjects} "
+          f"subjects per variation; a true 5 % FWER exceeds {bound:.3f} with probability "
+          "< 5 %; " + json.dumps({"fit_start": args.fit_start, "sys_sd": args.sys_sd,
+                                   "noise": args.noise}))
+    if args.out:
+        table.to_csv(args.out, sep="\t", index=False)
+
+
+if __name__ == "__main__":
+    main()
