@@ -221,13 +221,15 @@ def _name_pattern(template: str) -> re.Pattern:
 #: Per-scan file kinds, most specific first (a map name also matches no table pattern).
 _SCAN_FILES = {kind: _name_pattern(template) for kind, template in (
     ("map", MAP), ("bp", FIT), ("fits", FIT_CURVES), ("tacs", TACS), ("mask", MASK),
-    ("region_qc", REGION_QC))}
+    ("region_qc", REGION_QC), ("confounds", CONFOUNDS), ("motion_qc", MOTION_QC),
+    ("registration_qc", REGISTRATION_QC))}
 
 
 def parse_scan_file(name: str) -> tuple[str, dict[str, str]] | None:
     """Which per-scan output a file name is: ``(kind, fields)`` or None.
 
-    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask`` or ``region_qc``; ``fields``
+    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask``, ``region_qc``, ``confounds``,
+    ``motion_qc`` or ``registration_qc``; ``fields``
     holds ``stem`` and the template's other fields (``model`` is the label).
 
     Parameters

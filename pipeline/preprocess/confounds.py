@@ -39,6 +39,7 @@ __all__ = [
     "motion_confounds",
     "motion_decision",
     "read_motion",
+    "thresholds_from_config",
     "write_motion_confounds",
 ]
 
@@ -85,11 +86,11 @@ class MotionThresholds:
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ConfigError(format_problem(
-                    f"preprocessing motion {name}", f"must be a positive number of mm; got "
+                    f"config, motion.{name}", f"must be a positive number of mm; got "
                     f"{value!r}", "Give a threshold in mm, e.g. 2 for fd_mm."))
         if not 0.0 <= self.max_outlier_fraction <= 1.0:
             raise ConfigError(format_problem(
-                "preprocessing motion max_outlier_fraction", f"must be within 0-1; got "
+                "config, motion.max_outlier_fraction", f"must be within 0-1; got "
                 f"{self.max_outlier_fraction!r}", "Give a fraction, e.g. 0.25."))
 
 
@@ -198,6 +199,24 @@ def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
     return decision
 
 
+def thresholds_from_config(values: dict) -> MotionThresholds:
+    """The thresholds of the ``motion`` config keys.
+
+    Parameters
+    ----------
+    values : dict
+        ``{"motion.fd_mm": mm, "motion.max_displacement_mm": mm,
+        "motion.max_outlier_fraction": fraction}`` (a step's ``used`` params).
+
+    Returns
+    -------
+    MotionThresholds
+    """
+    return MotionThresholds(fd_mm=float(values["motion.fd_mm"]),
+                            max_displacement_mm=float(values["motion.max_displacement_mm"]),
+                            max_outlier_fraction=float(values["motion.max_outlier_fraction"]))
+
+
 def frames_kept(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
                 scan: str | None = None) -> tuple[np.ndarray, MotionDecision]:
     """Which frames of a scan are analysed under ``thresholds``, or an error if none are.
@@ -237,7 +256,7 @@ def frames_kept(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
                 r.split(": ", 1)[-1] for r in decision.reasons if "scan excluded" in r),
             "Check the scan's motion QC figure (_desc-motion_qc.png). Leave it out with "
             "selection.exclude_subjects or selection.exclude_tasks, or, if the correction "
-            "looks right, raise motion.max_displacement or motion.max_outlier_fraction."))
+            "looks right, raise motion.max_displacement_mm or motion.max_outlier_fraction."))
     return ~decision.outliers, decision
 
 

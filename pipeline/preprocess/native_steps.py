@@ -147,9 +147,9 @@ def write_native_region_tacs(pet_path: str | PathLike, confounds_tsv: str | Path
     if probseg_gm is None:
         masks = mni_region_masks(region_config, cache_dir=cache_dir)
     else:
-        masks, thresholds = mni_region_masks(region_config, cache_dir=cache_dir,
-                                             without_grey_matter=True)
-        grey_matter = subject_grey_matter(probseg_gm, thresholds, pet.affine)
+        masks, gm_thresholds = mni_region_masks(region_config, cache_dir=cache_dir,
+                                                without_grey_matter=True)
+        grey_matter = subject_grey_matter(probseg_gm, gm_thresholds, pet.affine)
     tacs, native = extract_native_tacs(data, masks, read_field(mnicoords_field),
                                        t1_from_pet, pet.affine,
                                        np.linalg.inv(frame_from_reference[keep]),
@@ -208,15 +208,73 @@ def write_volume_to_mni(volume_path: str | PathLike, coregistration_json: str | 
 
 def write_frames_to_mni(pet_path: str | PathLike, confounds_tsv: str | PathLike,
                         coregistration_json: str | PathLike, t1coords_field: str | PathLike,
-                        out_path: str | PathLike) -> Path:
-    """Write a scanner-space scan on the MNI grid (4D, Bq/mL, motion corrected); NaN
-    outside the PET field of view. The frame timing is the raw scan's (copy its sidecar)."""
+                        out_path: str | PathLike, *,
+                        thresholds: MotionThresholds | None = None) -> Path:
+    """Write a scanner-space scan on the MNI grid, for voxelwise analysis.
+
+    Each frame is resampled once, through the chain motion -> coregistration -> warp
+    (:func:`pipeline.preprocess.warp.warp_frames_to_mni`), so the maps and the group
+    statistics of MNI-space scans apply unchanged. Voxels outside the PET field of view
+    are 0 (they fall outside the analysis mask's brain or are flagged by the fits).
+
+    Parameters
+    ----------
+    pet_path : path-like or Scan
+        The raw scan (a :class:`pipeline.bids.Scan` carries its sidecar's facts).
+    confounds_tsv : path-like
+        Its confounds from motion correction.
+    coregistration_json : path-like
+        Its PET -> T1w transform.
+    t1coords_field : path-like
+        The subject's ``_desc-t1coords_field.nii.gz`` (T1w mm on the MNI grid).
+    out_path : path-like
+        ``..._space-MNI152NLin2009aSym_desc-preproc_pet.nii.gz`` (4D, Bq/mL, decay-corrected
+        to injection). A JSON sidecar of the same stem gives the frames kept (seconds, the
+        raw sidecar's times), ``Units`` Bq/mL and the frames left out for motion.
+    thresholds : MotionThresholds, default=None
+        Frames that are motion outliers under these are left out (as in the TAC table,
+        :func:`write_native_region_tacs`); None keeps every frame.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        If the thresholds exclude the scan.
+    """
     from pipeline.bids import load_pet
     from pipeline.preprocess.steps import write_volume
+    from pipeline.tables import provenance, write_json
 
+    keep, decision = (None, None) if thresholds is None else frames_kept(
+        confounds_tsv, thresholds, scan=Path(str(pet_path)).name)
     pet = load_pet(pet_path)
+    if keep is None:
+        keep = np.ones(pet.frames.n_frames, bool)
     _, frame_from_reference, _ = read_motion(confounds_tsv)
     field = read_field(t1coords_field)
     pet_from_t1 = np.linalg.inv(read_coregistration(coregistration_json))
-    warped = warp_frames_to_mni(pet.data, pet.affine, pet_from_t1, field, frame_from_reference)
+    warped = warp_frames_to_mni(np.asarray(pet.data)[..., keep], pet.affine, pet_from_t1, field,
+                                frame_from_reference[keep])
+    np.nan_to_num(warped, copy=False)
+    raw = dict(pet.scan.sidecar)
+    sidecar = {k: v for k, v in raw.items() if k not in ("Units", "ImageDecayCorrected",
+                                                         "ImageDecayCorrectionTime")}
+    sidecar.update(provenance(
+        Description="The scan motion corrected and resampled once onto the MNI152 grid "
+        "(motion, PET-T1w coregistration and T1w-MNI warp composed); 0 outside the field "
+        "of view.", Sources=[str(pet_path), str(confounds_tsv), str(coregistration_json),
+                             str(t1coords_field)]))
+    sidecar.update(
+        FrameTimesStart=[v for v, k in zip(raw["FrameTimesStart"], keep, strict=True) if k],
+        FrameDuration=[v for v, k in zip(raw["FrameDuration"], keep, strict=True) if k],
+        Units="Bq/mL", ImageDecayCorrected=True,
+        ImageDecayCorrectionTime=raw.get("InjectionStart") or 0,
+        SpatialReference="MNI152NLin2009aSym", **_motion_record(keep, decision, thresholds),
+        LoadNotes=list(pet.notes))
+    out_path = Path(out_path)
+    stem = out_path.name.removesuffix(".gz").removesuffix(".nii")
+    write_json(out_path.with_name(stem + ".json"), sidecar)
     return write_volume(out_path, warped, field.affine, xform_code=4)

@@ -145,6 +145,17 @@ def write_coregistration(mean_pet_path: str | PathLike, t1_path: str | PathLike,
     Writes ``out_json`` (``pet_from_t1`` and ``t1_from_pet``, 4x4 RAS mm) and, beside it,
     the same transform as an ANTs/ITK file (``.mat``, fixed = T1w, for antsApplyTransforms).
 
+    Parameters
+    ----------
+    mean_pet_path : path-like
+        The motion-corrected mean PET (:func:`write_motion`).
+    t1_path : path-like
+        The subject's T1w.
+    out_json : path-like
+        ``<scan>_from-pet_to-T1w_xfm.json``.
+    settings : CoregisterSettings, default=None
+        None = the defaults (rigid, Mattes mutual information).
+
     Returns
     -------
     ndarray of shape (4, 4)
@@ -186,12 +197,15 @@ def write_normalization(t1_path: str | PathLike, out_prefix: str | PathLike,
     Parameters
     ----------
     t1_path : path-like
+        The subject's T1w.
     out_prefix : path-like
         E.g. ``results/sub-01/anat/sub-01``; outputs are
         ``<prefix>_from-T1w_to-MNI152NLin2009aSym_{affine.mat,warp.nii.gz,
         inversewarp.nii.gz}``, ``<prefix>_desc-mnicoords_field.nii.gz`` (MNI mm on a 2 mm
         T1w-space grid), ``<prefix>_desc-t1coords_field.nii.gz`` (T1w mm on the MNI 2 mm
         grid) and ``<prefix>_space-MNI152NLin2009aSym_T1w.nii.gz``.
+    settings : NormalizeSettings, default=None
+        None = the defaults (registration and fields on the 2 mm template grid).
 
     Returns
     -------
