@@ -3,9 +3,10 @@
 Simulates one study twice with the same seed (:func:`pipeline.simulate.simulate_study` on
 the MNI grid, :func:`pipeline.simulate.scanner_study.simulate_scanner_study` in PET scanner
 space with head pose, size, repositioning, motion up to 3 mm / 2 deg and a T1w), runs the
-preprocessing steps on the scanner-space study (normalization per subject; motion,
-coregistration and native-space region TACs per scan), extracts region TACs of the MNI
-study with :func:`pipeline.regions.write_region_tacs`, fits both with
+preprocessing steps on the scanner-space study as the workflow does (normalization and
+tissue segmentation per subject; motion, coregistration and native-space region TACs, with
+the subject's grey matter and the default motion thresholds, per scan), extracts region
+TACs of the MNI study with :func:`pipeline.regions.write_region_tacs`, fits both with
 :func:`pipeline.kinetics.regionfit.fit_regions` in every condition window, and reports:
 
 - regional BP_ND of every scan and window: |% difference| scanner-space vs MNI analysis
@@ -60,11 +61,13 @@ def simulate(workdir: Path, subjects: int, seed: int, noise: float, coarse: bool
 def preprocess(workdir: Path) -> dict[str, list[float]]:
     """Run every step on the scanner-space study; return wall times per step (s)."""
     from pipeline.preprocess import (
+        MotionThresholds,
         write_coregistration,
         write_motion,
         write_native_region_tacs,
         write_normalization,
     )
+    from pipeline.preprocess.steps import write_segmentation
     from pipeline.regions import write_region_tacs
 
     bids, out = workdir / "scanner" / "bids", workdir / "derivatives"
@@ -81,18 +84,24 @@ def preprocess(workdir: Path) -> dict[str, list[float]]:
         t1 = sub_dir / "anat" / f"{sub}_T1w.nii.gz"
         if not (out / f"{sub}_desc-mnicoords_field.nii.gz").exists():
             timed("normalize", write_normalization, t1, out / sub)
+        grey_matter = out / f"{sub}_label-GM_probseg.nii.gz"
+        if not grey_matter.exists():
+            timed("segment", write_segmentation, t1, out / f"{sub}_desc-mnicoords_field.nii.gz",
+                  out / sub)
         for pet in sorted((sub_dir / "pet").glob("*_pet.nii.gz")):
             stem = out / pet.name.removesuffix("_pet.nii.gz")
             confounds = Path(f"{stem}_desc-confounds_timeseries.tsv")
             mean, xfm = Path(f"{stem}_desc-hmcmean_pet.nii.gz"), Path(f"{stem}_xfm.json")
             if not confounds.exists():
-                timed("motion", write_motion, pet, confounds, mean)
+                timed("motion", write_motion, pet, confounds, mean, thresholds=None)
             if not xfm.exists():
                 timed("coregister", write_coregistration, mean, t1, xfm)
             tacs = Path(f"{stem}_desc-native_tacs.tsv")
             if not tacs.exists():
+                # as the workflow does: the subject's grey matter, the default thresholds
                 timed("native_tacs", write_native_region_tacs, pet, confounds, xfm,
                       out / f"{sub}_desc-mnicoords_field.nii.gz", None, tacs,
+                      probseg_gm=grey_matter, thresholds=MotionThresholds(),
                       cache_dir=out / "cache")
             mni_pet = workdir / "mni" / "bids" / sub / "pet" / pet.name
             write_region_tacs(mni_pet, None, f"{stem}_desc-mni_tacs.tsv", cache_dir=out / "cache")

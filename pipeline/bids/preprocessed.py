@@ -13,7 +13,6 @@ raw scan's sidecar; participants and scores always come from ``bids_dir``.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -22,7 +21,7 @@ from pipeline.bids.entities import ENTITY_ORDER, parse_name
 from pipeline.errors import InputError, format_problem
 
 __all__ = ["PreprocImage", "check_preproc_dir", "check_preproc_location", "match_preprocessed",
-           "missing_preprocessed", "scan_with_image"]
+           "missing_preprocessed"]
 
 _SUFFIXES = ("_desc-preproc_pet.nii.gz", "_desc-preproc_pet.nii")
 #: Entities a derivative may add to the raw scan's (besides space and desc).
@@ -207,31 +206,3 @@ def missing_preprocessed(raw: Path, preproc_dir: Path) -> InputError:
         "Preprocess this scan too, exclude it with selection.exclude_*, or set "
         "preproc_dir: null."))
 
-
-def scan_with_image(scan, image: str | PathLike, sidecar: str | PathLike | None):
-    """The scan as analysed from ``image``: itself when ``image`` is its own image, else
-    the scan read again with ``image`` (an MNI-space derivative, e.g. the frames that
-    :mod:`pipeline.preprocess` resampled) replacing it and ``sidecar`` overriding the raw
-    sidecar's fields (frames kept, units).
-
-    Parameters
-    ----------
-    scan : Scan
-        The scan as discovered.
-    image : path-like
-        The image a step reads.
-    sidecar : path-like or None
-        Its own sidecar, if any.
-
-    Returns
-    -------
-    Scan
-    """
-    from pipeline.bids.scan import read_scan
-
-    if Path(image) == Path(scan.image_path):
-        return scan
-    space = re.search(r"_space-([A-Za-z0-9]+)", Path(image).name)
-    preproc = PreprocImage(image=Path(image), space=space.group(1) if space else "MNI152",
-                           sidecar=Path(sidecar) if sidecar else None)
-    return read_scan(scan.raw_image_path or scan.image_path, preproc=preproc)

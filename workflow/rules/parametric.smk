@@ -48,7 +48,7 @@ rule parametric_map:
         mem_mb=res("parametric_map")["mem_mb"],
         runtime=res("parametric_map")["runtime"],
     run:
-        from pipeline.bids.preprocessed import scan_with_image
+        from pipeline.bids.scan import scan_with_image
         from pipeline.parametric import write_condition_map
         from pipeline.tables import record_config_used
 

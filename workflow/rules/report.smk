@@ -19,7 +19,7 @@ rule region_qc:
         mem_mb=res("region_qc")["mem_mb"],
         runtime=res("region_qc")["runtime"],
     run:
-        from pipeline.bids.preprocessed import scan_with_image
+        from pipeline.bids.scan import scan_with_image
         from pipeline.regions import write_region_qc
 
         with log_to(log[0]):
