@@ -14,6 +14,9 @@ TACs of the MNI study with :func:`pipeline.regions.write_region_tacs`, fits both
 - the same for the scanner-space images analysed as if they were MNI (no preprocessing);
 - estimated motion vs the truth (RMS over brain points and frames, mm, after removing the
   constant reference offset) and the registration chain's error in MNI (mm);
+- with ``--floor``: the same native-space TACs made with the simulator's *true* transforms
+  (warp, PET-T1w pose, motion) instead of the estimated ones: what is left is not
+  registration error (noise, and the two grids' different voxel sampling of the phantom);
 - with ``--maps``: parametric BP_ND maps two ways, (A) fitted on motion-corrected native
   frames and warped to MNI, (B) frames warped once to MNI and fitted there, against the map
   of the MNI-space analysis (same model and reference TAC source), with their run times.
@@ -135,6 +138,31 @@ def fit_all(workdir: Path, kind: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def true_transform_tacs(workdir: Path) -> None:
+    """Native-space TACs of every scan with the simulator's true transforms (``truexf``)."""
+    from pipeline.bids import load_pet
+    from pipeline.preprocess.native_regions import extract_native_tacs
+    from pipeline.preprocess.native_steps import mni_region_masks
+    from pipeline.simulate.scanner_study import read_scanner_truth
+    from pipeline.tables import TacTable, write_tacs
+
+    out = workdir / "derivatives"
+    masks = mni_region_masks(None, cache_dir=out / "cache")
+    for confounds in sorted(out.glob("*_desc-confounds_timeseries.tsv")):
+        stem = confounds.name.removesuffix("_desc-confounds_timeseries.tsv")
+        sub, task = stem.split("_")[0], stem.split("task-")[1]
+        target = out / f"{stem}_desc-truexf_tacs.tsv"
+        if target.exists():
+            continue
+        pet = load_pet(workdir / "scanner" / "bids" / sub / "pet" / f"{stem}_pet.nii.gz")
+        truth = read_scanner_truth(workdir / "scanner" / "truth", sub, task)
+        tacs, _ = extract_native_tacs(pet.data, masks, truth.head.mni_from_native,
+                                      np.linalg.inv(truth.scanner_from_native), pet.affine,
+                                      np.linalg.inv(truth.motion))
+        write_tacs(target, TacTable(pet.frames, pd.DataFrame(np.asarray(tacs),
+                                                             columns=masks.names)), {})
+
+
 def geometry_errors(workdir: Path) -> pd.DataFrame:
     """Motion RMS error and registration-chain error per scan (mm)."""
     import nibabel as nib
@@ -250,6 +278,9 @@ def main() -> None:
                         help="noise level of both studies (0.5 = the demo's)")
     parser.add_argument("--coarse", action="store_true", help="3 mm grids (faster)")
     parser.add_argument("--maps", action="store_true", help="also compare parametric maps")
+    parser.add_argument("--floor", action="store_true",
+                        help="also TACs with the true transforms (the error left without "
+                        "registration error)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -261,7 +292,9 @@ def main() -> None:
     mni = fit_all(args.workdir, "mni")
     report: dict = {"settings": vars(args) | {"workdir": str(args.workdir)},
                     "step_times_s": times}
-    for kind in ("native", "asifmni"):
+    if args.floor:
+        true_transform_tacs(args.workdir)
+    for kind in ("native", "asifmni", "truexf"):
         test = fit_all(args.workdir, kind)
         if test.empty:
             continue

@@ -138,3 +138,45 @@ def test_scanner_space_study_end_to_end(scanner_run):
     again = _snakemake("-n", config=ROOT / "tests/workflow/scanner.yaml",
                        bids_dir=root / "study" / "bids", output_dir=out)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+#: Preprocessing keys -> (new value, the root jobs an edit reruns on the 2-subject, 4-scan
+#: scanner-space study). The thresholds redo no registration; the report prints the config.
+PREPROCESS_EDITS = {
+    "motion.fd_mm": (1.0, {"native_tacs": 4, "frames_to_mni": 4, "preprocess_qc": 4,
+                           "report": 1}),
+    "motion.max_displacement_mm": (5.0, {"native_tacs": 4, "frames_to_mni": 4,
+                                         "preprocess_qc": 4, "report": 1}),
+    "motion.max_outlier_fraction": (0.5, {"native_tacs": 4, "frames_to_mni": 4,
+                                          "preprocess_qc": 4, "report": 1}),
+    "motion.reference_start": (20.0, {"motion_correction": 4, "report": 1}),
+    "normalization.resolution": (3.0, {"normalize_t1": 2, "report": 1}),
+}
+
+
+@pytest.mark.slow
+def test_preprocessing_edits_rerun_what_reads_them(scanner_run, tmp_path):
+    """The rerun matrix of the preprocessing keys on a scanner-space study (the main matrix,
+    test_rerun.py, runs an MNI-space study where they reach no step)."""
+    import copy
+
+    import yaml
+    from test_rerun import _plan, _set
+
+    from pipeline.config import validate_config
+
+    root, out, result = scanner_run
+    assert result.returncode == 0, result.stderr[-4000:]
+    base = yaml.safe_load((ROOT / "tests/workflow/scanner.yaml").read_text())
+    base.update(bids_dir=str(root / "study" / "bids"), output_dir=str(out))
+    validate_config(base)
+    problems = []
+    for key, (value, expected) in PREPROCESS_EDITS.items():
+        edited = copy.deepcopy(base)
+        _set(edited, key, value)
+        path = tmp_path / f"{key}.yaml"
+        path.write_text(yaml.safe_dump(edited, sort_keys=False))
+        code, roots, text = _plan(path)
+        if code != 0 or roots != expected:
+            problems.append(f"{key}: exit {code}, roots {roots}, expected {expected}")
+    assert not problems, "\n".join(problems)
