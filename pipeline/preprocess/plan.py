@@ -48,7 +48,7 @@ class ScanPlan:
     summary: str
 
 
-def image_space(image_path: str | PathLike) -> SpaceEvidence:
+def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> SpaceEvidence:
     """Detect the space of a PET image file (time-averaged over its frames).
 
     Reads the header codes, the file name's ``space-`` entity and the data (the whole
@@ -58,25 +58,35 @@ def image_space(image_path: str | PathLike) -> SpaceEvidence:
     ----------
     image_path : path-like
         A 3D or 4D NIfTI image.
+    mean : ndarray (3D), default=None
+        Its time-averaged data when already loaded (only the header is read then).
 
     Returns
     -------
     SpaceEvidence
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read.
     """
+    import zlib
+
     import nibabel as nib
 
     path = Path(image_path)
     try:
         img = nib.load(str(path))
-    except (OSError, ValueError) as err:
+        if mean is None:
+            data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
+            mean = data.mean(axis=3) if data.ndim == 4 else data
+            del data
+    except (OSError, ValueError, EOFError, zlib.error, MemoryError) as err:
         raise InputError(format_problem(path, f"the image cannot be read ({err})",
                                         "Give a readable NIfTI image.")) from err
-    shape = img.shape
-    data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
-    mean = data.mean(axis=3) if data.ndim == 4 else data
-    del data
     match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
-    return detect_space(mean, img.affine, shape=shape, sform_code=int(img.header["sform_code"]),
+    return detect_space(mean, img.affine, shape=img.shape,
+                        sform_code=int(img.header["sform_code"]),
                         qform_code=int(img.header["qform_code"]),
                         bids_space=match.group(1) if match else None)
 
