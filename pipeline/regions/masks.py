@@ -136,7 +136,11 @@ def build_masks(region_set: RegionSet, shape: tuple[int, ...], affine: np.ndarra
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
     folder = cache_dir if cache_dir is not None else os.environ.get("PETBP_REGION_CACHE")
-    cache_file = (Path(folder) / f"regions-{key[0][:16]}-{key[1][:16]}.npz") if folder else None
+    # the whole digest names the file: derived region sets extend a digest (e.g.
+    # "<digest>-no-grey-matter", pipeline.preprocess.tissue_regions), so a prefix collides
+    digest_key = hashlib.sha256(key[0].encode()).hexdigest()
+    cache_file = (Path(folder) / f"regions-{digest_key[:16]}-{key[1][:16]}.npz") if folder \
+        else None
     masks = _load_cached(cache_file, region_set, shape, affine) if cache_file else None
     if masks is None:
         masks = _build(region_set, shape, affine, source)

@@ -72,3 +72,27 @@ def test_grey_matter_restriction_is_split_off():
         assert unrestricted.digest != regions.digest
         again, none = split_grey_matter_restriction(unrestricted)
         assert again is unrestricted and none == {}
+
+
+def test_mask_cache_keeps_derived_region_sets_apart(tmp_path):
+    """The on-disk mask cache names files by the whole region-set digest: the set without
+    its grey-matter restriction (digest + suffix) and the set itself get their own files,
+    so a later process reading the cache gets the masks it asked for (a prefix of the
+    digest once made the MNI analysis read the unrestricted reference region)."""
+    from pipeline.regions import build_masks, load_region_config
+    from pipeline.regions import masks as masks_module
+    from pipeline.space import mni_grid
+
+    regions = load_region_config(None)
+    unrestricted, thresholds = split_grey_matter_restriction(regions)
+    assert thresholds  # the shipped reference region is restricted to grey matter
+    shape, affine = mni_grid(3)
+    built = build_masks(unrestricted, shape, affine, cache_dir=tmp_path)
+    masks_module._MEMORY.clear()  # as a new process: only the disk cache
+    restricted = build_masks(regions, shape, affine, cache_dir=tmp_path)
+    ref = regions.names.index(regions.reference)
+    assert restricted.n_voxels[ref] < built.n_voxels[ref]
+    assert len(list(tmp_path.glob("regions-*.npz"))) == 2
+    masks_module._MEMORY.clear()
+    again = build_masks(regions, shape, affine, cache_dir=tmp_path)
+    assert np.array_equal(again.weights, restricted.weights)
