@@ -9,6 +9,7 @@ PET 128 x 128 x 96 x 28 at 2 mm, T1w 176 x 208 x 176 at 1 mm):
 
 - ``plan``: space detection and the scan's plan (``petbp check`` would run this);
 - ``normalize``: T1w -> MNI152, affine + SyN, fields (once per subject);
+- ``segment``: grey/white matter and CSF fractions of the T1w (once per subject);
 - ``motion``: motion estimation, confounds, corrected mean;
 - ``coregister``: PET mean -> T1w;
 - ``native_tacs``: atlas regions into every frame, TAC table (mask cache warm, as in a run);
@@ -43,41 +44,40 @@ if step == "plan":
 elif step == "normalize":
     from pipeline.preprocess import NormalizeSettings, write_normalization
     write_normalization(d["t1"], d["prefix"], NormalizeSettings(threads=threads))
+elif step == "segment":
+    from pipeline.preprocess.segment import SegmentSettings
+    from pipeline.preprocess.steps import write_segmentation
+    write_segmentation(d["t1"], d["mnicoords"], d["prefix"], SegmentSettings(threads=threads))
 elif step == "motion":
     from pipeline.preprocess import MotionCorrectionSettings, write_motion
     write_motion(d["pet"], d["confounds"], d["mean"],
-                 MotionCorrectionSettings(threads=threads, passes=args["passes"]))
+                 MotionCorrectionSettings(threads=threads, passes=args["passes"]),
+                 thresholds=None)
 elif step == "coregister":
     from pipeline.preprocess import CoregisterSettings, write_coregistration
     write_coregistration(d["mean"], d["t1"], d["xfm"], CoregisterSettings(threads=threads))
 elif step == "native_tacs":
-    from pipeline.preprocess import write_native_region_tacs
+    from pipeline.preprocess import MotionThresholds, write_native_region_tacs
     write_native_region_tacs(d["pet"], d["confounds"], d["xfm"], d["mnicoords"], None,
-                             d["tacs"], cache_dir=d["cache"])
+                             d["tacs"], probseg_gm=d["gm"], thresholds=MotionThresholds(),
+                             cache_dir=d["cache"])
 elif step == "frames_to_mni":
-    from pipeline.preprocess import write_frames_to_mni
-    write_frames_to_mni(d["pet"], d["confounds"], d["xfm"], d["t1coords"], d["frames_mni"])
+    from pipeline.preprocess import MotionThresholds, write_frames_to_mni
+    write_frames_to_mni(d["pet"], d["confounds"], d["xfm"], d["t1coords"], d["frames_mni"],
+                        thresholds=MotionThresholds())
 elif step == "qc":
-    import nibabel as nib, numpy as np
-    from pipeline.preprocess import read_coregistration, read_motion
-    from pipeline.preprocess.normalize import mni_template
-    from pipeline.preprocess.qc import plot_motion_qc, plot_registration_qc, resample_to
-    table, _, meta = read_motion(d["confounds"])
-    mid = (np.array(meta["FrameTimesStart"]) + np.array(meta["FrameDuration"]) / 2) / 60
-    plot_motion_qc(table, mid, d["qc_motion"], fd_threshold_mm=2.0)
-    mean, t1 = nib.load(d["mean"]), nib.load(d["t1"])
-    t1_mni = nib.load(d["t1_mni"])
-    template, t_affine = mni_template(2.0)
-    plot_registration_qc(mean.get_fdata(), mean.affine, t1.get_fdata(), t1.affine,
-                         read_coregistration(d["xfm"]), t1_mni.get_fdata(),
-                         resample_to(template, t_affine, t1_mni.shape, t1_mni.affine),
-                         d["qc_reg"])
+    from pipeline.preprocess import MotionThresholds, write_preprocess_qc
+    write_preprocess_qc(d["confounds"], d["mean"], d["t1"], d["xfm"], d["t1_mni"],
+                        d["qc_motion"], d["qc_reg"], thresholds=MotionThresholds())
 seconds = time.perf_counter() - t0
 print(json.dumps({"seconds": seconds,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 '''
 
-STEPS = ["plan", "normalize", "motion", "coregister", "native_tacs", "frames_to_mni", "qc"]
+STEPS = ["plan", "normalize", "segment", "motion", "coregister", "native_tacs",
+         "frames_to_mni", "qc"]
+#: Steps run once per subject (shared by its scans: two in the seed study).
+PER_SUBJECT = ("normalize", "segment")
 
 
 def paths(workdir: Path) -> dict[str, str]:
@@ -91,6 +91,7 @@ def paths(workdir: Path) -> dict[str, str]:
         "mnicoords": out / "sub-01_desc-mnicoords_field.nii.gz",
         "t1coords": out / "sub-01_desc-t1coords_field.nii.gz",
         "t1_mni": out / "sub-01_space-MNI152NLin2009aSym_T1w.nii.gz",
+        "gm": out / "sub-01_label-GM_probseg.nii.gz",
         "confounds": f"{stem}_desc-confounds_timeseries.tsv",
         "mean": f"{stem}_desc-hmcmean_pet.nii.gz",
         "xfm": f"{stem}_from-pet_to-T1w_xfm.json",
@@ -142,7 +143,13 @@ def main() -> None:
                      "load_before": round(load_before, 2),
                      "load_after": round(os.getloadavg()[0], 2)})
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"threads": args.threads, "passes": args.passes, "runs": args.runs,
+    medians = {row["step"]: row["median_s"] for row in rows}
+    per_scan = sum(v / (2 if k in PER_SUBJECT else 1) for k, v in medians.items()
+                   if k != "plan")
+    print(f"per scan (subject steps shared by 2 scans, plan excluded): {per_scan:.0f} s",
+          flush=True)
+    summary = {"per_scan_s": round(per_scan, 1), "threads": args.threads,
+               "passes": args.passes, "runs": args.runs,
                "cpu_count": os.cpu_count(), "steps": rows,
                "time": time.strftime("%Y-%m-%d %H:%M")}
     (args.workdir / "bench_preprocess.json").write_text(json.dumps(summary, indent=1))

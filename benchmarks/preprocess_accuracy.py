@@ -3,9 +3,10 @@
 Simulates one study twice with the same seed (:func:`pipeline.simulate.simulate_study` on
 the MNI grid, :func:`pipeline.simulate.scanner_study.simulate_scanner_study` in PET scanner
 space with head pose, size, repositioning, motion up to 3 mm / 2 deg and a T1w), runs the
-preprocessing steps on the scanner-space study (normalization per subject; motion,
-coregistration and native-space region TACs per scan), extracts region TACs of the MNI
-study with :func:`pipeline.regions.write_region_tacs`, fits both with
+preprocessing steps on the scanner-space study as the workflow does (normalization and
+tissue segmentation per subject; motion, coregistration and native-space region TACs, with
+the subject's grey matter and the default motion thresholds, per scan), extracts region
+TACs of the MNI study with :func:`pipeline.regions.write_region_tacs`, fits both with
 :func:`pipeline.kinetics.regionfit.fit_regions` in every condition window, and reports:
 
 - regional BP_ND of every scan and window: |% difference| scanner-space vs MNI analysis
@@ -13,6 +14,9 @@ study with :func:`pipeline.regions.write_region_tacs`, fits both with
 - the same for the scanner-space images analysed as if they were MNI (no preprocessing);
 - estimated motion vs the truth (RMS over brain points and frames, mm, after removing the
   constant reference offset) and the registration chain's error in MNI (mm);
+- with ``--floor``: the same native-space TACs made with the simulator's *true* transforms
+  (warp, PET-T1w pose, motion) instead of the estimated ones: what is left is not
+  registration error (noise, and the two grids' different voxel sampling of the phantom);
 - with ``--maps``: parametric BP_ND maps two ways, (A) fitted on motion-corrected native
   frames and warped to MNI, (B) frames warped once to MNI and fitted there, against the map
   of the MNI-space analysis (same model and reference TAC source), with their run times.
@@ -60,11 +64,13 @@ def simulate(workdir: Path, subjects: int, seed: int, noise: float, coarse: bool
 def preprocess(workdir: Path) -> dict[str, list[float]]:
     """Run every step on the scanner-space study; return wall times per step (s)."""
     from pipeline.preprocess import (
+        MotionThresholds,
         write_coregistration,
         write_motion,
         write_native_region_tacs,
         write_normalization,
     )
+    from pipeline.preprocess.steps import write_segmentation
     from pipeline.regions import write_region_tacs
 
     bids, out = workdir / "scanner" / "bids", workdir / "derivatives"
@@ -81,18 +87,24 @@ def preprocess(workdir: Path) -> dict[str, list[float]]:
         t1 = sub_dir / "anat" / f"{sub}_T1w.nii.gz"
         if not (out / f"{sub}_desc-mnicoords_field.nii.gz").exists():
             timed("normalize", write_normalization, t1, out / sub)
+        grey_matter = out / f"{sub}_label-GM_probseg.nii.gz"
+        if not grey_matter.exists():
+            timed("segment", write_segmentation, t1, out / f"{sub}_desc-mnicoords_field.nii.gz",
+                  out / sub)
         for pet in sorted((sub_dir / "pet").glob("*_pet.nii.gz")):
             stem = out / pet.name.removesuffix("_pet.nii.gz")
             confounds = Path(f"{stem}_desc-confounds_timeseries.tsv")
             mean, xfm = Path(f"{stem}_desc-hmcmean_pet.nii.gz"), Path(f"{stem}_xfm.json")
             if not confounds.exists():
-                timed("motion", write_motion, pet, confounds, mean)
+                timed("motion", write_motion, pet, confounds, mean, thresholds=None)
             if not xfm.exists():
                 timed("coregister", write_coregistration, mean, t1, xfm)
             tacs = Path(f"{stem}_desc-native_tacs.tsv")
             if not tacs.exists():
+                # as the workflow does: the subject's grey matter, the default thresholds
                 timed("native_tacs", write_native_region_tacs, pet, confounds, xfm,
                       out / f"{sub}_desc-mnicoords_field.nii.gz", None, tacs,
+                      probseg_gm=grey_matter, thresholds=MotionThresholds(),
                       cache_dir=out / "cache")
             mni_pet = workdir / "mni" / "bids" / sub / "pet" / pet.name
             write_region_tacs(mni_pet, None, f"{stem}_desc-mni_tacs.tsv", cache_dir=out / "cache")
@@ -116,14 +128,39 @@ def fit_all(workdir: Path, kind: str) -> pd.DataFrame:
         sub, task = path.name.split("_")[:2]
         tacs = read_tacs(path)
         for model, options in MODELS.items():
-            for window in WINDOWS:
-                result, regions = fit_regions(tacs, reference="occipital", model=model,
-                                              window=window, **options)
-                table = result.to_frame(regions)
-                rows += [{"participant_id": sub, "task": task.removeprefix("task-"),
-                          "model": model, "window_start": window[0], "region": r, "bp_nd": b}
-                         for r, b in zip(table["region"], table["bp_nd"], strict=True)]
+            table = fit_regions(tacs, reference="occipital", model=model,
+                                conditions=[(f"w{i}", w) for i, w in enumerate(WINDOWS)],
+                                options=options).table
+            rows += [{"participant_id": sub, "task": task.removeprefix("task-"),
+                      "model": model, "window_start": w, "region": r, "bp_nd": b}
+                     for w, r, b in zip(table["window_start"], table["region"],
+                                        table["bp_nd"], strict=True)]
     return pd.DataFrame(rows)
+
+
+def true_transform_tacs(workdir: Path) -> None:
+    """Native-space TACs of every scan with the simulator's true transforms (``truexf``)."""
+    from pipeline.bids import load_pet
+    from pipeline.preprocess.native_regions import extract_native_tacs
+    from pipeline.preprocess.native_steps import mni_region_masks
+    from pipeline.simulate.scanner_study import read_scanner_truth
+    from pipeline.tables import TacTable, write_tacs
+
+    out = workdir / "derivatives"
+    masks = mni_region_masks(None, cache_dir=out / "cache")
+    for confounds in sorted(out.glob("*_desc-confounds_timeseries.tsv")):
+        stem = confounds.name.removesuffix("_desc-confounds_timeseries.tsv")
+        sub, task = stem.split("_")[0], stem.split("task-")[1]
+        target = out / f"{stem}_desc-truexf_tacs.tsv"
+        if target.exists():
+            continue
+        pet = load_pet(workdir / "scanner" / "bids" / sub / "pet" / f"{stem}_pet.nii.gz")
+        truth = read_scanner_truth(workdir / "scanner" / "truth", sub, task)
+        tacs, _ = extract_native_tacs(pet.data, masks, truth.head.mni_from_native,
+                                      np.linalg.inv(truth.scanner_from_native), pet.affine,
+                                      np.linalg.inv(truth.motion))
+        write_tacs(target, TacTable(pet.frames, pd.DataFrame(np.asarray(tacs),
+                                                             columns=masks.names)), {})
 
 
 def geometry_errors(workdir: Path) -> pd.DataFrame:
@@ -241,6 +278,9 @@ def main() -> None:
                         help="noise level of both studies (0.5 = the demo's)")
     parser.add_argument("--coarse", action="store_true", help="3 mm grids (faster)")
     parser.add_argument("--maps", action="store_true", help="also compare parametric maps")
+    parser.add_argument("--floor", action="store_true",
+                        help="also TACs with the true transforms (the error left without "
+                        "registration error)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -252,7 +292,9 @@ def main() -> None:
     mni = fit_all(args.workdir, "mni")
     report: dict = {"settings": vars(args) | {"workdir": str(args.workdir)},
                     "step_times_s": times}
-    for kind in ("native", "asifmni"):
+    if args.floor:
+        true_transform_tacs(args.workdir)
+    for kind in ("native", "asifmni", "truexf"):
         test = fit_all(args.workdir, kind)
         if test.empty:
             continue

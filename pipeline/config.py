@@ -267,6 +267,7 @@ def validate_config(config: dict, schema: Mapping | None = None,
         Listing every problem, one block each.
     """
     schema = load_schema() if schema is None else schema
+    _normalize_switches(config)
     validator = _defaulting_validator(schema)
     messages = _iter_messages(validator.iter_errors(config), str(source))
     messages += _correlation_group_problems(config, str(source))
@@ -276,6 +277,14 @@ def validate_config(config: dict, schema: Mapping | None = None,
     from pipeline.kinetics.config_checks import validate_config_models  # per-model option schemas
     validate_config_models(config, str(source))
     return config
+
+
+def _normalize_switches(config: dict) -> None:
+    """YAML 1.1 reads an unquoted ``on``/``off`` as true/false: ``preprocessing: off`` (in a
+    file or ``--config preprocessing=off``) means the word, so booleans become it."""
+    value = config.get("preprocessing")
+    if isinstance(value, bool):
+        config["preprocessing"] = "on" if value else "off"
 
 
 def _correlation_group_problems(config: Mapping, source: str) -> list[str]:

@@ -21,6 +21,8 @@ import functools
 import re
 
 __all__ = [
+    "CONFOUNDS",
+    "COREGISTRATION",
     "CORRELATION_MAPS",
     "DATASET_DESCRIPTION",
     "DEMO_BIDS",
@@ -28,16 +30,24 @@ __all__ = [
     "FIT",
     "FIT_CURVES",
     "GROUP_TABLES",
+    "HMC_MEAN",
     "K2PRIME",
     "LOGS",
     "MAP",
     "MASK",
     "MASK_CACHE",
+    "MOTION_QC",
+    "NORMALIZATION",
+    "PET_MNI",
     "REGION_QC",
+    "REGISTRATION_QC",
     "REPORT",
+    "SCAN_PLAN",
+    "SEGMENTATION",
     "TACS",
     "VOXELWISE_MAPS",
     "WORK_DIR",
+    "anat_key",
     "group_table",
     "model_label",
     "model_name",
@@ -74,6 +84,41 @@ REGION_QC = "{scan}_desc-{regionset}_regions.png"
 #: A subject's shared k2' (reference efflux, 1/min).
 K2PRIME = "sub-{sub}/sub-{sub}_k2prime.json"
 
+# ---- preprocessing of scanner-space scans (pipeline.preprocess) --------------------------
+#: Space of a scan's image and the preprocessing it gets (a working file: the decision).
+SCAN_PLAN = f"{WORK_DIR}/plans/{{scan}}_plan.json"
+#: Head-motion confounds (one row per frame; the JSON holds the per-frame transforms).
+CONFOUNDS = "{scan}_desc-confounds_timeseries.tsv"
+#: Mean of the motion-corrected reference frames (the image coregistered to the T1w).
+HMC_MEAN = "{scan}_desc-hmcmean_pet.nii.gz"
+#: Rigid PET -> T1w coregistration (JSON; an ANTs .mat beside it).
+COREGISTRATION = "{scan}_from-pet_to-T1w_xfm.json"
+#: The scan on the MNI grid, motion corrected, motion-outlier frames left out (its JSON
+#: sidecar gives the frames kept), for voxelwise analysis.
+PET_MNI = "{scan}_space-MNI152NLin2009aSym_desc-preproc_pet.nii.gz"
+#: Motion traces and framewise displacement of one scan (QC figure).
+MOTION_QC = "{scan}_desc-motion_qc.png"
+#: PET on its T1w and the T1w on the template (QC figure).
+REGISTRATION_QC = "{scan}_desc-registration_qc.png"
+#: Per T1w image (``{anat}`` = ``sub-<l>/[ses-<s>/]anat/<T1w stem without _T1w>``): the
+#: normalization to MNI152 (ANTs files, coordinate fields, the T1w on the template) and
+#: tissue fractions.
+NORMALIZATION = {
+    "xfm": "{anat}_from-T1w_to-MNI152NLin2009aSym_xfm.json",
+    "affine": "{anat}_from-T1w_to-MNI152NLin2009aSym_affine.mat",
+    "warp": "{anat}_from-T1w_to-MNI152NLin2009aSym_warp.nii.gz",
+    "inverse_warp": "{anat}_from-T1w_to-MNI152NLin2009aSym_inversewarp.nii.gz",
+    "mnicoords": "{anat}_desc-mnicoords_field.nii.gz",
+    "t1coords": "{anat}_desc-t1coords_field.nii.gz",
+    "t1_mni": "{anat}_space-MNI152NLin2009aSym_T1w.nii.gz",
+}
+SEGMENTATION = {
+    "gm": "{anat}_label-GM_probseg.nii.gz",
+    "wm": "{anat}_label-WM_probseg.nii.gz",
+    "csf": "{anat}_label-CSF_probseg.nii.gz",
+    "brain": "{anat}_desc-brain_mask.nii.gz",
+}
+
 #: Group tables, by name (each with a JSON sidecar).
 GROUP_TABLES = ("bp_nd", "contrasts", "contrast_values", "exclusions", "correlations",
                 "null_drift", "rating_changes", "rating_tests", "group_differences")
@@ -103,6 +148,26 @@ def group_table(name: str) -> str:
     if name not in GROUP_TABLES:
         raise KeyError(f"{name!r} is not a group table ({', '.join(GROUP_TABLES)})")
     return f"group/{name}.tsv"
+
+
+def anat_key(t1w_path: str, bids_dir: str) -> str:
+    """The ``{anat}`` key of a T1w image: its path under the dataset without ``_T1w.nii[.gz]``
+    (``sub-01/anat/sub-01``, ``sub-01/ses-1/anat/sub-01_ses-1_acq-mp2rage``).
+
+    Parameters
+    ----------
+    t1w_path : str
+        The T1w image, inside ``bids_dir``.
+    bids_dir : str
+        The BIDS dataset.
+    """
+    from pathlib import Path
+
+    rel = Path(t1w_path).resolve().relative_to(Path(bids_dir).resolve()).as_posix()
+    for suffix in ("_T1w.nii.gz", "_T1w.nii"):
+        if rel.endswith(suffix):
+            return rel[: -len(suffix)]
+    raise ValueError(f"{t1w_path} is not a *_T1w.nii[.gz] image")
 
 
 @functools.cache
@@ -156,13 +221,15 @@ def _name_pattern(template: str) -> re.Pattern:
 #: Per-scan file kinds, most specific first (a map name also matches no table pattern).
 _SCAN_FILES = {kind: _name_pattern(template) for kind, template in (
     ("map", MAP), ("bp", FIT), ("fits", FIT_CURVES), ("tacs", TACS), ("mask", MASK),
-    ("region_qc", REGION_QC))}
+    ("region_qc", REGION_QC), ("confounds", CONFOUNDS), ("motion_qc", MOTION_QC),
+    ("registration_qc", REGISTRATION_QC))}
 
 
 def parse_scan_file(name: str) -> tuple[str, dict[str, str]] | None:
     """Which per-scan output a file name is: ``(kind, fields)`` or None.
 
-    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask`` or ``region_qc``; ``fields``
+    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask``, ``region_qc``, ``confounds``,
+    ``motion_qc`` or ``registration_qc``; ``fields``
     holds ``stem`` and the template's other fields (``model`` is the label).
 
     Parameters

@@ -16,6 +16,9 @@ from factories import make_bids, scan_files
 
 from pipeline.cli import main
 
+# the toy images carry no anatomy: taken as MNI (space detection: test_space_detect.py)
+pytestmark = pytest.mark.usefixtures("toy_images_in_mni")
+
 #: 9 mm voxels from (-90, -126, -72) mm: the MNI brain with a margin.
 AFFINE = np.array([[9.0, 0, 0, -90], [0, 9.0, 0, -126], [0, 0, 9.0, -72], [0, 0, 0, 1]])
 SHAPE = (21, 25, 21)

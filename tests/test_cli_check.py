@@ -17,6 +17,9 @@ from factories import make_bids, scan_files, write_image
 
 from pipeline.cli import check, main
 
+# the toy images carry no anatomy: taken as MNI (space detection: test_space_detect.py)
+pytestmark = pytest.mark.usefixtures("toy_images_in_mni")
+
 
 @pytest.fixture(autouse=True)
 def _no_design(monkeypatch):
@@ -47,7 +50,7 @@ def test_check_valid_dataset_summary(tmp_path, capsys, monkeypatch):
     assert "kBq/mL (4 scans)" in out
     assert "0 scans decay-corrected, 4 to be corrected on load" in out
     assert "carfentanil (C11, half-life 20.364 min)" in out
-    assert "overlap the MNI brain" in out
+    assert "overlap the MNI brain" in out and "space of sub-01_task-rejection: mni space" in out
     assert "score resilience: n=2, range 40 to 43" in out
     assert out.rstrip().endswith("OK: the dataset can be analysed.")
     assert _snapshot(tmp_path) == before

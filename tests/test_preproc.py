@@ -125,7 +125,8 @@ def test_preproc_dir_not_a_derivatives_dataset(study, description, message):
         bids.inspect_scans(raw, preproc_dir=preproc)
 
 
-def test_check_reports_the_image_of_each_scan(study, tmp_path, capsys, monkeypatch):
+def test_check_reports_the_image_of_each_scan(study, tmp_path, capsys, monkeypatch,
+                                              toy_images_in_mni):
     """``petbp check`` names the preprocessed image each scan uses."""
     from pipeline.cli import check
 

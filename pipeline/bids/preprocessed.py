@@ -205,3 +205,4 @@ def missing_preprocessed(raw: Path, preproc_dir: Path) -> InputError:
         f"{stem}_space-MNI152<variant>_desc-preproc_pet.nii.gz)",
         "Preprocess this scan too, exclude it with selection.exclude_*, or set "
         "preproc_dir: null."))
+

@@ -30,7 +30,7 @@ from pipeline.frames import Frames, activity_scale, normalize_radionuclide
 if TYPE_CHECKING:
     from pipeline.bids.preprocessed import PreprocImage
 
-__all__ = ["Scan", "read_scan"]
+__all__ = ["Scan", "read_scan", "scan_with_image"]
 
 
 @dataclass(frozen=True)
@@ -242,3 +242,34 @@ def read_scan(image_path: str | PathLike, bids_root: str | PathLike | None = Non
         decay_correction_time=(correction_time - injection) / 60.0,
         raw_image_path=raw_path if preproc is not None else None,
     )
+
+
+def scan_with_image(scan: Scan, image: str | PathLike, sidecar: str | PathLike | None) -> Scan:
+    """The scan as analysed from ``image``: itself when ``image`` is its own image, else
+    the scan read again with ``image`` (an MNI-space derivative, e.g. the frames that
+    :mod:`pipeline.preprocess` resampled) replacing it and ``sidecar`` overriding the raw
+    sidecar's fields (frames kept, units).
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan as discovered.
+    image : path-like
+        The image a step reads.
+    sidecar : path-like or None
+        Its own sidecar, if any.
+
+    Returns
+    -------
+    Scan
+    """
+    import re
+
+    from pipeline.bids.preprocessed import PreprocImage
+
+    if Path(image) == Path(scan.image_path):
+        return scan
+    space = re.search(r"_space-([A-Za-z0-9]+)", Path(image).name)
+    preproc = PreprocImage(image=Path(image), space=space.group(1) if space else "MNI152",
+                           sidecar=Path(sidecar) if sidecar else None)
+    return read_scan(scan.raw_image_path or scan.image_path, preproc=preproc)

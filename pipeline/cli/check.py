@@ -282,19 +282,24 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
             problems.append(format_problem(
                 "config, output_dir", f"{config['output_dir']} is inside the BIDS dataset",
                 f"Write results elsewhere, e.g. output_dir={root / 'derivatives' / 'petbp'}."))
+    from pipeline.cli._check_space import SpacePlans
+
+    plans = SpacePlans((config or {}).get("preprocessing", "auto"), problems.attempt)
     fractions, warnings = [], []
     for scan in scans:
         problems += problems.attempt(lambda scan=scan: orientation_problems(scan.image_path)) \
             or []
+        image = problems.attempt(lambda scan=scan: bids.load_pet(scan)) if read_data else None
+        if image is not None:
+            warnings += [f"{scan.stem}: {note[len('warning: '):]}" for note in image.notes
+                         if note.startswith("warning: ")]
+            if plans.add(scan, image) is not False:  # preprocessed (scanner space) or refused
+                del image
+                continue
+        del image
         fraction = problems.attempt(lambda scan=scan: _space_fraction(scan))
         if fraction is not None:
             fractions.append(fraction)
-        if read_data and fraction is not None:
-            image = problems.attempt(lambda scan=scan: bids.load_pet(scan))
-            if image is not None:
-                warnings += [f"{scan.stem}: {note[len('warning: '):]}" for note in image.notes
-                             if note.startswith("warning: ")]
-            del image
     subjects = sorted({s.sub for s in scans})
     summary.append(f"subjects with PET scans: {len(subjects)}"
                    + (f" ({', '.join('sub-' + s for s in subjects[:8])}"
@@ -316,9 +321,11 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                       f"{f', half-life {s.half_life:g} min' if s.half_life else ''})"
                       for s in scans)
     summary.append("tracer: " + "; ".join(f"{t}: {n} scans" for t, n in tracers.items()))
+    summary += plans.summary(read_data)
     if fractions:
-        summary.append(f"space: {len(fractions)} images overlap the MNI brain "
-                       f"({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% covered)")
+        summary.append(f"field of view: {len(fractions)} images analysed in MNI space overlap "
+                       f"the MNI brain ({100 * min(fractions):.0f}-{100 * max(fractions):.0f}% "
+                       "covered)")
     summary.append("image data: " + ("read and checked for NaN/Inf and signal in every "
                                      "region" if read_data else "not read (--headers-only)"))
     summary += _images_summary(scans, preproc_dir)

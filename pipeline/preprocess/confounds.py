@@ -17,6 +17,7 @@ frames are outliers. Every reason is logged and written to the sidecar.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from os import PathLike
@@ -34,9 +35,11 @@ from pipeline.tables import provenance, read_json, sidecar_path, write_table
 __all__ = [
     "MotionDecision",
     "MotionThresholds",
+    "frames_kept",
     "motion_confounds",
     "motion_decision",
     "read_motion",
+    "thresholds_from_config",
     "write_motion_confounds",
 ]
 
@@ -83,11 +86,11 @@ class MotionThresholds:
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise ConfigError(format_problem(
-                    f"preprocessing motion {name}", f"must be a positive number of mm; got "
+                    f"config, motion.{name}", f"must be a positive number of mm; got "
                     f"{value!r}", "Give a threshold in mm, e.g. 2 for fd_mm."))
         if not 0.0 <= self.max_outlier_fraction <= 1.0:
             raise ConfigError(format_problem(
-                "preprocessing motion max_outlier_fraction", f"must be within 0-1; got "
+                "config, motion.max_outlier_fraction", f"must be within 0-1; got "
                 f"{self.max_outlier_fraction!r}", "Give a fraction, e.g. 0.25."))
 
 
@@ -145,9 +148,9 @@ def motion_decision(table: pd.DataFrame, thresholds: MotionThresholds,
 
 def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
                            out_tsv: str | PathLike,
-                           thresholds: MotionThresholds = MotionThresholds(), *,
+                           thresholds: MotionThresholds | None = MotionThresholds(), *,
                            source: str | PathLike | None = None,
-                           settings: dict | None = None) -> MotionDecision:
+                           settings: dict | None = None) -> MotionDecision | None:
     """Write ``<scan>_desc-confounds_timeseries.tsv`` and its JSON sidecar (atomically).
 
     Parameters
@@ -156,7 +159,10 @@ def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
     frames : Frames
         Minutes (written to the sidecar in seconds).
     out_tsv : path-like
-    thresholds : MotionThresholds
+    thresholds : MotionThresholds or None
+        None writes no ``motion_outlier`` column and no decision: the workflow applies the
+        configured thresholds where frames are used (:func:`frames_kept`), so editing a
+        threshold does not redo the registrations.
     source : path-like, default=None
         The PET image.
     settings : dict, default=None
@@ -164,15 +170,19 @@ def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
 
     Returns
     -------
-    MotionDecision
+    MotionDecision or None
     """
     table = motion_confounds(estimate)
-    decision = motion_decision(table, thresholds, scan=Path(source).name if source else "scan")
-    table["motion_outlier"] = decision.outliers.astype(int)
+    decision = None
+    if thresholds is not None:
+        decision = motion_decision(table, thresholds,
+                                   scan=Path(source).name if source else "scan")
+        table["motion_outlier"] = decision.outliers.astype(int)
+    columns = {k: v for k, v in _COLUMNS.items() if k in table.columns}
     sidecar = provenance(
         Description="Head-motion confounds of a dynamic PET scan, one row per frame.",
         Sources=[str(source)] if source else [],
-        Columns={k: {"Units": u, "Description": d} for k, (u, d) in _COLUMNS.items()},
+        Columns={k: {"Units": u, "Description": d} for k, (u, d) in columns.items()},
         FrameTimesStart=[float(v) for v in frames.start_seconds],
         FrameDuration=[float(v) for v in frames.end_seconds - frames.start_seconds],
         CentreMM=[float(v) for v in estimate.centre],
@@ -181,13 +191,73 @@ def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
         FrameFromReference=np.round(estimate.frame_from_reference, 8).tolist(),
         FrameFromReferenceDescription="per frame, 4x4 RAS mm: a point of the motion "
         "reference (the grid of the PET image) -> the same anatomy in that frame",
-        Thresholds={"fd_mm": thresholds.fd_mm,
-                    "max_displacement_mm": thresholds.max_displacement_mm,
-                    "max_outlier_fraction": thresholds.max_outlier_fraction},
-        ScanExcluded=decision.scan_excluded, Reasons=decision.reasons,
+        **({} if decision is None else {
+            "Thresholds": dataclasses.asdict(thresholds),
+            "ScanExcluded": decision.scan_excluded, "Reasons": decision.reasons}),
         Notes=estimate.notes, Settings=settings or {})
     write_table(out_tsv, table, sidecar)
     return decision
+
+
+def thresholds_from_config(values: dict) -> MotionThresholds:
+    """The thresholds of the ``motion`` config keys.
+
+    Parameters
+    ----------
+    values : dict
+        ``{"motion.fd_mm": mm, "motion.max_displacement_mm": mm,
+        "motion.max_outlier_fraction": fraction}`` (a step's ``used`` params).
+
+    Returns
+    -------
+    MotionThresholds
+    """
+    return MotionThresholds(fd_mm=float(values["motion.fd_mm"]),
+                            max_displacement_mm=float(values["motion.max_displacement_mm"]),
+                            max_outlier_fraction=float(values["motion.max_outlier_fraction"]))
+
+
+def frames_kept(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
+                scan: str | None = None) -> tuple[np.ndarray, MotionDecision]:
+    """Which frames of a scan are analysed under ``thresholds``, or an error if none are.
+
+    Frames whose framewise displacement exceeds ``thresholds.fd_mm`` moved during or just
+    before the frame, which correction cannot undo; they are left out of the region TACs
+    and of the images on the MNI grid, so every fit gives them zero weight and the models'
+    integrals interpolate across them (:mod:`pipeline.kinetics`, frame gaps).
+
+    Parameters
+    ----------
+    confounds_tsv : path-like
+        The scan's ``_desc-confounds_timeseries.tsv``.
+    thresholds : MotionThresholds
+    scan : str, default=None
+        The scan's name, in the logged reasons.
+
+    Returns
+    -------
+    keep : ndarray of bool, shape (n_frames,)
+    decision : MotionDecision
+        Outliers and reasons (logged).
+
+    Raises
+    ------
+    InputError
+        When the thresholds exclude the scan: the reasons, and what to do.
+    """
+    from pipeline.errors import InputError
+
+    table, _, _ = read_motion(confounds_tsv)
+    name = scan or Path(confounds_tsv).name.removesuffix("_desc-confounds_timeseries.tsv")
+    decision = motion_decision(table, thresholds, scan=name)
+    if decision.scan_excluded:
+        raise InputError(format_problem(
+            confounds_tsv, "the scan is excluded for head motion: " + "; ".join(
+                r.split(": ", 1)[-1] for r in decision.reasons if "scan excluded" in r),
+            "Check the scan's motion QC figure (_desc-motion_qc.png). Leave it out with "
+            "selection.exclude_subjects or selection.exclude_tasks, or, if the correction "
+            "looks right, raise motion.max_displacement_mm or motion.max_outlier_fraction."))
+    return ~decision.outliers, decision
 
 
 def read_motion(confounds_tsv: str | PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:

@@ -30,6 +30,7 @@ from scipy.ndimage import map_coordinates
 
 from pipeline.errors import InputError, format_problem
 from pipeline.preprocess.fields import CoordinateField
+from pipeline.preprocess.tissue_regions import GreyMatter
 from pipeline.regions import RegionMasks, extract_tacs
 from pipeline.regions.extract import RegionTacs
 from pipeline.space import voxel_volume_ml
@@ -48,8 +49,10 @@ class _Sampler:
 
     def __init__(self, mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                  t1_from_pet: np.ndarray, shape: tuple[int, int, int], affine: np.ndarray,
-                 margin_mm: float = 8.0, fov_margin_mm: float = 30.0) -> None:
+                 margin_mm: float = 8.0, fov_margin_mm: float = 30.0,
+                 grey_matter: GreyMatter | None = None) -> None:
         self.masks, self.field, self.shape = mni_masks, mni_from_t1, tuple(shape[:3])
+        self.grey_matter = grey_matter
         self.affine = np.asarray(affine, float)
         self.t1_from_pet = np.asarray(t1_from_pet, float)
         voxel = np.linalg.norm(self.affine[:3, :3], axis=0)
@@ -116,15 +119,23 @@ class _Sampler:
         inside = np.all((blocks >= -pad) & (blocks < extent - pad), axis=1)
         return np.unique(blocks[inside], axis=0)
 
-    def _mni_voxel(self, ijk: np.ndarray, reference_from_frame: np.ndarray) -> np.ndarray:
-        """MNI-grid voxel coordinates (n, 3) of PET voxels ``ijk`` of a frame."""
+    def _t1_points(self, ijk: np.ndarray, reference_from_frame: np.ndarray) -> np.ndarray:
+        """T1w-world points (n, 3), mm, of PET voxels ``ijk`` of a frame."""
         chain = self.t1_from_pet @ reference_from_frame @ self.affine
-        t1 = np.asarray(ijk, np.float64) @ chain[:3, :3].T + chain[:3, 3]
+        return np.asarray(ijk, np.float64) @ chain[:3, :3].T + chain[:3, 3]
+
+    def _mni_voxel(self, ijk: np.ndarray, reference_from_frame: np.ndarray,
+                   t1: np.ndarray | None = None) -> np.ndarray:
+        """MNI-grid voxel coordinates (n, 3) of PET voxels ``ijk`` of a frame."""
+        if t1 is None:
+            t1 = self._t1_points(ijk, reference_from_frame)
         inverse = np.linalg.inv(self.masks.affine)
         return self.field(t1) @ inverse[:3, :3].T + inverse[:3, 3]
 
     def masks_for(self, reference_from_frame: np.ndarray) -> RegionMasks:
-        coords = self._mni_voxel(self.ijk, reference_from_frame)
+        t1 = self._t1_points(self.ijk, reference_from_frame)
+        coords = self._mni_voxel(self.ijk, reference_from_frame, t1)
+        restricted = self.grey_matter.thresholds if self.grey_matter else {}
         n = len(self.masks.names)
         weights = np.zeros((n, *self.shape), np.float32)
         inside_sum, all_sum = np.zeros(n), np.zeros(n)
@@ -133,6 +144,10 @@ class _Sampler:
             values = map_coordinates(self.masks.weights[r], coords[cand].T, order=1,
                                      mode="constant", cval=0.0)
             values[values < 1e-3] = 0.0
+            if self.masks.names[r] in restricted:
+                keep = values > 0
+                fraction = self.grey_matter.fraction(t1[cand[keep]])
+                values[np.flatnonzero(keep)[fraction < restricted[self.masks.names[r]]]] = 0.0
             inside = self.inside[r]
             flat_weights[r, self.flat[r]] = values[inside]
             inside_sum[r] = values[inside].sum(dtype=np.float64)
@@ -162,7 +177,8 @@ def _motion_margin(reference_from_frame: np.ndarray, affine: np.ndarray,
 
 def native_region_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                         t1_from_pet: np.ndarray, shape: tuple[int, ...], affine: np.ndarray,
-                        reference_from_frame: np.ndarray | None = None) -> RegionMasks:
+                        reference_from_frame: np.ndarray | None = None, *,
+                        grey_matter: GreyMatter | None = None) -> RegionMasks:
     """Region weights on a PET grid (the motion reference, or one frame).
 
     Parameters
@@ -179,6 +195,10 @@ def native_region_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
         PET voxel -> scanner mm.
     reference_from_frame : ndarray of shape (4, 4), default=None
         A frame's point -> the motion reference; None = the reference itself.
+    grey_matter : GreyMatter, default=None
+        The subject's grey matter: its regions (given in ``mni_masks`` without their
+        grey-matter restriction, :func:`~pipeline.preprocess.tissue_regions.
+        split_grey_matter_restriction`) keep the PET voxels at or above their threshold.
 
     Returns
     -------
@@ -191,13 +211,15 @@ def native_region_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                                                                         float)
     with threadpool_limits(limits=1, user_api="blas"):
         sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine,
-                           margin_mm=_motion_margin(matrix[None], affine, shape))
+                           margin_mm=_motion_margin(matrix[None], affine, shape),
+                           grey_matter=grey_matter)
         return sampler.masks_for(matrix)
 
 
 def iter_frame_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                      t1_from_pet: np.ndarray, shape: tuple[int, ...], affine: np.ndarray,
-                     reference_from_frame: np.ndarray) -> Iterator[RegionMasks]:
+                     reference_from_frame: np.ndarray, *,
+                     grey_matter: GreyMatter | None = None) -> Iterator[RegionMasks]:
     """The masks of the motion reference, then of every frame in turn (one frame's masks in
     memory at a time).
 
@@ -209,7 +231,8 @@ def iter_frame_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
     matrices = np.asarray(reference_from_frame, float)
     with threadpool_limits(limits=1, user_api="blas"):
         sampler = _Sampler(mni_masks, mni_from_t1, t1_from_pet, tuple(shape[:3]), affine,
-                           margin_mm=_motion_margin(matrices, affine, shape))
+                           margin_mm=_motion_margin(matrices, affine, shape),
+                           grey_matter=grey_matter)
         yield sampler.masks_for(np.eye(4))
         for matrix in matrices:
             yield sampler.masks_for(matrix)
@@ -217,7 +240,8 @@ def iter_frame_masks(mni_masks: RegionMasks, mni_from_t1: CoordinateField,
 
 def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: CoordinateField,
                         t1_from_pet: np.ndarray, affine: np.ndarray,
-                        reference_from_frame: np.ndarray, *, source: str | None = None
+                        reference_from_frame: np.ndarray, *, source: str | None = None,
+                        grey_matter: GreyMatter | None = None
                         ) -> tuple[RegionTacs, RegionMasks]:
     """Regional TACs of a scanner-space scan, each frame under its own masks.
 
@@ -231,6 +255,8 @@ def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: C
         From motion correction (inverses of ``frame_from_reference``).
     source : str, default=None
         The image, named in errors.
+    grey_matter : GreyMatter, default=None
+        As in :func:`native_region_masks`.
 
     Returns
     -------
@@ -253,7 +279,7 @@ def extract_native_tacs(data: np.ndarray, mni_masks: RegionMasks, mni_from_t1: C
     rows, nan_voxels, nan_fraction = [], None, None
     worst_outside = np.zeros(len(mni_masks.names))
     frame_masks = iter_frame_masks(mni_masks, mni_from_t1, t1_from_pet, data.shape, affine,
-                                   reference_from_frame)
+                                   reference_from_frame, grey_matter=grey_matter)
     reference = next(frame_masks)
     for k, masks in enumerate(frame_masks):
         empty = [name for name, n in zip(masks.names, masks.n_voxels, strict=True) if n == 0]

@@ -20,7 +20,8 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.space_detection import SpaceEvidence, detect_space
 
-__all__ = ["MODES", "ScanPlan", "find_t1w", "image_space", "plan_scan", "write_scan_plan"]
+__all__ = ["MODES", "ScanPlan", "cached_image_space", "find_t1w", "image_space", "plan_scan",
+           "write_scan_plan"]
 
 #: Allowed values of the ``preprocessing`` config key.
 MODES = ("auto", "on", "off")
@@ -47,33 +48,58 @@ class ScanPlan:
     summary: str
 
 
-def image_space(image_path: str | PathLike) -> SpaceEvidence:
+def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> SpaceEvidence:
     """Detect the space of a PET image file (time-averaged over its frames).
 
     Reads the header codes, the file name's ``space-`` entity and the data (the whole
     image is decoded once: reading a .nii.gz frame by frame decompresses it every time).
+
+    Parameters
+    ----------
+    image_path : path-like
+        A 3D or 4D NIfTI image.
+    mean : ndarray (3D), default=None
+        Its time-averaged data when already loaded (only the header is read then).
+
+    Returns
+    -------
+    SpaceEvidence
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read.
     """
+    import zlib
+
     import nibabel as nib
 
     path = Path(image_path)
     try:
         img = nib.load(str(path))
-    except (OSError, ValueError) as err:
+        if mean is None:
+            data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
+            mean = data.mean(axis=3) if data.ndim == 4 else data
+            del data
+    except (OSError, ValueError, EOFError, zlib.error, MemoryError) as err:
         raise InputError(format_problem(path, f"the image cannot be read ({err})",
                                         "Give a readable NIfTI image.")) from err
-    shape = img.shape
-    data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
-    mean = data.mean(axis=3) if data.ndim == 4 else data
-    del data
     match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
-    return detect_space(mean, img.affine, shape=shape, sform_code=int(img.header["sform_code"]),
+    return detect_space(mean, img.affine, shape=img.shape,
+                        sform_code=int(img.header["sform_code"]),
                         qform_code=int(img.header["qform_code"]),
                         bids_space=match.group(1) if match else None)
 
 
 def find_t1w(image_path: str | PathLike) -> Path | None:
     """The subject's T1w for a BIDS PET file: ``<sub>[/<ses>]/anat/*_T1w.nii[.gz]`` of the
-    same session, else of the subject (first in name order), else None."""
+    same session, else of the subject (first in name order), else None.
+
+    Parameters
+    ----------
+    image_path : path-like
+        A ``sub-<l>/[ses-<s>/]pet/*_pet.nii[.gz]`` file.
+    """
     path = Path(image_path)
     pet_dir = path.parent
     candidates = []
@@ -140,6 +166,15 @@ def write_scan_plan(image_path: str | PathLike, mode: str, out_json: str | PathL
     """Write a scan's plan (``<scan>_desc-space.json``): space, evidence, preprocessing, T1w.
 
     Raises as :func:`plan_scan` (nothing is written then).
+
+    Parameters
+    ----------
+    image_path : path-like
+        The PET image.
+    mode : {"auto", "on", "off"}
+        The ``preprocessing`` config value.
+    out_json : path-like
+        The plan file.
     """
     from pipeline.tables import provenance, write_json
 
@@ -155,3 +190,47 @@ def write_scan_plan(image_path: str | PathLike, mode: str, out_json: str | PathL
         BidsSpace=evidence.bids_space, Confident=evidence.confident,
         Reasons=evidence.reasons, Summary=plan.summary))
     return plan
+
+
+def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | None
+                       ) -> SpaceEvidence:
+    """:func:`image_space`, remembered in ``cache_json`` while the image file is unchanged.
+
+    Detection decodes the whole image (seconds for a 90-minute dynamic scan); the workflow
+    needs it every time it is parsed, so the evidence is kept with the file's size and
+    modification time and detected again when either changes.
+
+    Parameters
+    ----------
+    image_path : path-like
+        The PET image.
+    cache_json : path-like or None
+        Where the evidence is kept (a working file, written atomically); None detects
+        without keeping it.
+
+    Returns
+    -------
+    SpaceEvidence
+    """
+    import dataclasses
+    import json
+
+    from pipeline.tables import write_json
+
+    path = Path(image_path)
+    if cache_json is None:
+        return image_space(path)
+    stat = path.stat()
+    stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cache = Path(cache_json)
+    if cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+            if stored.get("stamp") == stamp:
+                return SpaceEvidence(**stored["evidence"])
+        except (ValueError, TypeError, KeyError):
+            pass  # an unreadable or old cache: detect again
+    evidence = image_space(path)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json(cache, {"stamp": stamp, "evidence": dataclasses.asdict(evidence)})
+    return evidence

@@ -172,19 +172,45 @@ def _save(fig, out_png: str | PathLike) -> Path:
 def write_preprocess_qc(confounds_tsv: str | PathLike, mean_pet: str | PathLike,
                         t1w: str | PathLike, coregistration_json: str | PathLike,
                         t1_in_mni: str | PathLike, out_motion_png: str | PathLike,
-                        out_registration_png: str | PathLike, *, title: str = "") -> None:
+                        out_registration_png: str | PathLike, *, title: str = "",
+                        thresholds=None) -> None:
     """Both QC figures of a preprocessed scan from the step outputs (the ``preprocess_qc``
-    step)."""
+    step).
+
+    Parameters
+    ----------
+    confounds_tsv : path-like
+        The scan's motion confounds.
+    mean_pet : path-like
+        Its motion-corrected mean (Bq/mL).
+    t1w : path-like
+        The subject's T1w.
+    coregistration_json : path-like
+        The PET -> T1w transform.
+    t1_in_mni : path-like
+        The T1w normalized to MNI152.
+    out_motion_png, out_registration_png : path-like
+        The motion traces with FD, and the PET-on-T1w / T1w-on-template overlays.
+    title : str, default=""
+        Figure title (the scan).
+    thresholds : MotionThresholds, default=None
+        Drawn on the FD trace, with the frames and reasons they exclude; None uses the
+        confounds' own (if any).
+    """
     import nibabel as nib
 
-    from pipeline.preprocess.confounds import read_motion
+    from pipeline.preprocess.confounds import motion_decision, read_motion
     from pipeline.preprocess.normalize import mni_template
     from pipeline.preprocess.steps import read_coregistration
 
     table, _, meta = read_motion(confounds_tsv)
+    reasons, fd_mm = meta.get("Reasons"), (meta.get("Thresholds") or {}).get("fd_mm")
+    if thresholds is not None:
+        reasons = motion_decision(table, thresholds, scan=title or "scan").reasons
+        fd_mm = thresholds.fd_mm
     mid = (np.asarray(meta["FrameTimesStart"]) + np.asarray(meta["FrameDuration"]) / 2) / 60
-    plot_motion_qc(table, mid, out_motion_png, title=title, reasons=meta.get("Reasons"),
-                   fd_threshold_mm=(meta.get("Thresholds") or {}).get("fd_mm"))
+    plot_motion_qc(table, mid, out_motion_png, title=title, reasons=reasons,
+                   fd_threshold_mm=fd_mm)
     mean, t1, normalized = (nib.load(str(p)) for p in (mean_pet, t1w, t1_in_mni))
     template, template_affine = mni_template(2.0)
     plot_registration_qc(np.asarray(mean.dataobj, np.float32), mean.affine,

@@ -14,6 +14,8 @@ step                          outputs
                               inversewarp}``, ``<sub>_desc-mnicoords_field.nii.gz``,
                               ``<sub>_desc-t1coords_field.nii.gz``,
                               ``<sub>_space-MNI152NLin2009aSym_T1w.nii.gz``
+:func:`write_segmentation`    ``<sub>_label-{GM,WM,CSF}_probseg.nii.gz`` (tissue fractions
+                              of the T1w), ``<sub>_desc-brain_mask.nii.gz``
 ============================  ============================================================
 
 Region TACs and MNI maps from these outputs: :mod:`pipeline.preprocess.native_steps`.
@@ -33,7 +35,7 @@ from pipeline.errors import InputError, format_problem
 from pipeline.preprocess.antsio import write_ants_matrix
 from pipeline.preprocess.confounds import MotionDecision, MotionThresholds, write_motion_confounds
 from pipeline.preprocess.coregister import CoregisterSettings, coregister_pet_to_t1
-from pipeline.preprocess.fields import write_field
+from pipeline.preprocess.fields import read_field, write_field
 from pipeline.preprocess.motion import (
     MotionCorrectionSettings,
     estimate_motion,
@@ -46,6 +48,7 @@ from pipeline.preprocess.normalize import (
     NormalizeSettings,
     normalize_t1,
 )
+from pipeline.preprocess.segment import SegmentSettings, segment_t1
 from pipeline.tables import atomic_path, provenance, read_json, write_json
 
 __all__ = [
@@ -54,10 +57,12 @@ __all__ = [
     "write_coregistration",
     "write_motion",
     "write_normalization",
+    "write_segmentation",
     "write_volume",
 ]
 
 log = logging.getLogger(__name__)
+_DEFAULT_THRESHOLDS = MotionThresholds()
 
 
 def write_volume(path: str | PathLike, data: np.ndarray, affine: np.ndarray, *,
@@ -93,7 +98,8 @@ def load_t1(path: str | PathLike) -> tuple[np.ndarray, np.ndarray]:
 def write_motion(pet_path: str | PathLike, out_confounds: str | PathLike,
                  out_mean: str | PathLike,
                  settings: MotionCorrectionSettings | None = None,
-                 thresholds: MotionThresholds | None = None) -> MotionDecision:
+                 thresholds: MotionThresholds | None = _DEFAULT_THRESHOLDS
+                 ) -> MotionDecision | None:
     """Estimate a scan's head motion; write the confounds table and the corrected mean.
 
     Parameters
@@ -106,18 +112,19 @@ def write_motion(pet_path: str | PathLike, out_confounds: str | PathLike,
         ``<scan>_desc-hmcmean_pet.nii.gz``: duration-weighted mean of the motion-corrected
         reference frames (Bq/mL), on the PET grid (the input to coregistration).
     settings : MotionCorrectionSettings
-    thresholds : MotionThresholds
+    thresholds : MotionThresholds or None
+        None: no outlier decision in the confounds (the workflow decides where frames are
+        used, :func:`pipeline.preprocess.confounds.frames_kept`).
 
     Returns
     -------
-    MotionDecision
+    MotionDecision or None
         Outlier frames and whether the scan is excluded, with reasons (also logged and in
-        the sidecar).
+        the sidecar); None without thresholds.
     """
     from pipeline.bids import load_pet
 
     settings = settings or MotionCorrectionSettings()
-    thresholds = thresholds or MotionThresholds()
     pet = load_pet(pet_path)
     estimate = estimate_motion(pet.data, pet.affine, pet.frames, settings,
                                source=str(pet_path))
@@ -137,6 +144,17 @@ def write_coregistration(mean_pet_path: str | PathLike, t1_path: str | PathLike,
 
     Writes ``out_json`` (``pet_from_t1`` and ``t1_from_pet``, 4x4 RAS mm) and, beside it,
     the same transform as an ANTs/ITK file (``.mat``, fixed = T1w, for antsApplyTransforms).
+
+    Parameters
+    ----------
+    mean_pet_path : path-like
+        The motion-corrected mean PET (:func:`write_motion`).
+    t1_path : path-like
+        The subject's T1w.
+    out_json : path-like
+        ``<scan>_from-pet_to-T1w_xfm.json``.
+    settings : CoregisterSettings, default=None
+        None = the defaults (rigid, Mattes mutual information).
 
     Returns
     -------
@@ -179,12 +197,15 @@ def write_normalization(t1_path: str | PathLike, out_prefix: str | PathLike,
     Parameters
     ----------
     t1_path : path-like
+        The subject's T1w.
     out_prefix : path-like
         E.g. ``results/sub-01/anat/sub-01``; outputs are
         ``<prefix>_from-T1w_to-MNI152NLin2009aSym_{affine.mat,warp.nii.gz,
         inversewarp.nii.gz}``, ``<prefix>_desc-mnicoords_field.nii.gz`` (MNI mm on a 2 mm
         T1w-space grid), ``<prefix>_desc-t1coords_field.nii.gz`` (T1w mm on the MNI 2 mm
         grid) and ``<prefix>_space-MNI152NLin2009aSym_T1w.nii.gz``.
+    settings : NormalizeSettings, default=None
+        None = the defaults (registration and fields on the 2 mm template grid).
 
     Returns
     -------
@@ -208,3 +229,46 @@ def write_normalization(t1_path: str | PathLike, out_prefix: str | PathLike,
         Files={k: Path(v).name for k, v in result.transforms.items()},
         Settings=dataclasses.asdict(settings)))
     return result
+
+
+#: Tissue-fraction files of :func:`write_segmentation`, by class.
+PROBSEG = {"gm": "label-GM_probseg.nii.gz", "wm": "label-WM_probseg.nii.gz",
+           "csf": "label-CSF_probseg.nii.gz"}
+
+
+def write_segmentation(t1_path: str | PathLike, mnicoords_field: str | PathLike,
+                       out_prefix: str | PathLike,
+                       settings: SegmentSettings | None = None) -> dict[str, Path]:
+    """Tissue fractions of a subject's T1w (grey matter, white matter, CSF) and its brain mask.
+
+    Parameters
+    ----------
+    t1_path : path-like
+    mnicoords_field : path-like
+        The subject's ``_desc-mnicoords_field.nii.gz`` (from :func:`write_normalization`).
+    out_prefix : path-like
+        Outputs are ``<prefix>_label-{GM,WM,CSF}_probseg.nii.gz`` (fractions 0-1 of each
+        T1w voxel, with a JSON sidecar) and ``<prefix>_desc-brain_mask.nii.gz``.
+    settings : SegmentSettings
+
+    Returns
+    -------
+    dict of str to Path
+        ``gm``, ``wm``, ``csf``, ``brain``.
+    """
+    settings = settings or SegmentSettings()
+    t1, t1_affine = load_t1(t1_path)
+    tissue = segment_t1(t1, t1_affine, read_field(mnicoords_field), settings,
+                        source=str(t1_path))
+    files = {kind: Path(f"{out_prefix}_{name}") for kind, name in PROBSEG.items()}
+    files["brain"] = Path(f"{out_prefix}_desc-brain_mask.nii.gz")
+    write_volume(files["brain"], tissue.brain.astype(np.float32), t1_affine)
+    for kind in PROBSEG:
+        write_volume(files[kind], getattr(tissue, kind), t1_affine)
+        write_json(str(files[kind]).removesuffix(".nii.gz") + ".json", provenance(
+            Description=f"Fraction of each T1w voxel that is {kind.upper()} (0-1): "
+            "N4-corrected T1w intensity unmixed between the two adjacent tissue classes "
+            "(CSF-GM, GM-WM) of a partial-volume mixture model, inside the MNI152 brain "
+            "mask pulled into T1w space.", Sources=[str(t1_path), str(mnicoords_field)],
+            ClassMeans=tissue.class_means, Settings=dataclasses.asdict(settings)))
+    return files

@@ -1,19 +1,17 @@
 """Region masks on a PET grid: build, check, cache.
 
 :func:`build_masks` turns a :class:`~pipeline.regions.config.RegionSet` into one weight
-image per region on a given voxel grid. Each region is built on an *extended* grid: the
-PET grid's own voxel lattice, enlarged to cover the whole MNI brain. Whatever part of a
-region falls outside the PET field of view is then known exactly (``outside_fov_fraction``)
-and erosion near the edge of the field of view behaves as if the image went on.
+image per region on a given voxel grid, built on the PET grid's lattice enlarged to cover the
+MNI brain, so the part outside the field of view is known (``outside_fov_fraction``) and
+erosion near its edge behaves as if the image went on.
 
-Steps per region, in this order: atlas labels (union; probabilities summed, clipped to 1,
-thresholded), sphere or user mask; hemisphere; erosion; grey-matter restriction; then
-removal of excluded regions (their masks before exclusion, optionally dilated by
-``exclude_margin_mm``). Then the checks: no empty region, no forbidden overlap, enough
-reference voxels inside the field of view.
+Steps per region: atlas labels (union; probabilities summed, clipped to 1, thresholded),
+sphere or user mask; hemisphere; erosion; grey-matter restriction; removal of excluded
+regions (before exclusion, dilated by ``exclude_margin_mm``). Checks: no empty region, no
+forbidden overlap, enough reference voxels inside the field of view.
 
 Caching: in memory for the process (up to 8 grids) and, with a cache folder (``cache_dir``
-or ``PETBP_REGION_CACHE``), on disk as ``regions-<config digest>-<grid digest>.npz``; the
+or ``PETBP_REGION_CACHE``), on disk as ``regions-<hash of config digest>-<grid digest>.npz``; the
 digest covers the config text and the size and modification time of every atlas/mask file.
 """
 
@@ -135,7 +133,9 @@ def build_masks(region_set: RegionSet, shape: tuple[int, ...], affine: np.ndarra
         _MEMORY.move_to_end(key)
         return _MEMORY[key]
     folder = cache_dir if cache_dir is not None else os.environ.get("PETBP_REGION_CACHE")
-    cache_file = (Path(folder) / f"regions-{key[0][:16]}-{key[1][:16]}.npz") if folder else None
+    # named by a hash of the whole digest: derived sets extend it ("<digest>-no-grey-matter")
+    name = f"regions-{hashlib.sha256(key[0].encode()).hexdigest()[:16]}-{key[1][:16]}.npz"
+    cache_file = Path(folder) / name if folder else None
     masks = _load_cached(cache_file, region_set, shape, affine) if cache_file else None
     if masks is None:
         masks = _build(region_set, shape, affine, source)

@@ -59,6 +59,10 @@ class ScanFiles:
         Parametric ``*_bpnd.nii.gz`` maps of this scan.
     region_qc : list of Path
         Region-overlay images (PNG or SVG) of this scan.
+    confounds : Path or None
+        Head-motion confounds of a preprocessed scan.
+    preprocess_qc : list of Path
+        Motion and registration QC figures of a preprocessed scan.
     """
 
     stem: str
@@ -68,6 +72,8 @@ class ScanFiles:
     fits: dict[str, Path] = field(default_factory=dict)
     maps: list[Path] = field(default_factory=list)
     region_qc: list[Path] = field(default_factory=list)
+    confounds: Path | None = None
+    preprocess_qc: list[Path] = field(default_factory=list)
 
     @property
     def participant_id(self) -> str:
@@ -214,6 +220,10 @@ def _scan_files(output_dir: Path) -> list[ScanFiles]:
             scan.maps.append(path)
         elif kind == "region_qc":
             scan.region_qc.append(path)
+        elif kind == "confounds":
+            scan.confounds = path
+        elif kind in ("motion_qc", "registration_qc"):
+            scan.preprocess_qc.append(path)
     return list(scans.values())
 
 

@@ -169,7 +169,12 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
 
 def _finish_scan(scan: ScanFiles, ctx: BuildContext, blocks: Blocks, messages: list[str],
                  row: dict[str, Any]) -> tuple[Blocks, list[str], dict[str, Any]]:
-    """Add the region overlays and the flag list to a scan's blocks."""
+    """Add the preprocessing QC, the region overlays and the flag list to a scan's blocks."""
+    from pipeline.report.preprocessing import preprocess_blocks
+
+    prep_blocks, prep_messages = preprocess_blocks(scan, ctx)
+    blocks += prep_blocks
+    messages += prep_messages
     for image in scan.region_qc:
         blocks.append(ctx.image_file(image, f"Regions of {scan.stem}",
                                      "Region masks over the template and the scan's mean image."))

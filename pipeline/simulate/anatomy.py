@@ -48,7 +48,14 @@ class T1Settings:
 
 @functools.lru_cache(maxsize=1)
 def _tissue_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """nilearn's MNI152 GM, WM and brain (T1 > 0.2 max) maps at 1 mm, and their affine."""
+    """nilearn's MNI152 GM, WM (probabilities 0-1) and brain (T1 > 0.2 max) maps at 1 mm,
+    and their affine.
+
+    The files store 0-255 integers; they are rescaled to 0-1 by their maximum, as nilearn's
+    loaders and the phantom (:mod:`pipeline.simulate.phantom`) do, so that the T1w's
+    tissue fractions are the phantom's (unscaled, GM and WM summed to at least 1 almost
+    everywhere in the brain and the T1w had no CSF).
+    """
     import nibabel as nib
 
     from pipeline.space import mni_template_file
@@ -56,7 +63,8 @@ def _tissue_templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     maps = []
     for name in ("gm", "wm", "t1"):
         img = nib.load(str(mni_template_file(name)))
-        maps.append(np.asarray(img.dataobj, np.float32))
+        data = np.asarray(img.dataobj, np.float32)
+        maps.append(data / max(float(data.max()), 1e-12))
     gm, wm, t1 = maps
     brain = gaussian_filter((t1 > 0.2 * t1.max()).astype(np.float32), 0.7)
     return gm, wm, brain, img.affine

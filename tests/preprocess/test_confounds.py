@@ -67,7 +67,7 @@ def test_large_displacement_excludes_the_scan():
                                     {"max_outlier_fraction": 1.5}])
 def test_bad_thresholds_are_config_errors(kwargs):
     """Non-positive or out-of-range thresholds are refused, naming the key."""
-    with pytest.raises(ConfigError, match="preprocessing motion"):
+    with pytest.raises(ConfigError, match=r"config, motion\.(fd_mm|max_displacement_mm|max_outl)"):
         MotionThresholds(**kwargs)
 
 

@@ -92,3 +92,38 @@ def test_write_scan_plan(tmp_path, brain4):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["Space"] == "scanner" and plan["Preprocess"] is True
     assert plan["T1w"].endswith("sub-01_T1w.nii.gz") and plan["Reasons"]
+
+
+def test_cached_space_is_reused_until_the_image_changes(tmp_path, brain4, monkeypatch):
+    """The workflow keeps each scan's evidence: the second parse reads it; a rewritten image
+    (new size or modification time) is detected again; no cache path detects every time."""
+    import os
+
+    from pipeline.preprocess import plan
+
+    volume, affine = brain4
+    pet = _write_scan(tmp_path / "a", volume, affine, t1=False)
+    calls = []
+    real = plan.image_space
+    monkeypatch.setattr(plan, "image_space", lambda p: calls.append(p) or real(p))
+    cache = tmp_path / "plans" / "scan.json"
+    first = plan.cached_image_space(pet, cache)
+    assert first.space == "mni" and cache.is_file() and len(calls) == 1
+    assert plan.cached_image_space(pet, cache) == first and len(calls) == 1
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    nib.save(nib.Nifti1Image(np.stack([moved, moved], -1), affine), str(pet))
+    os.utime(pet, ns=(1, 1))  # a different modification time whatever the clock
+    assert plan.cached_image_space(pet, cache).space == "scanner" and len(calls) == 2
+    plan.cached_image_space(pet, None)
+    assert len(calls) == 3
+
+
+def test_yaml_on_off_mean_the_words():
+    """YAML 1.1 reads unquoted on/off as booleans: preprocessing: off means 'off'."""
+    from pipeline.config import validate_config
+
+    for value, word in ((False, "off"), (True, "on"), ("auto", "auto")):
+        config = {"preprocessing": value}
+        assert validate_config(config)["preprocessing"] == word
+    with pytest.raises(ConfigError, match="preprocessing"):
+        validate_config({"preprocessing": "sometimes"})

@@ -17,6 +17,10 @@ from pipeline.simulate.roi import simulate_region_tacs
 
 __all__ = ["grid", "write_painted_study"]
 
+#: Activity of brain voxels outside the regions, relative to the reference TAC (non-specific
+#: uptake, as in the occipital reference); outside the brain the images are 0.
+BACKGROUND = 1.0
+
 
 def grid(voxel_size: float = 4.0) -> tuple[tuple[int, int, int], np.ndarray]:
     """An MNI grid (LAS, corner at (90, -126, -72) mm) with ``voxel_size`` mm voxels."""
@@ -24,6 +28,22 @@ def grid(voxel_size: float = 4.0) -> tuple[tuple[int, int, int], np.ndarray]:
     affine = np.diag([-voxel_size, voxel_size, voxel_size, 1.0])
     affine[:3, 3] = [90.0, -126.0, -72.0]
     return shape, affine
+
+
+def _brain_on(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
+    """The MNI152 brain mask on a grid (nearest 1 mm voxel of each voxel centre), so the
+    images look like a brain in MNI space to the space detection."""
+    from pipeline.space import mni_brain_mask
+
+    mask, mask_affine = mni_brain_mask()
+    ijk = np.indices(shape).reshape(3, -1).T
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    inverse = np.linalg.inv(mask_affine)
+    vox = np.rint(world @ inverse[:3, :3].T + inverse[:3, 3]).astype(int)
+    ok = np.all((vox >= 0) & (vox < mask.shape), axis=1)
+    inside = np.zeros(len(vox), bool)
+    inside[ok] = mask[tuple(vox[ok].T)]
+    return inside.reshape(shape)
 
 
 def write_painted_study(root: Path, *, subjects: int = 4, seed: int = 0, null: bool = False,
@@ -42,6 +62,7 @@ def write_painted_study(root: Path, *, subjects: int = 4, seed: int = 0, null: b
     best = np.argmax(masks.weights, axis=0)
     inside = masks.weights.max(axis=0) > 0.5
     column = {name: study.regions.index(name) for name in masks.names}
+    brain = _brain_on(shape, affine)
     rng = np.random.default_rng(seed + 1000)
     labels = [f"{i + 1:02d}" for i in range(subjects)]
     scan_rows = {(pid, task): i for i, (pid, task) in
@@ -54,7 +75,7 @@ def write_painted_study(root: Path, *, subjects: int = 4, seed: int = 0, null: b
         tacs = study.tacs[scan_rows[(pid, task)]]
         image = np.zeros(shape4d, np.float32)
         ref = tacs[:, column[masks.reference]]
-        image[...] = 0.3 * ref  # background: low activity outside the regions
+        image[brain] = BACKGROUND * ref  # the rest of the brain (reference-like), none outside
         for i, name in enumerate(masks.names):
             sel = inside & (best == i)
             image[sel] = tacs[:, column[name]]

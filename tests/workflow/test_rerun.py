@@ -64,6 +64,16 @@ EDITS: dict[str, tuple] = {
     "output_dir": (..., None),
     # a copy of the region config: every step that reads it
     "regions": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS, "region_qc": SUBJECTS}),
+    # ---- preprocessing (this study is in MNI space: no scan is preprocessed) ------------
+    # on: every scan would be preprocessed, which needs a T1w: refused at parse time
+    "preprocessing": ("on", "needs the subject's T1w"),
+    # the motion and normalization keys reach only the preprocessing steps (their matrix on
+    # a scanner-space study: test_preprocess_workflow.py); here only the printed config
+    "motion.fd_mm": (1.0, {"report": 1}),
+    "motion.max_displacement_mm": (5.0, {"report": 1}),
+    "motion.max_outlier_fraction": (0.5, {"report": 1}),
+    "motion.reference_start": (20.0, {"report": 1}),
+    "normalization.resolution": (3.0, {"report": 1}),
     # ---- selection ----------------------------------------------------------------------
     # sub-03 goes: the group table and the maps of the 2 contrasts it is in lose inputs
     "selection.subjects": (["01", "02", "04"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),

@@ -192,4 +192,4 @@ def region_qc_images(wildcards):
 def report_inputs(wildcards):
     """Everything the report reads: group tables and maps, TACs, region fits, overlays."""
     return group_outputs() + all_tacs(wildcards) + all_fits(wildcards) \
-        + region_qc_images(wildcards)
+        + region_qc_images(wildcards) + preprocess_qc_images()

@@ -23,8 +23,10 @@ import yaml
 from pipeline import bids, paths
 from pipeline.bids.preprocessed import check_preproc_location
 from pipeline.config import config_values
+from pipeline.errors import InputError
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
+from pipeline.preprocess.plan import cached_image_space, plan_scan
 from pipeline.regions import load_region_config
 
 OUT = Path(config["output_dir"])
@@ -60,13 +62,17 @@ def model_of(wildcards):
 
 
 # Scan keys are "<rel_dir>/<stem>", e.g. sub-01/pet/sub-01_task-rejection.
+SCAN_KEY = r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*"
+
+
 wildcard_constraints:
-    scan=r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
+    scan=SCAN_KEY,
     sub=r"[A-Za-z0-9]+",
     model=r"[A-Za-z0-9]+",
     cond=r"[A-Za-z0-9]+",
     contrast=r"[A-Za-z0-9]+",
     score=r"[A-Za-z0-9_]+",
+    anat=r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?anat/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
 
 
 # out() runs tens of thousands of times while the DAG is built: a plain relative path
@@ -141,13 +147,18 @@ def log_to(path):
 
 class ScanTable:
     """The analysed scans, built once: key -> Scan, its conditions, its image and sidecar,
-    and keys per subject. Input functions only look things up here (they run once per job)."""
+    keys per subject, and which scans are preprocessed (scanner space) with their T1w.
+    Input functions only look things up here (they run once per job)."""
 
-    def __init__(self, found):
+    def __init__(self, found, plans=True):
         self.scan = {}
         self.conditions = {}
         self.images = {}
+        self.raw = {}
         self.by_subject = {}
+        self.t1w = {}  # preprocessed scan key -> its T1w image
+        self.anat = {}  # {anat} key -> T1w image
+        problems = []
         for scan in found:
             names = scan_conditions(config, scan)
             if not names:
@@ -157,8 +168,31 @@ class ScanTable:
             key = f"{scan.rel_dir}/{scan.stem}"
             self.scan[key] = scan
             self.conditions[key] = names
-            self.images[key] = {"pet": str(scan.image_path), "sidecar": str(scan.sidecar_path)}
+            self.raw[key] = {"pet": str(scan.image_path), "sidecar": str(scan.sidecar_path)}
+            self.images[key] = self.raw[key]
             self.by_subject.setdefault(scan.sub, []).append(key)
+            if plans:
+                try:
+                    self._plan(key, scan)
+                except InputError as err:
+                    problems.append(str(err))
+        if problems:
+            more = f"\n({len(problems)} scans refused)" if len(problems) > 1 else ""
+            raise InputError("\n".join(problems[:5]) + more)
+
+    def _plan(self, key, scan):
+        """Detect the scan's space and, for a scan to preprocess, point its image at the
+        MNI-space frames (pipeline.preprocess.plan). The evidence is kept under
+        .petbp/plans once output_dir exists (a dry run of a new study writes nothing)."""
+        cache = OUT / paths.SCAN_PLAN.format(scan=key) if OUT.is_dir() else None
+        evidence = cached_image_space(scan.image_path, cache)
+        plan = plan_scan(scan.image_path, config["preprocessing"], evidence=evidence)
+        if not plan.preprocess:
+            return
+        anat = paths.anat_key(str(plan.t1w), str(BIDS_DIR))
+        self.t1w[key], self.anat[anat] = str(plan.t1w), str(plan.t1w)
+        mni = scan_template(paths.PET_MNI, scan=key)
+        self.images[key] = {"pet": mni, "sidecar": mni.removesuffix(".nii.gz") + ".json"}
 
     def __bool__(self):
         return bool(self.scan)
@@ -171,8 +205,9 @@ _TABLE = []
 
 
 def _discover():
+    # the demo is simulated in MNI space: no space detection
     return ScanTable(bids.discover_scans(BIDS_DIR, preproc_dir=PREPROC_DIR,
-                                         **config["selection"]))
+                                         **config["selection"]), plans=not DEMO)
 
 
 if not DEMO:
@@ -212,9 +247,65 @@ def pet_of(wildcards):
     return scan_table().images[wildcards.scan]["pet"]
 
 
+def raw_pet_of(wildcards):
+    """The scan's own image (scanner space for a preprocessed scan)."""
+    return scan_table().raw[wildcards.scan]["pet"]
+
+
+def raw_sidecar_of(wildcards):
+    return scan_table().raw[wildcards.scan]["sidecar"]
+
+
+def t1w_of(wildcards):
+    """The T1w a preprocessed scan is coregistered to."""
+    return scan_table().t1w[wildcards.scan]
+
+
+def t1w_of_anat(wildcards):
+    """The T1w image of an {anat} key (normalization, segmentation)."""
+    return scan_table().anat[wildcards.anat]
+
+
+def anat_file(template, key):
+    """A per-T1w output (pipeline.paths.NORMALIZATION / SEGMENTATION) of scan ``key``."""
+    return out(template.format(anat=paths.anat_key(scan_table().t1w[key], str(BIDS_DIR))))
+
+
+def normalization_of(kind):
+    """Input function: the scan's T1w normalization file ``kind``."""
+    return lambda wildcards: anat_file(paths.NORMALIZATION[kind], wildcards.scan)
+
+
+def grey_matter_of(wildcards):
+    return anat_file(paths.SEGMENTATION["gm"], wildcards.scan)
+
+
+def scan_keys_pattern(keys):
+    """A {scan} constraint matching exactly ``keys`` (never matching when empty)."""
+    return "|".join(re.escape(k) for k in sorted(keys)) or r"(?!x)x"
+
+
 def sidecar_of(wildcards):
     """The scan's nearest sidecar (frame times, units): an edit reruns what read it."""
     return scan_table().images[wildcards.scan]["sidecar"]
+
+
+def preprocessed_keys():
+    """Keys of the scans that are preprocessed (none in the demo, known at parse time)."""
+    return [] if DEMO else list(scan_table().t1w)
+
+
+def preprocess_qc_images(wildcards=None):
+    """Motion and registration QC figures of every preprocessed scan (the report's)."""
+    return [scan_template(t, scan=k) for k in preprocessed_keys()
+            for t in (paths.MOTION_QC, paths.REGISTRATION_QC)]
+
+
+#: {scan} constraints: scans analysed as is (their TACs from the image) and preprocessed
+#: scans (TACs from regions brought into each frame); the demo has only the former.
+AS_IS_SCANS = SCAN_KEY if DEMO else scan_keys_pattern(
+    k for k in scan_table().scan if k not in scan_table().t1w)
+PREPROCESSED_SCANS = scan_keys_pattern(preprocessed_keys())
 
 
 def tacs_path(key):

@@ -48,11 +48,14 @@ rule parametric_map:
         mem_mb=res("parametric_map")["mem_mb"],
         runtime=res("parametric_map")["runtime"],
     run:
+        from pipeline.bids.scan import scan_with_image
         from pipeline.parametric import write_condition_map
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_condition_map(params.scan, input.tacs, input.mask,
+            # a preprocessed scan is mapped from its frames on the MNI grid (preprocess.smk)
+            scan = scan_with_image(params.scan, input.pet, input.sidecar)
+            write_condition_map(scan, input.tacs, input.mask,
                                 output.bpnd.removesuffix("_bpnd.nii.gz"),
                                 window=params.used[f"design.conditions.{wildcards.cond}.window"],
                                 reference=params.reference,

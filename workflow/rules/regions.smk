@@ -1,4 +1,5 @@
-# Regional time-activity curves of every scan (pipeline.regions).
+# Regional time-activity curves of every scan analysed as is (pipeline.regions); those of
+# preprocessed scans come from native_tacs (preprocess.smk).
 
 rule extract_tacs:
     input:
@@ -11,6 +12,8 @@ rule extract_tacs:
         used=used("regions"),
         scan=scan_of,
         cache=out(paths.MASK_CACHE),
+    wildcard_constraints:
+        scan=AS_IS_SCANS,
     log:
         log_path("{scan}_extract_tacs.log"),
     threads: res("extract_tacs")["threads"]

@@ -19,10 +19,12 @@ rule region_qc:
         mem_mb=res("region_qc")["mem_mb"],
         runtime=res("region_qc")["runtime"],
     run:
+        from pipeline.bids.scan import scan_with_image
         from pipeline.regions import write_region_qc
 
         with log_to(log[0]):
-            write_region_qc(params.scan, input.regions, output.png, cache_dir=params.cache)
+            scan = scan_with_image(params.scan, input.pet, input.sidecar)
+            write_region_qc(scan, input.regions, output.png, cache_dir=params.cache)
 
 
 rule report:
