@@ -50,6 +50,7 @@ def _contrasts(study, setup, fit_start=10.0):
                                 alpha=ALPHA)[1]
 
 
+@pytest.mark.calibration
 def test_null_studies_fdr_rate_is_nominal_with_drift_correction(setup):
     """<= 5 % of null studies (binomial 99 % bound) have any FDR finding per contrast."""
     contrasts = ("rejection", "acceptance", "rejvsacc")

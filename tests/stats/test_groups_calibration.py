@@ -20,7 +20,7 @@ from pipeline.simulate import simulate_region_tacs
 from pipeline.simulate.group_study import two_group_demo
 from pipeline.stats.region_study import region_group_differences
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.calibration]
 
 N_STUDIES = 40
 NOISE = 0.33

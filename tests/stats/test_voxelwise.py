@@ -90,6 +90,7 @@ N_NULL = 20
 MAX_HITS = int(stats.binom.ppf(0.99, 2 * N_NULL, 0.05))  # 2 contrasts per study
 
 
+@pytest.mark.calibration
 @pytest.mark.slow
 def test_null_studies_voxelwise_fwe_rate(tmp_path):
     """Null painted studies: <= 5 % (99 % binomial bound) of contrasts have an FWE finding.

@@ -155,6 +155,7 @@ PREPROCESS_EDITS = {
 
 
 @pytest.mark.slow
+@pytest.mark.calibration
 def test_preprocessing_edits_rerun_what_reads_them(scanner_run, tmp_path):
     """The rerun matrix of the preprocessing keys on a scanner-space study (the main matrix,
     test_rerun.py, runs an MNI-space study where they reach no step)."""
