@@ -52,7 +52,11 @@ def _contrasts(study, setup, fit_start=10.0):
 
 @pytest.mark.calibration
 def test_null_studies_fdr_rate_is_nominal_with_drift_correction(setup):
-    """<= 5 % of null studies (binomial 99 % bound) have any FDR finding per contrast."""
+    """<= 5 % of null studies (binomial 99 % bound) have any FDR finding per contrast.
+
+    Measured 2026-12-06 (seeds 1000-1039): drift-corrected 2 (rejection), 2 (acceptance),
+    1 (rejvsacc) of 40; without the correction 26, 26 and 1; bound 6.
+    """
     contrasts = ("rejection", "acceptance", "rejvsacc")
     hits = dict.fromkeys(contrasts, 0)
     uncorrected = dict.fromkeys(contrasts, 0)
