@@ -164,6 +164,35 @@ def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
     return None
 
 
+def _read_nifti(path: str | PathLike, mmap: bool):
+    """The NIfTI image at ``path``; a ``.nii.gz`` is decompressed by one zlib call per gzip
+    member.
+
+    nibabel's gzip reader inflates 8 KB steps and takes the GIL back after each; where
+    jobs run as threads of one process (the workflow's default profile) and another thread
+    runs Python, every step waits for it, and reading one 2 mm scan took 2-4x longer. One
+    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py)."""
+    import nibabel as nib
+
+    if not str(path).endswith(".gz"):
+        return nib.load(str(path), mmap=mmap)
+    raw = Path(path).read_bytes()
+    parts = []
+    while raw:
+        member = zlib.decompressobj(wbits=31)  # gzip framing
+        parts.append(member.decompress(raw))
+        if not member.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        raw = member.unused_data
+    data = b"".join(parts)
+    kinds = {348: nib.Nifti1Image, 540: nib.Nifti2Image}
+    size = int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
+    kind = kinds.get(size) or kinds.get(int.from_bytes(data[:4], "big"))
+    if kind is None:  # not a single-file NIfTI: let nibabel find out what it is
+        return nib.load(str(path), mmap=mmap)
+    return kind.from_bytes(data)
+
+
 def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
              check_values: bool = True) -> PetImage:
     """Load a scan's 4D image as float32 Bq/mL, decay-corrected to injection time.
@@ -191,13 +220,12 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         memory than is available, the file is truncated or corrupt, or it holds NaN/Inf
         inside the brain.
     """
-    import nibabel as nib
 
     scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
     path = scan.image_path
     check_memory(scan.shape, path)
     try:
-        img = nib.load(str(path), mmap=mmap)
+        img = _read_nifti(path, mmap)
         proxy = img.dataobj
         data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
             else np.asarray(proxy, dtype=np.float32)
