@@ -164,6 +164,26 @@ def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
     return None
 
 
+def _scaled_float32(proxy) -> np.ndarray:
+    """An image proxy's values ``raw * slope + inter`` as float32, as nibabel's
+    ``get_scaled(np.float32)`` gives them for integer data (computed in float64, rounded once:
+    the same numbers), a frame at a time: nibabel's own path makes two float64 copies of the
+    whole image (0.2-0.7 s for a 2 mm scan)."""
+    raw = proxy.get_unscaled()
+    slope, inter = np.asarray(proxy.slope), np.asarray(proxy.inter)
+    if raw.dtype.kind not in "iu" or raw.ndim != 4 or slope.size != 1 or inter.size != 1 \
+            or slope.dtype != np.float64 or inter.dtype != np.float64:  # else as nibabel does
+        return np.asarray(proxy, dtype=np.float32)
+    slope, inter = float(slope), float(inter)
+    out = np.empty(raw.shape, np.float32, order="F")
+    work = np.empty(raw.shape[:3], np.float64, order="F")
+    for f in range(raw.shape[3]):
+        np.multiply(raw[..., f], slope, out=work)
+        work += inter
+        out[..., f] = work
+    return out
+
+
 def _read_nifti(path: str | PathLike, mmap: bool):
     """The NIfTI image at ``path``; a ``.nii.gz`` is decompressed by one zlib call per gzip
     member.
@@ -227,7 +247,7 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
     try:
         img = _read_nifti(path, mmap)
         proxy = img.dataobj
-        data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
+        data = _scaled_float32(proxy) if hasattr(proxy, "get_unscaled") \
             else np.asarray(proxy, dtype=np.float32)
         if data.dtype != np.float32:  # (np.asarray with a dtype may copy even when equal)
             data = data.astype(np.float32)
