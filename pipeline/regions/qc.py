@@ -17,6 +17,9 @@ __all__ = ["AXIAL_CUTS_MM", "mean_image", "plot_region_qc", "write_region_qc"]
 #: occipital cortex.
 AXIAL_CUTS_MM = (-18, -10, -2, 6, 14, 26, 36)
 
+#: key of a grid and region set -> (labels, MNI template, template row's RGB or None).
+_SAME_FOR_EVERY_SCAN: dict[tuple, tuple] = {}
+
 
 def mean_image(pet: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """A 3D background from a PetImage (duration-weighted mean), NIfTI path/image or array.
@@ -91,26 +94,39 @@ def plot_region_qc(masks: RegionMasks, background_img: Any = None,
 
     from pipeline.tables import atomic_path
 
-    label_data = label_image(masks).astype(np.int16)
-    template = load_mni152_template(resolution=2)
-    backgrounds = [("MNI152 template", template)]
-    if background_img is not None:
-        mean = mean_image(background_img, masks.shape)
-        backgrounds.append(("scan mean image", nib.Nifti1Image(mean, masks.affine)))
     palette = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]
     colours = np.array([palette[i % len(palette)] for i in range(len(masks.names))])
     colours[masks.index(masks.reference)] = (1.0, 0.85, 0.0)  # the reference in yellow
     cmap = ListedColormap(colours)
+    # the labels and the template row are the same for every scan on this grid: made once
+    key = (str(getattr(masks, "provenance", {}).get("config_digest")), tuple(masks.shape),
+           np.asarray(masks.affine, float).tobytes(), tuple(masks.names), masks.reference)
+    made = _SAME_FOR_EVERY_SCAN.get(key)
+    if made is None:
+        template = load_mni152_template(resolution=2)
+        label_data = label_image(masks).astype(np.int16)
+        template_rgb = _composite(_on_grid(np.asarray(template.dataobj, np.float32),
+                                           template.affine, masks.shape, masks.affine),
+                                  label_data, colours) \
+            if _axis_aligned(masks.affine) and _axis_aligned(template.affine) else None
+        made = (label_data, template, template_rgb)
+        _SAME_FOR_EVERY_SCAN.clear()  # one grid at a time is what the workflow draws
+        _SAME_FOR_EVERY_SCAN[key] = made
+    label_data, template, template_rgb = made
+    backgrounds = [("MNI152 template", template)]
+    if background_img is not None:
+        mean = mean_image(background_img, masks.shape)
+        backgrounds.append(("scan mean image", nib.Nifti1Image(mean, masks.affine)))
     fig = plt.figure(figsize=(13, 2.6 * len(backgrounds) + 1.2))
     grid = fig.add_gridspec(len(backgrounds), 2, width_ratios=[6, 1.3], hspace=0.15, wspace=0.02,
                             bottom=1.0 / (2.6 * len(backgrounds) + 1.2), top=0.9)
     # axis-aligned grids (MNI grids): the cuts are composited in numpy on the masks' grid
     # (the template sampled there, nearest neighbour); nilearn's plot_roi otherwise
-    direct = all(_axis_aligned(a) for a in (masks.affine, template.affine))
+    direct = template_rgb is not None
     for row, (name, bg) in enumerate(backgrounds):
         if direct:
-            rgb = _composite(_on_grid(np.asarray(bg.dataobj, np.float32), bg.affine,
-                                      masks.shape, masks.affine), label_data, colours)
+            rgb = template_rgb if row == 0 else _composite(
+                np.asarray(bg.dataobj, np.float32), label_data, colours)
         for col, (mode, cuts) in enumerate([("z", AXIAL_CUTS_MM), ("x", (0,))]):
             if direct:
                 _draw_cuts(fig, grid[row, col], mode, cuts, rgb, masks.affine,
