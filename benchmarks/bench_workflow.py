@@ -3,8 +3,9 @@
 What it measures (issue 16's first goal: end to end within 6x the single-read floor):
 
 * ``floor``: reading the study's 36 images once with nibabel (``get_fdata(dtype=float32)``,
-  the decompression and scaling every image step pays) in one process on one core (BLAS and
-  OpenMP limited to one thread); median of ``--floor-runs``;
+  the decompression and scaling every image step pays) in one single-threaded process (BLAS
+  and OpenMP limited to one thread; not pinned to a core: on a shared machine a pinned
+  process waits for whoever else runs there); median of ``--floor-runs``;
 * ``end to end``: ``snakemake --cores 2`` with the default config (``config/config.yaml``, the
   workflow's default profile: jobs as threads) from an empty output folder: wall time, job
   count, median of ``--runs``;
@@ -102,7 +103,7 @@ def read_floor(bids: Path, runs: int) -> list[float]:
     images = sorted(str(p) for p in bids.rglob("*_pet.nii.gz"))
     times = []
     for _ in range(runs):
-        proc = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", _FLOOR, *images],
+        proc = subprocess.run([sys.executable, "-c", _FLOOR, *images],
                               capture_output=True, text=True, check=True,
                               env=_env(REPO, **ONE_THREAD))
         times.append(float(proc.stdout.strip().splitlines()[-1]))
@@ -181,7 +182,10 @@ def job_peaks(repo: Path, workdir: Path, bids: Path, per_rule: int) -> list[dict
             outputs[rule].append(output)
     results = []
     for rule, files in sorted(outputs.items()):
-        runs = [_measured(_snakemake(repo, workdir, bids, output, "--cores", "1", "--force"),
+        # --force remakes only this output; without the mtime trigger the outputs remade by
+        # earlier measurements do not make their downstream jobs run here too
+        runs = [_measured(_snakemake(repo, workdir, bids, output, "--cores", "1", "--force",
+                                     "--rerun-triggers", "params", "input", "code"),
                           workdir, _env(repo)) for output in files]
         results.append({"rule": rule, "jobs_measured": len(runs),
                         "peak_rss_mb": max(r[1] for r in runs),
