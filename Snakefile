@@ -39,3 +39,11 @@ rule all:
 
 # Snakemake would inspect each input and params function again for every job (inputs.smk).
 remember_signatures(workflow.rules)
+
+
+onsuccess:
+    # Loaded images are kept only for this run's steps (pipeline.bids.image_cache): up to
+    # 101 MB per 2 mm scan. A later run reads the images again where it needs them.
+    import shutil
+
+    shutil.rmtree(OUT / paths.PET_CACHE, ignore_errors=True)

@@ -38,6 +38,7 @@ __all__ = [
     "MASK_CACHE",
     "MOTION_QC",
     "NORMALIZATION",
+    "PET_CACHE",
     "PET_MNI",
     "REGION_QC",
     "REGISTRATION_QC",
@@ -61,6 +62,9 @@ WORK_DIR = ".petbp"
 LOGS = f"{WORK_DIR}/logs"
 #: Region masks per PET grid, reused by every job (:mod:`pipeline.regions.masks`).
 MASK_CACHE = f"{WORK_DIR}/cache/masks"
+#: Loaded scans (float32 .npy) that a scan's TAC step leaves for its maps and region figure
+#: (:mod:`pipeline.bids.image_cache`); deleted when a run succeeds.
+PET_CACHE = f"{WORK_DIR}/cache/pet"
 #: The built-in demo study: ``bids/`` (the simulated input dataset) and ``truth/``.
 DEMO_DIR = f"{WORK_DIR}/demo"
 DEMO_BIDS = f"{DEMO_DIR}/bids"

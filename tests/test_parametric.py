@@ -242,3 +242,28 @@ def test_fit_voxels_same_maps_for_fortran_ordered_images(frames_90min):
     for key in ("bp_nd", "r1", "flags"):
         np.testing.assert_array_equal(f_maps[key], c_maps[key])
     assert np.isnan(f_maps["bp_nd"][2, 0, 3]) and np.isfinite(f_maps["bp_nd"][3, 0, 3])
+
+
+def test_condition_maps_from_the_image_cache_equal_a_fresh_read(tmp_path, pet_dataset,
+                                                                frames_90min):
+    """Maps of a scan memory-mapped from the image cache equal those of a fresh read, bit for
+    bit (pipeline.bids.image_cache; tests/test_image_cache.py counts the reads)."""
+    import pandas as pd
+
+    from pipeline.bids import read_scan
+    from pipeline.parametric import write_condition_map
+    from pipeline.tables import TacTable, write_tacs
+
+    paths, ref, _, _, _ = pet_dataset
+    tacs = write_tacs(tmp_path / "tacs.tsv", TacTable(frames_90min, pd.DataFrame({"ref": ref})))
+    scan = read_scan(paths["pet"])
+    kwargs = {"window": (45, 90), "reference": "ref", "model": "mrtm2",
+              "options": {"k2prime": K2PRIME}}
+    fresh = write_condition_map(scan, tacs, paths["brain"], tmp_path / "a", **kwargs)
+    write_condition_map(scan, tacs, paths["brain"], tmp_path / "b",
+                        image_cache=tmp_path / "cache", **kwargs)  # reads and stores
+    assert list((tmp_path / "cache").glob("*.npy"))
+    cached = write_condition_map(scan, tacs, paths["brain"], tmp_path / "c",
+                                 image_cache=tmp_path / "cache", **kwargs)
+    np.testing.assert_array_equal(np.asarray(nib.load(cached).dataobj),
+                                  np.asarray(nib.load(fresh).dataobj))

@@ -16,6 +16,7 @@ Modules (each imports only the ones above it in this list):
 - :mod:`~pipeline.bids.scan`: :class:`Scan` and :func:`read_scan`;
 - :mod:`~pipeline.bids.discovery`: :func:`discover_scans`, :func:`inspect_scans`;
 - :mod:`~pipeline.bids.images`: :func:`load_pet` and :class:`PetImage`;
+- :mod:`~pipeline.bids.image_cache`: a loaded scan kept for a run's later steps;
 - :mod:`~pipeline.bids.participants`: ``participants.tsv`` and its scores.
 
 The names below are the package's interface (``from pipeline import bids``;

@@ -164,6 +164,55 @@ def nonfinite_problem(data: np.ndarray, affine: np.ndarray) -> str | None:
     return None
 
 
+def _scaled_float32(proxy) -> np.ndarray:
+    """An image proxy's values ``raw * slope + inter`` as float32, as nibabel's
+    ``get_scaled(np.float32)`` gives them for integer data (computed in float64, rounded once:
+    the same numbers), a frame at a time: nibabel's own path makes two float64 copies of the
+    whole image (0.2-0.7 s for a 2 mm scan)."""
+    raw = proxy.get_unscaled()
+    slope, inter = np.asarray(proxy.slope), np.asarray(proxy.inter)
+    if raw.dtype.kind not in "iu" or raw.ndim != 4 or slope.size != 1 or inter.size != 1 \
+            or slope.dtype != np.float64 or inter.dtype != np.float64:  # else as nibabel does
+        return np.asarray(proxy, dtype=np.float32)
+    slope, inter = float(slope), float(inter)
+    out = np.empty(raw.shape, np.float32, order="F")
+    work = np.empty(raw.shape[:3], np.float64, order="F")
+    for f in range(raw.shape[3]):
+        np.multiply(raw[..., f], slope, out=work)
+        work += inter
+        out[..., f] = work
+    return out
+
+
+def _read_nifti(path: str | PathLike, mmap: bool):
+    """The NIfTI image at ``path``; a ``.nii.gz`` is decompressed by one zlib call per gzip
+    member.
+
+    nibabel's gzip reader inflates 8 KB steps and takes the GIL back after each; where
+    jobs run as threads of one process (the workflow's default profile) and another thread
+    runs Python, every step waits for it, and reading one 2 mm scan took 2-4x longer. One
+    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py)."""
+    import nibabel as nib
+
+    if not str(path).endswith(".gz"):
+        return nib.load(str(path), mmap=mmap)
+    raw = Path(path).read_bytes()
+    parts = []
+    while raw:
+        member = zlib.decompressobj(wbits=31)  # gzip framing
+        parts.append(member.decompress(raw))
+        if not member.eof:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+        raw = member.unused_data
+    data = b"".join(parts)
+    kinds = {348: nib.Nifti1Image, 540: nib.Nifti2Image}
+    size = int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
+    kind = kinds.get(size) or kinds.get(int.from_bytes(data[:4], "big"))
+    if kind is None:  # not a single-file NIfTI: let nibabel find out what it is
+        return nib.load(str(path), mmap=mmap)
+    return kind.from_bytes(data)
+
+
 def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
              check_values: bool = True) -> PetImage:
     """Load a scan's 4D image as float32 Bq/mL, decay-corrected to injection time.
@@ -191,15 +240,14 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         memory than is available, the file is truncated or corrupt, or it holds NaN/Inf
         inside the brain.
     """
-    import nibabel as nib
 
     scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
     path = scan.image_path
     check_memory(scan.shape, path)
     try:
-        img = nib.load(str(path), mmap=mmap)
+        img = _read_nifti(path, mmap)
         proxy = img.dataobj
-        data = proxy.get_scaled(np.float32) if hasattr(proxy, "get_scaled") \
+        data = _scaled_float32(proxy) if hasattr(proxy, "get_unscaled") \
             else np.asarray(proxy, dtype=np.float32)
         if data.dtype != np.float32:  # (np.asarray with a dtype may copy even when equal)
             data = data.astype(np.float32)

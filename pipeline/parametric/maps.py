@@ -44,11 +44,14 @@ class _Inputs:
     record: dict[str, Any]   # the inputs, for the sidecar
 
 
-def _load(pet_path, sidecar, reference_mask_path, mask_path, ref_tac) -> _Inputs:
+def _load(pet_path, sidecar, reference_mask_path, mask_path, ref_tac,
+          image_cache=None) -> _Inputs:
     from pipeline.bids import load_pet
+    from pipeline.bids.image_cache import load_cached_pet
     from pipeline.parametric._pet_input import read_pet_scan
 
-    image = load_pet(read_pet_scan(pet_path, sidecar))
+    scan = read_pet_scan(pet_path, sidecar)
+    image = load_pet(scan) if image_cache is None else load_cached_pet(scan, image_cache)
     frames, data, affine = image.frames, image.data, image.affine
     spatial = data.shape[:3]
     ref_mask = np.zeros(spatial, dtype=bool)
@@ -196,7 +199,8 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
                          windows: Mapping[str, Window], reference: str, model: str,
                          options: Mapping[str, Any] | None = None,
                          k2prime_path: str | os.PathLike | None = None,
-                         chunk_voxels: int = DEFAULT_CHUNK_VOXELS) -> dict[str, Path]:
+                         chunk_voxels: int = DEFAULT_CHUNK_VOXELS,
+                         image_cache: str | os.PathLike | None = None) -> dict[str, Path]:
     """BP_ND maps of every condition window of a scan, from one read of the image.
 
     Parameters
@@ -223,6 +227,9 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
         The subject's shared k2' (JSON), for ``k2prime: shared``.
     chunk_voxels : int, default=DEFAULT_CHUNK_VOXELS
         Voxels fitted at once (bounds memory).
+    image_cache : str or path-like, default=None
+        Folder of loaded images (:mod:`pipeline.bids.image_cache`), where the workflow's
+        TAC step left the scan: memory-mapped instead of read again.
 
     Returns
     -------
@@ -239,7 +246,8 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
     options = dict(options or {})
     weights = options.pop("weights", "uniform") or "uniform"
     shared = read_shared_k2prime(k2prime_path)
-    inputs = _load(pet_path, None, None, mask_path, read_tacs(tacs_path).column(reference))
+    inputs = _load(pet_path, None, None, mask_path, read_tacs(tacs_path).column(reference),
+                   image_cache)
     extra = {"tacs": str(tacs_path), "reference_region": reference,
              "k2prime_file": None if k2prime_path is None else str(k2prime_path)}
     return {cond: _fit_and_write(inputs, prefix, model=model, window=windows[cond],
@@ -252,7 +260,8 @@ def write_condition_map(pet_path: str | os.PathLike, tacs_path: str | os.PathLik
                         mask_path: str | os.PathLike, out_prefix: str | os.PathLike, *,
                         window: Window, reference: str, model: str,
                         options: Mapping[str, Any] | None = None,
-                        k2prime_path: str | os.PathLike | None = None) -> Path:
+                        k2prime_path: str | os.PathLike | None = None,
+                        image_cache: str | os.PathLike | None = None) -> Path:
     """BP_ND map of one condition window (:func:`write_condition_maps` with one window).
 
     Parameters
@@ -275,7 +284,10 @@ def write_condition_map(pet_path: str | os.PathLike, tacs_path: str | os.PathLik
         Model options as under ``voxelwise.options``.
     k2prime_path : path-like, default=None
         The subject's shared k2' (JSON), for ``k2prime: shared``.
+    image_cache : path-like, default=None
+        Folder of loaded images (:mod:`pipeline.bids.image_cache`).
     """
     return write_condition_maps(pet_path, tacs_path, mask_path, {"window": out_prefix},
                                 windows={"window": window}, reference=reference, model=model,
-                                options=options, k2prime_path=k2prime_path)["window"]
+                                options=options, k2prime_path=k2prime_path,
+                                image_cache=image_cache)["window"]

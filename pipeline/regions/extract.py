@@ -81,7 +81,8 @@ def extract_tacs(data: np.ndarray, masks: RegionMasks) -> RegionTacs:
 
 
 def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *,
-                cache_dir: str | os.PathLike | None = None
+                cache_dir: str | os.PathLike | None = None,
+                image_cache: str | os.PathLike | None = None
                 ) -> tuple[pd.DataFrame, RegionMasks, RegionTacs]:
     """Load a PET image (path or ``PetImage``), build masks, extract TACs; write nothing.
 
@@ -93,8 +94,11 @@ def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *
         The region config; None uses the shipped default.
     cache_dir : str or path-like, default=None
         Folder of cached region masks, shared by every scan on the same grid.
+    image_cache : str or path-like, default=None
+        Folder of loaded images (:mod:`pipeline.bids.image_cache`): a Scan is read from
+        there, or read and stored there for the scan's later steps.
     """
-    pet = load_pet_image(pet)
+    pet = load_pet_image(pet, image_cache)
     source = image_source(pet)
     region_set = load_region_config(region_config_path)
     masks = build_masks(region_set, pet.data.shape, pet.affine, source=source,
@@ -114,7 +118,8 @@ def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *
 
 def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
                       out_tsv: str | os.PathLike, *,
-                      cache_dir: str | os.PathLike | None = None) -> Path:
+                      cache_dir: str | os.PathLike | None = None,
+                      image_cache: str | os.PathLike | None = None) -> Path:
     """Write a scan's regional TACs (``..._desc-<regionset>_tacs.tsv``) and JSON sidecar.
 
     Parameters
@@ -129,6 +134,9 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
         Output table: ``frame_start``, ``frame_end`` (seconds), one column per region (Bq/mL).
     cache_dir : str or path-like, default=None
         Mask cache folder (see :func:`pipeline.regions.build_masks`).
+    image_cache : str or path-like, default=None
+        Folder of loaded images (:mod:`pipeline.bids.image_cache`): the workflow's TAC step
+        stores each scan there for its maps and region figure.
 
     Returns
     -------
@@ -137,7 +145,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
     """
     from pipeline.tables import TacTable, provenance, write_tacs
 
-    pet = load_pet_image(pet)
+    pet = load_pet_image(pet, image_cache)
     table, masks, tacs = region_tacs(pet, region_config_path, cache_dir=cache_dir)
     source = str(image_source(pet) or "")
     regions = {
@@ -158,17 +166,25 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
     return write_tacs(out_tsv, TacTable(pet.frames, table), sidecar)
 
 
-def load_pet_image(pet: Any) -> Any:
+def load_pet_image(pet: Any, image_cache: str | os.PathLike | None = None) -> Any:
     """A PetImage from a path or Scan (via :func:`pipeline.bids.load_pet`), or as given.
 
     Parameters
     ----------
     pet : path-like, Scan or PetImage
         What to load (a PetImage is returned as it is).
+    image_cache : str or path-like, default=None
+        Folder of loaded images: a Scan is read through
+        :func:`pipeline.bids.image_cache.load_cached_pet` (its data may then be a read-only
+        memory map).
     """
     if isinstance(pet, str | os.PathLike) or not hasattr(pet, "data"):
-        from pipeline.bids import load_pet
+        from pipeline.bids import Scan, load_pet
 
+        if image_cache is not None and isinstance(pet, Scan):
+            from pipeline.bids.image_cache import load_cached_pet
+
+            return load_cached_pet(pet, image_cache)
         return load_pet(pet)
     return pet
 

@@ -10,15 +10,16 @@ sphere or user mask; hemisphere; erosion; grey-matter restriction; removal of ex
 regions (before exclusion, dilated by ``exclude_margin_mm``). Checks: no empty region, no
 forbidden overlap, enough reference voxels inside the field of view.
 
-Caching: in memory for the process (up to 8 grids) and, with a cache folder (``cache_dir``
-or ``PETBP_REGION_CACHE``), on disk as ``regions-<hash of config digest>-<grid digest>.npz``; the
-digest covers the config text and the size and modification time of every atlas/mask file.
+Caching: in memory (8 grids; one thread builds) and, with a cache folder (``cache_dir`` or
+``$PETBP_REGION_CACHE``), on disk as ``regions-<hash of config digest>-<grid digest>.npz``;
+the digest covers the config text and the size and modification time of every atlas/mask file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = ["RegionMasks", "build_masks", "label_image"]
 
 _MEMORY: OrderedDict[tuple[str, str], RegionMasks] = OrderedDict()
 _MEMORY_SIZE = 8
+_BUILDING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,13 @@ def build_masks(region_set: RegionSet, shape: tuple[int, ...], affine: np.ndarra
     region_set : RegionSet
         From :func:`pipeline.regions.load_region_config`.
     shape : tuple of int
-        Grid shape; a 4D shape is fine (only the first three axes are used).
+        Grid shape (a 4D shape is fine: the first three axes are used).
     affine : ndarray of shape (4, 4)
         Grid voxel -> MNI mm.
     source : str or path-like, default=None
         The image the grid comes from, named in field-of-view errors.
     cache_dir : str or path-like, default=None
-        Folder for the on-disk mask cache; None uses ``$PETBP_REGION_CACHE`` if set, else
-        only the in-memory cache.
+        On-disk mask cache; None uses ``$PETBP_REGION_CACHE`` if set, else memory only.
 
     Returns
     -------
@@ -121,45 +122,44 @@ def build_masks(region_set: RegionSet, shape: tuple[int, ...], affine: np.ndarra
         If the grid does not overlap the MNI brain (not in MNI space), a region lies wholly
         outside the field of view, or the reference has too few voxels inside it.
     ConfigError
-        If a region is empty after resampling, thresholding, erosion or exclusion, or two
+        If a region is empty after resampling, thresholding, erosion or exclusion, or
         regions overlap where ``allow_overlap`` forbids it.
     """
-    shape = tuple(int(n) for n in shape[:3])
-    affine = np.asarray(affine, float)
-    check_overlap(shape, affine, source=source)
+    shape, affine = tuple(int(n) for n in shape[:3]), np.asarray(affine, float)
     grid_key = hashlib.sha256(repr((shape, np.round(affine, 5).tolist())).encode()).hexdigest()
     key = (region_set.digest, grid_key)
-    if key in _MEMORY:
-        _MEMORY.move_to_end(key)
-        return _MEMORY[key]
-    folder = cache_dir if cache_dir is not None else os.environ.get("PETBP_REGION_CACHE")
-    # named by a hash of the whole digest: derived sets extend it ("<digest>-no-grey-matter")
-    name = f"regions-{hashlib.sha256(key[0].encode()).hexdigest()[:16]}-{key[1][:16]}.npz"
-    cache_file = Path(folder) / name if folder else None
-    masks = _load_cached(cache_file, region_set, shape, affine) if cache_file else None
-    if masks is None:
-        masks = _build(region_set, shape, affine, source)
-        if cache_file is not None:
-            _save_cached(cache_file, masks)
-    _MEMORY[key] = masks
-    while len(_MEMORY) > _MEMORY_SIZE:
-        _MEMORY.popitem(last=False)
-    return masks
+    # one thread builds (jobs run as threads); cached masks passed the overlap check already
+    with _BUILDING:
+        if key in _MEMORY:
+            _MEMORY.move_to_end(key)
+            return _MEMORY[key]
+        check_overlap(shape, affine, source=source)
+        folder = os.environ.get("PETBP_REGION_CACHE") if cache_dir is None else cache_dir
+        # named by a hash of the whole digest: derived sets extend it ("<digest>-no-grey-matter")
+        name = f"regions-{hashlib.sha256(key[0].encode()).hexdigest()[:16]}-{key[1][:16]}.npz"
+        cache_file = Path(folder) / name if folder else None
+        masks = _load_cached(cache_file, region_set, shape, affine) if cache_file else None
+        if masks is None:
+            masks = _build(region_set, shape, affine, source)
+            if cache_file is not None:
+                _save_cached(cache_file, masks)
+        _MEMORY[key] = masks
+        if len(_MEMORY) > _MEMORY_SIZE:  # one added at a time
+            _MEMORY.popitem(last=False)
+        return masks
 
 
 def label_image(masks: RegionMasks) -> np.ndarray:
-    """One integer label per voxel: 0 = no region, i + 1 = region ``masks.names[i]``.
-
-    A voxel in several regions gets the one with the largest weight (the first on ties).
+    """One integer label per voxel: 0 = no region, i + 1 = region ``masks.names[i]``; a voxel
+    in several regions gets the one with the largest weight (the first on ties).
 
     Parameters
     ----------
     masks : RegionMasks
         Region weights on a grid.
     """
-    weights = masks.weights
-    labels = np.argmax(weights, axis=0).astype(np.int16) + 1
-    labels[~np.any(weights > 0, axis=0)] = 0
+    labels = np.argmax(masks.weights, axis=0).astype(np.int16) + 1
+    labels[~np.any(masks.weights > 0, axis=0)] = 0
     return labels
 
 
@@ -395,6 +395,6 @@ def _load_cached(path: Path, region_set: RegionSet, shape: tuple[int, int, int],
     return RegionMasks(names=region_set.names, weights=arrays["weights"],
                        reference=region_set.reference, shape=shape, affine=affine,
                        voxel_volume_ml=voxel_volume_ml(affine), n_voxels=arrays["n_voxels"],
-                       volume_ml=arrays["volume_ml"],
+                       volume_ml=arrays["volume_ml"], region_set=region_set.name,
                        outside_fov_fraction=arrays["outside_fov_fraction"],
-                       region_set=region_set.name, provenance=_provenance(region_set))
+                       provenance=_provenance(region_set))

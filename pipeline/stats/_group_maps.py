@@ -13,13 +13,29 @@ import pandas as pd
 
 from pipeline.tables import provenance, write_json, write_table
 
-__all__ = ["label_clusters", "region_masks", "save_map", "second_level", "write_skipped"]
+__all__ = ["label_clusters", "region_masks", "region_members", "save_map", "second_level",
+           "write_skipped"]
 
 
 def region_masks(region_config: str | PathLike | None, shape, affine):
     from pipeline.regions import build_masks, load_region_config
 
     return build_masks(load_region_config(region_config), tuple(shape[:3]), affine)
+
+
+def region_members(masks: Any) -> dict[str, np.ndarray]:
+    """Flat (C-order) voxel indices of each region: where its weight is the largest and
+    above 0.5.
+
+    Parameters
+    ----------
+    masks : RegionMasks
+        From :func:`region_masks`.
+    """
+    weights = masks.weights.reshape(len(masks.names), -1)
+    best = np.argmax(weights, axis=0)
+    inside = np.max(weights, axis=0) > 0.5
+    return {name: np.flatnonzero(inside & (best == i)) for i, name in enumerate(masks.names)}
 
 
 def label_clusters(stat_img: Any, *, height: float, cluster_size: int,

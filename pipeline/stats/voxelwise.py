@@ -30,6 +30,7 @@ from pipeline.parametric.masks import analysis_mask
 from pipeline.stats._group_maps import (
     label_clusters,
     region_masks,
+    region_members,
     save_map,
     second_level,
     write_skipped,
@@ -170,6 +171,7 @@ def effect_maps(maps: Mapping[tuple[str, str], Any], design: Design, contrast: s
             log.warning("voxelwise %s: no region-level values for model %s; voxel maps use "
                         "the region drift only", contrast, model)
     effects = np.empty((*shape, len(complete)))
+    members = region_members(masks) if region_effect else {}  # once for every participant
     for k, p in enumerate(complete):
         eff, ok = change(p, spec.baseline, spec.condition)
         if spec.control is not None:
@@ -177,14 +179,12 @@ def effect_maps(maps: Mapping[tuple[str, str], Any], design: Design, contrast: s
             other, ok2 = change(p, ctl.baseline, ctl.condition)
             eff, ok = eff - other, ok & ok2
         eff = eff - dmap
-        if region_effect:
-            best = np.argmax(masks.weights, axis=0)
-            inside = np.max(masks.weights, axis=0) > 0.5
-            for i, name in enumerate(masks.names):
-                sel = inside & (best == i) & ok & keep
-                target = region_effect.get((p, name))
-                if target is not None and np.isfinite(target) and sel.any():
-                    eff[sel] += target - eff[sel].mean()
+        flat, usable = eff.reshape(-1), (ok & keep).reshape(-1)
+        for name, index in members.items():
+            sel = index[usable[index]]
+            target = region_effect.get((p, name))
+            if target is not None and np.isfinite(target) and sel.size:
+                flat[sel] += target - flat[sel].mean()
         effects[..., k] = eff
         keep &= ok
     effects[~keep] = np.nan

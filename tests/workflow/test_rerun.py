@@ -54,16 +54,18 @@ REJ, ACC, SCANS, SUBJECTS = 4, 3, 7, 4
 EDITS: dict[str, tuple] = {
     # ---- where the data are -------------------------------------------------------------
     # a copy of the same dataset elsewhere: the first steps that read an image (set of input
-    # files changed; the others are downstream of them) and the description's sources
-    "bids_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS, "region_qc": SUBJECTS,
+    # files changed; the others are downstream of them, region_qc too: it runs after its
+    # scan's extract_tacs, whose loaded image it reuses) and the description's sources
+    "bids_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS,
                        "dataset_description": 1}),
-    # the same images as PETPrep-style derivatives: every step that reads an image
+    # the same images as PETPrep-style derivatives: every step that reads an image first
     "preproc_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS,
-                          "region_qc": SUBJECTS, "dataset_description": 1}),
+                          "dataset_description": 1}),
     # a new output folder: every output is missing (checked against the first plan)
     "output_dir": (..., None),
-    # a copy of the region config: every step that reads it
-    "regions": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS, "region_qc": SUBJECTS}),
+    # a copy of the region config: the first steps that read it (region_qc is downstream
+    # of extract_tacs)
+    "regions": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS}),
     # ---- preprocessing (this study is in MNI space: no scan is preprocessed) ------------
     # on: every scan would be preprocessed, which needs a T1w: refused at parse time
     "preprocessing": ("on", "needs the subject's T1w"),

@@ -77,6 +77,8 @@ def test_full_run_then_nothing_to_do_then_partial_rerun(windows_study, tmp_path)
         assert (group / f"{name}.tsv").is_file(), name
     assert (group / "rejection_model-loganref_tmap.nii.gz").is_file()
     assert (out / "report.html").is_file()
+    # the loaded images kept for the maps and region figures are gone after a run succeeds
+    assert not (out / ".petbp/cache/pet").exists()
     contrasts = pd.read_csv(group / "contrasts.tsv", sep="\t")
     assert set(contrasts.contrast) == {"rejection", "acceptance", "rejvsacc"}
     # sub-03 has no acceptance scan: 3 participants at most (fewer where the release model

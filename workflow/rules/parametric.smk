@@ -41,6 +41,7 @@ rule parametric_map:
         used=lambda w: MAP_USED[w.cond],
         reference=REFERENCE,
         scan=scan_of,
+        image_cache=out(paths.PET_CACHE),  # where extract_tacs left the loaded image
     log:
         log_path("{scan}_model-{model}_cond-{cond}_parametric_map.log"),
     threads: res("parametric_map")["threads"]
@@ -61,5 +62,6 @@ rule parametric_map:
                                 reference=params.reference,
                                 model=params.used["voxelwise.model"],
                                 options=params.used["voxelwise.options"] or {},
-                                k2prime_path=input.k2prime[0] if input.k2prime else None)
+                                k2prime_path=input.k2prime[0] if input.k2prime else None,
+                                image_cache=params.image_cache)
             record_config_used(output, params.used)

@@ -12,6 +12,7 @@ rule extract_tacs:
         used=used("regions"),
         scan=scan_of,
         cache=out(paths.MASK_CACHE),
+        image_cache=out(paths.PET_CACHE),  # the loaded image, for the maps and region figure
     wildcard_constraints:
         scan=AS_IS_SCANS,
     log:
@@ -25,5 +26,6 @@ rule extract_tacs:
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_region_tacs(params.scan, input.regions, output.tacs, cache_dir=params.cache)
+            write_region_tacs(params.scan, input.regions, output.tacs, cache_dir=params.cache,
+                              image_cache=params.image_cache)
             record_config_used(output, params.used)

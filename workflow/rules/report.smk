@@ -7,10 +7,12 @@ rule region_qc:
         pet=pet_of,
         sidecar=sidecar_of,
         regions=config["regions"],
+        tacs=tacs_of,  # after extract_tacs: it leaves the loaded image in image_cache
     output:
         png=scan_template(paths.REGION_QC, scan="{scan}"),
     params:
         cache=out(paths.MASK_CACHE),
+        image_cache=out(paths.PET_CACHE),
         scan=scan_of,
     log:
         log_path("{scan}_region_qc.log"),
@@ -24,7 +26,8 @@ rule region_qc:
 
         with log_to(log[0]):
             scan = scan_with_image(params.scan, input.pet, input.sidecar)
-            write_region_qc(scan, input.regions, output.png, cache_dir=params.cache)
+            write_region_qc(scan, input.regions, output.png, cache_dir=params.cache,
+                            image_cache=params.image_cache)
 
 
 rule report:
