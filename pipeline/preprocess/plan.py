@@ -75,15 +75,22 @@ def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> S
     import nibabel as nib
 
     path = Path(image_path)
+    n_inf = 0
     try:
         img = nib.load(str(path))
         if mean is None:
-            data = np.nan_to_num(np.asarray(img.dataobj, np.float32))
+            data = np.asarray(img.dataobj, np.float32)
+            n_inf = int(np.isinf(data).sum())
+            data = np.nan_to_num(data)  # NaN outside the brain is common; NaN inside fails later
             mean = data.mean(axis=3) if data.ndim == 4 else data
             del data
     except (OSError, ValueError, EOFError, zlib.error, MemoryError) as err:
         raise InputError(format_problem(path, f"the image cannot be read ({err})",
                                         "Give a readable NIfTI image.")) from err
+    if n_inf:
+        raise InputError(format_problem(
+            path, f"the image holds {n_inf} infinite values",
+            "Export the image again without infinities (check its scaling and units)."))
     match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
     return detect_space(mean, img.affine, shape=img.shape,
                         sform_code=int(img.header["sform_code"]),

@@ -127,3 +127,18 @@ def test_yaml_on_off_mean_the_words():
         assert validate_config(config)["preprocessing"] == word
     with pytest.raises(ConfigError, match="preprocessing"):
         validate_config({"preprocessing": "sometimes"})
+
+
+def test_infinite_values_are_refused_nan_is_not(tmp_path, brain4):
+    """An image with an infinity is refused, naming the file and the count (it would otherwise
+    look like scanner space); a NaN (common outside the brain) is read as 0 and decides
+    nothing."""
+    volume, affine = brain4
+    bad = volume.copy()
+    bad[tuple(s // 2 for s in bad.shape[:3])] = np.inf  # one voxel, in both frames
+    path = _write_scan(tmp_path / "inf", bad, affine, t1=False)
+    with pytest.raises(InputError, match=r"_pet\.nii\.gz: the image holds 2 infinite values"):
+        image_space(path)
+    holey = volume.copy()
+    holey[0, 0, 0] = np.nan
+    assert image_space(_write_scan(tmp_path / "nan", holey, affine, t1=False)).space == "mni"

@@ -104,7 +104,9 @@ def test_workflow_on_slurm_matches_local_run(study, local_results, slurm_cluster
 
 
 def test_failing_scan_job_fails_the_slurm_run_clearly(study, slurm_cluster, slurm_run, tmp_path):
-    """A scan whose image holds infinite values fails its SLURM job; the run fails, saying why."""
+    """A scan whose image holds a NaN in the brain fails its SLURM job; the run fails, saying
+    why. (A NaN, not an infinity: the parse-time space detection reads NaN as 0, so the scan
+    reaches its job, whereas an infinity already fails the detection before any job.)"""
     bids = tmp_path / "bids"
     for path in study.rglob("*"):  # a copy of the study (hard links: inputs stay untouched)
         target = bids / path.relative_to(study)
@@ -116,10 +118,10 @@ def test_failing_scan_job_fails_the_slurm_run_clearly(study, slurm_cluster, slur
     bad = next(bids.glob("sub-*/pet/*_pet.nii.gz"))
     img = nib.load(bad)
     data = np.asarray(img.dataobj, dtype=np.float32)
-    data[tuple(s // 2 for s in data.shape[:3])] = np.inf
+    data[tuple(s // 2 for s in data.shape[:3])] = np.nan
     bad.unlink()  # replace the link, not the shared file
     header = img.header.copy()
-    header.set_data_dtype(np.float32)  # the demo may store int16 + scale, which has no inf
+    header.set_data_dtype(np.float32)  # the demo may store int16 + scale, which has no NaN
     nib.save(nib.Nifti1Image(data, img.affine, header), bad)
     overlay = _overlay(tmp_path, bids, tmp_path / "results")
     stem = bad.name.removesuffix("_pet.nii.gz")
