@@ -24,6 +24,7 @@ from scipy import stats
 
 __all__ = [
     "COLORS",
+    "forest_plot",
     "grid",
     "plot_change",
     "plot_correlation",
@@ -193,38 +194,8 @@ def plot_change(contrasts: pd.DataFrame, alpha: float = 0.05,
     xlabel = "% change in BP$_{ND}$ (95% CI)"
     if "effect_pct_mean" in table:
         xlabel = "% change - drift or control (95% CI)"
-    names = list(dict.fromkeys(table["contrast"].astype(str)))
-    present = list(dict.fromkeys(table["region"].astype(str)))
-    regions = [r for r in regions if r in present] + [r for r in present if r not in regions] \
-        if regions is not None else present
-    width, height = 3.6 * len(names) + 1.0, 0.32 * len(regions) + 1.4
-    fig, axes = plt.subplots(1, len(names), figsize=(width, height), squeeze=False,
-                             sharey=True)
-    label_in = 0.08 * max(len(r) for r in regions) + 0.2  # room for the region names
-    fig.subplots_adjust(left=label_in / width, right=0.99, top=1 - 0.35 / height,
-                        bottom=0.6 / height, wspace=0.08)
-    fig.petbp_fixed_layout = True
-    y = {r: i for i, r in enumerate(regions)}
-    for ax, name, color in zip(axes[0], names, COLORS, strict=False):
-        rows = table[table["contrast"].astype(str) == name]
-        pos = rows["region"].astype(str).map(y).to_numpy(float)
-        mean = rows["est"].to_numpy(float)
-        raw = rows["change_pct_mean"].to_numpy(float)
-        if not np.allclose(raw, mean, equal_nan=True):
-            ax.plot(raw, pos, "x", color="0.45", ms=5)  # explained in the caption
-        ax.hlines(pos, rows["lo"], rows["hi"], color=color, lw=1.5)
-        sig = np.zeros_like(pos, bool)
-        if "p_fdr" in rows:
-            sig = rows["p_fdr"].to_numpy(float) < alpha
-        ax.plot(mean[sig], pos[sig], "o", color=color, ms=6)
-        ax.plot(mean[~sig], pos[~sig], "o", mfc="white", color=color, ms=6)
-        ax.axvline(0, color="0.4", lw=0.8)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.tick_params(labelsize=8)
-    axes[0][0].set_yticks(range(len(regions)), regions)
-    axes[0][0].invert_yaxis()
-    return fig
+    return forest_plot(table, estimate="est", low="lo", high="hi", xlabel=xlabel,
+                       alpha=alpha, regions=regions, raw="change_pct_mean")
 
 
 def plot_correlation(xy: pd.DataFrame, xlabel: str, ylabel: str,
@@ -301,3 +272,68 @@ def _template():
     from nilearn.datasets import load_mni152_template
 
     return load_mni152_template(resolution=2)
+
+
+def forest_plot(table: pd.DataFrame, *, estimate: str, low: str, high: str, xlabel: str,
+                alpha: float = 0.05, regions: Sequence[str] | None = None,
+                raw: str | None = None, panel_width: float = 3.6,
+                bottom: float = 0.6) -> Figure:
+    """Estimates with CIs per region (rows), one panel per contrast.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``contrast`` and ``region`` columns, the estimate and its CI limits, and optionally
+        ``p_fdr`` (filled markers have ``p_fdr < alpha``).
+    estimate, low, high : str
+        Columns of the estimate and its CI limits (plotted units as in ``xlabel``).
+    xlabel : str
+        The x axis label.
+    alpha : float, default=0.05
+        FDR level of the filled markers.
+    regions : sequence of str, default=None
+        Row order (top to bottom); None = table order.
+    raw : str, default=None
+        A column drawn as a grey cross where it differs from the estimate.
+    panel_width : float, default=3.6
+        Inches per panel.
+    bottom : float, default=0.6
+        Inches below the panels (the x label).
+
+    Returns
+    -------
+    Figure
+    """
+    names = list(dict.fromkeys(table["contrast"].astype(str)))
+    present = list(dict.fromkeys(table["region"].astype(str)))
+    regions = [r for r in regions if r in present] + [r for r in present if r not in regions] \
+        if regions is not None else present
+    width, height = panel_width * len(names) + 1.0, 0.32 * len(regions) + 0.8 + bottom
+    fig, axes = plt.subplots(1, len(names), figsize=(width, height), squeeze=False,
+                             sharey=True)
+    label_in = 0.08 * max(len(r) for r in regions) + 0.2  # room for the region names
+    fig.subplots_adjust(left=label_in / width, right=0.99, top=1 - 0.35 / height,
+                        bottom=bottom / height, wspace=0.08)
+    fig.petbp_fixed_layout = True
+    y = {r: i for i, r in enumerate(regions)}
+    for ax, name, color in zip(axes[0], names, COLORS, strict=False):
+        rows = table[table["contrast"].astype(str) == name]
+        pos = rows["region"].astype(str).map(y).to_numpy(float)
+        est = rows[estimate].to_numpy(float)
+        if raw is not None:
+            values = rows[raw].to_numpy(float)
+            if not np.allclose(values, est, equal_nan=True):
+                ax.plot(values, pos, "x", color="0.45", ms=5)  # explained in the caption
+        ax.hlines(pos, rows[low], rows[high], color=color, lw=1.5)
+        sig = np.zeros_like(pos, bool)
+        if "p_fdr" in rows:
+            sig = rows["p_fdr"].to_numpy(float) < alpha
+        ax.plot(est[sig], pos[sig], "o", color=color, ms=6)
+        ax.plot(est[~sig], pos[~sig], "o", mfc="white", color=color, ms=6)
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[0][0].set_yticks(range(len(regions)), regions)
+    axes[0][0].invert_yaxis()
+    return fig

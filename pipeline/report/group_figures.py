@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipeline.report.figures import COLORS, plt
+from pipeline.report.figures import COLORS, forest_plot, plt
 
 __all__ = ["plot_group_differences", "plot_group_scatter", "plot_rating_changes"]
 
@@ -28,38 +28,19 @@ def plot_group_differences(table: pd.DataFrame, alpha: float = 0.05,
     table : DataFrame
         Rows of ``group_differences.tsv`` for one model and one comparison.
     alpha : float, default=0.05
+        FDR level of the filled markers.
     regions : sequence of str, default=None
         Row order (top to bottom); None = table order.
+
+    Returns
+    -------
+    Figure
     """
-    names = list(dict.fromkeys(table["contrast"].astype(str)))
-    present = list(dict.fromkeys(table["region"].astype(str)))
-    regions = [r for r in regions if r in present] + [r for r in present if r not in regions] \
-        if regions is not None else present
-    width, height = 3.4 * len(names) + 1.0, 0.32 * len(regions) + 1.5
-    fig, axes = plt.subplots(1, len(names), figsize=(width, height), squeeze=False,
-                             sharey=True)
-    label_in = 0.08 * max(len(r) for r in regions) + 0.2
-    fig.subplots_adjust(left=label_in / width, right=0.99, top=1 - 0.35 / height,
-                        bottom=0.65 / height, wspace=0.08)
-    fig.petbp_fixed_layout = True
-    y = {r: i for i, r in enumerate(regions)}
     first = table.iloc[0]
     xlabel = f"{first['group_a']} - {first['group_b']}: release, % points (95% CI)"
-    for ax, name, color in zip(axes[0], names, COLORS, strict=False):
-        rows = table[table["contrast"].astype(str) == name]
-        pos = rows["region"].astype(str).map(y).to_numpy(float)
-        diff = rows["difference"].to_numpy(float)
-        ax.hlines(pos, rows["ci_low"], rows["ci_high"], color=color, lw=1.5)
-        sig = rows["p_fdr"].to_numpy(float) < alpha
-        ax.plot(diff[sig], pos[sig], "o", color=color, ms=6)
-        ax.plot(diff[~sig], pos[~sig], "o", mfc="white", color=color, ms=6)
-        ax.axvline(0, color="0.4", lw=0.8)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.tick_params(labelsize=8)
-    axes[0][0].set_yticks(range(len(regions)), regions)
-    axes[0][0].invert_yaxis()
-    return fig
+    return forest_plot(table, estimate="difference", low="ci_low", high="ci_high",
+                       xlabel=xlabel, alpha=alpha, regions=regions, panel_width=3.4,
+                       bottom=0.7)
 
 
 def _strip(ax, groups: Sequence[str], values: Sequence[np.ndarray]) -> None:
