@@ -28,6 +28,7 @@ from pipeline.preprocess.tissue_regions import (
     split_grey_matter_restriction,
 )
 from pipeline.preprocess.warp import warp_frames_to_mni, warp_volume_to_mni
+from pipeline.regions.extract import region_records
 
 __all__ = ["mni_region_masks", "subject_grey_matter", "write_frames_to_mni",
            "write_native_region_tacs", "write_volume_to_mni"]
@@ -155,14 +156,7 @@ def write_native_region_tacs(pet_path: str | PathLike, confounds_tsv: str | Path
                                        np.linalg.inv(frame_from_reference[keep]),
                                        source=str(pet_path), grey_matter=grey_matter)
     del data
-    regions = {
-        name: {"n_voxels": int(native.n_voxels[i]), "volume_ml": float(native.volume_ml[i]),
-               "outside_fov_fraction": float(native.outside_fov_fraction[i]),
-               "nan_voxels": int(tacs.nan_voxels[i]),
-               "nan_fraction": float(tacs.nan_fraction[i]),
-               "missing_fraction": float(1.0 - (1.0 - native.outside_fov_fraction[i])
-                                         * (1.0 - tacs.nan_fraction[i]))}
-        for i, name in enumerate(native.names)}
+    regions = region_records(native, tacs)
     sidecar = provenance(
         Description="Regional time-activity curves of a scanner-space scan: weighted mean "
         "activity of each region in each frame (Bq/mL, decay-corrected); atlas regions "

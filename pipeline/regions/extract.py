@@ -13,8 +13,8 @@ from pipeline.errors import InputError, format_problem
 from pipeline.regions.config import load_region_config
 from pipeline.regions.masks import RegionMasks, build_masks
 
-__all__ = ["RegionTacs", "extract_tacs", "image_source", "load_pet_image", "region_tacs",
-           "write_region_tacs"]
+__all__ = ["RegionTacs", "extract_tacs", "image_source", "load_pet_image", "region_records",
+           "region_tacs", "write_region_tacs"]
 
 
 class RegionTacs(np.ndarray):
@@ -148,14 +148,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
     pet = load_pet_image(pet, image_cache)
     table, masks, tacs = region_tacs(pet, region_config_path, cache_dir=cache_dir)
     source = str(image_source(pet) or "")
-    regions = {
-        name: {"n_voxels": int(masks.n_voxels[i]), "volume_ml": float(masks.volume_ml[i]),
-               "outside_fov_fraction": float(masks.outside_fov_fraction[i]),
-               "nan_voxels": int(tacs.nan_voxels[i]),
-               "nan_fraction": float(tacs.nan_fraction[i]),
-               "missing_fraction": float(1.0 - (1.0 - masks.outside_fov_fraction[i])
-                                         * (1.0 - tacs.nan_fraction[i]))}
-        for i, name in enumerate(masks.names)}
+    regions = region_records(masks, tacs)
     sidecar = provenance(
         Description="Regional time-activity curves: weighted mean activity of each region "
         "in each frame (Bq/mL, decay-corrected); frame_start/frame_end in seconds.",
@@ -204,3 +197,31 @@ def image_source(pet: Any) -> Any:
             if isinstance(value, str | os.PathLike):
                 return value
     return None
+
+
+def region_records(masks: Any, tacs: RegionTacs) -> dict[str, dict[str, float]]:
+    """The TAC sidecar's ``Regions`` entry: size and missing data of each region.
+
+    Parameters
+    ----------
+    masks : RegionMasks
+        The regions as extracted (``names``, ``n_voxels``, ``volume_ml`` in mL,
+        ``outside_fov_fraction``), on the PET grid or in native space.
+    tacs : RegionTacs
+        The extracted TACs with ``nan_voxels`` and ``nan_fraction`` per region.
+
+    Returns
+    -------
+    dict
+        Region name -> ``n_voxels``, ``volume_ml``, ``outside_fov_fraction``,
+        ``nan_voxels``, ``nan_fraction`` and ``missing_fraction`` (outside the field of view
+        or NaN, combined).
+    """
+    return {
+        name: {"n_voxels": int(masks.n_voxels[i]), "volume_ml": float(masks.volume_ml[i]),
+               "outside_fov_fraction": float(masks.outside_fov_fraction[i]),
+               "nan_voxels": int(tacs.nan_voxels[i]),
+               "nan_fraction": float(tacs.nan_fraction[i]),
+               "missing_fraction": float(1.0 - (1.0 - masks.outside_fov_fraction[i])
+                                         * (1.0 - tacs.nan_fraction[i]))}
+        for i, name in enumerate(masks.names)}
