@@ -98,7 +98,11 @@ def preprocess(workdir: Path) -> dict[str, list[float]]:
             if not confounds.exists():
                 timed("motion", write_motion, pet, confounds, mean, thresholds=None)
             if not xfm.exists():
-                timed("coregister", write_coregistration, mean, t1, xfm)
+                # as the workflow does: refined against the subject's synthetic PET
+                timed("coregister", write_coregistration, mean, t1, xfm,
+                      mnicoords_field=out / f"{sub}_desc-mnicoords_field.nii.gz",
+                      probseg_gm=grey_matter, probseg_wm=out / f"{sub}_label-WM_probseg.nii.gz",
+                      cache_dir=out / "cache")
             tacs = Path(f"{stem}_desc-native_tacs.tsv")
             if not tacs.exists():
                 # as the workflow does: the subject's grey matter, the default thresholds

@@ -8,11 +8,18 @@ normalization); the region weights are read there by trilinear interpolation. Th
 frames themselves are never interpolated: each frame's TAC value is the weighted mean of its
 own voxels under that frame's masks (:func:`pipeline.regions.extract_tacs`).
 
-Weights are the trilinearly interpolated MNI weights, so they are fractional at region
-edges (partial voxels). Re-binarizing them at 0.5 keeps volume and shape but was worse on
-the simulated benchmark (regional BP_ND vs the MNI analysis: median |difference| 7.4 %
-binarized vs 5.5 % fractional, same registrations): with registration errors of about a
-millimetre, fractional edges make region means less sensitive to where the edge falls.
+A region that is binary on the MNI grid (atlas labels thresholded, spheres, masks) stays
+binary: its weights are interpolated trilinearly and thresholded at 0.5, the usual way of
+resampling a label image, which keeps the region's volume and its sharp edge. Regions with
+fractional MNI weights (``weights: probability``) keep the interpolated weights. Keeping
+the interpolated weights of binary regions instead spreads every region by about a voxel
+into its neighbours (a blur of the mask that the MNI analysis does not have): on the
+simulated benchmark, once the coregistration was unbiased (:mod:`pipeline.preprocess.
+synthetic_pet`), it biased every regional BP_ND by -3.7 % (median) against the MNI
+analysis, binary weights by -0.7 % (4 scans, 112 values; |difference| median 3.68 % vs
+1.12 %). (With the earlier, 0.4 mm biased coregistration the fractional weights had been
+the better of the two, 5.5 % vs 7.4 %: a sharp thin reference ribbon follows a
+misregistration fully.)
 BLAS runs single-threaded here: the products are small (n x 3 by 3 x 3), and on a busy
 machine OpenBLAS threads made them 8x slower.
 
@@ -52,6 +59,7 @@ class _Sampler:
                  margin_mm: float = 8.0, fov_margin_mm: float = 30.0,
                  grey_matter: GreyMatter | None = None) -> None:
         self.masks, self.field, self.shape = mni_masks, mni_from_t1, tuple(shape[:3])
+        self.binary = [bool(np.all((w == 0) | (w == 1))) for w in mni_masks.weights]
         self.grey_matter = grey_matter
         self.affine = np.asarray(affine, float)
         self.t1_from_pet = np.asarray(t1_from_pet, float)
@@ -143,7 +151,10 @@ class _Sampler:
         for r, cand in enumerate(self.candidates):
             values = map_coordinates(self.masks.weights[r], coords[cand].T, order=1,
                                      mode="constant", cval=0.0)
-            values[values < 1e-3] = 0.0
+            if self.binary[r]:
+                values = (values >= 0.5).astype(values.dtype)
+            else:
+                values[values < 1e-3] = 0.0
             if self.masks.names[r] in restricted:
                 keep = values > 0
                 fraction = self.grey_matter.fraction(t1[cand[keep]])

@@ -34,7 +34,11 @@ import numpy as np
 from pipeline.errors import InputError, format_problem
 from pipeline.preprocess.antsio import write_ants_matrix
 from pipeline.preprocess.confounds import MotionDecision, MotionThresholds, write_motion_confounds
-from pipeline.preprocess.coregister import CoregisterSettings, coregister_pet_to_t1
+from pipeline.preprocess.coregister import (
+    CoregisterSettings,
+    coregister_pet_to_t1,
+    refine_coregistration,
+)
 from pipeline.preprocess.fields import read_field, write_field
 from pipeline.preprocess.motion import (
     MotionCorrectionSettings,
@@ -49,6 +53,7 @@ from pipeline.preprocess.normalize import (
     normalize_t1,
 )
 from pipeline.preprocess.segment import SegmentSettings, segment_t1
+from pipeline.preprocess.synthetic_pet import load_anatomy_basis
 from pipeline.tables import atomic_path, provenance, read_json, write_json
 
 __all__ = [
@@ -139,11 +144,20 @@ def write_motion(pet_path: str | PathLike, out_confounds: str | PathLike,
 
 def write_coregistration(mean_pet_path: str | PathLike, t1_path: str | PathLike,
                          out_json: str | PathLike,
-                         settings: CoregisterSettings | None = None) -> np.ndarray:
+                         settings: CoregisterSettings | None = None, *,
+                         mnicoords_field: str | PathLike | None = None,
+                         probseg_gm: str | PathLike | None = None,
+                         probseg_wm: str | PathLike | None = None,
+                         region_config: str | PathLike | None = None,
+                         cache_dir: str | PathLike | None = None) -> np.ndarray:
     """Coregister a scan's motion-corrected mean to the T1w; write the rigid transform.
 
     Writes ``out_json`` (``pet_from_t1`` and ``t1_from_pet``, 4x4 RAS mm) and, beside it,
     the same transform as an ANTs/ITK file (``.mat``, fixed = T1w, for antsApplyTransforms).
+    With the subject's normalization field and tissue fractions, the mutual-information
+    result is refined against a synthetic PET of the subject's anatomy
+    (:func:`pipeline.preprocess.coregister.refine_coregistration`); the sidecar records the
+    model's PSF width, R^2 and how far the refinement moved the brain.
 
     Parameters
     ----------
@@ -154,7 +168,16 @@ def write_coregistration(mean_pet_path: str | PathLike, t1_path: str | PathLike,
     out_json : path-like
         ``<scan>_from-pet_to-T1w_xfm.json``.
     settings : CoregisterSettings, default=None
-        None = the defaults (rigid, Mattes mutual information).
+        None = the defaults.
+    mnicoords_field : path-like, default=None
+        The subject's ``_desc-mnicoords_field.nii.gz``; with ``probseg_gm`` and
+        ``probseg_wm``, turns on the refinement.
+    probseg_gm, probseg_wm : path-like, default=None
+        The subject's ``_label-GM_probseg`` / ``_label-WM_probseg`` (:func:`write_segmentation`).
+    region_config : path-like, default=None
+        Region config of the synthetic PET's regions (None = ``config/regions.yaml``).
+    cache_dir : path-like, default=None
+        MNI mask cache.
 
     Returns
     -------
@@ -163,20 +186,46 @@ def write_coregistration(mean_pet_path: str | PathLike, t1_path: str | PathLike,
     """
     settings = settings or CoregisterSettings()
     mean_img = nib.load(str(mean_pet_path))
+    pet_mean = np.asarray(mean_img.dataobj, np.float32)
     t1, t1_affine = load_t1(t1_path)
-    pet_from_t1 = coregister_pet_to_t1(np.asarray(mean_img.dataobj, np.float32),
-                                       mean_img.affine, t1, t1_affine, settings)
+    pet_from_t1 = coregister_pet_to_t1(pet_mean, mean_img.affine, t1, t1_affine, settings)
+    sources, refinement = [str(mean_pet_path), str(t1_path)], None
+    anatomy_files = (mnicoords_field, probseg_gm, probseg_wm)
+    if any(f is not None for f in anatomy_files):
+        if not all(f is not None for f in anatomy_files):
+            raise ValueError("write_coregistration: the refinement needs mnicoords_field, "
+                             "probseg_gm and probseg_wm together")
+        anatomy = load_anatomy_basis(mnicoords_field, probseg_gm, probseg_wm, region_config,
+                                     cache_dir=cache_dir)
+        stage1 = pet_from_t1
+        pet_from_t1, synthetic, used = refine_coregistration(pet_mean, mean_img.affine,
+                                                             stage1, anatomy, settings)
+        brain = np.argwhere(anatomy.maps.sum(axis=0) > 0.5)
+        points = brain @ anatomy.affine[:3, :3].T + anatomy.affine[:3, 3]
+        moved = (points @ (pet_from_t1 - stage1)[:3, :3].T + (pet_from_t1 - stage1)[:3, 3])
+        refinement = {
+            "Method": "rigid registration (Mattes mutual information) of the PET mean to a "
+            "synthetic PET: the subject's grey matter in each region, other grey matter and "
+            "white matter (T1w segmentation; regions through the normalization), a fitted "
+            "activity each, blurred by a fitted Gaussian PSF",
+            "Used": bool(used), "PsfFwhmMm": synthetic.fwhm_mm,
+            "RSquared": round(synthetic.r_squared, 4),
+            "BrainShiftFromStage1RmsMm": round(float(np.sqrt(np.mean(np.sum(
+                moved ** 2, axis=1)))), 3)}
+        sources += [str(f) for f in anatomy_files]
     out_json = Path(out_json)
     mat = out_json.with_name(out_json.name.removesuffix(".json") + ".mat")
     with atomic_path(mat) as tmp:
         write_ants_matrix(pet_from_t1, tmp)
     write_json(out_json, provenance(
-        Description="Rigid PET -> T1w coregistration (ANTs, Mattes mutual information) of "
-        "the motion-corrected mean PET. pet_from_t1 maps a T1w-world point (RAS mm) to the "
+        Description="Rigid PET -> T1w coregistration (ANTs) of the motion-corrected mean PET: "
+        "Mattes mutual information with the T1w"
+        + (", refined against a synthetic PET of the subject's anatomy (Refinement)"
+           if refinement else "") + ". pet_from_t1 maps a T1w-world point (RAS mm) to the "
         "PET motion reference (scanner mm); t1_from_pet is its inverse.",
-        Sources=[str(mean_pet_path), str(t1_path)],
-        pet_from_t1=pet_from_t1.tolist(), t1_from_pet=np.linalg.inv(pet_from_t1).tolist(),
-        AntsTransform=mat.name, Settings=dataclasses.asdict(settings)))
+        Sources=sources, pet_from_t1=pet_from_t1.tolist(),
+        t1_from_pet=np.linalg.inv(pet_from_t1).tolist(), AntsTransform=mat.name,
+        Settings=dataclasses.asdict(settings), Refinement=refinement))
     return pet_from_t1
 
 
