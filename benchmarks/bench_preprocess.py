@@ -11,7 +11,8 @@ PET 128 x 128 x 96 x 28 at 2 mm, T1w 176 x 208 x 176 at 1 mm):
 - ``normalize``: T1w -> MNI152, affine + SyN, fields (once per subject);
 - ``segment``: grey/white matter and CSF fractions of the T1w (once per subject);
 - ``motion``: motion estimation, confounds, corrected mean;
-- ``coregister``: PET mean -> T1w;
+- ``coregister``: PET mean -> T1w (mutual information, then refined against the
+  subject's synthetic PET, as the workflow does: needs ``normalize`` and ``segment``);
 - ``native_tacs``: atlas regions into every frame, TAC table (mask cache warm, as in a run);
 - ``frames_to_mni``: the whole scan on the MNI 2 mm grid (for voxelwise analysis in MNI);
 - ``qc``: motion and registration figures.
@@ -55,7 +56,9 @@ elif step == "motion":
                  thresholds=None)
 elif step == "coregister":
     from pipeline.preprocess import CoregisterSettings, write_coregistration
-    write_coregistration(d["mean"], d["t1"], d["xfm"], CoregisterSettings(threads=threads))
+    write_coregistration(d["mean"], d["t1"], d["xfm"], CoregisterSettings(threads=threads),
+                         mnicoords_field=d["mnicoords"], probseg_gm=d["gm"],
+                         probseg_wm=d["wm"], cache_dir=d["cache"])
 elif step == "native_tacs":
     from pipeline.preprocess import MotionThresholds, write_native_region_tacs
     write_native_region_tacs(d["pet"], d["confounds"], d["xfm"], d["mnicoords"], None,
@@ -92,6 +95,7 @@ def paths(workdir: Path) -> dict[str, str]:
         "t1coords": out / "sub-01_desc-t1coords_field.nii.gz",
         "t1_mni": out / "sub-01_space-MNI152NLin2009aSym_T1w.nii.gz",
         "gm": out / "sub-01_label-GM_probseg.nii.gz",
+        "wm": out / "sub-01_label-WM_probseg.nii.gz",
         "confounds": f"{stem}_desc-confounds_timeseries.tsv",
         "mean": f"{stem}_desc-hmcmean_pet.nii.gz",
         "xfm": f"{stem}_from-pet_to-T1w_xfm.json",

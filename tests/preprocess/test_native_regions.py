@@ -85,3 +85,26 @@ def test_region_outside_the_field_of_view_is_an_error():
     far = np.linalg.inv(matrix_from_params([0.0, 0.0, 200.0, 0, 0, 0]))[None]
     with pytest.raises(InputError, match="outside the PET field of view in frame 0"):
         extract_native_tacs(frames, masks, _identity_field(), np.eye(4), masks.affine, far)
+
+
+def test_binary_regions_stay_binary_under_subvoxel_moves():
+    """A binary MNI region pulled through a 0.3-voxel shift is thresholded at 0.5 after
+    interpolation (label resampling): weights stay 0/1 and the voxel count is unchanged (a
+    cube shifted by 0.3 voxel along x still covers as many voxel centres); a
+    fractional (probability-weighted) region keeps its interpolated weights."""
+    masks = _blob_masks()
+    weights = masks.weights.copy()
+    weights[1] *= 0.6                                  # region b: probability weights
+    masks = RegionMasks(names=masks.names, weights=weights, reference="ref",
+                        shape=masks.shape, affine=masks.affine,
+                        voxel_volume_ml=masks.voxel_volume_ml, n_voxels=masks.n_voxels,
+                        volume_ml=masks.volume_ml, outside_fov_fraction=masks.outside_fov_fraction)
+    t1_from_pet = matrix_from_params([1.2, 0.0, 0.0, 0, 0, 0])       # 0.3 voxel along x
+    native = native_region_masks(masks, _identity_field(), t1_from_pet, masks.shape,
+                                 masks.affine)
+    for r in (0, 2):
+        assert set(np.unique(native.weights[r])) == {0.0, 1.0}
+        assert native.n_voxels[r] == masks.n_voxels[r]
+    b = native.weights[1][native.weights[1] > 0]
+    assert np.any((b > 0) & (b < 0.6 - 1e-3))          # edges interpolated, not thresholded
+    np.testing.assert_allclose(b.sum(), weights[1].sum(), rtol=1e-4)

@@ -39,8 +39,15 @@ rule coregister:
     input:
         mean=scan_template(paths.HMC_MEAN, scan="{scan}"),
         t1w=t1w_of,
+        mnicoords=normalization_of("mnicoords"),
+        grey_matter=grey_matter_of,
+        white_matter=lambda w: anat_file(paths.SEGMENTATION["wm"], w.scan),
+        regions=config["regions"],
     output:
         xfm=scan_template(paths.COREGISTRATION, scan="{scan}"),
+    params:
+        used=used("regions"),
+        cache=out(paths.MASK_CACHE),
     wildcard_constraints:
         scan=PREPROCESSED_SCANS,
     log:
@@ -53,8 +60,12 @@ rule coregister:
         from pipeline.preprocess import CoregisterSettings, write_coregistration
 
         with log_to(log[0]):
+            # refined against a synthetic PET of the subject's anatomy (the analysis' regions)
             write_coregistration(input.mean, input.t1w, output.xfm,
-                                 CoregisterSettings(threads=threads))
+                                 CoregisterSettings(threads=threads),
+                                 mnicoords_field=input.mnicoords, probseg_gm=input.grey_matter,
+                                 probseg_wm=input.white_matter, region_config=input.regions,
+                                 cache_dir=params.cache)
 
 
 rule normalize_t1:
