@@ -4,8 +4,8 @@ Why. Mutual information between a PET image and the T1w is biased when the PET's
 is not a function of T1w intensity: the tracer binds in some grey matter and not in other
 grey matter of the same T1w brightness, and the PET is blurred by the scanner. On the
 simulated [11C]carfentanil benchmark (``benchmarks/preprocess_accuracy.py``) the T1w
-mutual-information coregistration was off by 0.3-0.45 mm along one axis in every scan (0.37
--0.46 mm RMS over the brain), the same direction every time; the reference region is a thin
+mutual-information coregistration was off by 0.31-0.42 mm along one axis in every scan
+(0.37-0.46 mm RMS over the brain), the same direction every time; the reference region is a thin
 cortical ribbon, and that shift alone moved every regional BP_ND by about -3 % (a PET mean
 registered to the MNI-space study's own PET, same contrast, was off by 0.13 mm).
 
