@@ -98,12 +98,11 @@ def _coregistration_error(scanner_study, preprocessed, task: str, name: str) -> 
 @pytest.mark.parametrize("task", ["rejection", "acceptance"])
 def test_refined_coregistration_against_truth(scanner_study, preprocessed, task):
     """The synthetic-PET refinement puts the PET within 0.35 mm RMS of the true PET-T1w
-    alignment on this coarse noiseless study (4 mm PET, 2 mm T1w) and does not do worse than
-    mutual information alone (measured: see the assertion message)."""
+    alignment on this coarse noiseless study (4 mm PET, 2 mm T1w; measured 0.22 mm for both
+    scans, mutual information alone 0.67-0.69 mm) and does no worse than mutual information
+    alone (0.05 mm slack for optimizer noise)."""
     mi = _coregistration_error(scanner_study, preprocessed, task, "mi_xfm")
     refined = _coregistration_error(scanner_study, preprocessed, task, "xfm")
-    print(f"{task}: coregistration error, mutual information {mi:.3f} mm, refined "
-          f"{refined:.3f} mm")
     assert refined < 0.35, f"refined {refined:.3f} mm, mutual information {mi:.3f} mm"
     assert refined <= mi + 0.05, f"refined {refined:.3f} mm, mutual information {mi:.3f} mm"
 
