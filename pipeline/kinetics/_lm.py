@@ -5,7 +5,8 @@ every iteration is a handful of array operations and one closed-form ``p x p`` s
 all columns at once: a few regions and 200,000 voxels share one code path. Bounds are kept
 by projecting each trial step onto the box; a step is accepted for a column only if its
 weighted residual sum of squares decreases, otherwise that column's damping grows.
-Columns that have converged are written back and dropped from the working arrays.
+Columns that have converged are written back at once and dropped from the working
+arrays in batches (until then they stay, their step held at zero).
 
 The model works on *weighted* quantities: it returns ``sqrt(w) x prediction`` and
 ``sqrt(w) x Jacobian`` (the caller folds the frame weights into its basis functions once),
