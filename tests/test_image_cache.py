@@ -82,7 +82,7 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
     a time) equal nibabel's ``np.asarray(dataobj, float32)`` bit for bit, .nii and .nii.gz."""
     import nibabel as nib
 
-    from pipeline.bids.images import _read_nifti, _scaled_float32
+    from pipeline.bids.images import _read_nifti, _read_nifti_raw, _scaled_float32
 
     rng = np.random.default_rng(0)
     raw = rng.integers(-32768, 32767, size=(7, 5, 4, 3), dtype=np.int16)
@@ -92,6 +92,35 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
         img.to_filename(tmp_path / name)
         expected = np.asarray(nib.load(tmp_path / name).dataobj, dtype=np.float32)
         got = _scaled_float32(_read_nifti(tmp_path / name, mmap=False).dataobj)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+        img, stored = _read_nifti_raw(tmp_path / name, mmap=False)
+        if name.endswith(".gz"):  # the stored values viewed in the decompressed bytes
+            np.testing.assert_array_equal(stored, raw)
+        np.testing.assert_array_equal(_scaled_float32(img.dataobj, stored), expected)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2"])
+def test_read_nifti_raw_gives_nibabels_values(tmp_path, dtype):
+    """The stored values of a .nii.gz viewed in its decompressed bytes, then scaled (none,
+    or a slope for the float32 case), equal nibabel's float32 values bit for bit, for both
+    byte orders; the view is read-only, so load_pet copies it."""
+    import nibabel as nib
+
+    from pipeline.bids.images import _read_nifti_raw, _scaled_float32
+
+    rng = np.random.default_rng(1)
+    values = (rng.normal(size=(6, 5, 4, 3)) * 1000).astype(dtype)
+    for slope in (None, 2.5):
+        img = nib.Nifti1Image(values, np.eye(4))
+        img.header.set_data_dtype(np.dtype(dtype))
+        if slope is not None:
+            img.header.set_slope_inter(slope, 1.0)
+        img.to_filename(tmp_path / "a.nii.gz")
+        expected = np.asarray(nib.load(tmp_path / "a.nii.gz").dataobj, dtype=np.float32)
+        loaded, stored = _read_nifti_raw(tmp_path / "a.nii.gz", mmap=False)
+        assert stored is not None and not stored.flags.writeable
+        got = _scaled_float32(loaded.dataobj, stored)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
 

@@ -5,7 +5,8 @@ every iteration is a handful of array operations and one closed-form ``p x p`` s
 all columns at once: a few regions and 200,000 voxels share one code path. Bounds are kept
 by projecting each trial step onto the box; a step is accepted for a column only if its
 weighted residual sum of squares decreases, otherwise that column's damping grows.
-Columns that have converged are written back and dropped from the working arrays.
+Columns that have converged are written back at once and dropped from the working
+arrays in batches (until then they stay, their step held at zero).
 
 The model works on *weighted* quantities: it returns ``sqrt(w) x prediction`` and
 ``sqrt(w) x Jacobian`` (the caller folds the frame weights into its basis functions once),
@@ -117,27 +118,40 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
     normal = np.empty((m, p, p))
     converged = np.zeros(m, dtype=bool)
     eye = np.eye(p)
-    # the columns still iterating, compacted: finished ones are written back and dropped
+    # the columns still iterating: finished ones are written back and *parked* (kept in the
+    # working arrays, their step held at zero) until enough have gathered to drop them in
+    # one compaction; compacting for a few columns would copy every working array
     idx = np.arange(m)
     w_params, w_pred, w_jac, w_rss, w_data = params.copy(), pred, jac, rss.copy(), data
     w_lam = np.full(m, 1e-3)
+    parked = np.zeros(m, dtype=bool)
 
-    def finish(done: np.ndarray) -> None:
-        """Write back every working column (final for ``done``, refreshed later for the
-        others) with J^T J of the finished ones, and keep iterating on the rest."""
-        nonlocal idx, w_params, w_pred, w_jac, w_rss, w_data, w_lam
-        at = _positions(idx)
-        params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
-        if 2 * np.count_nonzero(done) >= done.size:  # most finish: no gather
-            normal[at] = _normal_matrix(w_jac)
+    def finish(done: np.ndarray, jtj: np.ndarray | None = None) -> np.ndarray | None:
+        """Write back the finished columns ``done`` with their J^T J (``jtj``: of every
+        working column, when already computed at their current values) and park them;
+        returns the kept positions when the working arrays were compacted, else None."""
+        nonlocal idx, w_params, w_pred, w_jac, w_rss, w_data, w_lam, parked
+        if 2 * np.count_nonzero(done) >= done.size:  # most finish: write every column
+            at = _positions(idx)
+            params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
+            normal[at] = _normal_matrix(w_jac) if jtj is None else jtj
         else:
-            normal[idx[done]] = _normal_matrix(w_jac[:, :, done])
+            cols = idx[done]
+            params[cols], rss[cols], pred[:, cols] = w_params[done], w_rss[done], w_pred[:, done]
+            normal[cols] = _normal_matrix(w_jac[:, :, done]) if jtj is None else jtj[done]
         converged[idx[done]] = True
-        keep = ~done
+        parked |= done
+        n_parked = np.count_nonzero(parked)
+        if 8 * n_parked < parked.size:
+            return None
+        keep = np.flatnonzero(~parked)
         idx = idx[keep]
         if idx.size:
             w_params, w_rss, w_lam = w_params[keep], w_rss[keep], w_lam[keep]
-            w_pred, w_jac, w_data = w_pred[:, keep], w_jac[:, :, keep], w_data[:, keep]
+            w_pred, w_jac = np.take(w_pred, keep, axis=1), np.take(w_jac, keep, axis=2)
+            w_data = np.take(w_data, keep, axis=1)
+        parked = np.zeros(idx.size, dtype=bool)
+        return keep
 
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
@@ -161,32 +175,36 @@ def _levenberg_marquardt(model: _Model, data: np.ndarray, start: np.ndarray,
             predicted = np.einsum("mp,mp->m", step,
                                   2.0 * grad - np.einsum("mpq,mq->mp", jtj, step))
             short = np.all(np.abs(step) <= settle * (np.abs(w_params) + settle), axis=1)
-            settled = short & (predicted <= ftol * np.maximum(w_rss, 1e-300))
+            settled = short & (predicted <= ftol * np.maximum(w_rss, 1e-300)) & ~parked
             if settled.any():
-                trial = trial[~settled]
-                finish(settled)
+                keep = finish(settled, jtj)
                 if idx.size == 0:
                     break
+                if keep is not None:
+                    trial = trial[keep]
+        if parked.any():  # parked columns stay where they are
+            trial[parked] = w_params[parked]
         t_pred, t_jac = model(trial)
         t_rss = _rss(w_data, t_pred)
         better = np.isfinite(t_rss) & (t_rss <= w_rss)
         moved = np.all(np.abs(trial - w_params) <= xtol * (np.abs(w_params) + xtol), axis=1)
         gain = (w_rss - t_rss) <= ftol * np.maximum(w_rss, 1e-300)
-        if better.all():
-            w_params, w_pred, w_jac, w_rss = trial, t_pred, t_jac, t_rss
-        else:
-            w_params[better] = trial[better]
-            w_pred[:, better] = t_pred[:, better]
-            w_jac[:, :, better] = t_jac[:, :, better]
-            w_rss[better] = t_rss[better]
+        if not better.all():  # rejected trials keep their current values (usually few)
+            worse = ~better
+            trial[worse] = w_params[worse]
+            t_pred[:, worse] = w_pred[:, worse]
+            t_jac[:, :, worse] = w_jac[:, :, worse]
+            t_rss[worse] = w_rss[worse]
+        w_params, w_pred, w_jac, w_rss = trial, t_pred, t_jac, t_rss
         w_lam = np.where(better, np.maximum(w_lam / 10.0, 1e-12), w_lam * 10.0)
-        done = (better & (gain | moved)) | (w_lam > 1e12)
+        done = ((better & (gain | moved)) | (w_lam > 1e12)) & ~parked
         if done.any():
             finish(done)
     if idx.size:  # not converged within max_iter: the last accepted values
-        at = _positions(idx)
-        params[at], rss[at], pred[:, at] = w_params, w_rss, w_pred
-        normal[at] = _normal_matrix(w_jac)
+        live = ~parked
+        cols = idx[live]
+        params[cols], rss[cols], pred[:, cols] = w_params[live], w_rss[live], w_pred[:, live]
+        normal[cols] = _normal_matrix(w_jac[:, :, live])
     return _LMResult(params, rss, pred, normal, converged, n_iter)
 
 

@@ -253,7 +253,8 @@ def fit_srtm(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     used = prep.used
     sqrt_w = np.sqrt(prep.weights[used])
     data = clean_data(prep)
-    grid = grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=True)
+    grid = grid_search(prep.ref_tac[used], bases[used], data, sqrt_w, refine=True,
+                       start_only=True)
     r1, theta2 = grid.a, grid.b
     k2a = grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):

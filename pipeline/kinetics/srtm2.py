@@ -121,7 +121,7 @@ def fit_srtm2(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
     thetas = np.geomspace(k2p * 0.1 / (1.0 + upper[1]), k2p * 5.0 / (1.0 + lower[1]),
                           max(int(n_basis), 3))
     z = prep.ref_tac[used][:, None] + (k2p - thetas) * conv.frame_averages(thetas)[used]
-    grid = grid_search(None, z, data, sw, refine=True)
+    grid = grid_search(None, z, data, sw, refine=True, start_only=True)
     k2a = grid_rate(thetas, grid.best, grid.offset, "log")
     with np.errstate(invalid="ignore", divide="ignore"):
         bp_0 = grid.b * k2p / k2a - 1.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import data_file
+from pipeline.config import data_file, load_yaml
 from pipeline.errors import ConfigError, format_problem
 from pipeline.regions.atlas import BUILTIN_ATLASES, Atlas, builtin_atlas, user_atlas
 
@@ -144,7 +144,7 @@ def load_region_config(path: str | Path | None = None) -> RegionSet:
         raise ConfigError(format_problem(path, "region config not found",
                                          f"Check the path, or start from {DEFAULT_REGION_CONFIG}."))
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(format_problem(path, f"not valid YAML ({err})",
                                          "Fix the YAML syntax (indentation, colons).")) from None
@@ -189,9 +189,7 @@ def load_region_config(path: str | Path | None = None) -> RegionSet:
 
 
 def _schema() -> dict:
-    import yaml
-
-    return yaml.safe_load(REGIONS_SCHEMA.read_text())
+    return load_yaml(REGIONS_SCHEMA.read_text())
 
 
 def _validate(raw: dict, path: Path) -> None:
