@@ -25,7 +25,8 @@ from pipeline.bids.scan import Scan, read_scan
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, decay_correction_factors
 
-__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem"]
+__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem",
+           "read_nifti"]
 
 #: Bytes per voxel that loading needs: the float32 result plus one decoding buffer.
 _BYTES_PER_VOXEL = 8
@@ -184,14 +185,22 @@ def _scaled_float32(proxy) -> np.ndarray:
     return out
 
 
-def _read_nifti(path: str | PathLike, mmap: bool):
+def read_nifti(path: str | PathLike, mmap: bool):
     """The NIfTI image at ``path``; a ``.nii.gz`` is decompressed by one zlib call per gzip
     member.
 
     nibabel's gzip reader inflates 8 KB steps and takes the GIL back after each; where
     jobs run as threads of one process (the workflow's default profile) and another thread
     runs Python, every step waits for it, and reading one 2 mm scan took 2-4x longer. One
-    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py)."""
+    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.nii`` or ``.nii.gz`` image.
+    mmap : bool
+        Memory-map an uncompressed ``.nii`` (nibabel's ``mmap``).
+    """
     import nibabel as nib
 
     if not str(path).endswith(".gz"):
@@ -245,7 +254,7 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
     path = scan.image_path
     check_memory(scan.shape, path)
     try:
-        img = _read_nifti(path, mmap)
+        img = read_nifti(path, mmap)
         proxy = img.dataobj
         data = _scaled_float32(proxy) if hasattr(proxy, "get_unscaled") \
             else np.asarray(proxy, dtype=np.float32)
