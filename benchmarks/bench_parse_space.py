@@ -10,9 +10,14 @@ a user's first ``snakemake -n`` or a cluster job's parse would:
 * ``warm_s``: the cache kept from the previous run (a second parse, a new output folder,
   a cluster job).
 
+* ``detect_s``: seconds of :func:`pipeline.preprocess.plan.image_space` per image, in one
+  process (MNI template already loaded), median over the study's images and ``--repeat``
+  rounds: the detection alone, without Snakemake.
+
 Medians of ``--repeat`` runs, with the 1-minute load average before and after. ``--repo``
-runs another checkout's workflow (e.g. an export of main, for the numbers before a change);
-its own detection cache, if any, is emptied for the cold runs the same way.
+runs another checkout's workflow and library (e.g. ``git archive main | tar -x -C DIR``, for
+the numbers before a change); its own detection cache, if any, is emptied for the cold runs
+the same way.
 
 Usage::
 
@@ -34,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["dry_run_seconds", "main"]
+__all__ = ["detection_seconds", "dry_run_seconds", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "parse"
@@ -60,6 +65,28 @@ def dry_run_seconds(repo: Path, bids: Path, output_dir: Path, *, cold: bool) -> 
     return elapsed
 
 
+_DETECT = """
+import json, sys, time
+from pipeline.preprocess.plan import image_space
+from pipeline.space_detection import _mni_match_template
+_mni_match_template()
+times = []
+for path in sys.argv[2:] * int(sys.argv[1]):
+    start = time.perf_counter()
+    image_space(path)
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def detection_seconds(repo: Path, images: list[Path], repeat: int) -> list[float]:
+    """Seconds of ``image_space`` on each image, ``repeat`` rounds, with ``repo``'s library."""
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.run([sys.executable, "-c", _DETECT, str(repeat), *map(str, images)],
+                          capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print and return the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
                  for i in range(args.repeat)]
         result[f"{kind}_s"] = round(statistics.median(times), 2)
         result[f"{kind}_all_s"] = [round(t, 2) for t in times]
+    images = sorted(args.bids.glob("sub-*/**/pet/*_pet.nii*"))
+    detect = detection_seconds(args.repo.resolve(), images, args.repeat)
+    result["detect_s"] = round(statistics.median(detect), 3)
     result["load_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(result, indent=2))
     return result

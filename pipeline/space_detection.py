@@ -160,24 +160,26 @@ def template_match(mean_image: np.ndarray, affine: np.ndarray, *,
         The rotation about the brain centre (tried: +-10 and +-20 degrees about each axis)
         of highest correlation, 0 if none beats the header's placement, NaN if not tried.
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    from scipy.ndimage import affine_transform, gaussian_filter
 
     template, t_affine = _mni_match_template()
-    ijk = np.indices(template.shape, dtype=np.float64).reshape(3, -1)
-    world = t_affine[:3, :3] @ ijk + t_affine[:3, 3:4]
     inverse = np.linalg.inv(np.asarray(affine, float))
     voxel = float(np.cbrt(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))))
     image = gaussian_filter(np.nan_to_num(np.asarray(mean_image, np.float32)), 3.0 / voxel)
     a = template - template.mean()
     norm_a = float(np.sqrt((a * a).sum()))
 
-    def placed(moved_world: np.ndarray) -> np.ndarray:
-        src = inverse[:3, :3] @ moved_world + inverse[:3, 3:4]
-        out = map_coordinates(image, src, order=1, mode="constant", cval=0.0)
-        out = gaussian_filter(out.reshape(template.shape), 1.0)
+    def placed(moved: np.ndarray) -> np.ndarray:
+        # template voxel -> MNI mm -> moved by ``moved`` -> image voxel, one affine: the
+        # same trilinear samples as map_coordinates on every voxel's coordinates, faster
+        voxel_map = inverse @ moved @ t_affine
+        out = affine_transform(image, voxel_map[:3, :3], voxel_map[:3, 3],
+                               output_shape=template.shape, order=1, mode="constant",
+                               cval=0.0)
+        out = gaussian_filter(out, 1.0)
         return out - out.mean()
 
-    b = placed(world)
+    b = placed(np.eye(4))
     norm_b = float(np.sqrt((b * b).sum()))
     if norm_a * norm_b <= 0:
         return 0.0, float("inf"), float("inf")
@@ -190,8 +192,7 @@ def template_match(mean_image: np.ndarray, affine: np.ndarray, *,
     best_rotation, best = 0.0, correlation
     for axis in range(3):
         for degrees in _ROTATIONS_DEG:
-            m = _rotation(axis, degrees)
-            r = placed(m[:3, :3] @ world + m[:3, 3:4])
+            r = placed(_rotation(axis, degrees))
             value = float((a * r).sum()) / (norm_a * max(float(np.sqrt((r * r).sum())), 1e-30))
             if value > best:
                 best, best_rotation = value, abs(degrees)
