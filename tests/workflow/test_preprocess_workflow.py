@@ -262,7 +262,11 @@ PREPROCESS_EDITS = {
     # these: the simulated motion stays under 5 mm), and the QC figures draw them
     "motion.max_displacement_mm": (8.0, {"preprocess_qc": 4, "report": 1}),
     "motion.max_outlier_fraction": (0.5, {"preprocess_qc": 4, "report": 1}),
-    "motion.reference_start": (20.0, {"motion_correction": 4, "report": 1}),
+    # motion correction reruns; until it has, the steps waiting for its exclusion decision
+    # show placeholder params in the plan (the contrasts' excluded_scans, the voxelwise
+    # steps' maps), so they count as roots here; they rerun anyway, after the new confounds
+    "motion.reference_start": (20.0, {"motion_correction": 4, "contrasts": 1,
+                                      "voxelwise_contrast": 2, "report": 1}),
     "normalization.resolution": (3.0, {"normalize_t1": 2, "report": 1}),
 }
 
