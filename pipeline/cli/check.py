@@ -353,7 +353,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                         bids_dir / "participants.tsv", f"no covariate column {column!r}",
                         "Add it or remove it from statistics.correlations."))
     if config:
-        summary += _design_summary(config, scans, problems, plans.preprocessed)
+        summary += _design_summary(config, scans, problems, native=plans.preprocessed)
         if participants is not None:
             summary += check_groups_and_ratings(config, participants, bids_dir,
                                                 [f"sub-{s}" for s in subjects],
