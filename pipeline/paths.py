@@ -43,7 +43,6 @@ __all__ = [
     "REGION_QC",
     "REGISTRATION_QC",
     "REPORT",
-    "SCAN_PLAN",
     "SEGMENTATION",
     "TACS",
     "VOXELWISE_MAPS",
@@ -89,8 +88,6 @@ REGION_QC = "{scan}_desc-{regionset}_regions.png"
 K2PRIME = "sub-{sub}/sub-{sub}_k2prime.json"
 
 # ---- preprocessing of scanner-space scans (pipeline.preprocess) --------------------------
-#: Space of a scan's image and the preprocessing it gets (a working file: the decision).
-SCAN_PLAN = f"{WORK_DIR}/plans/{{scan}}_plan.json"
 #: Head-motion confounds (one row per frame; the JSON holds the per-frame transforms).
 CONFOUNDS = "{scan}_desc-confounds_timeseries.tsv"
 #: Mean of the motion-corrected reference frames (the image coregistered to the T1w).

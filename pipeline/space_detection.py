@@ -67,7 +67,9 @@ class SpaceEvidence:
         Length of the shift (mm, up to 40) that maximizes that correlation: near 0 for an
         image in MNI space.
     best_rotation_deg : float
-        Rotation (degrees, 0, 10 or 20) that maximizes it: 0 for an image in MNI space.
+        Rotation (degrees, 0, 10 or 20) that maximizes it: 0 for an image in MNI space; NaN
+        when not searched (the image already fails the correlation or shift test, so no
+        rotation could make it MNI).
     confident : bool
         False for an ``mni`` decision near the thresholds (correlation below 0.95 or best
         shift over 4 mm): ``preprocessing: on`` is then the safe choice if a T1w exists.
@@ -87,9 +89,12 @@ class SpaceEvidence:
 
     def describe(self) -> str:
         """One line for ``petbp check``: the space and the evidence."""
+        rotation = self.best_rotation_deg
+        rotation = "not searched" if rotation is None or not np.isfinite(rotation) else \
+            f"{rotation:.0f} deg"
         return (f"{self.space} space (correlation with the MNI brain {self.correlation:.2f}, "
                 f"best shift {self.best_shift_mm:.0f} mm, best rotation "
-                f"{self.best_rotation_deg:.0f} deg, field of view covers "
+                f"{rotation}, field of view covers "
                 f"{100 * self.fov_overlap:.0f}% of it, sform/qform codes {self.sform_code}/"
                 f"{self.qform_code}" + (f", space-{self.bids_space}" if self.bids_space
                                         else "") + ")")
@@ -127,8 +132,8 @@ def _rotation(axis: int, degrees: float) -> np.ndarray:
     return m
 
 
-def template_match(mean_image: np.ndarray, affine: np.ndarray
-                   ) -> tuple[float, float, float]:
+def template_match(mean_image: np.ndarray, affine: np.ndarray, *,
+                   rotations: bool | None = True) -> tuple[float, float, float]:
     """How well an image, placed by its header, matches the MNI brain.
 
     Parameters
@@ -137,6 +142,11 @@ def template_match(mean_image: np.ndarray, affine: np.ndarray
         Time-averaged PET (any units), NaN allowed.
     affine : ndarray of shape (4, 4)
         Voxel -> mm as the header says.
+    rotations : bool or None, default=True
+        Try the rotations (12 resamplings, most of the cost). None tries them only when the
+        header's placement passes the correlation and shift tests of :func:`detect_space`
+        (otherwise no rotation can make the image MNI, and ``best_rotation_deg`` is NaN);
+        False never.
 
     Returns
     -------
@@ -148,38 +158,50 @@ def template_match(mean_image: np.ndarray, affine: np.ndarray
         correlation.
     best_rotation_deg : float
         The rotation about the brain centre (tried: +-10 and +-20 degrees about each axis)
-        of highest correlation, 0 if none beats the header's placement.
+        of highest correlation, 0 if none beats the header's placement, NaN if not tried.
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    from scipy.ndimage import affine_transform, gaussian_filter
 
     template, t_affine = _mni_match_template()
-    ijk = np.indices(template.shape, dtype=np.float64).reshape(3, -1)
-    world = t_affine[:3, :3] @ ijk + t_affine[:3, 3:4]
     inverse = np.linalg.inv(np.asarray(affine, float))
     voxel = float(np.cbrt(abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))))
     image = gaussian_filter(np.nan_to_num(np.asarray(mean_image, np.float32)), 3.0 / voxel)
     a = template - template.mean()
     norm_a = float(np.sqrt((a * a).sum()))
 
-    def placed(moved_world: np.ndarray) -> np.ndarray:
-        src = inverse[:3, :3] @ moved_world + inverse[:3, 3:4]
-        out = map_coordinates(image, src, order=1, mode="constant", cval=0.0)
-        out = gaussian_filter(out.reshape(template.shape), 1.0)
+    def placed(moved: np.ndarray) -> np.ndarray:
+        # template voxel -> MNI mm -> moved by ``moved`` -> image voxel, one affine: the
+        # same trilinear samples as map_coordinates on every voxel's coordinates, faster
+        voxel_map = inverse @ moved @ t_affine
+        out = affine_transform(image, voxel_map[:3, :3], voxel_map[:3, 3],
+                               output_shape=template.shape, order=1, mode="constant",
+                               cval=0.0)
+        out = gaussian_filter(out, 1.0)
         return out - out.mean()
 
-    b = placed(world)
+    b = placed(np.eye(4))
     norm_b = float(np.sqrt((b * b).sum()))
     if norm_a * norm_b <= 0:
         return 0.0, float("inf"), float("inf")
     correlation = float((a * b).sum()) / (norm_a * norm_b)
+    shift = _best_shift(a, b)
+    if rotations is None:
+        rotations = correlation >= MNI_MIN_CORRELATION and shift <= MNI_MAX_SHIFT_MM
+    if not rotations:
+        return correlation, shift, float("nan")
     best_rotation, best = 0.0, correlation
     for axis in range(3):
         for degrees in _ROTATIONS_DEG:
-            m = _rotation(axis, degrees)
-            r = placed(m[:3, :3] @ world + m[:3, 3:4])
+            r = placed(_rotation(axis, degrees))
             value = float((a * r).sum()) / (norm_a * max(float(np.sqrt((r * r).sum())), 1e-30))
             if value > best:
                 best, best_rotation = value, abs(degrees)
+    return correlation, shift, best_rotation
+
+
+def _best_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """Length (mm) of the shift of ``b`` (up to 40 mm) that best correlates with ``a`` (both
+    zero-mean on the 4 mm match grid), refined to sub-voxel by parabolas."""
     spectrum = np.fft.irfftn(np.fft.rfftn(a) * np.conj(np.fft.rfftn(b)), s=a.shape,
                              axes=(0, 1, 2))
     limit = round(40.0 / _MATCH_STEP_MM)
@@ -193,7 +215,7 @@ def template_match(mean_image: np.ndarray, affine: np.ndarray
         curvature = around[0] - 2.0 * around[1] + around[2]
         if curvature < 0:
             peak[axis] += float(np.clip(0.5 * (around[0] - around[2]) / curvature, -0.5, 0.5))
-    return correlation, float(np.linalg.norm(peak)) * _MATCH_STEP_MM, best_rotation
+    return float(np.linalg.norm(peak)) * _MATCH_STEP_MM
 
 
 def detect_space(mean_image: np.ndarray, affine: np.ndarray, *, shape: Sequence[int],
@@ -224,7 +246,7 @@ def detect_space(mean_image: np.ndarray, affine: np.ndarray, *, shape: Sequence[
     -------
     SpaceEvidence
     """
-    correlation, shift, rotation = template_match(mean_image, affine)
+    correlation, shift, rotation = template_match(mean_image, affine, rotations=None)
     overlap = overlap_fraction(shape, affine)
     reasons = []
     data_mni = (correlation >= MNI_MIN_CORRELATION and shift <= MNI_MAX_SHIFT_MM
@@ -236,7 +258,7 @@ def detect_space(mean_image: np.ndarray, affine: np.ndarray, *, shape: Sequence[
         reasons.append(f"the image does not match the MNI brain where its header puts it "
                        f"(correlation {correlation:.2f}, need {MNI_MIN_CORRELATION}; it would "
                        f"match better {shift:.0f} mm away"
-                       + (f" or rotated {rotation:.0f} deg" if rotation else "") + ")")
+                       + (f" or rotated {rotation:.0f} deg" if rotation > 0 else "") + ")")
     named_other = bids_space is not None and not bids_space.lower().startswith(
         _MNI_SPACE_PREFIXES)
     if named_other:

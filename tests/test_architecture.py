@@ -246,7 +246,6 @@ UNDOCUMENTED = {
     "pipeline/preprocess/antsio.py::matrix_from_ants_transform",
     "pipeline/preprocess/antsio.py::write_ants_matrix",
     "pipeline/preprocess/confounds.py::motion_confounds",
-    "pipeline/preprocess/confounds.py::motion_decision",
     "pipeline/preprocess/confounds.py::read_motion",
     "pipeline/preprocess/fields.py::coordinate_grid", "pipeline/preprocess/fields.py::write_field",
     "pipeline/preprocess/fields.py::read_field", "pipeline/preprocess/motion.py::frame_blocks",

@@ -82,7 +82,7 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
     a time) equal nibabel's ``np.asarray(dataobj, float32)`` bit for bit, .nii and .nii.gz."""
     import nibabel as nib
 
-    from pipeline.bids.images import _read_nifti, _read_nifti_raw, _scaled_float32
+    from pipeline.bids.images import _read_nifti_raw, _scaled_float32, read_nifti
 
     rng = np.random.default_rng(0)
     raw = rng.integers(-32768, 32767, size=(7, 5, 4, 3), dtype=np.int16)
@@ -91,7 +91,7 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
         img.header.set_slope_inter(0.6368134, 20332.078)
         img.to_filename(tmp_path / name)
         expected = np.asarray(nib.load(tmp_path / name).dataobj, dtype=np.float32)
-        got = _scaled_float32(_read_nifti(tmp_path / name, mmap=False).dataobj)
+        got = _scaled_float32(read_nifti(tmp_path / name, mmap=False).dataobj)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
         img, stored = _read_nifti_raw(tmp_path / name, mmap=False)
@@ -129,10 +129,10 @@ def test_a_truncated_gzip_image_is_refused(tmp_path):
     """A .nii.gz cut short (one zlib call per member) is a clear error, not partial data."""
     import nibabel as nib
 
-    from pipeline.bids.images import _read_nifti
+    from pipeline.bids.images import read_nifti
 
     nib.Nifti1Image(np.ones((4, 4, 4, 2), np.float32), np.eye(4)).to_filename(tmp_path / "a.nii.gz")
     data = (tmp_path / "a.nii.gz").read_bytes()
     (tmp_path / "b.nii.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(EOFError):
-        _read_nifti(tmp_path / "b.nii.gz", mmap=False)
+        read_nifti(tmp_path / "b.nii.gz", mmap=False)

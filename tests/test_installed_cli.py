@@ -75,6 +75,36 @@ def test_simulate_then_check(tmp_path):
     assert time.perf_counter() - start < 600
 
 
+def test_simulate_scanner_space_then_check(tmp_path):
+    """``simulate --space scanner`` writes a raw study: PET on the scanner's grid (xform code
+    1, the matrix of --scanner-voxel-size over a 256x256x192 mm field of view), a T1w, the
+    true pose and motion of each scan; ``check`` finds it in scanner space with a plan to
+    preprocess it. --space scanner with --demo is refused with the fix."""
+    result = petbp("simulate", "--space", "scanner", "--out", "raw", "--subjects", "1",
+                   "--voxel-size", "6", "--scanner-voxel-size", "8", "--seed", "1",
+                   cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scanner space, a T1w per subject" in result.stdout
+    bids = tmp_path / "raw/bids"
+    assert (bids / "sub-01/anat/sub-01_T1w.nii.gz").is_file()
+    img = nib.load(str(bids / "sub-01/pet/sub-01_task-rejection_pet.nii.gz"))
+    assert img.shape[:3] == (32, 32, 24) and int(img.header["sform_code"]) == 1
+    assert np.allclose(np.diag(img.affine)[:3], 8.0)
+    truth = tmp_path / "raw/truth/transforms"
+    for name in ("sub-01_anatomy.json", "sub-01_task-rejection_motion.tsv",
+                 "sub-01_task-acceptance_motion.json"):
+        assert (truth / name).is_file(), name
+    motion = pd.read_csv(truth / "sub-01_task-rejection_motion.tsv", sep="\t")
+    assert len(motion) == img.shape[3]
+    check = petbp("check", "raw/bids", cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "space of sub-01_task-rejection: scanner space" in check.stdout
+    assert "coregistration to sub-01_T1w.nii.gz" in check.stdout
+    refused = petbp("simulate", "--space", "scanner", "--demo", "--out", "x", cwd=tmp_path)
+    assert refused.returncode != 0 and "--space scanner" in refused.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_fit_recovers_bp(tmp_path, frames):
     """``fit`` on noiseless SRTM TACs (BP_ND 0.5 and 1.5, k2' 0.12/min) recovers BP_ND
     within 1 % (frame-averaged model data; the tolerance covers the linearisation of

@@ -130,7 +130,7 @@ def test_check_reports_the_image_of_each_scan(study, tmp_path, capsys, monkeypat
     """``petbp check`` names the preprocessed image each scan uses."""
     from pipeline.cli import check
 
-    monkeypatch.setattr(check, "_design_summary", lambda config, scans, problems: [])
+    monkeypatch.setattr(check, "_design_summary", lambda *args, **kwargs: [])
     raw, preproc = study
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"preproc_dir": str(preproc),

@@ -25,7 +25,8 @@ from pipeline.bids.scan import Scan, read_scan
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, decay_correction_factors
 
-__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem"]
+__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem",
+           "read_nifti"]
 
 #: Bytes per voxel that loading needs: the float32 result plus one decoding buffer.
 _BYTES_PER_VOXEL = 8
@@ -189,7 +190,7 @@ def _scaled_float32(proxy, raw: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _read_nifti(path: str | PathLike, mmap: bool):
+def read_nifti(path: str | PathLike, mmap: bool):
     """The NIfTI image at ``path`` (:func:`_read_nifti_raw` without the stored values)."""
     return _read_nifti_raw(path, mmap)[0]
 
@@ -203,7 +204,15 @@ def _read_nifti_raw(path: str | PathLike, mmap: bool):
     nibabel's gzip reader inflates 8 KB steps and takes the GIL back after each; where
     jobs run as threads of one process (the workflow's default profile) and another thread
     runs Python, every step waits for it, and reading one 2 mm scan took 2-4x longer. One
-    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py)."""
+    call releases the GIL for the whole image (benchmarks/README.md, bench_workflow.py).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.nii`` or ``.nii.gz`` image.
+    mmap : bool
+        Memory-map an uncompressed ``.nii`` (nibabel's ``mmap``).
+    """
     import nibabel as nib
 
     if not str(path).endswith(".gz"):

@@ -81,9 +81,11 @@ def _required_scores(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
-                    problems: _Problems) -> list[str]:
+                    problems: _Problems, native: set[str] = frozenset()) -> list[str]:
     """Conditions each scan contributes, and design problems (windows without frames,
-    conditions without scans). Empty when the design stage is not installed."""
+    conditions without scans). Empty when the design stage is not installed. Scans in
+    ``native`` (stems of scans to preprocess) get no region check on their raw grid: their
+    regions are brought from MNI after registration."""
     try:
         from pipeline.design import load_design, scan_conditions
     except ImportError:
@@ -107,7 +109,7 @@ def _design_summary(config: Mapping[str, Any], scans: Sequence[bids.Scan],
         windows = {n: design.conditions[n].window for n in names if n in design.conditions}
         if windows:
             problems += frame_problems(scan, config, windows)
-            if problems.read_data:
+            if problems.read_data and scan.stem not in native:
                 problems += _region_signal(scan, masks, problems)
         for name in names:
             condition = design.conditions.get(name)
@@ -351,7 +353,7 @@ def check_dataset(bids_dir: str | Path, config_path: str | Path | None = None,
                         bids_dir / "participants.tsv", f"no covariate column {column!r}",
                         "Add it or remove it from statistics.correlations."))
     if config:
-        summary += _design_summary(config, scans, problems)
+        summary += _design_summary(config, scans, problems, native=plans.preprocessed)
         if participants is not None:
             summary += check_groups_and_ratings(config, participants, bids_dir,
                                                 [f"sub-{s}" for s in subjects],

@@ -1,8 +1,9 @@
 """``petbp simulate --out DIR``: write a simulated [11C]carfentanil study with known truth.
 
 Calls :func:`pipeline.simulate.simulate_study` (or :func:`pipeline.simulate.write_demo_study`
-with ``--demo``): the BIDS-PET dataset goes to ``DIR/bids`` and the truth to ``DIR/truth``.
-The same arguments give the same bytes.
+with ``--demo``; :func:`pipeline.simulate.scanner_study.simulate_scanner_study` with
+``--space scanner``): the BIDS-PET dataset goes to ``DIR/bids`` and the truth to
+``DIR/truth``. The same arguments give the same bytes.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="noise level, a multiple of the default noise standard "
                         "deviation; 0 = noiseless (default 1)")
     parser.add_argument("--voxel-size", type=float, default=3.0, metavar="MM",
-                        help="isotropic voxel size in mm of the MNI152 grid (default 3)")
+                        help="isotropic voxel size in mm of the MNI152 grid (default 3); with "
+                        "--space scanner, of the MNI phantom the activity is drawn on (the "
+                        "PET is written on its scanner grid, see --scanner-voxel-size)")
+    parser.add_argument("--scanner-voxel-size", type=float, default=2.0, metavar="MM",
+                        help="with --space scanner: the PET voxel size in mm; the matrix "
+                        "keeps a 256 x 256 x 192 mm field of view (default 2: 128x128x96)")
     parser.add_argument("--release", choices=["step", "ramp"], default="step",
                         help="time course of the release: a step at the onset, or a linear "
                         "ramp over --ramp minutes (default step)")
@@ -61,6 +67,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "(first half HC), controls releasing 5-8 %% in six regions, patients "
                         "none, a group column in participants.tsv and a desire rating in "
                         "phenotype/ (with --demo: the built-in two-group demo)")
+    parser.add_argument("--space", choices=["mni", "scanner"], default="mni",
+                        help="mni: images on the MNI152 grid (analysed as is); scanner: raw "
+                        "images as a PET scanner writes them (each scan its own head pose, "
+                        "motion up to 3 mm / 2 deg by the end of the scan, 2 mm voxels, "
+                        "128x128x96), a T1w per subject, and the true transforms in "
+                        "OUT/truth/transforms; the workflow then preprocesses every scan "
+                        "(default mni)")
     parser.add_argument("--force", action="store_true",
                         help="write into OUT even if it already holds a dataset")
     parser.set_defaults(func=run)
@@ -75,9 +88,18 @@ def _check(args: argparse.Namespace) -> Path:
     if args.ramp <= 0:
         raise ConfigError(format_problem("--ramp", f"got {args.ramp:g}",
                                          "Give the ramp duration in minutes (> 0)."))
+    if not 1.0 <= args.scanner_voxel_size <= 8.0:
+        raise ConfigError(format_problem(
+            "--scanner-voxel-size", f"got {args.scanner_voxel_size:g} mm",
+            "Give a PET voxel size between 1 and 8 mm (2 is typical)."))
     if args.noise < 0:
         raise ConfigError(format_problem("--noise", f"got {args.noise:g}",
                                          "Give a noise level >= 0 (1 = default noise)."))
+    if args.space == "scanner" and (args.demo or args.two_groups):
+        raise ConfigError(format_problem(
+            "--space scanner", "cannot be combined with --demo or --two-groups",
+            "Leave out --demo/--two-groups (a scanner-space study has one group), or use "
+            "--space mni."))
     if (out / "bids" / "dataset_description.json").exists() and not args.force:
         raise ConfigError(format_problem(
             out, "already holds a simulated dataset (bids/dataset_description.json)",
@@ -99,7 +121,17 @@ def run(args: argparse.Namespace) -> int:
     out = _check(args)
     settings = StudySettings(release_kind=args.release, ramp=args.ramp)
     start = time.perf_counter()
-    if args.demo:
+    if args.space == "scanner":
+        from pipeline.simulate.scanner_study import ScannerSettings, simulate_scanner_study
+
+        size = args.scanner_voxel_size
+        scanner = ScannerSettings(pet_voxel_mm=size, pet_shape=tuple(
+            round(mm / size) for mm in (256.0, 256.0, 192.0)))
+        bids = simulate_scanner_study(out, subjects=args.subjects, design=args.design,
+                                      seed=args.seed, null=args.null, noise=args.noise,
+                                      mni_voxel_size=args.voxel_size, scanner=scanner,
+                                      settings=settings)
+    elif args.demo:
         bids = write_demo_study(out, subjects=args.subjects, voxel_size=args.voxel_size,
                                 design=args.design, seed=args.seed,
                                 study="two_groups" if args.two_groups else "single")
@@ -119,8 +151,11 @@ def run(args: argparse.Namespace) -> int:
                               null=args.null, noise=args.noise, voxel_size=args.voxel_size,
                               settings=settings)
     n_images = len(list(bids.glob("sub-*/pet/*_pet.nii.gz")))
+    space = "scanner space, a T1w per subject" if args.space == "scanner" else "MNI space"
     print(f"petbp simulate: {n_images} scans of {args.subjects} subjects ({args.design} "
-          f"design) in {time.perf_counter() - start:.1f} s")
+          f"design, {space}) in {time.perf_counter() - start:.1f} s")
     print(f"  dataset: {bids}")
-    print(f"  truth:   {out / 'truth'} (bp_nd.tsv, effects.tsv, truth.json)")
+    print(f"  truth:   {out / 'truth'} (bp_nd.tsv, effects.tsv, truth.json"
+          + (", transforms/: head pose, motion and anatomy per scan" if args.space == "scanner"
+             else "") + ")")
     return 0

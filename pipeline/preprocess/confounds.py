@@ -39,6 +39,7 @@ __all__ = [
     "motion_confounds",
     "motion_decision",
     "read_motion",
+    "scan_exclusion",
     "thresholds_from_config",
     "write_motion_confounds",
 ]
@@ -71,27 +72,51 @@ class MotionThresholds:
     ----------
     fd_mm : float, default=2.0
         A frame with framewise displacement above this (mm) is an outlier.
-    max_displacement_mm : float, default=10.0
-        A scan with any frame displaced more than this (mm) from the reference is excluded.
-    max_outlier_fraction : float, default=0.25
-        A scan with a larger fraction of outlier frames is excluded.
+    max_displacement_mm : float or None, default=10.0
+        A scan with any frame displaced more than this (mm) from the reference is excluded;
+        None applies no such limit (frame thresholds only, see :meth:`frames_only`).
+    max_outlier_fraction : float or None, default=0.25
+        A scan with a larger fraction of outlier frames is excluded; None: no such limit.
     """
 
     fd_mm: float = 2.0
-    max_displacement_mm: float = 10.0
-    max_outlier_fraction: float = 0.25
+    max_displacement_mm: float | None = 10.0
+    max_outlier_fraction: float | None = 0.25
 
     def __post_init__(self) -> None:
         for name in ("fd_mm", "max_displacement_mm"):
             value = getattr(self, name)
-            if not np.isfinite(value) or value <= 0:
+            if value is None and name != "fd_mm":
+                continue
+            if value is None or not np.isfinite(value) or value <= 0:
                 raise ConfigError(format_problem(
                     f"config, motion.{name}", f"must be a positive number of mm; got "
                     f"{value!r}", "Give a threshold in mm, e.g. 2 for fd_mm."))
-        if not 0.0 <= self.max_outlier_fraction <= 1.0:
+        fraction = self.max_outlier_fraction
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ConfigError(format_problem(
                 "config, motion.max_outlier_fraction", f"must be within 0-1; got "
-                f"{self.max_outlier_fraction!r}", "Give a fraction, e.g. 0.25."))
+                f"{fraction!r}", "Give a fraction, e.g. 0.25."))
+
+    @classmethod
+    def frames_only(cls, fd_mm: float) -> MotionThresholds:
+        """Thresholds that leave out outlier frames but never exclude the scan.
+
+        The workflow decides which scans are excluded before their TACs are made (the scan
+        limits reach only that decision), so a TAC or MNI-frames step depends on ``fd_mm``
+        alone and editing a scan limit redoes none of them.
+
+        Parameters
+        ----------
+        fd_mm : float
+            Framewise displacement threshold, mm.
+        """
+        return cls(fd_mm=fd_mm, max_displacement_mm=None, max_outlier_fraction=None)
+
+    @property
+    def limits_scans(self) -> bool:
+        """True when these thresholds can exclude a whole scan."""
+        return self.max_displacement_mm is not None or self.max_outlier_fraction is not None
 
 
 @dataclass
@@ -124,26 +149,72 @@ def motion_confounds(estimate: MotionEstimate) -> pd.DataFrame:
 
 
 def motion_decision(table: pd.DataFrame, thresholds: MotionThresholds,
-                    scan: str = "scan") -> MotionDecision:
-    """Apply the thresholds to a confounds table; log and return every reason."""
+                    scan: str = "scan", *, log_reasons: bool = True) -> MotionDecision:
+    """Apply the thresholds to a confounds table; return (and log) every reason.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A confounds table (``framewise_displacement`` and ``displacement`` in mm).
+    thresholds : MotionThresholds
+    scan : str, default="scan"
+        The scan's name, at the start of each reason.
+    log_reasons : bool, default=True
+        Log each reason as a warning (False: only return them).
+    """
     fd = table["framewise_displacement"].to_numpy(float)
     outliers = fd > thresholds.fd_mm
     reasons = [f"{scan}: frame {k} excluded: framewise displacement {fd[k]:.2f} mm > "
                f"{thresholds.fd_mm:g} mm" for k in np.flatnonzero(outliers)]
     worst = float(table["displacement"].max())
     excluded = False
-    if worst > thresholds.max_displacement_mm:
+    limit = thresholds.max_displacement_mm
+    if limit is not None and worst > limit:
         excluded = True
         reasons.append(f"{scan}: scan excluded: a frame is displaced {worst:.1f} mm from the "
-                       f"reference (> {thresholds.max_displacement_mm:g} mm)")
+                       f"reference (> {limit:g} mm)")
     fraction = float(outliers.mean()) if len(outliers) else 0.0
-    if fraction > thresholds.max_outlier_fraction:
+    allowed = thresholds.max_outlier_fraction
+    if allowed is not None and fraction > allowed:
         excluded = True
         reasons.append(f"{scan}: scan excluded: {100 * fraction:.0f}% of frames are motion "
-                       f"outliers (> {100 * thresholds.max_outlier_fraction:.0f}%)")
-    for reason in reasons:
-        log.warning(reason)
+                       f"outliers (> {100 * allowed:.0f}%)")
+    if log_reasons:
+        for reason in reasons:
+            log.warning(reason)
     return MotionDecision(outliers=outliers, scan_excluded=excluded, reasons=reasons)
+
+
+def scan_exclusion(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
+                   scan: str | None = None) -> list[str]:
+    """Why a scan is excluded for head motion under ``thresholds`` (empty: it is kept).
+
+    The one decision the workflow (which scans reach the analyses), the report and
+    :func:`frames_kept` share. Nothing is logged: the caller says what it does with it.
+
+    Parameters
+    ----------
+    confounds_tsv : path-like
+        The scan's ``_desc-confounds_timeseries.tsv``.
+    thresholds : MotionThresholds
+    scan : str, default=None
+        The scan's name in the reasons (default: from the file name).
+
+    Returns
+    -------
+    list of str
+        One phrase per scan-level reason (e.g. ``a frame is displaced 12.3 mm from the
+        reference (> 10 mm)``).
+    """
+    from pipeline.tables import read_table
+
+    name = scan or Path(confounds_tsv).name.removesuffix("_desc-confounds_timeseries.tsv")
+    decision = motion_decision(read_table(confounds_tsv), thresholds, scan=name,
+                               log_reasons=False)
+    if not decision.scan_excluded:
+        return []
+    return [r.split(": scan excluded: ", 1)[-1] for r in decision.reasons
+            if ": scan excluded: " in r]
 
 
 def write_motion_confounds(estimate: MotionEstimate, frames: Frames,
@@ -243,7 +314,8 @@ def frames_kept(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
     Raises
     ------
     InputError
-        When the thresholds exclude the scan: the reasons, and what to do.
+        When the thresholds exclude the scan (the reasons, and what to do), or leave no
+        frame.
     """
     from pipeline.errors import InputError
 
@@ -257,6 +329,12 @@ def frames_kept(confounds_tsv: str | PathLike, thresholds: MotionThresholds, *,
             "Check the scan's motion QC figure (_desc-motion_qc.png). Leave it out with "
             "selection.exclude_subjects or selection.exclude_tasks, or, if the correction "
             "looks right, raise motion.max_displacement_mm or motion.max_outlier_fraction."))
+    if decision.outliers.all():
+        raise InputError(format_problem(
+            confounds_tsv, f"every frame moved more than motion.fd_mm = {thresholds.fd_mm:g} "
+            "mm: no frame is left to analyse",
+            "Check the scan's motion QC figure (_desc-motion_qc.png); exclude the scan or "
+            "raise motion.fd_mm."))
     return ~decision.outliers, decision
 
 

@@ -21,7 +21,7 @@ from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.space_detection import SpaceEvidence, detect_space
 
 __all__ = ["MODES", "ScanPlan", "cached_image_space", "find_t1w", "image_space", "plan_scan",
-           "write_scan_plan"]
+           "space_cache_path", "write_scan_plan"]
 
 #: Allowed values of the ``preprocessing`` config key.
 MODES = ("auto", "on", "off")
@@ -51,8 +51,9 @@ class ScanPlan:
 def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> SpaceEvidence:
     """Detect the space of a PET image file (time-averaged over its frames).
 
-    Reads the header codes, the file name's ``space-`` entity and the data (the whole
-    image is decoded once: reading a .nii.gz frame by frame decompresses it every time).
+    Reads the header codes, the file name's ``space-`` entity and the data: the file is
+    decompressed once and averaged over frames in its stored type (integers: one scaling of
+    the mean, no float copy of the 4D image), so a 2 mm scan costs its decompression.
 
     Parameters
     ----------
@@ -68,22 +69,19 @@ def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> S
     Raises
     ------
     InputError
-        If the image cannot be read.
+        If the image cannot be read, or holds infinite values.
     """
     import zlib
-
-    import nibabel as nib
 
     path = Path(image_path)
     n_inf = 0
     try:
-        img = nib.load(str(path))
         if mean is None:
-            data = np.asarray(img.dataobj, np.float32)
-            n_inf = int(np.isinf(data).sum())
-            data = np.nan_to_num(data)  # NaN outside the brain is common; NaN inside fails later
-            mean = data.mean(axis=3) if data.ndim == 4 else data
-            del data
+            img, mean, n_inf = _time_mean(path)
+        else:
+            import nibabel as nib
+
+            img = nib.load(str(path))
     except (OSError, ValueError, EOFError, zlib.error, MemoryError) as err:
         raise InputError(format_problem(path, f"the image cannot be read ({err})",
                                         "Give a readable NIfTI image.")) from err
@@ -96,6 +94,29 @@ def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> S
                         sform_code=int(img.header["sform_code"]),
                         qform_code=int(img.header["qform_code"]),
                         bids_space=match.group(1) if match else None)
+
+
+def _time_mean(path: Path):
+    """(image, mean over frames as float32 with NaN read as 0, number of infinite values).
+
+    Integer data are summed as integers (float64 accumulator) and scaled once: the same
+    numbers as scaling every voxel first, without the float32 copy of the whole scan."""
+    from pipeline.bids.images import read_nifti
+
+    img = read_nifti(path, mmap=False)
+    proxy = img.dataobj
+    raw = np.asanyarray(proxy.get_unscaled())
+    slope, inter = np.asarray(proxy.slope, float), np.asarray(proxy.inter, float)
+    frames = raw.shape[3] if raw.ndim == 4 else 1
+    if raw.dtype.kind in "iu" and slope.size == 1 and inter.size == 1:
+        total = raw.sum(axis=3, dtype=np.float64) if raw.ndim == 4 else raw.astype(np.float64)
+        mean = (total / frames) * float(slope) + float(inter)
+        return img, mean.astype(np.float32), 0
+    data = np.asarray(proxy, np.float32)
+    n_inf = int(np.isinf(data).sum())
+    total = np.nansum(data, axis=3, dtype=np.float64) if data.ndim == 4 else \
+        np.nan_to_num(data).astype(np.float64)
+    return img, (total / frames).astype(np.float32), n_inf
 
 
 def find_t1w(image_path: str | PathLike) -> Path | None:
@@ -203,9 +224,10 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
                        ) -> SpaceEvidence:
     """:func:`image_space`, remembered in ``cache_json`` while the image file is unchanged.
 
-    Detection decodes the whole image (seconds for a 90-minute dynamic scan); the workflow
-    needs it every time it is parsed, so the evidence is kept with the file's size and
-    modification time and detected again when either changes.
+    Detection decodes the whole image (about 0.1-0.3 s for a 2 mm dynamic scan); the workflow
+    needs it every time it is parsed (by every cluster job too), so the evidence is kept with
+    the file's resolved path, size and modification time and detected again when any
+    changes. A cache that cannot be written (read-only folder) only costs the detection.
 
     Parameters
     ----------
@@ -228,16 +250,45 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
     if cache_json is None:
         return image_space(path)
     stat = path.stat()
-    stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+             "version": _CACHE_VERSION}
     cache = Path(cache_json)
     if cache.is_file():
         try:
             stored = json.loads(cache.read_text())
             if stored.get("stamp") == stamp:
-                return SpaceEvidence(**stored["evidence"])
+                evidence = dict(stored["evidence"])
+                if evidence.get("best_rotation_deg") is None:  # NaN is written as null
+                    evidence["best_rotation_deg"] = float("nan")
+                return SpaceEvidence(**evidence)
         except (ValueError, TypeError, KeyError):
             pass  # an unreadable or old cache: detect again
     evidence = image_space(path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache, {"stamp": stamp, "evidence": dataclasses.asdict(evidence)})
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cache, {"stamp": stamp, "evidence": dataclasses.asdict(evidence)})
+    except OSError:
+        pass  # not writable here: detected again next time
     return evidence
+
+
+#: Bumped when detection changes, so evidence cached by an older petbp is not reused.
+_CACHE_VERSION = 2
+
+
+def space_cache_path(image_path: str | PathLike, folder: str | PathLike) -> Path:
+    """Where :func:`cached_image_space` keeps an image's evidence in ``folder``: one JSON
+    file per image, named by a digest of its resolved path.
+
+    Parameters
+    ----------
+    image_path : path-like
+        The PET image.
+    folder : path-like
+        The cache folder (the workflow uses ``.snakemake/petbp/space`` in Snakemake's working
+        directory, which a dry run may write, so a new output folder parses fast too).
+    """
+    import hashlib
+
+    digest = hashlib.sha1(str(Path(image_path).resolve()).encode()).hexdigest()[:20]
+    return Path(folder) / f"{digest}.json"

@@ -63,6 +63,9 @@ class ScanFiles:
         Head-motion confounds of a preprocessed scan.
     preprocess_qc : list of Path
         Motion and registration QC figures of a preprocessed scan.
+    excluded : list of str
+        Why the scan was excluded for head motion under the config's ``motion`` thresholds
+        (empty: analysed); its older TACs, fits and overlays, if any, are not shown.
     """
 
     stem: str
@@ -74,6 +77,7 @@ class ScanFiles:
     region_qc: list[Path] = field(default_factory=list)
     confounds: Path | None = None
     preprocess_qc: list[Path] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
 
     @property
     def participant_id(self) -> str:
@@ -276,10 +280,36 @@ def collect_results(output_dir: str | Path, config: Mapping[str, Any] | None = N
             except PetbpError as err:
                 problems.append(str(err))
     results.scans = _scan_files(output_dir)
+    _motion_exclusions(results.scans, config, problems)
     if group.is_dir():
         results.voxel_maps = sorted(p for p in group.glob("*.nii.gz"))
         results.cluster_tables = sorted(p for p in group.glob("*cluster*.tsv"))
     return results
+
+
+def _motion_exclusions(scans: list[ScanFiles], config: Mapping[str, Any],
+                       problems: list[str]) -> None:
+    """Fill ``excluded`` of every preprocessed scan: the workflow's decision
+    (:func:`pipeline.preprocess.confounds.scan_exclusion`) under the config's thresholds."""
+    from pipeline.preprocess.confounds import MotionThresholds, scan_exclusion
+
+    preprocessed = [s for s in scans if s.confounds is not None]
+    if not preprocessed:
+        return
+    motion = config.get("motion") if isinstance(config.get("motion"), Mapping) else {}
+    defaults = MotionThresholds()
+    try:
+        thresholds = MotionThresholds(**{k: float(motion.get(k, getattr(defaults, k)))
+                                         for k in ("fd_mm", "max_displacement_mm",
+                                                   "max_outlier_fraction")})
+    except (PetbpError, TypeError, ValueError) as err:
+        problems.append(f"motion thresholds of the config: {err}")
+        return
+    for scan in preprocessed:
+        try:
+            scan.excluded = scan_exclusion(scan.confounds, thresholds, scan=scan.stem)
+        except PetbpError as err:
+            problems.append(str(err))
 
 
 def _collect_groups(results: StudyResults, group: Path, problems: list[str]) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.report.collect import StudyResults, software_versions, tracer_name
 from pipeline.report.group_text import GROUP_REFERENCES, group_methods
+from pipeline.report.preprocessing import preprocessing_methods
 
 __all__ = ["REFERENCES", "describe_model", "methods_markdown", "methods_paragraphs"]
 
@@ -326,6 +327,9 @@ def methods_paragraphs(results: StudyResults) -> tuple[list[str], list[str]]:
         data.append(f"Frames were weighted by the '{weights}' scheme.")
     if data:
         paragraphs.append(" ".join(data))
+    preprocessing = preprocessing_methods(results)
+    if preprocessing:
+        paragraphs.append(preprocessing)
     model_text = _model_sentences(results)
     design = " ".join(t for t in (_design_sentence(results), _contrast_sentence(config)) if t)
     if model_text or design:

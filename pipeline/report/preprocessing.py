@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.report.blocks import BuildContext, kv_block
-from pipeline.report.collect import ScanFiles
+from pipeline.report.blocks import BuildContext, kv_block, table_block
+from pipeline.report.collect import ScanFiles, StudyResults
 from pipeline.tables import read_json, read_table, sidecar_path
 
-__all__ = ["FD_FLAG_MM", "preprocess_blocks"]
+__all__ = ["FD_FLAG_MM", "motion_exclusion_block", "preprocess_blocks",
+           "preprocessing_methods"]
 
 #: A frame moving more than this (framewise displacement, mm) is flagged for a look at the
 #: motion figure even when the configured threshold keeps it: about half a 2 mm voxel per
@@ -68,7 +69,7 @@ def preprocess_blocks(scan: ScanFiles, ctx: BuildContext) -> tuple[list[dict], l
     blocks, messages = [], []
     if scan.confounds is not None:
         summary = _motion_summary(scan.confounds)
-        if scan.tacs is not None and sidecar_path(scan.tacs).is_file():
+        if scan.tacs is not None and not scan.excluded and sidecar_path(scan.tacs).is_file():
             meta = read_json(sidecar_path(scan.tacs))
             excluded = meta.get("FramesExcluded") or []
             summary["frames left out for motion"] = len(excluded)
@@ -83,3 +84,64 @@ def preprocess_blocks(scan: ScanFiles, ctx: BuildContext) -> tuple[list[dict], l
         blocks.append(ctx.image_file(image, f"{kind.capitalize()} QC of {scan.stem}",
                                      _CAPTIONS[kind]))
     return blocks, messages
+
+
+def motion_exclusion_block(results: StudyResults) -> dict[str, Any] | None:
+    """The summary's table of scans excluded for head motion (None when there are none).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read (``ScanFiles.excluded``).
+    """
+    import pandas as pd
+
+    rows = [{"participant_id": s.participant_id, "scan": s.stem, "reason": "; ".join(s.excluded)}
+            for s in results.scans if s.excluded]
+    if not rows:
+        return None
+    return table_block(pd.DataFrame(rows), "Scans excluded for head motion", table_id=
+                       "motion-exclusions", caption="Over the motion limits of the config "
+                       "(motion.max_displacement_mm, motion.max_outlier_fraction): left out of "
+                       "the fits, maps, group tables and voxelwise statistics. Their motion QC "
+                       "is in the scan's QC block.")
+
+
+def _thresholds_text(config: dict[str, Any]) -> tuple[str, str]:
+    motion = config.get("motion") if isinstance(config.get("motion"), dict) else {}
+    fd = motion.get("fd_mm", 2.0)
+    limits = (f"a frame displaced more than {motion.get('max_displacement_mm', 10.0):g} mm "
+              f"from the motion reference, or more than "
+              f"{100 * float(motion.get('max_outlier_fraction', 0.25)):g} % outlier frames")
+    return f"{fd:g}", limits
+
+
+def preprocessing_methods(results: StudyResults) -> str | None:
+    """The methods sentences on preprocessing and motion exclusions (None when no scan was
+    preprocessed).
+
+    Parameters
+    ----------
+    results : StudyResults
+        What :func:`pipeline.report.collect_results` read (the config's ``motion``
+        thresholds and each scan's confounds and exclusion).
+    """
+    done = [s for s in results.scans if s.confounds is not None]
+    if not done:
+        return None
+    fd, limits = _thresholds_text(results.config)
+    text = (f"{len(done)} scan{'s' * (len(done) != 1)} in scanner space were corrected for "
+            "head motion (frame-to-frame rigid registration to a reference of the frames with "
+            "signal), coregistered rigidly to the subject's T1w (mutual information) and "
+            "brought to MNI152 through the T1w's affine and SyN normalization (ANTs); "
+            "regional TACs used atlas regions brought into each frame's native space. Frames "
+            f"with framewise displacement above {fd} mm were left out of the analyses; a scan "
+            f"with {limits} was excluded.")
+    excluded = [s for s in done if s.excluded]
+    if excluded:
+        listed = "; ".join(f"{s.stem} ({', '.join(s.excluded)})" for s in excluded)
+        count = "1 scan was" if len(excluded) == 1 else f"{len(excluded)} scans were"
+        text += f" {count} excluded for head motion: {listed}."
+    else:
+        text += " No scan was excluded for head motion."
+    return text

@@ -105,6 +105,12 @@ def _pick_model(scan: ScanFiles, models: list[str]) -> str | None:
 def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
                  spec: Mapping) -> tuple[Blocks, list[str], dict[str, Any]]:
     """Blocks, flag messages and an overview row of one scan."""
+    if scan.excluded:  # older fits of the scan, if any, are not shown
+        why = "; ".join(scan.excluded)
+        row = {"scan": scan.stem, "model": "excluded", "flags": 0,
+               "max_nrmse": float("nan"), "outlier_frames": 0}
+        message = f"excluded for head motion ({why}): left out of every analysis"
+        return _finish_scan(scan, ctx, [text_block(message, "warning")], [message], row)
     model = _pick_model(scan, results.models)
     row: dict[str, Any] = {"scan": scan.stem, "model": model or "n/a", "flags": 0,
                            "max_nrmse": float("nan"), "outlier_frames": 0}
@@ -175,7 +181,7 @@ def _finish_scan(scan: ScanFiles, ctx: BuildContext, blocks: Blocks, messages: l
     prep_blocks, prep_messages = preprocess_blocks(scan, ctx)
     blocks += prep_blocks
     messages += prep_messages
-    for image in scan.region_qc:
+    for image in [] if scan.excluded else scan.region_qc:
         blocks.append(ctx.image_file(image, f"Regions of {scan.stem}",
                                      "Region masks over the template and the scan's mean image."))
     row["flags"] = len(messages)

@@ -29,6 +29,7 @@ from pipeline.report.findings import CONTRAST_NOTE, FINDINGS_NOTE, key_findings
 from pipeline.report.groups import scatter_points
 from pipeline.report.methods import methods_paragraphs
 from pipeline.report.paired import contrast_conditions, paired_from_values, paired_values
+from pipeline.report.preprocessing import motion_exclusion_block
 from pipeline.report.scans import build_scans
 from pipeline.report.staleness import configuration_blocks
 
@@ -129,6 +130,8 @@ def build_summary(results: StudyResults, ctx: BuildContext, spec: Mapping) -> Bl
     if results.exclusions is not None and len(results.exclusions):
         blocks.append(table_block(results.exclusions, "Exclusions logged by the workflow",
                                   table_id="exclusions"))
+    motion_block = motion_exclusion_block(results)
+    blocks += [motion_block] if motion_block else []
     models = cfg.get("models")
     if isinstance(models, Mapping) and models:
         rows = [{"model": m, "options": ", ".join(f"{k}={v}" for k, v in (o or {}).items())

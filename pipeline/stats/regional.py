@@ -14,10 +14,10 @@ tested (``effect_pct``) is that change
   release model that the data cannot show), or
 * against zero (a paired t test on the % change) otherwise.
 
-Participants without a scan, or with a non-finite or non-positive baseline BP_ND, are left
-out of that contrast and listed, with the reason, in the exclusions table; nothing is
-dropped silently. FDR (Benjamini-Hochberg) runs across regions within each contrast and
-model.
+Participants without a scan (or whose scan was excluded, e.g. for head motion, with that
+reason), or with a non-finite or non-positive baseline BP_ND, are left out of that contrast
+and listed, with the reason, in the exclusions table; nothing is dropped silently. FDR
+(Benjamini-Hochberg) runs across regions within each contrast and model.
 """
 
 from __future__ import annotations
@@ -55,17 +55,30 @@ def _exclusion(contrast: str, pid: str, reason: str, region: str = "all",
             "reason": reason}
 
 
+def _missing_reason(design: Design, label: str, pid: str,
+                    excluded_scans: list[dict] | None) -> str:
+    """Why participant ``pid`` has no BP_ND for condition ``label``: its scan of that task
+    was excluded (the reason given), or it has none."""
+    condition = design.conditions[label]
+    for scan in excluded_scans or []:
+        if scan.get("participant_id") == pid and scan.get("task") == condition.task and (
+                condition.session is None or scan.get("session") == condition.session):
+            return (f"no BP_ND for condition '{label}': its task-{condition.task} scan was "
+                    f"{scan.get('reason') or 'excluded'}")
+    return f"no BP_ND for condition '{label}' (no task-{condition.task} scan)"
+
+
 def _paired(bp: pd.DataFrame, design: Design, name: str, participants: list[str],
-            exclusions: list[dict]) -> pd.DataFrame:
+            exclusions: list[dict], excluded_scans: list[dict] | None = None
+            ) -> pd.DataFrame:
     """Per-participant baseline, condition and % change for a plain contrast."""
     spec = design.contrasts[name]
     base = _condition_table(bp, spec.baseline)
     cond = _condition_table(bp, spec.condition)
     for label, table in ((spec.baseline, base), (spec.condition, cond)):
-        task = design.conditions[label].task
         for pid in sorted(set(participants) - set(table["participant_id"])):
             exclusions.append(_exclusion(
-                name, pid, f"no BP_ND for condition '{label}' (no task-{task} scan)"))
+                name, pid, _missing_reason(design, label, pid, excluded_scans)))
     merged = base.merge(cond, on=_KEYS, suffixes=("_baseline", "_condition"))
     merged = merged.rename(columns={"bp_nd_baseline": "bp_baseline",
                                     "bp_nd_condition": "bp_condition",
@@ -99,6 +112,7 @@ def _paired(bp: pd.DataFrame, design: Design, name: str, participants: list[str]
 
 def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = True,
                     participants: list[str] | None = None,
+                    excluded_scans: list[dict] | None = None,
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-participant paired values of every contrast.
 
@@ -114,6 +128,10 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
         contrasts; False tests the raw change.
     participants : list of str, default=None
         Everyone expected (e.g. from ``participants.tsv``); default: all in ``bp``.
+    excluded_scans : list of dict, default=None
+        Scans left out before the fits (``participant_id``, ``session``, ``task``,
+        ``reason``; e.g. for head motion): a participant missing a condition because of one
+        is listed with that reason, and counted as expected.
 
     Returns
     -------
@@ -133,12 +151,14 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
         raise InputError(format_problem(
             "group/bp_nd.tsv", f"missing column(s) {', '.join(sorted(missing))}",
             "Rebuild it with the workflow's collect_bp_nd rule."))
-    participants = sorted(set(participants or []) | set(bp["participant_id"]))
+    participants = sorted(set(participants or []) | set(bp["participant_id"])
+                          | {s["participant_id"] for s in excluded_scans or []})
     exclusions: list[dict] = []
     plain: dict[str, pd.DataFrame] = {}
     for name, spec in design.contrasts.items():
         if spec.control is None:
-            plain[name] = _paired(bp, design, name, participants, exclusions)
+            plain[name] = _paired(bp, design, name, participants, exclusions,
+                                  excluded_scans)
     tables = []
     for name, spec in design.contrasts.items():
         if spec.control is None:
@@ -154,7 +174,7 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
             if ctl is None:
                 ctl = _paired(bp, design, spec.control, participants, [])
             own = plain.get(name) if name in plain else \
-                _paired(bp, design, name, participants, exclusions)
+                _paired(bp, design, name, participants, exclusions, excluded_scans)
             for pid in sorted(set(own["participant_id"]) - set(ctl["participant_id"])):
                 exclusions.append(_exclusion(
                     name, pid, f"no paired values for control contrast '{spec.control}'"))

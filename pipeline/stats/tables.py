@@ -59,7 +59,8 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
                     out_drift: str | PathLike | None = None, *, design: Mapping[str, Any],
                     test: str = "ttest", alpha: float = 0.05,
                     drift_method: str = "release_model", sys_sd: float = 1.0,
-                    participants: pd.DataFrame | None = None) -> Path:
+                    participants: pd.DataFrame | None = None,
+                    excluded_scans: list[dict] | None = None) -> Path:
     """Paired contrasts of ``group/bp_nd.tsv`` per the config's design and statistics.
 
     Parameters
@@ -84,6 +85,10 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
         ``statistics.null_drift.sys_sd``: % points of systematic drift uncertainty.
     participants : DataFrame, default=None
         ``participants.tsv``, so that participants with no scan at all are listed too.
+    excluded_scans : list of dict, default=None
+        Scans the workflow left out before the fits (``participant_id``, ``session``,
+        ``task``, ``run``, ``reason``; e.g. for head motion): the exclusions table gives
+        their reason for the conditions they miss.
     """
     from pipeline.stats.drift import drift_table, write_drift_table
 
@@ -92,7 +97,8 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     bp = read_group_table(bp_path)
     expected = None if participants is None else list(participants["participant_id"])
     values, exclusions = contrast_values(bp, parsed, drift_correct=correct,
-                                         participants=expected)
+                                         participants=expected,
+                                         excluded_scans=excluded_scans)
     table = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha, design=parsed)
     values, table = with_groups(values, table, parsed.groups, participants, test=test,
                                 sys_sd=sys_sd, alpha=alpha, design=parsed)
@@ -104,7 +110,8 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
         "change of the model on the TACs without release (within-scan contrasts); "
         "effect_pct = the value tested (drift or control contrast removed)", **common))
     write_table(out_exclusions, exclusions, provenance(
-        Description="Participants left out of a contrast, with the reason", **common))
+        Description="Participants left out of a contrast, with the reason",
+        ScansExcluded=list(excluded_scans or []), **common))
     write_table(out_contrasts, table, provenance(
         Description="Group contrasts per region and model: raw change (change_pct_mean), "
         "null drift (drift_pct, its 95 % interval with the systematic SD), the tested "

@@ -142,3 +142,93 @@ def test_infinite_values_are_refused_nan_is_not(tmp_path, brain4):
     holey = volume.copy()
     holey[0, 0, 0] = np.nan
     assert image_space(_write_scan(tmp_path / "nan", holey, affine, t1=False)).space == "mni"
+
+
+def _write_int16(path: Path, volume: np.ndarray, affine: np.ndarray, *, code: int,
+                 frames: int = 3) -> Path:
+    """A 4D int16 image with a slope and an intercept (as scanners write them), the volume
+    in every frame times 1, 2, 3, with sform/qform ``code``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.stack([volume * (k + 1) for k in range(frames)], -1).astype(np.float32)
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(np.int16)
+    img.header.set_slope_inter(float(data.max()) / 30000.0, 0.5)
+    img.set_sform(affine, code=code)
+    img.set_qform(affine, code=code)
+    nib.save(img, str(path))
+    return path
+
+
+def test_scanner_image_claiming_mni_everywhere_is_caught(tmp_path, brain4):
+    """A scanner-space image whose header codes say MNI (4) and whose name says
+    space-MNI152NLin2009cAsym is still scanner: the data decide. Its placement already fails
+    the correlation/shift test, so no rotation is searched (NaN, 'not searched')."""
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    path = _write_int16(tmp_path / "sub-01" / "pet" /
+                        "sub-01_task-x_space-MNI152NLin2009cAsym_pet.nii.gz", moved, affine,
+                        code=4)
+    evidence = image_space(path)
+    assert evidence.space == "scanner"
+    assert evidence.sform_code == evidence.qform_code == 4
+    assert evidence.bids_space == "MNI152NLin2009cAsym"
+    assert any("header says MNI" in r for r in evidence.reasons)
+    assert np.isnan(evidence.best_rotation_deg)
+    assert "best rotation not searched" in evidence.describe()
+
+
+def test_integer_time_mean_equals_the_float_mean(tmp_path, brain4):
+    """The time mean taken in the stored integers and scaled once equals nibabel's scaled
+    float data averaged over frames (to float32 rounding), and so does the evidence."""
+    from pipeline.preprocess.plan import _time_mean
+
+    volume, affine = brain4
+    path = _write_int16(tmp_path / "a_pet.nii.gz", volume, affine, code=1)
+    img, mean, n_inf = _time_mean(path)
+    expected = np.asarray(nib.load(str(path)).dataobj, np.float64).mean(axis=3)
+    assert n_inf == 0 and mean.dtype == np.float32
+    # float32 rounding of values up to ~3x the volume's maximum
+    assert np.allclose(mean, expected, rtol=1e-6, atol=1e-6 * float(np.abs(expected).max()))
+    fast = image_space(path)
+    slow = detect_space(expected, affine, shape=img.shape, sform_code=1, qform_code=1)
+    assert fast.space == slow.space == "mni"
+    assert fast.correlation == pytest.approx(slow.correlation, abs=1e-5)
+
+
+@pytest.mark.parametrize("params", [[0, 0, 0, 0, 0, 0], [3.0, -2.0, 0, 0, 0, 0],
+                                    [0, 0, 0, 0.35, 0, 0], [0, 0, 0, 0, 0, 0.2],
+                                    [20.0, 0, 0, 0, 0, 0], [5.0, -10.0, 15.0, 0.1, 0.1, 0.1]])
+def test_skipping_rotations_never_changes_the_decision(brain4, params):
+    """detect_space searches rotations only when the header's placement passes the
+    correlation and shift tests; its decision equals the full search's on MNI, shifted and
+    rotated images (a rotation alone, which only the search can catch, still is caught)."""
+    from pipeline.space_detection import MNI_MAX_ROTATION_DEG, template_match
+
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params(params, [0.0, -18.0, 18.0]))
+    correlation, shift, rotation = template_match(moved, affine, rotations=True)
+    full = ("mni" if correlation >= MNI_MIN_CORRELATION and shift <= MNI_MAX_SHIFT_MM
+            and rotation <= MNI_MAX_ROTATION_DEG else "scanner")
+    evidence = detect_space(moved, affine, shape=moved.shape)
+    assert evidence.space == full
+    searched = np.isfinite(evidence.best_rotation_deg)
+    assert searched == (correlation >= MNI_MIN_CORRELATION and shift <= MNI_MAX_SHIFT_MM)
+    if searched:
+        assert evidence.best_rotation_deg == rotation
+
+
+def test_space_cache_is_per_image_and_optional(tmp_path, brain4):
+    """One cache file per image (by its resolved path); a cache folder that cannot be
+    written costs only the detection."""
+    from pipeline.preprocess.plan import cached_image_space, space_cache_path
+
+    volume, affine = brain4
+    a = _write_scan(tmp_path / "a", volume, affine, t1=False)
+    b = _write_scan(tmp_path / "b", volume, affine, t1=False)
+    assert space_cache_path(a, tmp_path / "c") != space_cache_path(b, tmp_path / "c")
+    assert space_cache_path(a, tmp_path / "c") == space_cache_path(
+        tmp_path / "a" / "sub-01" / ".." / "sub-01" / "pet" / a.name, tmp_path / "c")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    evidence = cached_image_space(a, space_cache_path(a, blocked))
+    assert evidence.space == "mni"

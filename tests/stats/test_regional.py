@@ -82,6 +82,33 @@ def test_contrast_values_missing_scan_is_excluded_with_reason(rng):
     assert set(table[table.contrast == "acceptance"].n) == {9}
 
 
+def test_contrast_values_scan_excluded_for_motion_names_the_reason(rng):
+    """A scan the workflow excluded for head motion: its participant leaves the contrasts
+    that need it with that reason (not 'no scan'), and a participant whose every scan was
+    excluded is still listed, even if absent from participants.tsv."""
+    bp = _bp_table(rng, skip={("sub-03", "rejection"), ("sub-04", "rejection"),
+                              ("sub-04", "acceptance")})
+    why = "excluded for head motion: a frame is displaced 12.0 mm from the reference (> 10 mm)"
+    excluded = [{"participant_id": "sub-03", "session": None, "task": "rejection",
+                 "run": None, "reason": why}] + [
+        {"participant_id": "sub-04", "session": None, "task": task, "run": None,
+         "reason": why} for task in ("rejection", "acceptance")]
+    values, excl = contrast_values(bp[bp.participant_id != "sub-04"], DESIGN,
+                                   excluded_scans=excluded)
+    assert "sub-03" not in set(values[values.contrast == "rejection"].participant_id)
+    assert "sub-03" in set(values[values.contrast == "acceptance"].participant_id)
+    for pid, contrasts in (("sub-03", {"rejection", "rejvsacc"}),
+                           ("sub-04", {"rejection", "acceptance", "rejvsacc"})):
+        rows = excl[excl.participant_id == pid]
+        assert set(rows.contrast) == contrasts, pid
+        named = rows[rows.contrast != "rejvsacc"].reason
+        assert named.str.contains("scan was excluded for head motion: a frame is displaced "
+                                  "12.0 mm", regex=False).all()
+    table = summarize_contrasts(values)
+    assert set(table[table.contrast == "rejection"].n) == {8}
+    assert set(table[table.contrast == "acceptance"].n) == {9}
+
+
 def test_contrast_values_participant_without_any_scan_is_listed(rng):
     """Participants from participants.tsv with no PET at all appear in the exclusions."""
     _, excl = contrast_values(_bp_table(rng, n=3), DESIGN, participants=["sub-99"])

@@ -15,11 +15,12 @@ def fit_path(key, model):
 
 
 def all_fits(wildcards):
-    return [fit_path(k, m) for k in scans() for m in MODELS]
+    """Region fits of every analysed scan (scans excluded for head motion left out)."""
+    return [fit_path(k, m) for k in analysed_keys() for m in MODELS]
 
 
 def all_tacs(wildcards):
-    return [tacs_path(k) for k in scans()]
+    return [tacs_path(k) for k in analysed_keys()]
 
 
 def participants_tsv(wildcards=None):
@@ -40,7 +41,7 @@ def contrast_maps(wildcards):
     needed = set(DESIGN.conditions_of(wildcards.contrast))
     table = scan_table()
     maps = {}
-    for key in sorted(table.scan):
+    for key in sorted(analysed_keys()):
         for cond in table.conditions[key]:
             if cond in needed:
                 maps.setdefault((table.scan[key].participant_id, cond), []).append(
@@ -158,7 +159,12 @@ def phenotype_inputs(wildcards=None):
 
 def pet_sidecars(wildcards=None):
     """Every analysed scan's PET sidecar (the groups' protocols: Kbol, frames)."""
-    return sorted({str(s.sidecar_path) for s in scans().values()})
+    return sorted({str(scans()[k].sidecar_path) for k in analysed_keys()})
+
+
+def analysed_scans(wildcards=None):
+    """The analysed scans (pipeline.bids.Scan), scans excluded for head motion left out."""
+    return [scans()[k] for k in analysed_keys()]
 
 
 def group_maps(contrast, model_label):
@@ -184,12 +190,13 @@ def region_qc_path(key):
 def region_qc_images(wildcards):
     """One region-overlay image per subject (its first scan): registration and field of view."""
     first = {}
-    for key, scan in sorted(scans().items()):
-        first.setdefault(scan.sub, key)
+    for key in sorted(analysed_keys()):
+        first.setdefault(scans()[key].sub, key)
     return [region_qc_path(key) for key in first.values()]
 
 
 def report_inputs(wildcards):
-    """Everything the report reads: group tables and maps, TACs, region fits, overlays."""
+    """Everything the report reads: group tables and maps, TACs, region fits, overlays and
+    the motion confounds (the preprocessing QC figures are a separate input, report.smk)."""
     return group_outputs() + all_tacs(wildcards) + all_fits(wildcards) \
-        + region_qc_images(wildcards) + preprocess_qc_images()
+        + region_qc_images(wildcards) + motion_confounds()

@@ -61,7 +61,7 @@ rule group_differences:
             write_group_differences(input.values, read_participants(input.participants),
                                     output.table,
                                     groups=parse_groups(params.used["design.groups"]),
-                                    scans=list(scans().values()),
+                                    scans=analysed_scans(),
                                     n_perm=params.used["statistics.n_perm"],
                                     alpha=params.used["statistics.alpha"],
                                     source=input.participants)

@@ -26,7 +26,8 @@ from pipeline.config import config_values
 from pipeline.errors import InputError
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
-from pipeline.preprocess.plan import cached_image_space, plan_scan
+from pipeline.preprocess.confounds import scan_exclusion, thresholds_from_config
+from pipeline.preprocess.plan import cached_image_space, plan_scan, space_cache_path
 from pipeline.regions import load_region_config
 
 OUT = Path(config["output_dir"])
@@ -44,6 +45,8 @@ VOXELWISE = config["voxelwise"]
 VOX_MODEL = VOXELWISE["model"]
 # Region masks are built once per PET grid and reused by every job (pipeline.regions cache).
 os.environ.setdefault("PETBP_REGION_CACHE", str(OUT / paths.MASK_CACHE))
+#: Space-detection evidence per raw image (ScanTable._plan), in the working directory.
+SPACE_CACHE = Path(".snakemake", "petbp", "space")
 RESOURCES = yaml.safe_load(Path(workflow.basedir, "workflow", "resources.yaml").read_text())
 
 
@@ -182,9 +185,11 @@ class ScanTable:
 
     def _plan(self, key, scan):
         """Detect the scan's space and, for a scan to preprocess, point its image at the
-        MNI-space frames (pipeline.preprocess.plan). The evidence is kept under
-        .petbp/plans once output_dir exists (a dry run of a new study writes nothing)."""
-        cache = OUT / paths.SCAN_PLAN.format(scan=key) if OUT.is_dir() else None
+        MNI-space frames (pipeline.preprocess.plan). The evidence is kept in Snakemake's
+        working directory (SPACE_CACHE), keyed by the image's path, size and modification
+        time: a dry run may write there (never into output_dir), and a new output folder
+        or a cluster job reuses it."""
+        cache = space_cache_path(scan.image_path, SPACE_CACHE)
         evidence = cached_image_space(scan.image_path, cache)
         plan = plan_scan(scan.image_path, config["preprocessing"], evidence=evidence)
         if not plan.preprocess:
@@ -308,6 +313,75 @@ AS_IS_SCANS = SCAN_KEY if DEMO else scan_keys_pattern(
 PREPROCESSED_SCANS = scan_keys_pattern(preprocessed_keys())
 
 
+#: The motion thresholds (config ``motion``): frames over ``fd_mm`` are left out of a scan's
+#: TACs and MNI frames (those steps' params); a scan over the scan limits is excluded here,
+#: when the DAG is built, so that it drops out of every analysis.
+MOTION_KEYS = ("motion.fd_mm", "motion.max_displacement_mm", "motion.max_outlier_fraction")
+MOTION_THRESHOLDS = None if DEMO else thresholds_from_config(used(*MOTION_KEYS))
+_EXCLUSIONS = {}  # confounds path -> (mtime_ns, reasons)
+
+
+def motion_exclusion(key):
+    """Why scan ``key`` is excluded for head motion ([] when it is analysed).
+
+    A preprocessed scan's motion correction is a checkpoint: until its confounds exist this
+    raises Snakemake's IncompleteCheckpointException, so that every job whose inputs depend
+    on the decision waits for it and is re-evaluated after it (the decision is made from the
+    confounds and the configured thresholds, pipeline.preprocess.confounds.scan_exclusion,
+    which the report also applies)."""
+    if key not in scan_table().t1w:
+        return []
+    confounds = checkpoints.motion_correction.get(scan=key).output.confounds
+    stamp = os.stat(confounds).st_mtime_ns
+    known = _EXCLUSIONS.get(confounds)
+    if known is None or known[0] != stamp:
+        reasons = scan_exclusion(confounds, MOTION_THRESHOLDS, scan=Path(key).name)
+        if reasons and (known is None or known[1] != reasons):
+            print(f"petbp: {Path(key).name} is excluded for head motion ({'; '.join(reasons)}"
+                  "); it is left out of every analysis (its motion QC is in the report)",
+                  file=sys.stderr)
+        known = _EXCLUSIONS[confounds] = (stamp, reasons)
+    return known[1]
+
+
+def analysed_keys(keys=None):
+    """The scans (of ``keys``, default all) that reach the analyses: every scan but those
+    excluded for head motion (motion_exclusion). One clear error when no scan is left."""
+    every = keys is None
+    keys = list(scans()) if every else keys
+    kept = [k for k in keys if not motion_exclusion(k)]
+    if every and not kept:
+        raise InputError(
+            "petbp: every scan is excluded for head motion under the configured thresholds "
+            f"(motion.max_displacement_mm {MOTION_THRESHOLDS.max_displacement_mm:g} mm, "
+            f"motion.max_outlier_fraction {MOTION_THRESHOLDS.max_outlier_fraction:g}): "
+            "nothing is left to analyse.\n  Check the motion QC figures "
+            "(<output_dir>/sub-*/pet/*_desc-motion_qc.png); if the correction looks right, "
+            "raise the thresholds (config/README.md, 'Raw scanner-space data').")
+    return kept
+
+
+def excluded_scans(wildcards=None):
+    """[{participant_id, session, task, run, reason}] of the scans excluded for head motion
+    (a params value: the contrasts name the reason of a missing condition)."""
+    rows = []
+    for key, scan in scans().items():
+        reasons = motion_exclusion(key)
+        if reasons:
+            rows.append({"participant_id": scan.participant_id, "session": scan.ses,
+                         "task": scan.task, "run": scan.run,
+                         "reason": "excluded for head motion: " + "; ".join(reasons)})
+    return rows
+
+
+def motion_confounds(wildcards=None):
+    """Confounds of every preprocessed scan, once its motion correction (a checkpoint) is
+    done: the input that makes a step wait for the exclusion decisions and be re-evaluated
+    after them."""
+    return [checkpoints.motion_correction.get(scan=k).output.confounds
+            for k in preprocessed_keys()]
+
+
 def tacs_path(key):
     return scan_template(paths.TACS, scan=key)
 
@@ -381,7 +455,8 @@ MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
 
 
 def subject_tacs(wildcards):
-    return [tacs_path(k) for k in scan_table().by_subject.get(wildcards.sub, [])]
+    """TACs of the subject's analysed scans (shared k2')."""
+    return [tacs_path(k) for k in analysed_keys(scan_table().by_subject.get(wildcards.sub, []))]
 
 
 def remember_signatures(rules):

@@ -3,9 +3,16 @@
 # region TACs from atlas regions brought into every frame (frames not interpolated) and the
 # frames resampled once onto the MNI grid for maps. Only scans whose plan says so
 # (`preprocessing`, inputs.smk ScanTable) match these rules; the others are analysed as is.
+#
+# Motion correction is a checkpoint: a scan over the motion limits (motion.max_displacement_mm,
+# motion.max_outlier_fraction) is excluded when the DAG is built from its confounds
+# (inputs.smk motion_exclusion), so its TACs, fits and maps are never asked for and every
+# group step, the contrasts' exclusions and the report name it with the reason; its motion
+# and registration QC are still drawn. The scan limits reach no per-scan step: editing them
+# changes only which scans the group steps read.
 
 
-rule motion_correction:
+checkpoint motion_correction:
     input:
         pet=raw_pet_of,
         sidecar=raw_sidecar_of,
@@ -116,10 +123,6 @@ rule segment_t1:
                                SegmentSettings(threads=threads))
 
 
-#: The motion thresholds: frames over them are left out of TACs and MNI frames.
-MOTION_KEYS = ("motion.fd_mm", "motion.max_displacement_mm", "motion.max_outlier_fraction")
-
-
 rule native_tacs:
     input:
         pet=raw_pet_of,
@@ -132,7 +135,7 @@ rule native_tacs:
     output:
         tacs=scan_template(paths.TACS, scan="{scan}"),
     params:
-        used=used("regions", *MOTION_KEYS),
+        used=used("regions", "motion.fd_mm"),
         scan=scan_of,
         cache=out(paths.MASK_CACHE),
     wildcard_constraints:
@@ -144,15 +147,16 @@ rule native_tacs:
         mem_mb=res("native_tacs")["mem_mb"],
         runtime=res("native_tacs")["runtime"],
     run:
-        from pipeline.preprocess import write_native_region_tacs
-        from pipeline.preprocess.confounds import thresholds_from_config
+        from pipeline.preprocess import MotionThresholds, write_native_region_tacs
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
+            # frames over motion.fd_mm are left out; the scan limits were applied (the DAG)
+            frames = MotionThresholds.frames_only(params.used["motion.fd_mm"])
             write_native_region_tacs(params.scan, input.confounds, input.xfm, input.mnicoords,
                                      input.regions, output.tacs,
                                      probseg_gm=input.grey_matter, cache_dir=params.cache,
-                                     thresholds=thresholds_from_config(params.used))
+                                     thresholds=frames)
             record_config_used(output, params.used)
 
 
@@ -167,7 +171,7 @@ rule frames_to_mni:
         pet=scan_template(paths.PET_MNI, scan="{scan}"),
         sidecar=scan_template(paths.PET_MNI.removesuffix(".nii.gz") + ".json", scan="{scan}"),
     params:
-        used=used(*MOTION_KEYS),
+        used=used("motion.fd_mm"),
         scan=scan_of,
     wildcard_constraints:
         scan=PREPROCESSED_SCANS,
@@ -178,12 +182,12 @@ rule frames_to_mni:
         mem_mb=res("frames_to_mni")["mem_mb"],
         runtime=res("frames_to_mni")["runtime"],
     run:
-        from pipeline.preprocess import write_frames_to_mni
-        from pipeline.preprocess.confounds import thresholds_from_config
+        from pipeline.preprocess import MotionThresholds, write_frames_to_mni
 
         with log_to(log[0]):
+            frames = MotionThresholds.frames_only(params.used["motion.fd_mm"])
             write_frames_to_mni(params.scan, input.confounds, input.xfm, input.t1coords,
-                                output.pet, thresholds=thresholds_from_config(params.used))
+                                output.pet, thresholds=frames)
 
 
 rule preprocess_qc:

@@ -33,6 +33,9 @@ rule region_qc:
 rule report:
     input:
         report_inputs,
+        # apart: report_inputs waits for motion correction (a checkpoint), these do not,
+        # so the registrations behind the QC figures are planned from the start
+        preprocess_qc_images,
     output:
         html=report(
             out(paths.REPORT),

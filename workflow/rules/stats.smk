@@ -5,6 +5,7 @@ rule contrasts:
     input:
         bp_nd=out(paths.group_table("bp_nd")),
         participants=participants_tsv,
+        motion=motion_confounds,  # waits for the exclusion decisions (excluded_scans)
     output:
         contrasts=report(out(paths.group_table("contrasts")),
                          caption="../report/contrasts.rst", category="Group statistics"),
@@ -15,6 +16,7 @@ rule contrasts:
     params:
         used=used("design", "statistics.test", "statistics.alpha",
                   "statistics.null_drift.method", "statistics.null_drift.sys_sd"),
+        excluded_scans=excluded_scans,
     log:
         log_path("group/contrasts.log"),
     threads: res("contrasts")["threads"]
@@ -33,7 +35,8 @@ rule contrasts:
                             alpha=params.used["statistics.alpha"],
                             drift_method=params.used["statistics.null_drift.method"],
                             sys_sd=params.used["statistics.null_drift.sys_sd"],
-                            participants=read_participants(input.participants))
+                            participants=read_participants(input.participants),
+                            excluded_scans=params.excluded_scans)
             record_config_used(output, params.used)
 
 
