@@ -191,7 +191,21 @@ def _scaled_float32(proxy, raw: np.ndarray | None = None) -> np.ndarray:
 
 
 def read_nifti(path: str | PathLike, mmap: bool):
-    """The NIfTI image at ``path`` (:func:`_read_nifti_raw` without the stored values)."""
+    """The NIfTI image at ``path`` (:func:`_read_nifti_raw` without the stored values).
+
+    Parameters
+    ----------
+    path
+        A ``.nii`` or ``.nii.gz`` file; a ``.nii.gz`` is decompressed by one zlib call per
+        gzip member.
+    mmap
+        Memory-map an uncompressed ``.nii`` instead of reading it.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        The image, its data not yet scaled.
+    """
     return _read_nifti_raw(path, mmap)[0]
 
 
