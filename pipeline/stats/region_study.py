@@ -119,7 +119,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
                          k2prime: K2primeSettings | None = None,
                          release_fit_start: float | None = 10.0, sys_sd: float = 1.0,
                          test: str = "ttest", alpha: float = 0.05, half_life: float = 20.364,
-                         guard: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         guard: bool = True, drift_pool: str = "scans",
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Region-wise BP_ND and contrasts of a study, as the workflow computes them.
 
     Parameters
@@ -142,6 +143,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
         As for :func:`pipeline.stats.regional.summarize_contrasts`.
     half_life : float, default=20.364
         Minutes (counts weights).
+    drift_pool : {"scans", "none"}, default="scans"
+        As for :func:`pipeline.stats.regional.contrast_values`.
 
     Returns
     -------
@@ -152,7 +155,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
     """
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2prime,
                          release_fit_start=release_fit_start, half_life=half_life)
-    values, _ = contrast_values(bp, design, drift_correct=release_fit_start is not None)
+    values, _ = contrast_values(bp, design, drift_correct=release_fit_start is not None,
+                                drift_pool=drift_pool)
     contrasts = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha,
                                     design=design, guard=guard)
     return bp, contrasts

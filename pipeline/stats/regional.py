@@ -9,9 +9,10 @@ tested (``effect_pct``) is that change
 * minus the participant's own null drift, for plain contrasts within one scan when the
   condition fits carry ``bp_nd_null`` (the model's BP_ND on the scan's TACs with the
   release model's estimate of the release removed, :mod:`pipeline.kinetics.release`):
-  ``drift = 100 (null_condition - null_baseline) / null_baseline``; the one-sample t test
-  of ``change - drift`` adds a systematic variance ``sys_sd^2`` (the residual drift of the
-  release model that the data cannot show), or
+  ``drift = 100 (null_condition - null_baseline) / null_baseline``, by default averaged over
+  the participant's scans with the same windows (:mod:`pipeline.stats.drift_pool`); the
+  one-sample t test of ``change - drift`` adds a systematic variance ``sys_sd^2`` (the
+  residual drift of the release model that the data cannot show), or
 * against zero (a paired t test on the % change) otherwise.
 
 Participants without a scan, or with a non-finite or non-positive baseline BP_ND, are left
@@ -30,6 +31,7 @@ from scipy import optimize, stats
 
 from pipeline.design import Design
 from pipeline.errors import ConfigError, InputError, format_problem
+from pipeline.stats.drift_pool import DRIFT_POOLS, pool_drift_over_scans
 
 __all__ = ["TESTS", "cohen_dz_ci", "contrast_values", "summarize_contrasts"]
 
@@ -98,7 +100,7 @@ def _paired(bp: pd.DataFrame, design: Design, name: str, participants: list[str]
 
 
 def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = True,
-                    participants: list[str] | None = None,
+                    participants: list[str] | None = None, drift_pool: str = "scans",
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-participant paired values of every contrast.
 
@@ -114,13 +116,17 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
         contrasts; False tests the raw change.
     participants : list of str, default=None
         Everyone expected (e.g. from ``participants.tsv``); default: all in ``bp``.
+    drift_pool : {"scans", "none"}, default="scans"
+        ``scans``: a participant's drift is the mean over its within-scan contrasts with
+        the same windows (:mod:`pipeline.stats.drift_pool`); ``none``: its own scan's.
 
     Returns
     -------
     values : DataFrame
         One row per contrast, participant, region and model: ``bp_baseline``,
         ``bp_condition``, ``change_pct``, ``control_change_pct``, ``drift_pct`` (the
-        participant's null drift, 0 where none applies), ``drift_method``
+        participant's null drift, 0 where none applies), ``drift_scans`` (how many scans'
+        drifts it averages), ``drift_method``
         (``release_model``, ``control`` or ``none``), ``effect_pct`` (the value tested, see
         the module text), ``activation``
         (BP_baseline - BP_condition, control subtracted for double differences) and
@@ -128,6 +134,10 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
     exclusions : DataFrame
         ``contrast``, ``participant_id``, ``region``, ``model``, ``reason``.
     """
+    if drift_pool not in DRIFT_POOLS:
+        raise ConfigError(format_problem(
+            "config/config.yaml", f"statistics.null_drift.pool is {drift_pool!r}",
+            f"Choose one of {', '.join(DRIFT_POOLS)}."))
     missing = {"participant_id", "condition", "region", "model", "bp_nd"} - set(bp.columns)
     if missing:
         raise InputError(format_problem(
@@ -139,15 +149,23 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
     for name, spec in design.contrasts.items():
         if spec.control is None:
             plain[name] = _paired(bp, design, name, participants, exclusions)
-    tables = []
+    drifted: dict[str, pd.DataFrame] = {}
     for name, spec in design.contrasts.items():
         if spec.control is None:
             table = plain[name].copy()
             table["control_change_pct"] = np.nan
             table["drift_pct"] = 0.0
             table["drift_method"] = "none"
+            table["drift_scans"] = 0
             if drift_correct and design.within_scan(name):
                 table = _subtract_null_drift(table, name, exclusions)
+            drifted[name] = table
+    if drift_pool == "scans":
+        drifted = pool_drift_over_scans(drifted, design)
+    tables = []
+    for name, spec in design.contrasts.items():
+        if spec.control is None:
+            table = drifted[name]
             table["effect_pct"] = table["change_pct"] - table["drift_pct"]
         else:
             ctl = plain.get(spec.control)
@@ -164,6 +182,7 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
             table["activation"] = table["activation"] - table.pop("activation_control")
             table["drift_pct"] = 0.0
             table["drift_method"] = "control"
+            table["drift_scans"] = 0
             table["effect_pct"] = table["change_pct"] - table["control_change_pct"]
         table["activation_pct"] = -table["effect_pct"]
         table.insert(0, "contrast", name)
@@ -192,6 +211,7 @@ def _subtract_null_drift(table: pd.DataFrame, name: str, exclusions: list[dict]
     table = table[~lacking].copy()
     table["drift_pct"] = table["null_change_pct"]
     table["drift_method"] = "release_model"
+    table["drift_scans"] = 1
     return table
 
 

@@ -59,6 +59,7 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
                     out_drift: str | PathLike | None = None, *, design: Mapping[str, Any],
                     test: str = "ttest", alpha: float = 0.05,
                     drift_method: str = "release_model", sys_sd: float = 1.0,
+                    drift_pool: str = "scans",
                     participants: pd.DataFrame | None = None) -> Path:
     """Paired contrasts of ``group/bp_nd.tsv`` per the config's design and statistics.
 
@@ -82,6 +83,10 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
         within-scan contrasts, or test the raw change.
     sys_sd : float, default=1.0
         ``statistics.null_drift.sys_sd``: % points of systematic drift uncertainty.
+    drift_pool : {"scans", "none"}, default="scans"
+        ``statistics.null_drift.pool``: average each participant's drift over its scans
+        with the same windows, or use each scan's own
+        (:func:`pipeline.stats.regional.contrast_values`).
     participants : DataFrame, default=None
         ``participants.tsv``, so that participants with no scan at all are listed too.
     """
@@ -92,16 +97,18 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     bp = read_group_table(bp_path)
     expected = None if participants is None else list(participants["participant_id"])
     values, exclusions = contrast_values(bp, parsed, drift_correct=correct,
-                                         participants=expected)
+                                         participants=expected, drift_pool=drift_pool)
     table = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha, design=parsed)
     values, table = with_groups(values, table, parsed.groups, participants, test=test,
                                 sys_sd=sys_sd, alpha=alpha, design=parsed)
     common = dict(design={k: vars(v) for k, v in parsed.contrasts.items()},
-                  drift_method=drift_method, drift_sys_sd=sys_sd, inputs=[str(bp_path)])
+                  drift_method=drift_method, drift_sys_sd=sys_sd, drift_pool=drift_pool,
+                  inputs=[str(bp_path)])
     write_table(out_values, values, provenance(
         Description="Per-participant paired values of each contrast, region and model; "
         "change_pct = 100 (BP_condition - BP_baseline) / BP_baseline; drift_pct = the same "
-        "change of the model on the TACs without release (within-scan contrasts); "
+        "change of the model on the TACs without release (within-scan contrasts), averaged "
+        "over the participant's drift_scans scans with the same windows (drift_pool scans); "
         "effect_pct = the value tested (drift or control contrast removed)", **common))
     write_table(out_exclusions, exclusions, provenance(
         Description="Participants left out of a contrast, with the reason", **common))

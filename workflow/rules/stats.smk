@@ -14,7 +14,8 @@ rule contrasts:
                      category="Group statistics"),
     params:
         used=used("design", "statistics.test", "statistics.alpha",
-                  "statistics.null_drift.method", "statistics.null_drift.sys_sd"),
+                  "statistics.null_drift.method", "statistics.null_drift.sys_sd",
+                  "statistics.null_drift.pool"),
     log:
         log_path("group/contrasts.log"),
     threads: res("contrasts")["threads"]
@@ -33,6 +34,7 @@ rule contrasts:
                             alpha=params.used["statistics.alpha"],
                             drift_method=params.used["statistics.null_drift.method"],
                             sys_sd=params.used["statistics.null_drift.sys_sd"],
+                            drift_pool=params.used["statistics.null_drift.pool"],
                             participants=read_participants(input.participants))
             record_config_used(output, params.used)
 
