@@ -6,8 +6,13 @@ region-level analysis of the workflow (:func:`pipeline.stats.region_study.analys
 with the default config's design, models and k2') is run with each drift method:
 
 * ``release_model``: each participant's change minus the model's change on the TACs with
-  the release model's release removed, systematic SD ``sys_sd`` in the test (the default);
+  the release model's release removed, averaged over the participant's scans with the same
+  windows (``drift_pool: scans``), systematic SD ``sys_sd`` in the test (the default);
+* ``release_model_own_scan``: the same with each scan's own drift only (``drift_pool:
+  none``, the method before pooling);
 * ``none``: the raw change, tested against zero.
+
+The methods share each study's fits (one region fit per study), so they see the same noise.
 
 Printed per method and variation:
 
@@ -43,10 +48,19 @@ from pipeline.config import load_config  # noqa: E402
 from pipeline.design import k2prime_settings, load_design  # noqa: E402
 from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
-from pipeline.stats.region_study import ScanTacs, analyse_region_study  # noqa: E402
+from pipeline.stats.region_study import (  # noqa: E402
+    ScanTacs,
+    analyse_region_study,
+    region_bp_table,
+)
+from pipeline.stats.regional import contrast_values, summarize_contrasts  # noqa: E402
 from pipeline.tables import TacTable, read_tacs  # noqa: E402
 
 INDEPENDENT = ROOT.parent / "shared" / "validation" / "independent_sim"
+
+#: Drift methods: (drift_correct, drift_pool) of :func:`contrast_values`.
+METHODS = {"release_model": (True, "scans"), "release_model_own_scan": (True, "none"),
+           "none": (False, "none")}
 
 
 def default_analysis():
@@ -124,18 +138,18 @@ def run_variation(variation, args, design, models, k2p, primary) -> list[dict]:
                        for s, t in zip(scans, truth.attrs["noiseless"], strict=True)]
         clean = analyse_region_study(clean_scans, design, models=models, reference=reference,
                                      k2prime=k2p, release_fit_start=None, guard=False)[1] \
-            if null and "release_model" in results else None
+            if null else None
+        bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
+                             release_fit_start=args.fit_start)
         for method in results:
-            fit_start = args.fit_start if method == "release_model" else None
-            _, contrasts = analyse_region_study(scans, design, models=models,
-                                                reference=reference, k2prime=k2p,
-                                                release_fit_start=fit_start,
-                                                sys_sd=args.sys_sd)
+            correct, pool = METHODS[method]
+            values, _ = contrast_values(bp, design, drift_correct=correct, drift_pool=pool)
+            contrasts = summarize_contrasts(values, sys_sd=args.sys_sd, design=design)
             s = score(contrasts, truth_table, primary)
             r = results[method]
             if null:
                 r["hits"].append({c: s[c] for c in s if c.startswith("hit_")})
-                if method == "release_model":
+                if correct:
                     r["cover"] += coverage(contrasts, clean, primary)
             else:
                 r["sq_planted"] += s["sq_planted"]
@@ -179,12 +193,16 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5,
                         help="base noise level of the region simulator (the variations "
                         "scale it); 0.5 is the demo's")
-    parser.add_argument("--methods", nargs="+", default=["release_model", "none"],
-                        choices=["release_model", "none"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--all-models", action="store_true",
+                        help="fit every configured model (default: the primary only, the "
+                        "one scored; FDR runs per model, so its rows do not change)")
     parser.add_argument("--out", default=None, help="also write the table here (TSV)")
     args = parser.parse_args()
     design, models, k2p = default_analysis()
     primary = next(iter(models))
+    if not args.all_models:  # scores use the primary model only; FDR runs per model
+        models = {primary: models[primary]}
     chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
                                       else range(len(VARIATIONS)))]
     rows = []

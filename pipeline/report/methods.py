@@ -249,7 +249,12 @@ def _stats_sentences(results: StudyResults) -> list[str]:
             "the bolus transient (after Alpert et al. 2003) - estimated the release, which "
             "was taken out of the regional curves; each model was fitted again to the "
             "release-free curves, and the change it showed there was subtracted from the "
-            "participant's observed change. The residual drift the release model cannot "
+            "participant's observed change"
+            + (" (the participant's drift being the mean over its scans with the same "
+               "windows, which share the protocol and so the null drift; this halves the "
+               "variance of the release model's noise)" if drift.get("pool", "scans") == "scans"
+               else "") +
+            ". The residual drift the release model cannot "
             f"see was carried as a systematic SD of {sys_sd:g} percentage points in each test "
             "(Welch-Satterthwaite degrees of freedom). The drift estimate is assumed to hold "
             "where the release model describes each region after the bolus transient up to "

@@ -1,8 +1,10 @@
 """Group statistics: paired contrasts, correlations with scores, null drift, voxelwise maps.
 
-Modules: :mod:`~pipeline.stats.regional` (paired contrasts per region),
+Modules: :mod:`~pipeline.stats.regional` (paired values per participant and region),
+:mod:`~pipeline.stats.contrast_tests` (their group tests, FDR and the drift guard),
 :mod:`~pipeline.stats.correlations` (activation vs scores), :mod:`~pipeline.stats.drift`
-(null drift of within-scan designs, by simulation of the study's protocol),
+and :mod:`~pipeline.stats.drift_pool` (null drift of within-scan designs, from each scan's
+release-free TACs),
 :mod:`~pipeline.stats.voxelwise` (group maps with nilearn) and
 :mod:`~pipeline.stats.tables` (the ``write_*`` steps the workflow rules call).
 """

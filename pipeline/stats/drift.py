@@ -6,9 +6,11 @@ keep changing, and partial-volume mixing blends regions with different kinetics.
 estimates that drift from each scan itself. The release model, a segmented SRTM fitted
 after the bolus transient (:mod:`pipeline.kinetics.release`), takes its estimate of the
 release out of the TACs; every configured model is fitted again on what is left
-(``bp_nd_null`` in the fit tables), and the change it shows there is that participant's
-drift (:mod:`pipeline.stats.regional` subtracts it). What the data cannot show, the release
-model's own residual drift, enters each test as a systematic SD (``sys_sd``).
+(``bp_nd_null`` in the fit tables), and the change it shows there is that scan's drift;
+a participant's drift is its mean over the participant's scans with the same windows
+(:mod:`pipeline.stats.drift_pool`), and :mod:`pipeline.stats.regional` subtracts it. What
+the data cannot show, the release model's own residual drift, enters each test as a
+systematic SD (``sys_sd``).
 
 This module summarizes the drift per within-scan contrast, region and model
 (``group/null_drift.tsv``) from the contrast table.
@@ -38,7 +40,7 @@ def drift_table(contrasts: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     contrasts : DataFrame
-        ``group/contrasts.tsv`` (:func:`pipeline.stats.regional.summarize_contrasts`); with
+        ``group/contrasts.tsv`` (:func:`pipeline.stats.contrast_tests.summarize_contrasts`); with
         design groups, the pooled rows (``group`` = ``all``) are kept.
 
     Returns
@@ -78,7 +80,8 @@ def write_drift_table(path: str | PathLike, table: pd.DataFrame, **record: Any) 
         Description="Null drift of within-scan contrasts: per participant, the change of "
         "BP_ND between the windows that the model shows on the scan's TACs with the release "
         "model's release taken out (segmented SRTM from fit_start: R1 and k2 shared, BP_ND "
-        "stepping at the condition onset); drift_pct = mean over participants, drift_sd = "
+        "stepping at the condition onset), averaged over the participant's scans with the "
+        "same windows when drift_pool is scans; drift_pct = mean over participants, drift_sd = "
         "their SD, drift_sys_sd = the systematic SD of the release model's residual drift, "
         "drift_ci_low/high = 95 % interval of the mean drift with both parts; % of baseline "
         "BP_ND, negative = BP_ND lower in the condition window",
@@ -86,6 +89,8 @@ def write_drift_table(path: str | PathLike, table: pd.DataFrame, **record: Any) 
                      "a change of BP_ND at the condition onset (one-tissue-like exchange, "
                      "R1 and k2 constant over the scan)",
                      "the reference region holds no specific binding and no release",
+                     "with drift_pool scans: a participant's scans with the same windows "
+                     "share the null drift (same protocol), differing only in release",
                      "what the release model cannot see (its residual drift) is of the size "
                      "of the systematic SD"],
         **record))

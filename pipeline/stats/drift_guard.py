@@ -101,7 +101,7 @@ def apply_guard(table: pd.DataFrame, values: pd.DataFrame, design: Design | None
     Parameters
     ----------
     table : DataFrame
-        Rows of :func:`pipeline.stats.regional.summarize_contrasts` before FDR, with
+        Rows of :func:`pipeline.stats.contrast_tests.summarize_contrasts` before FDR, with
         ``headline`` and ``guard`` columns.
     values : DataFrame
         The per-participant values the rows summarize (unused columns are ignored).

@@ -3,7 +3,7 @@
 With ``design.groups`` (:mod:`pipeline.groups`):
 
 * :func:`group_contrasts` summarizes every contrast within each group exactly as the
-  pooled rows (:func:`pipeline.stats.regional.summarize_contrasts` on each group's
+  pooled rows (:func:`pipeline.stats.contrast_tests.summarize_contrasts` on each group's
   participants), so ``group/contrasts.tsv`` gains a ``group`` column (``all`` = pooled);
 * :func:`group_differences` compares each level with the reference level per contrast,
   region and model (``group/group_differences.tsv``): mean activation of each group
@@ -36,7 +36,7 @@ import pandas as pd
 
 from pipeline.errors import InputError, format_problem
 from pipeline.groups import POOLED, Groups, group_labels
-from pipeline.stats.regional import summarize_contrasts
+from pipeline.stats.contrast_tests import summarize_contrasts
 from pipeline.stats.two_sample import bh_within, two_sample_row, welch
 
 __all__ = ["DIFFERENCE_COLUMNS", "add_group_column", "group_contrasts", "group_differences",
@@ -81,9 +81,9 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
         Level per ``participant_id`` (:func:`pipeline.groups.group_labels`).
     groups : Groups
     pooled : DataFrame
-        :func:`~pipeline.stats.regional.summarize_contrasts` of all ``values``.
+        :func:`~pipeline.stats.contrast_tests.summarize_contrasts` of all ``values``.
     test, sys_sd, alpha, design
-        As for :func:`~pipeline.stats.regional.summarize_contrasts`.
+        As for :func:`~pipeline.stats.contrast_tests.summarize_contrasts`.
 
     Returns
     -------
@@ -116,7 +116,7 @@ def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | Non
     values : DataFrame
         ``contrast_values.tsv`` rows (:func:`pipeline.stats.regional.contrast_values`).
     pooled : DataFrame
-        The pooled contrast table (:func:`pipeline.stats.regional.summarize_contrasts`).
+        The pooled contrast table (:func:`pipeline.stats.contrast_tests.summarize_contrasts`).
     groups : Groups or None
         ``design.groups``; None returns the tables unchanged.
     participants : DataFrame or None

@@ -30,7 +30,7 @@ from pipeline.design import Design
 from pipeline.errors import InputError, format_problem
 from pipeline.groups import POOLED, Groups
 from pipeline.phenotype import Ratings
-from pipeline.stats.regional import cohen_dz_ci
+from pipeline.stats.contrast_tests import cohen_dz_ci
 from pipeline.stats.two_sample import two_sample_row
 
 __all__ = ["CHANGE_COLUMNS", "TEST_COLUMNS", "rating_changes", "rating_tests"]

@@ -19,7 +19,8 @@ from pipeline.design import Design, K2primeSettings, needs_k2prime
 from pipeline.errors import InputError
 from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.kinetics.release import release_free_tacs, segment_boundaries
-from pipeline.stats.regional import contrast_values, summarize_contrasts
+from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.regional import contrast_values
 from pipeline.tables import TacTable
 
 __all__ = ["ScanTacs", "analyse_region_study", "region_bp_table", "region_group_differences",
@@ -119,7 +120,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
                          k2prime: K2primeSettings | None = None,
                          release_fit_start: float | None = 10.0, sys_sd: float = 1.0,
                          test: str = "ttest", alpha: float = 0.05, half_life: float = 20.364,
-                         guard: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         guard: bool = True, drift_pool: str = "scans",
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Region-wise BP_ND and contrasts of a study, as the workflow computes them.
 
     Parameters
@@ -139,9 +141,11 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
     sys_sd : float, default=1.0
         Systematic SD of the release model's drift, % points.
     test, alpha, guard
-        As for :func:`pipeline.stats.regional.summarize_contrasts`.
+        As for :func:`pipeline.stats.contrast_tests.summarize_contrasts`.
     half_life : float, default=20.364
         Minutes (counts weights).
+    drift_pool : {"scans", "none"}, default="scans"
+        As for :func:`pipeline.stats.regional.contrast_values`.
 
     Returns
     -------
@@ -152,7 +156,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
     """
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2prime,
                          release_fit_start=release_fit_start, half_life=half_life)
-    values, _ = contrast_values(bp, design, drift_correct=release_fit_start is not None)
+    values, _ = contrast_values(bp, design, drift_correct=release_fit_start is not None,
+                                drift_pool=drift_pool)
     contrasts = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha,
                                     design=design, guard=guard)
     return bp, contrasts

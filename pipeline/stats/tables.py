@@ -16,9 +16,10 @@ import pandas as pd
 
 from pipeline.design import load_design
 from pipeline.errors import InputError, format_problem
+from pipeline.stats.contrast_tests import summarize_contrasts
 from pipeline.stats.correlations import correlate_scores
 from pipeline.stats.groups import with_groups
-from pipeline.stats.regional import contrast_values, summarize_contrasts
+from pipeline.stats.regional import contrast_values
 from pipeline.tables import provenance, write_table
 
 __all__ = ["read_group_table", "write_contrasts", "write_correlations"]
@@ -59,6 +60,7 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
                     out_drift: str | PathLike | None = None, *, design: Mapping[str, Any],
                     test: str = "ttest", alpha: float = 0.05,
                     drift_method: str = "release_model", sys_sd: float = 1.0,
+                    drift_pool: str = "scans",
                     participants: pd.DataFrame | None = None,
                     excluded_scans: list[dict] | None = None) -> Path:
     """Paired contrasts of ``group/bp_nd.tsv`` per the config's design and statistics.
@@ -83,6 +85,10 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
         within-scan contrasts, or test the raw change.
     sys_sd : float, default=1.0
         ``statistics.null_drift.sys_sd``: % points of systematic drift uncertainty.
+    drift_pool : {"scans", "none"}, default="scans"
+        ``statistics.null_drift.pool``: average each participant's drift over its scans
+        with the same windows, or use each scan's own
+        (:func:`pipeline.stats.regional.contrast_values`).
     participants : DataFrame, default=None
         ``participants.tsv``, so that participants with no scan at all are listed too.
     excluded_scans : list of dict, default=None
@@ -97,17 +103,19 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     bp = read_group_table(bp_path)
     expected = None if participants is None else list(participants["participant_id"])
     values, exclusions = contrast_values(bp, parsed, drift_correct=correct,
-                                         participants=expected,
+                                         participants=expected, drift_pool=drift_pool,
                                          excluded_scans=excluded_scans)
     table = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha, design=parsed)
     values, table = with_groups(values, table, parsed.groups, participants, test=test,
                                 sys_sd=sys_sd, alpha=alpha, design=parsed)
     common = dict(design={k: vars(v) for k, v in parsed.contrasts.items()},
-                  drift_method=drift_method, drift_sys_sd=sys_sd, inputs=[str(bp_path)])
+                  drift_method=drift_method, drift_sys_sd=sys_sd, drift_pool=drift_pool,
+                  inputs=[str(bp_path)])
     write_table(out_values, values, provenance(
         Description="Per-participant paired values of each contrast, region and model; "
         "change_pct = 100 (BP_condition - BP_baseline) / BP_baseline; drift_pct = the same "
-        "change of the model on the TACs without release (within-scan contrasts); "
+        "change of the model on the TACs without release (within-scan contrasts), averaged "
+        "over the participant's drift_scans scans with the same windows (drift_pool scans); "
         "effect_pct = the value tested (drift or control contrast removed)", **common))
     write_table(out_exclusions, exclusions, provenance(
         Description="Participants left out of a contrast, with the reason",

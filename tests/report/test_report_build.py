@@ -285,3 +285,20 @@ def test_write_report_survives_changed_drift_columns(synthetic_results, tmp_path
     shown = report.headers[f"contrasts-{model}-all"]
     assert "drift_sys_sd" in shown and "drift_pct_mean" in shown
     assert "Key findings" in html.read_text()
+
+
+@pytest.mark.parametrize("pool, says", [("scans", True), ("none", False)])
+def test_methods_say_whether_the_drift_is_pooled_over_scans(tmp_path, pool, says):
+    """statistics.null_drift.pool: scans adds the pooling (and its assumption) to the
+    drift sentence of the methods; none leaves it out."""
+    from pipeline.config import load_config
+    from pipeline.report.collect import StudyResults
+    from pipeline.report.methods import methods_markdown
+
+    config = load_config("config/config.yaml")
+    config["statistics"]["null_drift"]["pool"] = pool
+    drift = pd.DataFrame({"contrast": ["rejection"], "region": ["pag"], "model": ["logan_ref"],
+                          "drift_method": ["release_model"], "drift_pct": [1.0]})
+    text = methods_markdown(StudyResults(output_dir=tmp_path, config=config, null_drift=drift))
+    assert "release model" in text
+    assert ("mean over its scans with the same windows" in text) is says

@@ -14,9 +14,10 @@ from scipy import stats
 from pipeline.design import load_design
 from pipeline.errors import ConfigError, InputError
 from pipeline.groups import Groups, group_labels, parse_groups
+from pipeline.stats.contrast_tests import summarize_contrasts
 from pipeline.stats.groups import group_differences, raw_activation, with_groups
 from pipeline.stats.protocols import compare_protocols, kbol_minutes
-from pipeline.stats.regional import contrast_values, summarize_contrasts
+from pipeline.stats.regional import contrast_values
 from pipeline.stats.tables import write_contrasts
 from pipeline.stats.two_sample import (
     adjusted_difference,

@@ -2,21 +2,30 @@
 
 ``../shared/validation/independent_sim``: four 12-subject bolus+infusion studies (Kbol 90
 and 60 min, planted release and null twins), regional TACs of the phantom's own labels. The
-workflow's region-level analysis (:func:`pipeline.stats.region_study.analyse_region_study`)
-runs with the shipped config: windows 5-45 / 45-90 min, logan_ref (primary) and mrtm2
-with the subject's shared k2', drift from the release model (fit from 10 min), systematic
-SD 1 % point. The 14 regions of the shipped region set are scored (the phantom's labels
-renamed), as in the issue that asked for this validation.
+workflow's region-level analysis (:func:`pipeline.stats.region_study.region_bp_table` and
+the contrasts) runs with the shipped config: windows 5-45 / 45-90 min, logan_ref (primary)
+and mrtm2 with the subject's shared k2', drift from the release model (fit from 10 min),
+systematic SD 1 % point. The 14 regions of the shipped region set are scored (the phantom's
+labels renamed), as in the issue that asked for this validation. Both ways of forming a
+participant's drift are checked on the same fits: ``drift_pool: scans`` (the default: the
+mean of the participant's rejection and acceptance scans' drifts) and ``none`` (each scan's
+own, the method before pooling).
 
 Truth: the measured-space release of a (contrast, region) is the mean ``meas_srtm_pct`` of
 the planted study minus that of its null twin (the independent simulator's README).
-Measured on this machine (see benchmarks/README.md, "Within-scan drift"): RMSE 1.14
-(planted) and 1.21 (unplanted) points, largest error 3.36 (PAG, acceptance, Kbol 60: a
-noise excursion of a 29-voxel region whose per-participant SD is about 5 points), 7 and 6
-of 9 planted rows found, no unplanted or null row FDR-significant. The tolerances below are
-those numbers rounded up to the next 0.25, except the FDR counts, which are exact. The
-issue's targets were RMSE <= 1.5, no error above 3 points and >= 7 of 9 found in each
-planted study: the last two are not met (largest error 3.36; 6 of 9 at Kbol 60).
+Measured on this machine (see benchmarks/README.md, "Within-scan drift"), logan_ref:
+
+* ``scans``: RMSE 1.11 (planted) and 1.18 (unplanted) points, largest error 3.66 (PAG,
+  acceptance, Kbol 60, unplanted: a noise excursion of a 29-voxel region whose
+  per-participant SD is about 5 points), 7 (Kbol 90) and 8 (Kbol 60) of 9 planted rows
+  found, no unplanted or null row FDR-significant;
+* ``none``: RMSE 1.14 and 1.21, largest error 3.36 (the same row), 7 and 6 of 9 found, no
+  false finding.
+
+The tolerances below are those numbers rounded up to the next 0.25, except the FDR counts,
+which are exact. The issue's targets were RMSE <= 1.5, no error above 3 points and >= 7 of 9
+found in each planted study: with ``scans`` all but the largest error (3.66) are met; with
+``none`` the largest error (3.36) and the Kbol 60 count (6) are not.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.design import K2primeSettings, load_design
-from pipeline.stats.region_study import ScanTacs, analyse_region_study
+from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.region_study import ScanTacs, region_bp_table
+from pipeline.stats.regional import contrast_values
 from pipeline.tables import TacTable, read_tacs
 from tests.validation_data import INDEPENDENT_SIM
 
@@ -62,24 +73,30 @@ def _truth(study: str) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def scored() -> pd.DataFrame:
+def fitted() -> dict:
+    """The shipped config's analysis settings and every study's region fits."""
     config = load_config("config/config.yaml")
     design = load_design(config)
     models = {m: config["models"][m] for m in config["models"]}
-    primary = config["primary_model"]
     settings = config["statistics"]["null_drift"]
     k2 = config["k2prime"]
     k2prime = K2primeSettings(model=k2["model"], regions=tuple(k2["regions"]),
                               window=tuple(k2["window"]) if k2["window"] else None)
+    bp = {study: region_bp_table(_scans(study), design, models=models, reference="occipital",
+                                 k2prime=k2prime, release_fit_start=settings["fit_start"])
+          for study in STUDIES}
+    return dict(design=design, primary=config["primary_model"], sys_sd=settings["sys_sd"],
+                bp=bp)
+
+
+def _scored(fitted: dict, pool: str) -> pd.DataFrame:
     rows = []
     for study in STUDIES:
-        _, table = analyse_region_study(_scans(study), design, models=models,
-                                        reference="occipital", k2prime=k2prime,
-                                        release_fit_start=settings["fit_start"],
-                                        sys_sd=settings["sys_sd"])
+        values, _ = contrast_values(fitted["bp"][study], fitted["design"], drift_pool=pool)
+        table = summarize_contrasts(values, sys_sd=fitted["sys_sd"], design=fitted["design"])
         planted = study.removesuffix("-null")
         truth = _truth(planted) - _truth(planted + "-null")
-        table = table[(table["model"] == primary)
+        table = table[(table["model"] == fitted["primary"])
                       & table["contrast"].isin(["rejection", "acceptance"])].copy()
         table["study"] = study
         table["truth"] = [0.0 if study.endswith("null") else truth.get((c, r), 0.0)
@@ -92,8 +109,21 @@ def scored() -> pd.DataFrame:
     return out
 
 
+@pytest.fixture(scope="module")
+def scored(fitted) -> pd.DataFrame:
+    """Each scan's own drift (``drift_pool: none``)."""
+    return _scored(fitted, "none")
+
+
+@pytest.fixture(scope="module")
+def pooled(fitted) -> pd.DataFrame:
+    """The default: the drift averaged over the participant's two scans."""
+    return _scored(fitted, "scans")
+
+
 def test_independent_sim_release_estimates_close_to_truth(scored):
-    """RMSE <= 1.25 points in planted and unplanted rows; largest error <= 3.5 points."""
+    """Own-scan drift: RMSE <= 1.25 points in planted and unplanted rows; largest error
+    <= 3.5 points."""
     planted = scored[~scored["study"].str.endswith("null")]
     rmse = planted.groupby("planted")["error"].apply(lambda e: float(np.sqrt((e**2).mean())))
     assert rmse[True] <= 1.25
@@ -102,13 +132,37 @@ def test_independent_sim_release_estimates_close_to_truth(scored):
 
 
 def test_independent_sim_no_false_findings(scored):
-    """No unplanted row and no row of a null study is FDR-significant."""
+    """Own-scan drift: no unplanted row and no row of a null study is FDR-significant."""
     unplanted = scored[~scored["planted"]]
     assert not unplanted["significant"].any(), unplanted[unplanted["significant"]]
 
 
 def test_independent_sim_planted_release_found(scored):
-    """At least 6 of the 9 planted rows of each planted study: significant, BP falling."""
+    """Own-scan drift: at least 6 of the 9 planted rows of each planted study: significant,
+    BP falling."""
     found = scored[scored["planted"] & scored["significant"] & (scored["estimate"] > 0)]
     counts = found.groupby("study").size()
     assert counts.get("kbol90", 0) >= 6 and counts.get("kbol60", 0) >= 6, counts
+
+
+def test_independent_sim_pooled_drift_estimates_close_to_truth(pooled):
+    """Default (drift over both scans): RMSE <= 1.25 points in planted and unplanted rows;
+    largest error <= 3.75 points (measured 3.66: the 3-point goal is not met)."""
+    planted = pooled[~pooled["study"].str.endswith("null")]
+    rmse = planted.groupby("planted")["error"].apply(lambda e: float(np.sqrt((e**2).mean())))
+    assert rmse[True] <= 1.25
+    assert rmse[False] <= 1.25
+    assert planted["error"].abs().max() <= 3.75
+
+
+def test_independent_sim_pooled_drift_no_false_findings(pooled):
+    """Default: no unplanted row and no row of a null study is FDR-significant."""
+    unplanted = pooled[~pooled["planted"]]
+    assert not unplanted["significant"].any(), unplanted[unplanted["significant"]]
+
+
+def test_independent_sim_pooled_drift_finds_7_of_9(pooled):
+    """Default: at least 7 of the 9 planted rows of each planted study (the issue's goal)."""
+    found = pooled[pooled["planted"] & pooled["significant"] & (pooled["estimate"] > 0)]
+    counts = found.groupby("study").size()
+    assert counts.get("kbol90", 0) >= 7 and counts.get("kbol60", 0) >= 7, counts

@@ -9,7 +9,8 @@ from scipy import stats
 
 from pipeline.design import load_design
 from pipeline.errors import ConfigError, InputError
-from pipeline.stats.regional import cohen_dz_ci, contrast_values, summarize_contrasts
+from pipeline.stats.contrast_tests import cohen_dz_ci, summarize_contrasts
+from pipeline.stats.regional import contrast_values
 
 DESIGN = load_design({"design": {
     "conditions": {"rejbase": {"task": "rejection", "window": [5, 45]},
@@ -145,7 +146,7 @@ def _with_null(bp: pd.DataFrame, drift: dict[str, float], rng) -> pd.DataFrame:
 def test_contrast_values_subtracts_each_participants_null_drift(rng):
     """effect = change - the participant's own drift (from bp_nd_null), within one scan."""
     bp = _with_null(_bp_table(rng), {"caudate_l": -5.0}, rng)
-    values, _ = contrast_values(bp, DESIGN)
+    values, _ = contrast_values(bp, DESIGN, drift_pool="none")
     cell = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
     merged = bp.pivot_table(index=["participant_id", "region"], columns="condition",
                             values="bp_nd_null")
@@ -156,6 +157,50 @@ def test_contrast_values_subtracts_each_participants_null_drift(rng):
     assert (cell.drift_method == "release_model").all()
     ctl = values[values.contrast == "rejvsacc"]
     assert (ctl.drift_method == "control").all() and (ctl.drift_pct == 0).all()
+
+
+def _own_drift(bp: pd.DataFrame, base: str, cond: str) -> pd.Series:
+    null = bp.pivot_table(index=["participant_id", "region"], columns="condition",
+                          values="bp_nd_null")
+    return 100 * (null[cond] / null[base] - 1)
+
+
+def test_contrast_values_pools_the_drift_over_scans_with_the_same_windows(rng):
+    """Default: a participant's drift is the mean of its rejection and acceptance scans'
+    drifts (same windows), the same value in both contrasts; effect = change - it."""
+    bp = _with_null(_bp_table(rng), {"caudate_l": -5.0}, rng)
+    values, _ = contrast_values(bp, DESIGN)
+    expect = 0.5 * (_own_drift(bp, "rejbase", "rejection")
+                    + _own_drift(bp, "accbase", "acceptance"))
+    for name in ("rejection", "acceptance"):
+        cell = values[values.contrast == name].set_index(["participant_id", "region"])
+        np.testing.assert_allclose(cell.drift_pct, expect.loc[cell.index], rtol=1e-12)
+        np.testing.assert_allclose(cell.effect_pct, cell.change_pct - cell.drift_pct)
+        assert (cell.drift_scans == 2).all() and (cell.drift_method == "release_model").all()
+    ctl = values[values.contrast == "rejvsacc"]
+    assert (ctl.drift_pct == 0).all() and (ctl.drift_scans == 0).all()
+
+
+def test_pooled_drift_uses_the_scans_a_participant_has(rng):
+    """Without an acceptance drift (release model failed there), the rejection row keeps
+    its own scan's drift (drift_scans 1); other participants still average two."""
+    bp = _with_null(_bp_table(rng), {}, rng)
+    lost = (bp.participant_id == "sub-01") & (bp.region == "caudate_l") \
+        & (bp.condition == "acceptance")
+    bp.loc[lost, "bp_nd_null"] = np.nan
+    values, excl = contrast_values(bp, DESIGN)
+    rej = values[(values.contrast == "rejection") & (values.region == "caudate_l")]
+    own = _own_drift(bp, "rejbase", "rejection").loc[("sub-01", "caudate_l")]
+    row = rej[rej.participant_id == "sub-01"].iloc[0]
+    assert row.drift_scans == 1 and row.drift_pct == pytest.approx(own, rel=1e-12)
+    assert (rej[rej.participant_id != "sub-01"].drift_scans == 2).all()
+    assert ((excl.participant_id == "sub-01") & (excl.contrast == "acceptance")).any()
+
+
+def test_unknown_drift_pool_is_a_config_error(rng):
+    bp = _with_null(_bp_table(rng), {}, rng)
+    with pytest.raises(ConfigError, match=r"null_drift\.pool"):
+        contrast_values(bp, DESIGN, drift_pool="subjects")
 
 
 def test_summarize_contrasts_adds_the_systematic_sd(rng):

@@ -192,6 +192,9 @@ EDITS: dict[str, tuple] = {
     "statistics.null_drift.fit_start": (15, {"fit_regions": 2 * SCANS}),
     # the systematic SD enters the tests only
     "statistics.null_drift.sys_sd": (0.5, {"contrasts": 1}),
+    # pooling the drift over scans: the contrasts (their per-participant values feed the
+    # voxelwise maps and correlations downstream, rerun by changed inputs, not as roots)
+    "statistics.null_drift.pool": ("none", {"contrasts": 1}),
     # correlations: the table; a new (contrast, score) pair adds a voxelwise map
     "statistics.correlations.contrast": ("acceptance", {"correlations": 1,
                                                         "voxelwise_correlation": 1}),

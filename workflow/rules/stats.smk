@@ -15,7 +15,8 @@ rule contrasts:
                      category="Group statistics"),
     params:
         used=used("design", "statistics.test", "statistics.alpha",
-                  "statistics.null_drift.method", "statistics.null_drift.sys_sd"),
+                  "statistics.null_drift.method", "statistics.null_drift.sys_sd",
+                  "statistics.null_drift.pool"),
         excluded_scans=excluded_scans,
     log:
         log_path("group/contrasts.log"),
@@ -35,6 +36,7 @@ rule contrasts:
                             alpha=params.used["statistics.alpha"],
                             drift_method=params.used["statistics.null_drift.method"],
                             sys_sd=params.used["statistics.null_drift.sys_sd"],
+                            drift_pool=params.used["statistics.null_drift.pool"],
                             participants=read_participants(input.participants),
                             excluded_scans=params.excluded_scans)
             record_config_used(output, params.used)
