@@ -53,7 +53,8 @@ from pipeline.stats.region_study import (  # noqa: E402
     analyse_region_study,
     region_bp_table,
 )
-from pipeline.stats.regional import contrast_values, summarize_contrasts  # noqa: E402
+from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
+from pipeline.stats.regional import contrast_values  # noqa: E402
 from pipeline.tables import TacTable, read_tacs  # noqa: E402
 
 INDEPENDENT = ROOT.parent / "shared" / "validation" / "independent_sim"
