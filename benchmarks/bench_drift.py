@@ -48,12 +48,12 @@ from pipeline.config import load_config  # noqa: E402
 from pipeline.design import k2prime_settings, load_design  # noqa: E402
 from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
+from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
 from pipeline.stats.region_study import (  # noqa: E402
     ScanTacs,
     analyse_region_study,
     region_bp_table,
 )
-from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
 from pipeline.stats.regional import contrast_values  # noqa: E402
 from pipeline.tables import TacTable, read_tacs  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.stats.drift_guard import fallback_contrasts
 from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.drift_guard import fallback_contrasts
 from pipeline.stats.regional import contrast_values
 from tests.stats.test_regional import DESIGN, _bp_table, _with_null
 
