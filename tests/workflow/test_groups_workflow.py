@@ -114,6 +114,7 @@ def _measured_truth(seed: int, subjects: int, mixing: pd.DataFrame) -> pd.Series
 
 
 @pytest.mark.slow
+@pytest.mark.calibration  # 2 min on 2 cores; kept out of CI to hold it under 20 min
 def test_two_group_study_scored_with_phantom_labels(tmp_path):
     """16 HC releasing 5-8 % (SD 3-4) in 6 regions, 16 MDD none, image-level (3 mm, seed
     2015 as in config/groups.yaml), analysed with a user atlas of the phantom's labels:
