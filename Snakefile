@@ -4,6 +4,7 @@
 from snakemake.utils import min_version
 
 from pipeline.config import effective_config, validate_config
+from pipeline.yamlfile import check_yaml_files
 
 min_version("8.20")
 
@@ -11,7 +12,9 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
-# Fill schema defaults and check every key (messages name the key and the allowed values).
+# Refuse a key given twice in a config file (YAML would keep the last silently), then fill
+# schema defaults and check every key (messages name the key and the allowed values).
+check_yaml_files(workflow.configfiles)
 validate_config(config)
 
 

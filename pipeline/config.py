@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError, format_problem
+from pipeline.yamlfile import DuplicateKeyError, load_yaml
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -54,23 +55,6 @@ def data_file(name: str) -> Path:
         File name inside ``pipeline/data/`` (e.g. ``"regions.yaml"``).
     """
     return Path(str(files("pipeline").joinpath("data", name)))
-
-
-#: PyYAML's safe loader, built on libyaml when PyYAML has it (it constructs the same objects).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_yaml(source: Any) -> Any:
-    """``yaml.safe_load`` with libyaml's parser when available: the same objects, about 9x
-    faster (3.4 vs 0.4 ms for config/regions.yaml); the region config and the schemas are
-    read by every job that builds region masks, holding the GIL in the pure-Python parser.
-
-    Parameters
-    ----------
-    source : str or text stream
-        YAML text or an open file.
-    """
-    return yaml.load(source, Loader=_SAFE_LOADER)
 
 
 #: Folder of the JSON schemas (YAML): package data (``workflow/schemas`` links here).
@@ -379,7 +363,12 @@ def load_config(path: str | PathLike | None = None,
                                              "Check the path (see config/config.yaml)."))
         try:
             with open(source, encoding="utf-8") as handle:
-                config = yaml.safe_load(handle)
+                config = load_yaml(handle)
+        except DuplicateKeyError as err:
+            raise ConfigError(format_problem(
+                source, f"the key '{err.key}' appears twice in one section (lines "
+                f"{err.lines[0]} and {err.lines[1]}); YAML would silently keep the second",
+                "Delete one of the two lines (keep the value you mean).")) from None
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(format_problem(
                 source, f"not valid YAML ({' '.join(str(err).split())})",

@@ -80,6 +80,33 @@ def test_load_config_reports_every_problem(tmp_path):
     assert "demo.seed" in str(info.value) and "'foo'" in str(info.value)
 
 
+def test_load_config_refuses_a_repeated_key(tmp_path):
+    """A key given twice in one section is named with both lines, not silently overwritten."""
+    path = _write(tmp_path, "statistics:\n  null_drift:\n    pool: none\n    fit_start: 10\n"
+                  "    pool: scans\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: the key 'pool' appears twice in "
+                       r"one section \(lines 3 and 5\)") as info:
+        cfg.load_config(path)
+    assert "Delete one of the two lines" in str(info.value)
+
+
+def test_same_key_in_different_sections_is_fine(tmp_path):
+    """Only a repeat inside one mapping is refused; the same name in two sections is normal."""
+    from pipeline.yamlfile import load_yaml
+
+    assert load_yaml("a:\n  x: 1\nb:\n  x: 2\n") == {"a": {"x": 1}, "b": {"x": 2}}
+    assert load_yaml("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n")["other"] == {"x": 1, "y": 2}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "regions.yaml", "config.schema.yaml",
+                                  "regions.schema.yaml"])
+def test_shipped_yaml_files_repeat_no_key(name):
+    """The shipped files pass the strict reader (the default config once held a key twice)."""
+    from pipeline.yamlfile import load_yaml
+
+    assert isinstance(load_yaml(cfg.data_file(name).read_text()), dict)
+
+
 @pytest.mark.parametrize("text, message", [
     ("a: [1,\n", r"not valid YAML"),
     ("- 1\n- 2\n", r"holds a YAML list, not a mapping"),

@@ -34,6 +34,20 @@ def test_load_region_config_resolves_label_names_and_indices(tmp_path, label_atl
     assert region_set.regions["b"].labels == (2, 3)
 
 
+def test_region_defined_twice_is_refused(tmp_path, label_atlas, write_config):
+    """A region pasted twice (YAML would keep the second silently) names the key and lines."""
+    path = write_config(tmp_path, """\
+        reference: a
+        regions:
+          a: {labels: [1]}
+          b: {labels: [2]}
+          a: {labels: [3]}
+        """)
+    with pytest.raises(ConfigError, match=r"regions\.yaml: the key 'a' appears twice in one "
+                                          r"section \(lines \d+ and \d+\)"):
+        load_region_config(path)
+
+
 def test_load_region_config_unknown_label_lists_labels_and_closest(tmp_path, label_atlas,
                                                                    write_config):
     """A misspelt label names the file, region, closest match and the existing labels."""

@@ -65,6 +65,22 @@ def test_bad_sidecar_stops_before_any_job(windows_study, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_config_with_a_repeated_key_stops_before_any_job(windows_study, tmp_path):
+    """A key pasted twice into the config file (YAML would keep the second silently) stops
+    the run at parse time, naming the file, the key and both lines."""
+    text = (ROOT / "tests/workflow/windows.yaml").read_text()
+    config = tmp_path / "twice.yaml"
+    config.write_text(text + "seed_note: 1\nseed_note: 2\n")
+    result = _snakemake("-n", config=config, bids_dir=windows_study,
+                        output_dir=tmp_path / "out")
+    assert result.returncode != 0
+    message = result.stderr + result.stdout
+    lines = len(text.splitlines())
+    assert "twice.yaml" in message and "'seed_note' appears twice" in message, message[-2000:]
+    assert f"lines {lines + 1} and {lines + 2}" in message, message[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_full_run_then_nothing_to_do_then_partial_rerun(windows_study, tmp_path):
     """A tiny study runs end to end; a second run does nothing; only lost files are remade."""
