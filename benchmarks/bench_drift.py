@@ -10,6 +10,9 @@ with the default config's design, models and k2') is run with each drift method:
   windows (``drift_pool: scans``), systematic SD ``sys_sd`` in the test (the default);
 * ``release_model_own_scan``: the same with each scan's own drift only (``drift_pool:
   none``, the method before pooling);
+* ``release_model_regions``: the pooled drift blended, per participant, with a weighted
+  quadratic regression on baseline BP_ND across its regions (``drift_pool: regions``,
+  :mod:`pipeline.stats.drift_regions`; the blend's bias SD joins ``sys_sd``);
 * ``none``: the raw change, tested against zero.
 
 The methods share each study's fits (one region fit per study), so they see the same noise.
@@ -61,7 +64,7 @@ INDEPENDENT = ROOT.parent / "shared" / "validation" / "independent_sim"
 
 #: Drift methods: (drift_correct, drift_pool) of :func:`contrast_values`.
 METHODS = {"release_model": (True, "scans"), "release_model_own_scan": (True, "none"),
-           "none": (False, "none")}
+           "release_model_regions": (True, "regions"), "none": (False, "none")}
 
 
 def default_analysis():
