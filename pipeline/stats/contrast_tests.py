@@ -128,10 +128,8 @@ def _cell_sys_sd(cell: pd.DataFrame, sys_sd: float) -> float:
     """% points: the systematic SD of a cell's mean drift, ``sys_sd`` combined with the bias
     SD of a drift blended across regions (``drift_lack_sd``,
     :mod:`pipeline.stats.drift_regions`; absent or 0 otherwise)."""
-    if "drift_lack_sd" not in cell or not len(cell):
-        return float(sys_sd)
-    lack = float(np.nanmean(cell["drift_lack_sd"].to_numpy(float)))
-    return float(np.hypot(sys_sd, lack)) if np.isfinite(lack) else float(sys_sd)
+    lack = cell["drift_lack_sd"].dropna() if "drift_lack_sd" in cell else cell.iloc[0:0]
+    return float(np.hypot(sys_sd, lack.mean())) if len(lack) else float(sys_sd)
 
 
 def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: float = 1.0,

@@ -62,6 +62,35 @@ def _wls_residuals(drift: np.ndarray, design: np.ndarray, weights: np.ndarray
     return out
 
 
+def _column_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample variance (ddof 1) of each column's finite values (NaN with < 2)."""
+    finite = np.isfinite(values)
+    counts = finite.sum(axis=0)
+    filled = np.where(finite, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / counts
+        var = np.where(finite, (filled - mean) ** 2, 0.0).sum(axis=0) / (counts - 1)
+    ok = counts > 1
+    return np.where(ok, mean, np.nan), np.where(ok, var, np.nan)
+
+
+def _lack_of_fit_variance(residual: np.ndarray, sampling_var: np.ndarray,
+                          design: np.ndarray) -> float:
+    """% points squared: the regions' spread about the regression beyond their sampling
+    variance (DerSimonian-Laird moment estimator of a weighted meta-regression, >= 0).
+
+    ``residual`` and ``sampling_var`` are per region (the mean residual over participants
+    and its sampling variance), ``design`` the regions' mean design rows.
+    """
+    w = 1.0 / sampling_var
+    q = float(np.sum(w * residual**2))
+    xtwx = design.T @ (design * w[:, None])
+    xtw2x = design.T @ (design * (w**2)[:, None])
+    denominator = float(w.sum() - np.trace(np.linalg.solve(xtwx, xtw2x)))
+    dof = residual.size - design.shape[1]
+    return max(0.0, (q - dof) / denominator) if denominator > 0 else 0.0
+
+
 def _blend_one(cell: pd.DataFrame, degree: int) -> pd.DataFrame:
     """Blend fitted and own drift of one model's rows (one row per participant and region)."""
     drift = cell.pivot(index="participant_id", columns="region", values="drift_pct")
@@ -70,20 +99,19 @@ def _blend_one(cell: pd.DataFrame, degree: int) -> pd.DataFrame:
     design = np.stack([bp**k for k in range(degree + 1)], axis=2)
     y = drift.to_numpy(float)
     residual = _wls_residuals(y, design, np.ones_like(y))
-    with np.errstate(invalid="ignore"):
-        noise_var = np.nanvar(residual, axis=0, ddof=1)  # per region, over participants
+    noise_var = _column_moments(residual)[1]  # per region, over participants
     weights = np.broadcast_to(1.0 / noise_var, y.shape).copy()
     residual = _wls_residuals(y, design, weights)
-    counts = np.isfinite(residual).sum(axis=0)
-    mean_residual = np.nanmean(np.where(counts > 0, residual, 0.0), axis=0)
+    counts, mean_residual, noise_var = (np.isfinite(residual).sum(axis=0),
+                                        *_column_moments(residual))
     with np.errstate(invalid="ignore", divide="ignore"):
-        sampling_var = np.nanvar(residual, axis=0, ddof=1) / counts
-    usable = (counts >= 2) & np.isfinite(sampling_var)
-    n_regions, n_par = int(usable.sum()), design.shape[2]
-    if n_regions < n_par + MIN_EXTRA_REGIONS:
+        sampling_var = noise_var / counts
+    usable = (counts >= 2) & np.isfinite(sampling_var) & (sampling_var > 0)
+    n_par = design.shape[2]
+    if usable.sum() < n_par + MIN_EXTRA_REGIONS:
         return cell.assign(drift_lack_sd=0.0, drift_weight=1.0)
-    tau2 = max(0.0, n_regions / (n_regions - n_par) * float(np.mean(mean_residual[usable] ** 2))
-               - float(np.mean(sampling_var[usable])))
+    tau2 = _lack_of_fit_variance(mean_residual[usable], sampling_var[usable],
+                                 np.nanmean(design, axis=0)[usable])
     weight = np.where(usable, tau2 / (tau2 + sampling_var), 1.0)
     weight = np.where(np.isfinite(weight), weight, 1.0)
     blended = y - (1.0 - weight)[None, :] * np.where(np.isfinite(residual), residual, 0.0)
