@@ -21,10 +21,9 @@ from pipeline.design import Design
 
 __all__ = ["DRIFT_POOLS", "pool_drift_over_scans", "windows_groups"]
 
-#: How a participant's within-scan drift is formed: mean over the scans with the same
-#: windows (``scans``), that mean blended with a regression across regions
-#: (``regions``, :mod:`pipeline.stats.drift_regions`), or each scan's own (``none``).
-DRIFT_POOLS = ("scans", "regions", "none")
+#: How a participant's within-scan drift is formed (``statistics.null_drift.pool``): mean
+#: over the scans with the same windows (``scans``), or each scan's own (``none``).
+DRIFT_POOLS = ("scans", "none")
 
 _KEYS = ["participant_id", "region", "model"]
 

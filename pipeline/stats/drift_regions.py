@@ -18,6 +18,14 @@ spread of the regions' mean residuals beyond their sampling variance, method of 
 The blended drift's group mean carries a bias of SD ``(1 - w_r) tau`` that the participants'
 spread cannot show: it is returned per row (``drift_lack_sd``) and added to the test's
 systematic variance (:mod:`pipeline.stats.contrast_tests`). Units: % of baseline BP_ND.
+
+Measured, and therefore not offered as a ``statistics.null_drift.pool`` value (it is reached
+only through :func:`pipeline.stats.regional.contrast_values` with ``drift_pool="regions"``,
+for ``benchmarks/bench_drift.py``): on petbp's simulator baseline BP_ND explains little of
+the true drift across regions (group-level lack of fit 1.8-2.1 of a 2.0-2.3-point spread),
+the lack of fit cannot be told from the release model's noise there (the estimated ``tau``
+is too small), and the blend failed the drift interval's coverage (0.79-0.81) and the
+null-study error rate at the defaults; see ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
