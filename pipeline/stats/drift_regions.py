@@ -4,7 +4,7 @@ The release model's drift of one region (:mod:`pipeline.kinetics.release`, poole
 participant's scans with the same windows by :mod:`pipeline.stats.drift_pool`) is noisy, and
 its noise is roughly independent from region to region, while the true null drift varies
 across regions mostly with their kinetics. This module fits, per participant and model, a
-weighted least-squares line of the drift on kinetic predictors across the participant's
+weighted least-squares fit of the drift on kinetic predictors across the participant's
 regions (a quadratic in the baseline-window BP_ND, the one kinetic quantity every model
 measures well and whose error is not that of the drift; each region weighted by the inverse of its
 noise variance, the spread over participants of its residuals) and blends fitted and own
@@ -14,7 +14,7 @@ drift region by region (empirical Bayes):
 
 where ``v_r`` (% points squared) is the sampling variance of region ``r``'s mean residual
 over participants and ``tau^2`` the lack of fit of the regression across regions (the
-spread of the regions' mean residuals beyond their sampling variance, method of moments).
+spread of the regions' mean residuals beyond their sampling variance, DerSimonian-Laird).
 The blended drift's group mean carries a bias of SD ``(1 - w_r) tau`` that the participants'
 spread cannot show: it is returned per row (``drift_lack_sd``) and added to the test's
 systematic variance (:mod:`pipeline.stats.contrast_tests`). Units: % of baseline BP_ND.
@@ -22,10 +22,10 @@ systematic variance (:mod:`pipeline.stats.contrast_tests`). Units: % of baseline
 Measured, and therefore not offered as a ``statistics.null_drift.pool`` value (it is reached
 only through :func:`pipeline.stats.regional.contrast_values` with ``drift_pool="regions"``,
 for ``benchmarks/bench_drift.py``): on petbp's simulator baseline BP_ND explains little of
-the true drift across regions (group-level lack of fit 1.8-2.1 of a 2.0-2.3-point spread),
+the true drift across regions (residual SD 1.7-2.1 points of a 2.0-2.2-point spread),
 the lack of fit cannot be told from the release model's noise there (the estimated ``tau``
-is too small), and the blend failed the drift interval's coverage (0.79-0.81) and the
-null-study error rate at the defaults; see ``benchmarks/README.md``.
+is too small), and the blend failed the drift interval's coverage (0.72-0.81 in 5 of 6
+variations) and the null-study error rate at the defaults; see ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
