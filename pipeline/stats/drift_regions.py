@@ -3,9 +3,9 @@
 The release model's drift of one region (:mod:`pipeline.kinetics.release`, pooled over a
 participant's scans with the same windows by :mod:`pipeline.stats.drift_pool`) is noisy, and
 its noise is roughly independent from region to region, while the true null drift varies
-across regions mostly with their kinetics. This module fits, per participant and model, a
-weighted least-squares fit of the drift on kinetic predictors across the participant's
-regions (a quadratic in the baseline-window BP_ND, the one kinetic quantity every model
+across regions mostly with their kinetics. This module regresses, per participant and model,
+the drift on kinetic predictors across the participant's regions by weighted least squares
+(a quadratic in the baseline-window BP_ND, the one kinetic quantity every model
 measures well and whose error is not that of the drift; each region weighted by the inverse of its
 noise variance, the spread over participants of its residuals) and blends fitted and own
 drift region by region (empirical Bayes):
