@@ -10,6 +10,9 @@ with the default config's design, models and k2') is run with each drift method:
   windows (``drift_pool: scans``), systematic SD ``sys_sd`` in the test (the default);
 * ``release_model_own_scan``: the same with each scan's own drift only (``drift_pool:
   none``, the method before pooling);
+* ``release_model_regions``: the pooled drift blended, per participant, with a weighted
+  quadratic regression on baseline BP_ND across its regions (``drift_pool: regions``,
+  :mod:`pipeline.stats.drift_regions`; the blend's bias SD joins ``sys_sd``);
 * ``none``: the raw change, tested against zero.
 
 The methods share each study's fits (one region fit per study), so they see the same noise.
@@ -61,7 +64,7 @@ INDEPENDENT = ROOT.parent / "shared" / "validation" / "independent_sim"
 
 #: Drift methods: (drift_correct, drift_pool) of :func:`contrast_values`.
 METHODS = {"release_model": (True, "scans"), "release_model_own_scan": (True, "none"),
-           "none": (False, "none")}
+           "release_model_regions": (True, "regions"), "none": (False, "none")}
 
 
 def default_analysis():
@@ -118,30 +121,47 @@ def coverage(contrasts: pd.DataFrame, clean: pd.DataFrame, primary: str) -> list
                 & (merged["change_pct_mean_true"] <= merged["drift_ci_high"]))
 
 
+def study_fits(variation, args, design, models, k2p, k: int, null: bool):
+    """One simulated study's fits: BP table, the noiseless null analysis (null studies) and
+    the truth table (planted studies); read from / written to ``args.cache`` if given."""
+    cached = None
+    if args.cache:
+        name = (f"{VARIATIONS.index(variation)}_{k}_{int(null)}_{args.subjects}_{args.noise}"
+                f"_{int(args.all_models)}")
+        cached = Path(args.cache) / f"{name}_{args.fit_start}.pkl"
+        if cached.is_file():
+            return pd.read_pickle(cached)
+    scans, truth = simulate_variation(variation, subjects=args.subjects, seed=1000 + k,
+                                      null=null, noise=args.noise)
+    reference = truth.attrs["reference"]
+    truth_table = None
+    if not null:
+        release = measured_release(truth.attrs["noiseless"], truth.attrs["noiseless_null"],
+                                   reference)
+        regions = [r for r in scans[0].tacs.regions if r != reference]
+        per = pd.DataFrame(release, columns=regions)
+        per["contrast"] = [s.task for s in scans]
+        truth_table = per.groupby("contrast").mean().stack().rename(
+            "truth_pct").reset_index().rename(columns={"level_1": "region"})
+    clean_scans = [ScanTacs(s.participant_id, s.task, t)
+                   for s, t in zip(scans, truth.attrs["noiseless"], strict=True)]
+    clean = analyse_region_study(clean_scans, design, models=models, reference=reference,
+                                 k2prime=k2p, release_fit_start=None, guard=False)[1] \
+        if null else None
+    bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
+                         release_fit_start=args.fit_start)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        pd.to_pickle((bp, clean, truth_table), cached)
+    return bp, clean, truth_table
+
+
 def run_variation(variation, args, design, models, k2p, primary) -> list[dict]:
     results = {method: {"hits": [], "sq_planted": [], "sq_unplanted": [], "found": 0,
                         "n_planted": 0, "cover": []} for method in args.methods}
     for k in range(args.studies + args.planted):
         null = k < args.studies
-        scans, truth = simulate_variation(variation, subjects=args.subjects, seed=1000 + k,
-                                          null=null, noise=args.noise)
-        reference = truth.attrs["reference"]
-        truth_table = None
-        if not null:
-            release = measured_release(truth.attrs["noiseless"], truth.attrs["noiseless_null"],
-                                       reference)
-            regions = [r for r in scans[0].tacs.regions if r != reference]
-            per = pd.DataFrame(release, columns=regions)
-            per["contrast"] = [s.task for s in scans]
-            truth_table = per.groupby("contrast").mean().stack().rename(
-                "truth_pct").reset_index().rename(columns={"level_1": "region"})
-        clean_scans = [ScanTacs(s.participant_id, s.task, t)
-                       for s, t in zip(scans, truth.attrs["noiseless"], strict=True)]
-        clean = analyse_region_study(clean_scans, design, models=models, reference=reference,
-                                     k2prime=k2p, release_fit_start=None, guard=False)[1] \
-            if null else None
-        bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
-                             release_fit_start=args.fit_start)
+        bp, clean, truth_table = study_fits(variation, args, design, models, k2p, k, null)
         for method in results:
             correct, pool = METHODS[method]
             values, _ = contrast_values(bp, design, drift_correct=correct, drift_pool=pool)
@@ -199,6 +219,9 @@ def main() -> None:
                         help="fit every configured model (default: the primary only, the "
                         "one scored; FDR runs per model, so its rows do not change)")
     parser.add_argument("--out", default=None, help="also write the table here (TSV)")
+    parser.add_argument("--cache", default=None,
+                        help="keep each study's fits in this folder and reuse them (re-score "
+                        "other methods without refitting)")
     args = parser.parse_args()
     design, models, k2p = default_analysis()
     primary = next(iter(models))

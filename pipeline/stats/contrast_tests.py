@@ -124,6 +124,14 @@ def _drift_summary(cell: pd.DataFrame, sys_sd: float) -> dict[str, float | str]:
     return out
 
 
+def _cell_sys_sd(cell: pd.DataFrame, sys_sd: float) -> float:
+    """% points: the systematic SD of a cell's mean drift, ``sys_sd`` combined with the bias
+    SD of a drift blended across regions (``drift_lack_sd``,
+    :mod:`pipeline.stats.drift_regions`; absent or 0 otherwise)."""
+    lack = cell["drift_lack_sd"].dropna() if "drift_lack_sd" in cell else cell.iloc[0:0]
+    return float(np.hypot(sys_sd, lack.mean())) if len(lack) else float(sys_sd)
+
+
 def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: float = 1.0,
                         alpha: float = 0.05, design: Design | None = None,
                         guard: bool = True) -> pd.DataFrame:
@@ -138,7 +146,9 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: fl
         ``wilcoxon_w``/``wilcoxon_p``).
     sys_sd : float, default=1.0
         % points: systematic SD of the release model's null drift, added to the variance of
-        the test of drift-corrected effects (rows with ``drift_method`` ``release_model``).
+        the test of drift-corrected effects (rows with ``drift_method`` ``release_model``);
+        where ``values`` carry ``drift_lack_sd`` (a drift blended across regions), a cell's
+        systematic SD is ``sqrt(sys_sd^2 + drift_lack_sd^2)`` (reported as ``drift_sys_sd``).
     alpha : float, default=0.05
         FDR level for the ``significant`` column.
     design : Design, default=None
@@ -181,9 +191,10 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: fl
                    change_pct_mean=cell["change_pct"].mean(),
                    change_pct_sd=cell["change_pct"].std(ddof=1),
                    control_change_pct_mean=cell["control_change_pct"].mean())
-        row.update(_drift_summary(cell, sys_sd))
+        cell_sys_sd = _cell_sys_sd(cell, sys_sd)
+        row.update(_drift_summary(cell, cell_sys_sd))
         row.update(_test_group(cell["effect_pct"].to_numpy(float),
-                               sys_sd if corrected else 0.0, test))
+                               cell_sys_sd if corrected else 0.0, test))
         row["test"] = ("t_vs_null_drift" if corrected else "paired_t") \
             if test == "ttest" else "wilcoxon"
         row["headline"] = {"release_model": "drift_corrected", "control": "control_corrected"

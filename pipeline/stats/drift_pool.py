@@ -19,13 +19,40 @@ import pandas as pd
 
 from pipeline.design import Design
 
-__all__ = ["DRIFT_POOLS", "pool_drift_over_scans"]
+__all__ = ["DRIFT_POOLS", "pool_drift_over_scans", "windows_groups"]
 
-#: How a participant's within-scan drift is formed: mean over the scans with the same
-#: windows (``scans``), or each scan's own (``none``).
+#: How a participant's within-scan drift is formed (``statistics.null_drift.pool``): mean
+#: over the scans with the same windows (``scans``), or each scan's own (``none``).
 DRIFT_POOLS = ("scans", "none")
 
 _KEYS = ["participant_id", "region", "model"]
+
+
+def windows_groups(tables: dict[str, pd.DataFrame], design: Design
+                   ) -> dict[tuple, list[str]]:
+    """The drift-corrected contrasts grouped by their (baseline, condition) windows.
+
+    Parameters
+    ----------
+    tables : dict of str to DataFrame
+        Per plain contrast, its per-participant rows (with ``drift_method``).
+    design : Design
+        Gives each contrast's windows (minutes).
+
+    Returns
+    -------
+    dict of tuple to list of str
+        (baseline window, condition window) -> names of the contrasts whose every row has
+        ``drift_method`` ``release_model``.
+    """
+    groups: dict[tuple, list[str]] = {}
+    for name, table in tables.items():
+        if len(table) and (table["drift_method"] == "release_model").all():
+            spec = design.contrasts[name]
+            key = (design.conditions[spec.baseline].window,
+                   design.conditions[spec.condition].window)
+            groups.setdefault(key, []).append(name)
+    return groups
 
 
 def pool_drift_over_scans(tables: dict[str, pd.DataFrame], design: Design
@@ -48,15 +75,8 @@ def pool_drift_over_scans(tables: dict[str, pd.DataFrame], design: Design
         windows and ``drift_scans`` how many it averages (1 where the participant has only
         this contrast's).
     """
-    groups: dict[tuple, list[str]] = {}
-    for name, table in tables.items():
-        if len(table) and (table["drift_method"] == "release_model").all():
-            spec = design.contrasts[name]
-            key = (design.conditions[spec.baseline].window,
-                   design.conditions[spec.condition].window)
-            groups.setdefault(key, []).append(name)
     out = dict(tables)
-    for names in groups.values():
+    for names in windows_groups(tables, design).values():
         own = pd.concat([tables[n][[*_KEYS, "drift_pct"]] for n in names])
         pooled = own.groupby(_KEYS)["drift_pct"].agg(["mean", "size"])
         for n in names:

@@ -31,6 +31,7 @@ import pandas as pd
 from pipeline.design import Design
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.stats.drift_pool import DRIFT_POOLS, pool_drift_over_scans
+from pipeline.stats.drift_regions import pool_drift_over_regions
 
 __all__ = ["contrast_values"]
 
@@ -126,9 +127,13 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
         contrasts; False tests the raw change.
     participants : list of str, default=None
         Everyone expected (e.g. from ``participants.tsv``); default: all in ``bp``.
-    drift_pool : {"scans", "none"}, default="scans"
+    drift_pool : {"scans", "regions", "none"}, default="scans"
         ``scans``: a participant's drift is the mean over its within-scan contrasts with
-        the same windows (:mod:`pipeline.stats.drift_pool`); ``none``: its own scan's.
+        the same windows (:mod:`pipeline.stats.drift_pool`); ``none``: its own scan's;
+        ``regions``: the ``scans`` mean blended with a regression across the participant's
+        regions on baseline BP_ND (:mod:`pipeline.stats.drift_regions`; adds
+        ``drift_lack_sd`` and ``drift_weight``) - for ``benchmarks/bench_drift.py`` only,
+        not a config value: it failed the calibration there (see that module).
     excluded_scans : list of dict, default=None
         Scans left out before the fits (``participant_id``, ``session``, ``task``,
         ``reason``; e.g. for head motion): a participant missing a condition because of one
@@ -148,7 +153,7 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
     exclusions : DataFrame
         ``contrast``, ``participant_id``, ``region``, ``model``, ``reason``.
     """
-    if drift_pool not in DRIFT_POOLS:
+    if drift_pool not in (*DRIFT_POOLS, "regions"):
         raise ConfigError(format_problem(
             "config/config.yaml", f"statistics.null_drift.pool is {drift_pool!r}",
             f"Choose one of {', '.join(DRIFT_POOLS)}."))
@@ -176,8 +181,10 @@ def contrast_values(bp: pd.DataFrame, design: Design, *, drift_correct: bool = T
             if drift_correct and design.within_scan(name):
                 table = _subtract_null_drift(table, name, exclusions)
             drifted[name] = table
-    if drift_pool == "scans":
+    if drift_pool in ("scans", "regions"):
         drifted = pool_drift_over_scans(drifted, design)
+    if drift_pool == "regions":
+        drifted = pool_drift_over_regions(drifted, design)
     tables = []
     for name, spec in design.contrasts.items():
         if spec.control is None:
