@@ -45,6 +45,7 @@ Run from the repository root (long: ~15-30 min on 2 shared cores)::
     .venv/bin/python benchmarks/preprocess_accuracy.py --workdir /tmp/petbp_prep --maps
     nice -n 10 .venv/bin/python benchmarks/preprocess_accuracy.py --workdir /tmp/twin11 \
         --seed 11 --subjects 2 --shared-noise --floor
+    .venv/bin/python benchmarks/preprocess_accuracy.py --pool /tmp/twin11 /tmp/twin23
 
 The report (``accuracy.json``) gives, per analysis kind and model, the BP_ND error (median,
 p90, max of |%|) and the within-scan change error (median, p90 of |points|) over every scan,
@@ -304,6 +305,30 @@ def compare_maps(workdir: Path) -> dict:
     return result
 
 
+def pooled(workdirs: list[Path]) -> dict:
+    """BP_ND and change errors pooled over finished runs (their ``compare_*.tsv`` tables)."""
+    from pipeline.simulate.scoring import compare_bp
+
+    report: dict = {"workdirs": [str(w) for w in workdirs]}
+    for kind in ("native", "asifmni", "truexf"):
+        for model in MODELS:
+            tables = []
+            for i, workdir in enumerate(workdirs):
+                path = workdir / f"compare_{kind}_{model}.tsv"
+                if path.exists():
+                    table = pd.read_csv(path, sep="\t")
+                    table["participant_id"] = f"{i}:" + table["participant_id"]
+                    tables.append(table)
+            if not tables:
+                continue
+            table = pd.concat(tables, ignore_index=True)
+            keys = ["participant_id", "task", "region", "window_start"]
+            comparison = compare_bp(table[keys].assign(bp_nd=table["bp_test"]),
+                                    table[keys].assign(bp_nd=table["bp_ref"]))
+            report[f"{kind}_{model}"] = comparison.summary() | {"runs": len(tables)}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/petbp_prep_accuracy"))
@@ -320,7 +345,12 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true",
                         help="also TACs with the true transforms (the error left without "
                         "registration error)")
+    parser.add_argument("--pool", type=Path, nargs="+", metavar="WORKDIR",
+                        help="only pool the BP_ND and change errors of finished runs")
     args = parser.parse_args()
+    if args.pool:
+        print(json.dumps(pooled(args.pool), indent=1, default=float))
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     simulate(args.workdir, args.subjects, args.seed, args.noise, args.coarse,
