@@ -21,12 +21,35 @@ TACs of the MNI study with :func:`pipeline.regions.write_region_tacs`, fits both
   frames and warped to MNI, (B) frames warped once to MNI and fitted there, against the map
   of the MNI-space analysis (same model and reference TAC source), with their run times.
 
-The two studies have independent noise (noise is drawn on each study's own grid); run with
-``--noise 0`` to see the preprocessing error alone.
+Two noise modes (both studies have the same seed, subjects, kinetics, voxel variability and
+noise level):
+
+- default, *independent noise*: each study draws its noise on its own grid (the scanner
+  study as a scanner makes it). The errors then include the difference of two noise
+  realizations, which is not preprocessing error: it is what two scans of one brain would
+  differ by, and it dominates the within-scan change error (a difference of two windows'
+  noisy BP_ND).
+- ``--shared-noise``, *noise-matched twin*: the scanner-space study carries the MNI study's
+  own noise realization into scanner space through the true pose and motion
+  (``simulate_scanner_study(..., shared_noise=True)``). The errors then measure what the
+  preprocessing adds: registration and motion errors, native- vs MNI-grid region sampling
+  and the scanner grid's interpolation of the (same) noise. With ``--floor`` as well, the
+  true-transform TACs show the part that is not registration error.
+
+``--noise 0`` gives the preprocessing error on noiseless images (both modes coincide).
+Each mode needs its own ``--workdir`` (the simulated studies are reused if present; the
+mode is checked against the scanner study's ``truth.json``).
 
 Run from the repository root (long: ~15-30 min on 2 shared cores)::
 
     .venv/bin/python benchmarks/preprocess_accuracy.py --workdir /tmp/petbp_prep --maps
+    nice -n 10 .venv/bin/python benchmarks/preprocess_accuracy.py --workdir /tmp/twin11 \
+        --seed 11 --subjects 2 --shared-noise --floor
+    .venv/bin/python benchmarks/preprocess_accuracy.py --pool /tmp/twin11 /tmp/twin23
+
+The report (``accuracy.json``) gives, per analysis kind and model, the BP_ND error (median,
+p90, max of |%|) and the within-scan change error (median, p90 of |points|) over every scan,
+window and region; ``changes_<kind>_<model>.tsv`` lists the changes.
 """
 
 from __future__ import annotations
@@ -43,8 +66,10 @@ WINDOWS = ((5.0, 45.0), (45.0, 90.0))        # the default config's baseline and
 MODELS = {"logan_ref": {"t_star": 10.0}, "srtm": {}}
 
 
-def simulate(workdir: Path, subjects: int, seed: int, noise: float, coarse: bool) -> None:
-    """Both studies (skipped if present)."""
+def simulate(workdir: Path, subjects: int, seed: int, noise: float, coarse: bool,
+             shared_noise: bool) -> None:
+    """Both studies (skipped if present; an existing scanner study must have the same noise
+    mode)."""
     from pipeline.simulate import simulate_study
     from pipeline.simulate.anatomy import T1Settings
     from pipeline.simulate.scanner_study import ScannerSettings, simulate_scanner_study
@@ -53,9 +78,16 @@ def simulate(workdir: Path, subjects: int, seed: int, noise: float, coarse: bool
     scanner = (ScannerSettings(pet_voxel_mm=3.0, pet_shape=(86, 86, 64),
                                t1=T1Settings(voxel_mm=1.5, shape=(118, 140, 118)))
                if coarse else ScannerSettings())
-    if not (workdir / "scanner" / "truth" / "truth.json").exists():
+    truth = workdir / "scanner" / "truth" / "truth.json"
+    if not truth.exists():
         simulate_scanner_study(workdir / "scanner", subjects=subjects, seed=seed, noise=noise,
-                               mni_voxel_size=voxel, scanner=scanner)
+                               mni_voxel_size=voxel, scanner=scanner,
+                               shared_noise=shared_noise)
+    run = json.loads(truth.read_text()).get("run", {})
+    mode = run.get("noise_realization", "scanner_grid")
+    if mode != ("mni_grid_shared" if shared_noise else "scanner_grid"):
+        raise SystemExit(f"{workdir} holds a scanner study with noise {mode!r}; use another "
+                         "--workdir for this noise mode")
     if not (workdir / "mni" / "truth" / "truth.json").exists():
         simulate_study(workdir / "mni", subjects=subjects, seed=seed, noise=noise,
                        voxel_size=voxel)
@@ -273,6 +305,30 @@ def compare_maps(workdir: Path) -> dict:
     return result
 
 
+def pooled(workdirs: list[Path]) -> dict:
+    """BP_ND and change errors pooled over finished runs (their ``compare_*.tsv`` tables)."""
+    from pipeline.simulate.scoring import compare_bp
+
+    report: dict = {"workdirs": [str(w) for w in workdirs]}
+    for kind in ("native", "asifmni", "truexf"):
+        for model in MODELS:
+            tables = []
+            for i, workdir in enumerate(workdirs):
+                path = workdir / f"compare_{kind}_{model}.tsv"
+                if path.exists():
+                    table = pd.read_csv(path, sep="\t")
+                    table["participant_id"] = f"{i}:" + table["participant_id"]
+                    tables.append(table)
+            if not tables:
+                continue
+            table = pd.concat(tables, ignore_index=True)
+            keys = ["participant_id", "task", "region", "window_start"]
+            comparison = compare_bp(table[keys].assign(bp_nd=table["bp_test"]),
+                                    table[keys].assign(bp_nd=table["bp_ref"]))
+            report[f"{kind}_{model}"] = comparison.summary() | {"runs": len(tables)}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/petbp_prep_accuracy"))
@@ -282,13 +338,23 @@ def main() -> None:
                         help="noise level of both studies (0.5 = the demo's)")
     parser.add_argument("--coarse", action="store_true", help="3 mm grids (faster)")
     parser.add_argument("--maps", action="store_true", help="also compare parametric maps")
+    parser.add_argument("--shared-noise", action="store_true",
+                        help="the scanner-space study carries the MNI study's noise "
+                        "realization (a noise-matched twin): measures preprocessing error "
+                        "without the difference of two noise draws")
     parser.add_argument("--floor", action="store_true",
                         help="also TACs with the true transforms (the error left without "
                         "registration error)")
+    parser.add_argument("--pool", type=Path, nargs="+", metavar="WORKDIR",
+                        help="only pool the BP_ND and change errors of finished runs")
     args = parser.parse_args()
+    if args.pool:
+        print(json.dumps(pooled(args.pool), indent=1, default=float))
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    simulate(args.workdir, args.subjects, args.seed, args.noise, args.coarse)
+    simulate(args.workdir, args.subjects, args.seed, args.noise, args.coarse,
+             args.shared_noise)
     print(f"simulated in {time.perf_counter() - t0:.0f} s", flush=True)
     times = preprocess(args.workdir)
     from pipeline.simulate.scoring import compare_bp
@@ -307,6 +373,8 @@ def main() -> None:
             report[f"{kind}_{model}"] = comparison.summary()
             comparison.table.to_csv(args.workdir / f"compare_{kind}_{model}.tsv", sep="\t",
                                     index=False)
+            comparison.changes.to_csv(args.workdir / f"changes_{kind}_{model}.tsv",
+                                      sep="\t", index=False)
     geometry = geometry_errors(args.workdir)
     geometry.to_csv(args.workdir / "geometry.tsv", sep="\t", index=False)
     report["motion_rms_mm_all_scans"] = float(np.sqrt((geometry["motion_rms_mm"] ** 2).mean()))

@@ -9,6 +9,21 @@ grid through the subject's anatomy, the scan's head pose and the frame's head mo
 (:mod:`pipeline.simulate.headpose`); count-following noise (:mod:`pipeline.simulate.noise`)
 is then added on the scanner grid, where a real scanner makes it.
 
+``shared_noise=True`` makes a noise-matched twin of the MNI study instead, for benchmarks
+that compare the two analyses: each scan's *noisy* MNI frames are drawn exactly as
+:func:`simulate_study` draws them (same model, same noise stream consumed in the same
+order, so bit-identical to the MNI study's images of the same seed and voxel size) and then
+pulled into the scanner grid through the same anatomy, pose and per-frame motion, with no
+further noise. Shared: the noise realization, attached to the head as it moves. Still
+different: the cubic resampling onto the scanner grid (it interpolates the noise between
+MNI voxels, which smooths it slightly: the noise SD dropped by 0.2-0.3 % on 2 mm grids),
+and voxels that sample a scaled and rotated head (the noise has FWHM ``noise_fwhm`` in MNI
+mm, so about ``s noise_fwhm`` in scanner mm for a head scaled by ``s``); the analyses'
+region masks on the two grids then average the same noise over slightly different points.
+A real scanner's noise does not move with the head; the default (independent noise drawn on
+the scanner grid) is the faithful model, the twin only removes the noise difference
+between the two analyses of one study.
+
 Writes ``out_dir/bids`` (``sub-XX/pet/..._pet.nii.gz`` + JSON with NIfTI xform code 1,
 scanner; ``sub-XX/anat/sub-XX_T1w.nii.gz``) and ``out_dir/truth`` (the truth tables of
 :func:`simulate_study`, plus ``transforms/``: the native -> MNI mapping of every subject and
@@ -137,7 +152,8 @@ def pet_grid(settings: ScannerSettings) -> np.ndarray:
 def _to_scanner(mni_frames: np.ndarray, mni_affine: np.ndarray, head: HeadGeometry,
                 scanner_from_native: np.ndarray, motion: np.ndarray, shape: tuple,
                 affine: np.ndarray) -> np.ndarray:
-    """Sample noiseless MNI frames at each scanner voxel through pose and motion."""
+    """Sample MNI frames (noiseless, or the twin's noisy ones) at each scanner voxel through
+    pose and motion."""
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1).T
     scanner = ijk @ affine[:3, :3].T + affine[:3, 3]
     to_voxel = np.linalg.inv(mni_affine)
@@ -197,7 +213,8 @@ def simulate_scanner_study(out_dir: str | PathLike, *, subjects: int = 2,
                            settings: StudySettings | None = None,
                            image_settings: ImageSettings | None = None,
                            noise_model: NoiseModel | None = None,
-                           regions_config: str | PathLike | None = None) -> Path:
+                           regions_config: str | PathLike | None = None,
+                           shared_noise: bool = False) -> Path:
     """Simulate a study in PET scanner space with T1w images and the true transforms.
 
     Parameters
@@ -212,6 +229,11 @@ regions_config
         Voxel size of the MNI phantom the activity is drawn on, mm.
     scanner : ScannerSettings, default=None
         PET and T1w grids, head pose and motion.
+    shared_noise : bool, default=False
+        False: noise drawn on the scanner grid after resampling (where a scanner makes it).
+        True: the MNI study's noise realization (same seed and ``mni_voxel_size``) carried
+        into scanner space with the activity (see the module docstring): a noise-matched
+        twin of :func:`simulate_study` for accuracy benchmarks.
 
     Returns
     -------
@@ -226,7 +248,7 @@ regions_config
                              image_settings=image_settings, noise_model=noise_model,
                              regions_config=regions_config)
         geometry_stream = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(7)[5])
-        _write_scans(out_dir, prep, scanner, geometry_stream)
+        _write_scans(out_dir, prep, scanner, geometry_stream, shared_noise)
     bids = out_dir / "bids"
     write_participants(bids, prep.population.participants)
     effect = "no release (null)" if null else "planted release"
@@ -235,11 +257,14 @@ regions_config
         description=f"Simulated by petbp (pipeline.simulate.simulate_scanner_study): "
         f"{subjects} subjects, {design} design, seed {seed}, {effect}, noise level {noise:g}; "
         f"PET in scanner space ({scanner.pet_voxel_mm:g} mm voxels) with head motion, and a "
-        "T1w per subject. The truth, including every transform, is in ../truth.")
+        "T1w per subject. The truth, including every transform, is in ../truth."
+        + (" Noise: the MNI-space study's realization carried into scanner space (a "
+           "noise-matched twin)." if shared_noise else ""))
     run = dict(subjects=int(subjects), design=design, seed=int(seed), null=bool(null),
                noise=float(noise), voxel_size=prep.phantom.voxel_size,
                regions_config=prep.phantom.source, space="scanner",
-               scanner=dataclasses.asdict(scanner))
+               scanner=dataclasses.asdict(scanner),
+               noise_realization="mni_grid_shared" if shared_noise else "scanner_grid")
     write_truth(out_dir / "truth", prep.population, prep.curves, prep.settings,
                 prep.image_settings, prep.model,
                 phantom_mixing(prep.phantom, prep.image_settings.psf_fwhm), run)
@@ -247,11 +272,13 @@ regions_config
 
 
 def _write_scans(out_dir: Path, prep, scanner: ScannerSettings,
-                 geometry_stream: np.random.Generator) -> None:
+                 geometry_stream: np.random.Generator, shared_noise: bool) -> None:
     bids, transforms = out_dir / "bids", out_dir / "truth" / "transforms"
     frames, phantom = prep.frames, prep.phantom
     shape, affine = tuple(scanner.pet_shape), pet_grid(scanner)
-    silent = dataclasses.replace(prep.model, level=0.0)
+    # Shared noise: the MNI frames carry simulate_study's noise (same stream, same order);
+    # otherwise they are noiseless and the noise is drawn on the scanner grid below.
+    mni_model = prep.model if shared_noise else dataclasses.replace(prep.model, level=0.0)
     scans = prep.curves.scans
     for pid in prep.population.participants["participant_id"]:
         maps = subject_maps(phantom, prep.voxel_stream, prep.image_settings)
@@ -267,16 +294,17 @@ def _write_scans(out_dir: Path, prep, scanner: ScannerSettings,
         _write_head_truth(transforms, pid, head, t1_affine)
         for i in np.flatnonzero(scans["participant_id"].to_numpy() == pid):
             scan = scans.iloc[i]
-            mni = scan_image(maps, prep.curves.tacs[i], prep.derivative[i], frames, silent,
-                             prep.streams["noise"], phantom.voxel_size)
+            mni = scan_image(maps, prep.curves.tacs[i], prep.derivative[i], frames,
+                             mni_model, prep.streams["noise"], phantom.voxel_size)
             pose = draw_pose(geometry_stream, head, scanner.pose)
             centre = (pose @ np.append(head.native_centre, 1.0))[:3]
             motion = draw_motion(geometry_stream, frames.mid, float(frames.end[-1]), centre,
                                  scanner.motion)
             image = _to_scanner(mni, phantom.affine, head, pose, motion, shape, affine)
             del mni
-            add_frame_noise(image, frames, prep.model, prep.streams["noise"],
-                            scanner.pet_voxel_mm)
+            if not shared_noise:
+                add_frame_noise(image, frames, prep.model, prep.streams["noise"],
+                                scanner.pet_voxel_mm)
             stem = f"{pid}_task-{scan.task}"
             write_nifti(bids / pid / "pet" / f"{stem}_pet.nii.gz", image, affine,
                         xform_code=1)
