@@ -29,7 +29,6 @@ __all__ = [
     "DEMO_DIR",
     "FIT",
     "FIT_CURVES",
-    "FIT_QC",
     "GROUP_TABLES",
     "HMC_MEAN",
     "K2PRIME",
@@ -79,9 +78,6 @@ TACS = "{scan}_desc-{regionset}_tacs.tsv"
 FIT = "{scan}_model-{model}_bp.tsv"
 #: Measured and fitted curves beside a region fit (written by some fit steps).
 FIT_CURVES = "{scan}_model-{model}_fits.tsv"
-#: One scan's TACs, fits and residuals at a glance (the report's per-scan QC figure, drawn
-#: by the scan_figure step as soon as the fits exist: pipeline.report.scan_figure).
-FIT_QC = "{scan}_model-{model}_desc-fits_qc.png"
 #: The voxels analysed on one scan's grid.
 MASK = "{scan}_desc-analysis_mask.nii.gz"
 #: Parametric BP_ND map of one scan, model and condition window.
@@ -225,8 +221,7 @@ def _name_pattern(template: str) -> re.Pattern:
 
 #: Per-scan file kinds, most specific first (a map name also matches no table pattern).
 _SCAN_FILES = {kind: _name_pattern(template) for kind, template in (
-    ("map", MAP), ("bp", FIT), ("fits", FIT_CURVES), ("fit_qc", FIT_QC), ("tacs", TACS),
-    ("mask", MASK),
+    ("map", MAP), ("bp", FIT), ("fits", FIT_CURVES), ("tacs", TACS), ("mask", MASK),
     ("region_qc", REGION_QC), ("confounds", CONFOUNDS), ("motion_qc", MOTION_QC),
     ("registration_qc", REGISTRATION_QC))}
 
@@ -234,8 +229,7 @@ _SCAN_FILES = {kind: _name_pattern(template) for kind, template in (
 def parse_scan_file(name: str) -> tuple[str, dict[str, str]] | None:
     """Which per-scan output a file name is: ``(kind, fields)`` or None.
 
-    ``kind`` is ``map``, ``bp``, ``fits``, ``fit_qc``, ``tacs``, ``mask``, ``region_qc``,
-    ``confounds``,
+    ``kind`` is ``map``, ``bp``, ``fits``, ``tacs``, ``mask``, ``region_qc``, ``confounds``,
     ``motion_qc`` or ``registration_qc``; ``fields``
     holds ``stem`` and the template's other fields (``model`` is the label).
 

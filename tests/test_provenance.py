@@ -94,15 +94,13 @@ def test_model_labels_are_alphanumeric_and_distinct():
     ("sub-01_task-rej_desc-default_tacs.tsv", "tacs", {"regionset": "default"}),
     ("sub-01_task-rej_desc-analysis_mask.nii.gz", "mask", {}),
     ("sub-01_task-rej_desc-default_regions.png", "region_qc", {"regionset": "default"}),
-    ("sub-01_task-rej_model-loganref_desc-fits_qc.png", "fit_qc", {"model": "loganref"}),
 ])
 def test_parse_scan_file_reads_the_templates_back(name, kind, fields):
     found = paths.parse_scan_file(name)
     assert found is not None and found[0] == kind
     assert {k: v for k, v in found[1].items() if k != "stem"} == fields
     template = {"bp": paths.FIT, "fits": paths.FIT_CURVES, "map": paths.MAP,
-                "tacs": paths.TACS, "mask": paths.MASK, "region_qc": paths.REGION_QC,
-                "fit_qc": paths.FIT_QC}[kind]
+                "tacs": paths.TACS, "mask": paths.MASK, "region_qc": paths.REGION_QC}[kind]
     assert template.format(scan=found[1]["stem"], **fields) == name
     assert paths.parse_scan_file("sub-01_task-rej_model-logan_ref_bp.tsv") is None
 

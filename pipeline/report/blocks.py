@@ -202,21 +202,6 @@ class BuildContext:
             data = render(plot(*args, **kwargs), fmt=fmt, dpi=dpi)
         except Exception as err:  # one bad figure must not sink the report
             return self.fail(title or name, err)
-        return self._figure_block(name, data, fmt, title, caption)
-
-    def drawn_figure(self, name: str, path: Path, title: str = "",
-                     caption: str = "") -> dict[str, Any]:
-        """Write an already drawn figure file as ``<figure_dir>/<name>.<suffix>`` and embed
-        it, as :meth:`figure` would have after drawing it."""
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            return self.fail(title or name, err)
-        return self._figure_block(name, data, path.suffix.lstrip(".").lower(), title, caption)
-
-    def _figure_block(self, name: str, data: bytes, fmt: str, title: str,
-                      caption: str) -> dict[str, Any]:
-        """Write the figure's bytes under ``figure_dir`` and return its embedded block."""
         file = None
         if self.figure_dir is not None:
             from pipeline.tables import atomic_path

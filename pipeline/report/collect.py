@@ -55,9 +55,6 @@ class ScanFiles:
         Model -> ``<stem>_model-<model>_bp.tsv``.
     fits : dict of str to Path
         Model -> ``<stem>_model-<model>_fits.tsv`` (measured and fitted curves).
-    fit_qc : dict of str to Path
-        Model -> ``<stem>_model-<model>_desc-fits_qc.png``: the QC overview the workflow
-        drew as soon as the fits existed (:mod:`pipeline.report.scan_figure`).
     maps : list of Path
         Parametric ``*_bpnd.nii.gz`` maps of this scan.
     region_qc : list of Path
@@ -76,7 +73,6 @@ class ScanFiles:
     tacs: Path | None = None
     bp: dict[str, Path] = field(default_factory=dict)
     fits: dict[str, Path] = field(default_factory=dict)
-    fit_qc: dict[str, Path] = field(default_factory=dict)
     maps: list[Path] = field(default_factory=list)
     region_qc: list[Path] = field(default_factory=list)
     confounds: Path | None = None
@@ -222,7 +218,7 @@ def _scan_files(output_dir: Path) -> list[ScanFiles]:
             scan = scans[stem] = ScanFiles(stem, dict(_ENTITY_RE.findall(stem)))
         if kind == "tacs":
             scan.tacs = path
-        elif kind in ("bp", "fits", "fit_qc"):
+        elif kind in ("bp", "fits"):
             getattr(scan, kind)[paths.model_name(fields["model"])] = path
         elif kind == "map":
             scan.maps.append(path)

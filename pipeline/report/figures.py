@@ -38,8 +38,7 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _SVG_METADATA = {"Date": None}  # reproducible SVG bytes
 
 
-def render(fig: Figure, fmt: str = "svg", dpi: int = 80,
-           metadata: dict[str, str] | None = None) -> bytes:
+def render(fig: Figure, fmt: str = "svg", dpi: int = 80) -> bytes:
     """The figure as SVG or PNG bytes; the figure is closed afterwards.
 
     Parameters
@@ -50,8 +49,6 @@ def render(fig: Figure, fmt: str = "svg", dpi: int = 80,
         Output format.
     dpi : int, default=80
         Resolution of PNG output.
-    metadata : dict of str to str, default=None
-        Text entries added to a PNG (e.g. the settings it was drawn with).
     """
     buffer = io.BytesIO()
     try:
@@ -60,7 +57,7 @@ def render(fig: Figure, fmt: str = "svg", dpi: int = 80,
         fixed = getattr(fig, "petbp_fixed_layout", False) or fig.get_layout_engine() is not None
         tight = None if fixed else "tight"
         fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches=tight,
-                    metadata=_SVG_METADATA if fmt == "svg" else metadata)
+                    metadata=_SVG_METADATA if fmt == "svg" else None)
     finally:
         plt.close(fig)
     return buffer.getvalue()

@@ -8,33 +8,93 @@ subjects stays easy to walk through.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pipeline.errors import InputError, PetbpError, format_problem
 from pipeline.report import scanplots
 from pipeline.report.blocks import BuildContext, details, error_block, table_block, text_block
 from pipeline.report.collect import ScanFiles, StudyResults
 from pipeline.report.qc import scan_qc
-from pipeline.report.scan_figure import (
-    figure_settings,
-    plot_overview,
-    ready_overview,
-    reference_region,
-    scan_curves,
-    scan_reference,
-)
-from pipeline.tables import read_table
+from pipeline.tables import read_json, read_table, sidecar_path
 
-__all__ = ["build_scans", "reference_region"]  # reference_region: from scan_figure
+__all__ = ["build_scans", "reference_region"]
 
 log = logging.getLogger(__name__)
 
 Blocks = list[dict[str, Any]]
 
+_NO_CURVES = ("No fitted curves for this scan: {name}_fits.tsv is missing, so only the "
+              "measured TACs are shown. The region fit step writes the curves beside the fit "
+              "table; rerun fit_regions (or petbp fit) for this scan.")
 _QUALITY_NOTE = ("n_frames: frames the model fitted in the window; rmse: root-mean-square "
                  "residual (Bq/mL); nrmse: rmse / mean measured activity of those frames.")
+
+
+def reference_region(config: Mapping[str, Any], columns: list[str]) -> str | None:
+    """The configured reference region if the TAC table has it (else ``occipital`` if present).
+
+    Parameters
+    ----------
+    config : mapping
+        The config that ran.
+    columns : list of str
+        The TAC table's columns.
+    """
+    for key in ("reference_region", "reference"):
+        value = config.get(key)
+        if isinstance(value, str) and value in columns:
+            return value
+    regions = config.get("regions")
+    if isinstance(regions, Mapping) and regions.get("reference") in columns:
+        return regions["reference"]
+    return "occipital" if "occipital" in columns else None
+
+
+def _recorded_reference(bp_path) -> str | None:
+    """The reference region recorded in a fit table's sidecar, if any."""
+    if bp_path is None or not sidecar_path(bp_path).is_file():
+        return None
+    value = read_json(sidecar_path(bp_path)).get("reference_region")
+    return value if isinstance(value, str) else None
+
+
+def _measured_only(scan: ScanFiles, model: str) -> pd.DataFrame:
+    """The scan's measured TACs in the curves layout, fitted NaN (for a missing _fits.tsv).
+
+    The condition windows and the reference come from the fit table's sidecar.
+
+    Raises
+    ------
+    InputError
+        If the scan has no TAC table or fit table to take them from.
+    """
+    bp_path = scan.bp.get(model)
+    if scan.tacs is None or bp_path is None:
+        raise InputError(format_problem(
+            bp_path or scan.stem, "no fitted curves and no TAC table to show",
+            "Run the region fits (and TAC extraction) for this scan."))
+    meta = read_json(sidecar_path(bp_path)) if sidecar_path(bp_path).is_file() else {}
+    tacs = read_table(scan.tacs)
+    reference = meta.get("reference_region")
+    regions = [c for c in tacs.columns if c not in ("frame_start", "frame_end", reference)]
+    start, end = tacs["frame_start"].to_numpy(float), tacs["frame_end"].to_numpy(float)
+    mid = (start + end) / 120.0
+    parts = []
+    for name, window in (meta.get("conditions") or {"all": None}).items():
+        lo, hi = window if window else (None, None)
+        used = (mid >= (lo if lo is not None else -np.inf)) & \
+            (mid <= (hi if hi is not None else np.inf))
+        for region in regions:
+            parts.append(pd.DataFrame({
+                "condition": name, "region": region, "frame_start": start,
+                "frame_end": end, "measured": tacs[region].to_numpy(float),
+                "fitted": np.nan, "used": used}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _pick_model(scan: ScanFiles, models: list[str]) -> str | None:
@@ -60,10 +120,14 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
         messages.append("no region fits found for this scan")
         blocks.append(error_block(scan.stem, messages[-1]))
     else:
+        fits_path = scan.fits.get(model)
         try:
-            fits, note = scan_curves(scan, model)
-            if note:  # measured TACs without fits: still worth a look, never refitted here
-                blocks.append(text_block(note, "note"))
+            if fits_path is not None and fits_path.is_file():
+                fits = read_table(fits_path)
+            else:  # measured TACs without fits: still worth a look, never refitted here
+                blocks.append(text_block(_NO_CURVES.format(name=f"{scan.stem}_model-{model}"),
+                                         "note"))
+                fits = _measured_only(scan, model)
             bp = read_table(scan.bp[model]) if model in scan.bp else None
             qc = scan_qc(fits, bp, spec.get("thresholds"))
         except Exception as err:  # one scan's QC must not stop the others
@@ -72,24 +136,28 @@ def _scan_blocks(scan: ScanFiles, results: StudyResults, ctx: BuildContext,
         messages.extend(qc.messages)
         row["max_nrmse"] = float(qc.quality["nrmse"].max()) if len(qc.quality) else float("nan")
         row["outlier_frames"] = int(qc.frames["flagged"].sum())
-        reference, unread = scan_reference(scan, model, results.config)
-        messages.extend(unread)
+        reference = None
+        if scan.tacs is not None:
+            try:
+                tacs = read_table(scan.tacs)
+                ref = _recorded_reference(scan.bp.get(model)) or \
+                    reference_region(results.config, list(tacs.columns))
+                reference = (ref, tacs) if ref in tacs.columns else None
+            except PetbpError as err:
+                messages.append(str(err))
         fig_spec = spec.get("figure", {})
         fmt, dpi = fig_spec.get("format", "png"), fig_spec.get("dpi", 72)
-        name = f"qc/{scan.stem}_model-{model}_overview"
-        title = f"{scan.stem}: TACs, fits and residuals ({model})"
-        caption = ("Left: measured (points) and fitted (lines) TACs of every region, "
-                   "reference dashed, condition windows shaded. Right: robust z of each "
-                   "region's residuals per frame; a vertical stripe is a frame that is "
-                   "off in every region (motion-like).")
-        # drawn by the workflow's scan_figure step as soon as the fits existed, if current
-        ready = ready_overview(scan, model, figure_settings(spec),
-                               reference[0] if reference else None)
-        if ready is not None:
-            blocks.append(ctx.drawn_figure(name, ready, title=title, caption=caption))
-        else:
-            blocks.append(ctx.figure(name, plot_overview, fits, qc.frames, reference, fmt=fmt,
-                                     dpi=dpi, title=title, caption=caption))
+        with warnings.catch_warnings():  # no fits: the residual panel is empty
+            if not fits["fitted"].notna().any():
+                warnings.simplefilter("ignore", UserWarning)
+            blocks.append(ctx.figure(
+                f"qc/{scan.stem}_model-{model}_overview", scanplots.plot_scan_overview, fits,
+                qc.frames, reference=reference, fmt=fmt, dpi=dpi,
+                title=f"{scan.stem}: TACs, fits and residuals ({model})",
+                caption="Left: measured (points) and fitted (lines) TACs of every region, "
+                        "reference dashed, condition windows shaded. Right: robust z of each "
+                        "region's residuals per frame; a vertical stripe is a frame that is "
+                        "off in every region (motion-like)."))
         if messages and ctx.detailed < spec.get("max_detailed", 10):
             ctx.detailed += 1
             blocks.append(details("Every region with its fit and residuals", [ctx.figure(

@@ -176,9 +176,8 @@ EDITS: dict[str, tuple] = {
     # inputs
     **{f"models.{m}": ({}, {"fit_regions": SCANS, "collect_bp_nd": 1})
        for m in ("srtm", "srtm_bf", "srtm2", "mrtm", "ratio")},
-    # the primary model: correlations, and the report with each scan's QC overview of the
-    # new primary model's fits (scan_figure: new outputs, one per scan)
-    "primary_model": ("mrtm2", {"correlations": 1, "scan_figure": SCANS}),
+    # the primary model: correlations (and the report)
+    "primary_model": ("mrtm2", {"correlations": 1}),
     # ---- shared k2' (estimated per subject) ----------------------------------------------
     "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS}),
     "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS}),

@@ -195,13 +195,6 @@ def region_qc_images(wildcards):
     return [region_qc_path(key) for key in first.values()]
 
 
-def scan_figures(wildcards=None):
-    """Each analysed scan's QC overview (the primary model: the one the report shows),
-    drawn by scan_figure as soon as the scan is fitted rather than by the report at the end."""
-    return [scan_template(paths.FIT_QC, scan=key, model=label(PRIMARY))
-            for key in analysed_keys()]
-
-
 def report_inputs(wildcards):
     """Everything the report reads: group tables and maps, TACs, region fits, overlays and
     the motion confounds (the preprocessing QC figures are a separate input, report.smk)."""

@@ -1,7 +1,5 @@
 # The study report: one self-contained report.html, methods.md, and every figure as a file
 # under group/figures/ (pipeline.report; layout in pipeline/report/spec.yaml).
-# Per-scan figures are drawn by their own jobs before it, beside the other scans' steps:
-# region_qc (region overlays) and scan_figure (TACs, fits and residuals).
 
 
 rule region_qc:
@@ -32,36 +30,9 @@ rule region_qc:
                             image_cache=params.image_cache)
 
 
-rule scan_figure:
-    input:
-        fits=scan_template(paths.FIT_CURVES, scan="{scan}", model="{model}"),
-        bp=scan_template(paths.FIT, scan="{scan}", model="{model}"),
-        tacs=tacs_of,
-    output:
-        png=scan_template(paths.FIT_QC, scan="{scan}", model="{model}"),
-    params:
-        model=model_of,
-        reference=REFERENCE,  # used only if the fit table's sidecar does not name it
-    log:
-        log_path("{scan}_model-{model}_scan_figure.log"),
-    threads: res("scan_figure")["threads"]
-    resources:
-        mem_mb=res("scan_figure")["mem_mb"],
-        runtime=res("scan_figure")["runtime"],
-    run:
-        from pipeline.report.scan_figure import write_scan_figure
-
-        with log_to(log[0]):
-            write_scan_figure(input.fits, input.bp, input.tacs, output.png,
-                              model=params.model, reference=params.reference)
-
-
 rule report:
     input:
         report_inputs,
-        # drawn per scan as soon as its fits exist, beside the other scans' steps; the
-        # report embeds them (pipeline.report.scan_figure)
-        scan_figures,
         # apart: report_inputs waits for motion correction (a checkpoint), these do not,
         # so the registrations behind the QC figures are planned from the start
         preprocess_qc_images,
