@@ -20,8 +20,8 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.space_detection import SpaceEvidence, detect_space
 
-__all__ = ["MODES", "ScanPlan", "cached_image_space", "find_t1w", "image_space", "plan_scan",
-           "space_cache_path", "write_scan_plan"]
+__all__ = ["MODES", "ScanPlan", "cached_image_space", "cached_image_spaces", "find_t1w",
+           "image_space", "plan_scan", "space_cache_path", "write_scan_plan"]
 
 #: Allowed values of the ``preprocessing`` config key.
 MODES = ("auto", "on", "off")
@@ -274,6 +274,47 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
 
 #: Bumped when detection changes, so evidence cached by an older petbp is not reused.
 _CACHE_VERSION = 2
+
+
+def cached_image_spaces(image_paths: list[str | PathLike], cache_folder: str | PathLike,
+                        workers: int | None = None) -> list[SpaceEvidence | InputError]:
+    """:func:`cached_image_space` of many images, ``workers`` at a time in threads.
+
+    Detection spends its time in zlib, numpy and scipy.ndimage calls that release the GIL,
+    so two threads detect two images at once on two cores (a new study's first parse
+    decodes every image: 36 2 mm scans took about 0.35 s each on one core).
+
+    Parameters
+    ----------
+    image_paths : list of path-like
+        The PET images.
+    cache_folder : path-like
+        Where the evidence is kept (:func:`space_cache_path`).
+    workers : int, default=None
+        Threads; None: as many as the CPUs this process may use, at most 2 (each holds a
+        decoded image: about 2 x its float32 size at the peak).
+
+    Returns
+    -------
+    list
+        Per image, in order: its :class:`SpaceEvidence`, or the :class:`InputError` that
+        says why it could not be read (to be reported with the others').
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(path):
+        try:
+            return cached_image_space(path, space_cache_path(path, cache_folder))
+        except InputError as err:
+            return err
+
+    if workers is None:
+        workers = min(2, len(os.sched_getaffinity(0)))
+    if workers <= 1 or len(image_paths) <= 1:
+        return [one(path) for path in image_paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, image_paths))
 
 
 def space_cache_path(image_path: str | PathLike, folder: str | PathLike) -> Path:

@@ -118,6 +118,29 @@ def test_cached_space_is_reused_until_the_image_changes(tmp_path, brain4, monkey
     assert len(calls) == 3
 
 
+def test_spaces_of_many_images_in_threads_are_those_of_one_at_a_time(tmp_path, brain4):
+    """Two threads give each image the evidence it gets alone, in the images' order, and an
+    unreadable image's error in its place (the workflow lists every refused scan)."""
+    from pipeline.preprocess import plan
+
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    images = [_write_scan(tmp_path / "mni", volume, affine, t1=False),
+              _write_scan(tmp_path / "moved", moved, affine, t1=False)]
+    broken = tmp_path / "broken_pet.nii.gz"
+    broken.write_bytes(b"not an image")
+    found = plan.cached_image_spaces([images[0], broken, images[1]], tmp_path / "cache",
+                                     workers=2)
+    assert [getattr(f, "space", None) for f in found] == ["mni", None, "scanner"]
+    assert isinstance(found[1], InputError) and "broken_pet.nii.gz" in str(found[1])
+    # repr: the evidence holds NaN (no rotation tried), which equals nothing
+    assert repr(found[0]) == repr(plan.image_space(images[0]))
+    assert repr(found[2]) == repr(plan.image_space(images[1]))
+    # the evidence was kept: a second call (one thread) reads the same from the cache
+    assert repr(plan.cached_image_spaces(images, tmp_path / "cache", workers=1)) == \
+        repr([found[0], found[2]])
+
+
 def test_yaml_on_off_mean_the_words():
     """YAML 1.1 reads unquoted on/off as booleans: preprocessing: off means 'off'."""
     from pipeline.config import validate_config

@@ -27,7 +27,7 @@ from pipeline.errors import InputError
 from pipeline.design import load_design, model_options, needs_k2prime, region_models
 from pipeline.design import scan_conditions
 from pipeline.preprocess.confounds import scan_exclusion, thresholds_from_config
-from pipeline.preprocess.plan import cached_image_space, plan_scan, space_cache_path
+from pipeline.preprocess.plan import cached_image_spaces, plan_scan
 from pipeline.regions import load_region_config
 
 OUT = Path(config["output_dir"])
@@ -174,23 +174,27 @@ class ScanTable:
             self.raw[key] = {"pet": str(scan.image_path), "sidecar": str(scan.sidecar_path)}
             self.images[key] = self.raw[key]
             self.by_subject.setdefault(scan.sub, []).append(key)
-            if plans:
+        if plans:  # every image's space detected first, two at a time (a new study's first
+            # parse decodes each image), then the plans applied in scan order
+            found_evidence = cached_image_spaces(
+                [self.scan[key].image_path for key in self.scan], SPACE_CACHE)
+            for key, evidence in zip(list(self.scan), found_evidence):
                 try:
-                    self._plan(key, scan)
+                    if isinstance(evidence, InputError):
+                        raise evidence
+                    self._plan(key, self.scan[key], evidence)
                 except InputError as err:
                     problems.append(str(err))
         if problems:
             more = f"\n({len(problems)} scans refused)" if len(problems) > 1 else ""
             raise InputError("\n".join(problems[:5]) + more)
 
-    def _plan(self, key, scan):
-        """Detect the scan's space and, for a scan to preprocess, point its image at the
+    def _plan(self, key, scan, evidence):
+        """From the scan's space evidence, for a scan to preprocess, point its image at the
         MNI-space frames (pipeline.preprocess.plan). The evidence is kept in Snakemake's
         working directory (SPACE_CACHE), keyed by the image's path, size and modification
         time: a dry run may write there (never into output_dir), and a new output folder
         or a cluster job reuses it."""
-        cache = space_cache_path(scan.image_path, SPACE_CACHE)
-        evidence = cached_image_space(scan.image_path, cache)
         plan = plan_scan(scan.image_path, config["preprocessing"], evidence=evidence)
         if not plan.preprocess:
             return
