@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError, format_problem
-from pipeline.yamlfile import DuplicateKeyError, load_yaml
+from pipeline.yamlfile import DuplicateKeyError, duplicate_key_error, load_yaml
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -365,10 +365,7 @@ def load_config(path: str | PathLike | None = None,
             with open(source, encoding="utf-8") as handle:
                 config = load_yaml(handle)
         except DuplicateKeyError as err:
-            raise ConfigError(format_problem(
-                source, f"the key '{err.key}' appears twice in one section (lines "
-                f"{err.lines[0]} and {err.lines[1]}); YAML would silently keep the second",
-                "Delete one of the two lines (keep the value you mean).")) from None
+            raise duplicate_key_error(source, err) from None
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(format_problem(
                 source, f"not valid YAML ({' '.join(str(err).split())})",

@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.errors import ConfigError, format_problem
 
-__all__ = ["DuplicateKeyError", "check_yaml_files", "load_yaml"]
+__all__ = ["DuplicateKeyError", "check_yaml_files", "duplicate_key_error", "load_yaml"]
 
 #: PyYAML's safe loader, built on libyaml when PyYAML has it.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -76,6 +76,22 @@ def load_yaml(source: Any) -> Any:
     return yaml.load(source, Loader=_UniqueKeyLoader)
 
 
+def duplicate_key_error(path: str | PathLike, err: DuplicateKeyError) -> ConfigError:
+    """The one error petbp gives for a repeated key: the file, the key, both lines, the fix.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file read.
+    err : DuplicateKeyError
+        What :func:`load_yaml` raised.
+    """
+    return ConfigError(format_problem(
+        path, f"the key '{err.key}' appears twice in one section (lines {err.lines[0]} and "
+        f"{err.lines[1]}); YAML would silently keep the second",
+        "Delete one of the two (keep the one you mean)."))
+
+
 def check_yaml_files(paths: Iterable[str | PathLike]) -> None:
     """Refuse config files whose mappings repeat a key (Snakemake's reader keeps the last).
 
@@ -97,9 +113,6 @@ def check_yaml_files(paths: Iterable[str | PathLike]) -> None:
         try:
             load_yaml(path.read_text(encoding="utf-8"))
         except DuplicateKeyError as err:
-            raise ConfigError(format_problem(
-                path, f"the key '{err.key}' appears twice in one section (lines "
-                f"{err.lines[0]} and {err.lines[1]}); YAML would silently keep the second",
-                "Delete one of the two lines (keep the value you mean).")) from None
+            raise duplicate_key_error(path, err) from None
         except yaml.YAMLError:
             continue  # Snakemake has parsed it already; its own errors are clearer

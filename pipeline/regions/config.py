@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.config import data_file
 from pipeline.errors import ConfigError, format_problem
 from pipeline.regions.atlas import BUILTIN_ATLASES, Atlas, builtin_atlas, user_atlas
-from pipeline.yamlfile import DuplicateKeyError, load_yaml
+from pipeline.yamlfile import DuplicateKeyError, duplicate_key_error, load_yaml
 
 __all__ = [
     "DEFAULT_REGION_CONFIG",
@@ -147,10 +147,7 @@ def load_region_config(path: str | Path | None = None) -> RegionSet:
     try:
         raw = load_yaml(path.read_text())
     except DuplicateKeyError as err:
-        raise ConfigError(format_problem(
-            path, f"the key '{err.key}' appears twice in one section (lines {err.lines[0]} "
-            f"and {err.lines[1]}); YAML would silently keep the second",
-            "Delete one of the two entries (keep the one you mean).")) from None
+        raise duplicate_key_error(path, err) from None
     except yaml.YAMLError as err:
         raise ConfigError(format_problem(path, f"not valid YAML ({err})",
                                          "Fix the YAML syntax (indentation, colons).")) from None
