@@ -51,7 +51,7 @@ from pipeline.config import load_config  # noqa: E402
 from pipeline.design import k2prime_settings, load_design  # noqa: E402
 from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
-from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
+from pipeline.stats.contrast_tests import SYSTEMATIC_SD, summarize_contrasts  # noqa: E402
 from pipeline.stats.region_study import (  # noqa: E402
     ScanTacs,
     analyse_region_study,
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=12)
     parser.add_argument("--variations", type=int, nargs="*", default=None)
     parser.add_argument("--fit-start", type=float, default=10.0, help="minutes")
-    parser.add_argument("--sys-sd", type=float, default=1.0, help="%% points")
+    parser.add_argument("--sys-sd", type=float, default=SYSTEMATIC_SD, help="%% points")
     parser.add_argument("--noise", type=float, default=0.5,
                         help="base noise level of the region simulator (the variations "
                         "scale it); 0.5 is the demo's")

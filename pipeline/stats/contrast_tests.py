@@ -18,10 +18,17 @@ from scipy import optimize, stats
 from pipeline.design import Design
 from pipeline.errors import ConfigError, format_problem
 
-__all__ = ["TESTS", "cohen_dz_ci", "summarize_contrasts"]
+__all__ = ["SYSTEMATIC_SD", "TESTS", "cohen_dz_ci", "summarize_contrasts"]
 
 #: Tests whose p-value goes into the ``p`` column.
 TESTS = ("ttest", "wilcoxon")
+
+#: % points: default systematic SD of the release model's residual drift
+#: (``statistics.null_drift.sys_sd``). Derived, not fitted to error rates: the RMS over the
+#: twelve physics variations of petbp's simulator (those that change more than the noise) of
+#: the group-mean effect's error where nothing was released, on noiseless curves with the
+#: release model fitted from 10 min: 1.118 (``benchmarks/bench_drift_bias.py``), rounded up.
+SYSTEMATIC_SD = 1.12
 
 
 def cohen_dz_ci(dz: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -132,7 +139,8 @@ def _cell_sys_sd(cell: pd.DataFrame, sys_sd: float) -> float:
     return float(np.hypot(sys_sd, lack.mean())) if len(lack) else float(sys_sd)
 
 
-def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: float = 1.0,
+def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest",
+                        sys_sd: float = SYSTEMATIC_SD,
                         alpha: float = 0.05, design: Design | None = None,
                         guard: bool = True) -> pd.DataFrame:
     """Group statistics per contrast, region and model (``group/contrasts.tsv``).
@@ -144,7 +152,7 @@ def summarize_contrasts(values: pd.DataFrame, *, test: str = "ttest", sys_sd: fl
     test : {"ttest", "wilcoxon"}, default="ttest"
         Which test fills ``p`` (both are always reported: ``t``/``df`` and
         ``wilcoxon_w``/``wilcoxon_p``).
-    sys_sd : float, default=1.0
+    sys_sd : float, default=SYSTEMATIC_SD
         % points: systematic SD of the release model's null drift, added to the variance of
         the test of drift-corrected effects (rows with ``drift_method`` ``release_model``);
         where ``values`` carry ``drift_lack_sd`` (a drift blended across regions), a cell's

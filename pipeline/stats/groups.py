@@ -36,7 +36,7 @@ import pandas as pd
 
 from pipeline.errors import InputError, format_problem
 from pipeline.groups import POOLED, Groups, group_labels
-from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.contrast_tests import SYSTEMATIC_SD, summarize_contrasts
 from pipeline.stats.two_sample import bh_within, two_sample_row, welch
 
 __all__ = ["DIFFERENCE_COLUMNS", "add_group_column", "group_contrasts", "group_differences",
@@ -69,7 +69,7 @@ def add_group_column(values: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
 
 def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
-                    pooled: pd.DataFrame, test: str = "ttest", sys_sd: float = 1.0,
+                    pooled: pd.DataFrame, test: str = "ttest", sys_sd: float = SYSTEMATIC_SD,
                     alpha: float = 0.05, design: Any = None) -> pd.DataFrame:
     """The pooled contrast table with the same summary per group appended.
 
@@ -105,7 +105,7 @@ def group_contrasts(values: pd.DataFrame, labels: pd.Series, groups: Groups, *,
 
 def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | None,
                 participants: pd.DataFrame | None, *, test: str = "ttest",
-                sys_sd: float = 1.0, alpha: float = 0.05, design: Any = None,
+                sys_sd: float = SYSTEMATIC_SD, alpha: float = 0.05, design: Any = None,
                 source: str | PathLike = "participants.tsv",
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(values, contrasts)`` with the group column and per-group rows when ``groups`` is
@@ -123,7 +123,7 @@ def with_groups(values: pd.DataFrame, pooled: pd.DataFrame, groups: Groups | Non
         ``participants.tsv`` with the group column.
     test : {"ttest", "wilcoxon"}, default="ttest"
         The test in ``p`` (``statistics.test``).
-    sys_sd : float, default=1.0
+    sys_sd : float, default=SYSTEMATIC_SD
         Systematic SD of the within-scan drift estimate, % points (per-group tests).
     alpha : float, default=0.05
         FDR level of the ``significant`` column.

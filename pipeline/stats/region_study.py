@@ -19,7 +19,7 @@ from pipeline.design import Design, K2primeSettings, needs_k2prime
 from pipeline.errors import InputError
 from pipeline.kinetics import estimate_k2prime, fit_conditions
 from pipeline.kinetics.release import release_free_tacs, segment_boundaries
-from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.contrast_tests import SYSTEMATIC_SD, summarize_contrasts
 from pipeline.stats.regional import contrast_values
 from pipeline.tables import TacTable
 
@@ -118,7 +118,7 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
 def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
                          models: Mapping[str, Mapping[str, Any] | None], reference: str,
                          k2prime: K2primeSettings | None = None,
-                         release_fit_start: float | None = 10.0, sys_sd: float = 1.0,
+                         release_fit_start: float | None = 10.0, sys_sd: float = SYSTEMATIC_SD,
                          test: str = "ttest", alpha: float = 0.05, half_life: float = 20.364,
                          guard: bool = True, drift_pool: str = "scans",
                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -138,7 +138,7 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
         How the subject's shared k2' is estimated (needed by ``k2prime: shared`` options).
     release_fit_start : float or None, default=10.0
         Minutes; the release model's first fitted frame (None: no drift estimate).
-    sys_sd : float, default=1.0
+    sys_sd : float, default=SYSTEMATIC_SD
         Systematic SD of the release model's drift, % points.
     test, alpha, guard
         As for :func:`pipeline.stats.contrast_tests.summarize_contrasts`.

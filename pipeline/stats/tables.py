@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.design import load_design
 from pipeline.errors import InputError, format_problem
-from pipeline.stats.contrast_tests import summarize_contrasts
+from pipeline.stats.contrast_tests import SYSTEMATIC_SD, summarize_contrasts
 from pipeline.stats.correlations import correlate_scores
 from pipeline.stats.groups import with_groups
 from pipeline.stats.regional import contrast_values
@@ -59,7 +59,7 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
                     out_values: str | PathLike, out_exclusions: str | PathLike,
                     out_drift: str | PathLike | None = None, *, design: Mapping[str, Any],
                     test: str = "ttest", alpha: float = 0.05,
-                    drift_method: str = "release_model", sys_sd: float = 1.0,
+                    drift_method: str = "release_model", sys_sd: float = SYSTEMATIC_SD,
                     drift_pool: str = "scans",
                     participants: pd.DataFrame | None = None,
                     excluded_scans: list[dict] | None = None) -> Path:
@@ -83,7 +83,7 @@ def write_contrasts(bp_path: str | PathLike, out_contrasts: str | PathLike,
     drift_method : {"release_model", "none"}, default="release_model"
         ``statistics.null_drift.method``: subtract each participant's null drift in
         within-scan contrasts, or test the raw change.
-    sys_sd : float, default=1.0
+    sys_sd : float, default=SYSTEMATIC_SD
         ``statistics.null_drift.sys_sd``: % points of systematic drift uncertainty.
     drift_pool : {"scans", "none"}, default="scans"
         ``statistics.null_drift.pool``: average each participant's drift over its scans

@@ -97,7 +97,7 @@ def test_null_studies_voxelwise_fwe_rate(tmp_path):
     """Null painted studies: <= 5 % (99 % binomial bound) of contrasts have an FWE finding.
 
     The region-level drift comes from each scan's release-free TACs (release model from
-    10 min, averaged over each participant's two scans, systematic SD 1 % point), as in the
+    10 min, averaged over each participant's two scans, the default systematic SD), as in the
     workflow. Measured 2026-12-06: 2 of 40 with the pooled drift (1 of 40 with each scan's
     own drift, before pooling); bound 6.
     """
@@ -143,7 +143,7 @@ def test_null_studies_voxelwise_fwe_rate(tmp_path):
                     maps[(pid, c.name)] = _save(folder / f"{pid}_{c.name}.nii", fit["bp_nd"])
         values = contrast_values(pd.concat(fits), DESIGN)[0]
         drift_path = folder / "drift.tsv"
-        drift_table(summarize_contrasts(values, sys_sd=1.0, design=DESIGN)).to_csv(
+        drift_table(summarize_contrasts(values, design=DESIGN)).to_csv(
             drift_path, sep="\t", index=False)
         values_path = folder / "values.tsv"
         values.to_csv(values_path, sep="\t", index=False)
