@@ -78,6 +78,40 @@ wildcard_constraints:
     anat=r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?anat/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
 
 
+_LABEL = "[A-Za-z0-9]+"
+
+
+def scan_key_pattern(task, session=None, other_sessions=()):
+    """A {scan} constraint: the scan keys of ``task`` in ``session`` (None: in no session or
+    in any session but ``other_sessions``). Keys follow SCAN_KEY, entities in BIDS order
+    (sub, ses, task, ...)."""
+    if session is not None:
+        ses_dir, ses_entity = f"ses-{re.escape(session)}/", f"_ses-{re.escape(session)}"
+    else:
+        skip = "|".join(re.escape(s) for s in other_sessions)
+        ses_dir = f"(?:ses-{f'(?!(?:{skip})/)' if skip else ''}{_LABEL}/)?"
+        ses_entity = f"(?:_ses-{_LABEL})?"
+    return (f"sub-{_LABEL}/{ses_dir}pet/sub-{_LABEL}{ses_entity}_task-{re.escape(task)}"
+            f"(?:_[a-z]+-{_LABEL})*")
+
+
+def condition_sets(design):
+    """[(condition names, {scan} constraint)]: the distinct sets of conditions a scan can
+    hold under the design (a condition matches a task, and a session or any), each with the
+    scan keys that hold exactly that set; known from the config alone (also for the demo,
+    whose scans exist only once simulated)."""
+    sets = {}
+    for task in dict.fromkeys(c.task for c in design.conditions.values()):
+        named = list(dict.fromkeys(c.session for c in design.conditions.values()
+                                   if c.task == task and c.session is not None))
+        for session in [*named, None]:
+            names = tuple(c.name for c in design.conditions.values()
+                          if c.matches(task, session))
+            if names:
+                sets.setdefault(names, []).append(scan_key_pattern(task, session, named))
+    return [(names, "|".join(f"(?:{p})" for p in patterns)) for names, patterns in sets.items()]
+
+
 # out() runs tens of thousands of times while the DAG is built: a plain relative path
 # ("a/b/c", no empty, "." or ".." parts) is joined as text, which is what pathlib gives.
 _OUT_PREFIX = "" if str(OUT) == "." else os.path.join(str(OUT), "")
@@ -430,21 +464,13 @@ def k2prime_path(sub):
     return out(paths.K2PRIME.format(sub=sub))
 
 
-def k2prime_of_scan(options_of):
-    """Input function: the subject's k2' JSON when the job's model uses the shared k2'."""
-    def inner(wildcards):
-        return [k2prime_path(scan_of(wildcards).sub)] if needs_k2prime(options_of(wildcards)) \
-            else []
-    return inner
+#: Whether a region model uses the subject's shared k2' (then fit_regions reads it).
+FITS_NEED_K2PRIME = any(needs_k2prime(model_options(config, m)) for m in MODELS)
 
 
-#: model name -> its options (models.<name>, or voxelwise.options for the voxelwise model).
-OPTIONS_OF_MODEL = {m: model_options(config, m) for m in MODEL_OF_LABEL.values()}
-
-
-def fit_options(wildcards):
-    """The options of the job's model (read-only: shared by every job)."""
-    return OPTIONS_OF_MODEL[model_of(wildcards)]
+def fit_k2prime(wildcards):
+    """Input function: the subject's k2' JSON when a region model uses the shared k2'."""
+    return [k2prime_path(scan_of(wildcards).sub)] if FITS_NEED_K2PRIME else []
 
 
 def map_inputs(wildcards):
