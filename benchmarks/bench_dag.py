@@ -123,8 +123,9 @@ def dag_seconds(workdir: Path, overlay: Path, *targets: str, repeat: int = 3,
 def _floor_workflow(folder: Path, bids: Path) -> Path:
     """A Snakefile with petbp's jobs for the scans of ``bids`` and nothing else: per scan a TAC
     job, one fit job (two models' tables) and one map job (a mask and two windows' maps); per
-    subject a k2' job and a QC figure (first scan); one group table of all fits. Every rule has plain file inputs (no input functions, params,
-    logs or resources), so a dry run measures Snakemake's own cost for that many jobs."""
+    subject a k2' job and a QC figure (first scan); one group table of all fits. Every rule
+    has plain file inputs (no input functions, params, logs or resources), so a dry run
+    measures Snakemake's own cost for that many jobs."""
     folder.mkdir(parents=True, exist_ok=True)
     scans = sorted(str(p.relative_to(bids))[: -len("_pet.nii.gz")]
                    for p in bids.glob("sub-*/pet/*_pet.nii.gz"))

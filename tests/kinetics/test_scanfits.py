@@ -1,4 +1,4 @@
-"""The workflow's fit_regions step: every model of a scan in one job (pipeline.kinetics.scanfits)."""
+"""The workflow's fit_regions step: every model of a scan in one job (kinetics.scanfits)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_scan_fits_without_release_model_fit_none(tmp_path, tacs_tsv, monkeypatc
 def test_scan_fits_refuse_a_model_without_options(tmp_path, tacs_tsv):
     """A model of the outputs missing from ``options`` is one clear error, nothing written."""
     out = tmp_path / "m_model-srtm_bp.tsv"
-    with pytest.raises(ConfigError, match="no options given for model.s. srtm"):
+    with pytest.raises(ConfigError, match=r"no options given for model\(s\) srtm"):
         write_scan_fits(tacs_tsv, {"srtm": out}, reference="occipital",
                         options={"mrtm2": {}})
     assert not out.exists()
