@@ -448,22 +448,52 @@ def test_no_run_block_reads_config():
     exception, the dataset description's config checksum, is provenance and by design not a
     rerun trigger."""
     from_config = {"config", "DESIGN", "MODELS", "PRIMARY", "VOXELWISE", "VOX_MODEL",
-                   "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO"}
+                   "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO",
+                   # the loop variables of the map rules (parametric.smk), which a run block
+                   # would also see late-bound (the last rule's values)
+                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS"}
     allowed_exception = {("dataset_description", "config")}
-    found = []
+    found, names_seen = [], []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
-        text = smk.read_text()
-        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text,
-                                 re.S | re.M):
-            name, body = match[1], match[2]
-            run = re.search(r"^    run:\n(.*)", body, re.S | re.M)
-            if not run:
-                continue
-            code = "\n".join(line[8:] for line in run[1].splitlines())
+        for name, code in _run_blocks(smk.read_text()):
+            names_seen.append(name)
             names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
             found += [(name, n) for n in sorted(names & from_config)
                       if (name, n) not in allowed_exception]
+    # every rule's run block was read, also those of the rules made in a loop
+    assert len(names_seen) >= 23 and "fit_regions" in names_seen, names_seen
+    assert any("parametric_maps_" in name for name in names_seen), names_seen
     assert not found, f"run blocks reading the config: {found}"
+
+
+def _run_blocks(text: str) -> list[tuple[str, str]]:
+    """(rule name, dedented code) of every run block of a .smk file, with the rules defined
+    in a loop (``rule:`` indented, named by a ``name:`` directive)."""
+    lines = text.splitlines()
+    blocks = []
+    for i, line in enumerate(lines):
+        head = re.match(r"^( *)(?:rule|checkpoint)(?: (\w+))?:$", line)
+        if not head:
+            continue
+        indent, name = len(head[1]), head[2]
+        body = []
+        for later in lines[i + 1:]:
+            if later.strip() and len(later) - len(later.lstrip()) <= indent:
+                break
+            body.append(later)
+        if name is None:  # name:\n    "literal" + ..., the literal part is enough here
+            directive = "\n".join(body)
+            named = re.search(r"^ *name:\n *(.+)$", directive, re.M)
+            name = named[1].strip() if named else "?"
+        for j, item in enumerate(body):
+            if item == " " * (indent + 4) + "run:":
+                code = []
+                for rest in body[j + 1:]:
+                    if rest.strip() and len(rest) - len(rest.lstrip()) <= indent + 4:
+                        break
+                    code.append(rest[indent + 8:])
+                blocks.append((name, "\n".join(code)))
+    return blocks
 
 
 @pytest.mark.slow
