@@ -29,6 +29,7 @@ from pipeline.design import scan_conditions
 from pipeline.preprocess.confounds import scan_exclusion, thresholds_from_config
 from pipeline.preprocess.plan import cached_image_spaces, plan_scan
 from pipeline.regions import load_region_config
+from pipeline.scan_keys import condition_sets
 
 OUT = Path(config["output_dir"])
 DEMO = config["bids_dir"] == "demo"
@@ -76,40 +77,6 @@ wildcard_constraints:
     contrast=r"[A-Za-z0-9]+",
     score=r"[A-Za-z0-9_]+",
     anat=r"sub-[A-Za-z0-9]+/(ses-[A-Za-z0-9]+/)?anat/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
-
-
-_LABEL = "[A-Za-z0-9]+"
-
-
-def scan_key_pattern(task, session=None, other_sessions=()):
-    """A {scan} constraint: the scan keys of ``task`` in ``session`` (None: in no session or
-    in any session but ``other_sessions``). Keys follow SCAN_KEY, entities in BIDS order
-    (sub, ses, task, ...)."""
-    if session is not None:
-        ses_dir, ses_entity = f"ses-{re.escape(session)}/", f"_ses-{re.escape(session)}"
-    else:
-        skip = "|".join(re.escape(s) for s in other_sessions)
-        ses_dir = f"(?:ses-{f'(?!(?:{skip})/)' if skip else ''}{_LABEL}/)?"
-        ses_entity = f"(?:_ses-{_LABEL})?"
-    return (f"sub-{_LABEL}/{ses_dir}pet/sub-{_LABEL}{ses_entity}_task-{re.escape(task)}"
-            f"(?:_[a-z]+-{_LABEL})*")
-
-
-def condition_sets(design):
-    """[(condition names, {scan} constraint)]: the distinct sets of conditions a scan can
-    hold under the design (a condition matches a task, and a session or any), each with the
-    scan keys that hold exactly that set; known from the config alone (also for the demo,
-    whose scans exist only once simulated)."""
-    sets = {}
-    for task in dict.fromkeys(c.task for c in design.conditions.values()):
-        named = list(dict.fromkeys(c.session for c in design.conditions.values()
-                                   if c.task == task and c.session is not None))
-        for session in [*named, None]:
-            names = tuple(c.name for c in design.conditions.values()
-                          if c.matches(task, session))
-            if names:
-                sets.setdefault(names, []).append(scan_key_pattern(task, session, named))
-    return [(names, "|".join(f"(?:{p})" for p in patterns)) for names, patterns in sets.items()]
 
 
 # out() runs tens of thousands of times while the DAG is built: a plain relative path

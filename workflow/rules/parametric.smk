@@ -1,7 +1,7 @@
 # Parametric BP_ND maps (pipeline.parametric): one job per scan writes its analysis mask and
 # the map of every condition window it holds, from one read of the image. Snakemake outputs
 # are fixed per rule, so there is one rule per set of conditions a scan can hold under the
-# design (inputs.smk condition_sets), named parametric_maps_<conditions>, each matching
+# design (pipeline.scan_keys.condition_sets), named parametric_maps_<conditions>, matching
 # only the scans of that set (by task and session).
 
 #: The config values every map job reads (its windows' are added per rule).
