@@ -451,7 +451,7 @@ def test_no_run_block_reads_config():
                    "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO",
                    # the loop variables of the map rules (parametric.smk), which a run block
                    # would also see late-bound (the last rule's values)
-                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS"}
+                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS", "FIT_MODELS"}
     allowed_exception = {("dataset_description", "config")}
     found, names_seen = [], []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):

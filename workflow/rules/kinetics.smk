@@ -29,11 +29,14 @@ rule estimate_k2prime:
 #: fit_regions' outputs: each region model's table and curves (one job per scan, every
 #: model: the release model is fitted once per scan and shared; an edit of one model's
 #: options refits the scan's other models too, config/README.md "What an edit reruns").
+#: The region models in name order: which one is primary (MODELS lists it first) is no
+#: business of the fits, so choosing another reruns none.
+FIT_MODELS = sorted(MODELS)
 FIT_OUTPUTS = {f"{kind}_{label(m)}": scan_template(template, scan="{scan}", model=label(m))
-               for m in MODELS for kind, template in (("table", paths.FIT),
-                                                      ("curves", paths.FIT_CURVES))}
+               for m in FIT_MODELS for kind, template in (("table", paths.FIT),
+                                                          ("curves", paths.FIT_CURVES))}
 #: The config keys of the region models (every job reads all of them).
-MODEL_KEYS = tuple(f"models.{m}" for m in MODELS)
+MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS)
 _FIT_USED = {}  # a scan's conditions -> its fit job's used() values (read-only, shared)
 
 
@@ -59,7 +62,7 @@ rule fit_regions:
         entities=entities_of,
         half_life=lambda w: scan_of(w).half_life,
         reference=REFERENCE,
-        models=MODELS,
+        models=FIT_MODELS,
     log:
         log_path("{scan}_fit_regions.log"),
     threads: res("fit_regions")["threads"]
