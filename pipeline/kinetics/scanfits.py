@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.design import needs_k2prime
 from pipeline.errors import ConfigError, format_problem
-from pipeline.kinetics.regionfit import Conditions, _conditions, write_region_fits
+from pipeline.kinetics.regionfit import Conditions, write_region_fits
 from pipeline.kinetics.release import scan_release_free, segment_boundaries
 from pipeline.tables import read_tacs
 
@@ -68,14 +67,19 @@ def write_scan_fits(tacs_path: str | os.PathLike, outputs: Mapping[str, str | os
             "Pass every model's options (models.<model> in the config)."))
     release = (None, None)
     if release_fit_start is not None:
-        boundaries = segment_boundaries(_conditions(conditions))
+        boundaries = segment_boundaries([(name, window) for name, window in conditions or ()])
         release = scan_release_free(read_tacs(Path(tacs_path)), reference=reference,
                                     boundaries=boundaries, fit_start=release_fit_start)
     return {model: write_region_fits(tacs_path, out_path, reference=reference, model=model,
                                      conditions=conditions, options=options[model] or {},
                                      entities=entities,
-                                     k2prime_path=k2prime_path if needs_k2prime(
-                                         options[model] or {}) else None,
+                                     k2prime_path=k2prime_path if _uses_shared(
+                                         options[model]) else None,
                                      half_life=half_life, release_fit_start=release_fit_start,
                                      release_free=release)
             for model, out_path in outputs.items()}
+
+
+def _uses_shared(options: Mapping[str, Any] | None) -> bool:
+    """Whether a model's options ask for the subject's shared k2' (``k2prime: shared``)."""
+    return (options or {}).get("k2prime") == "shared"
