@@ -122,9 +122,10 @@ def dag_seconds(workdir: Path, overlay: Path, *targets: str, repeat: int = 3,
 
 def _floor_workflow(folder: Path, bids: Path) -> Path:
     """A Snakefile with petbp's jobs for the scans of ``bids`` and nothing else: per scan a TAC
-    job, two fits, a mask and two maps; per subject a k2' job and a QC figure (first scan);
-    one group table of all fits. Every rule has plain file inputs (no input functions, params,
-    logs or resources), so a dry run measures Snakemake's own cost for that many jobs."""
+    job, one fit job (two models' tables) and one map job (a mask and two windows' maps); per
+    subject a k2' job and a QC figure (first scan); one group table of all fits. Every rule
+    has plain file inputs (no input functions, params, logs or resources), so a dry run
+    measures Snakemake's own cost for that many jobs."""
     folder.mkdir(parents=True, exist_ok=True)
     scans = sorted(str(p.relative_to(bids))[: -len("_pet.nii.gz")]
                    for p in bids.glob("sub-*/pet/*_pet.nii.gz"))
@@ -152,19 +153,18 @@ rule k2prime:
     shell: "touch {{output}}"
 rule fit:
     input: OUT + "/{{scan}}_tacs.tsv"
-    output: OUT + "/{{scan}}_model-{{model}}_bp.tsv"
+    output: OUT + "/{{scan}}_model-a_bp.tsv", OUT + "/{{scan}}_model-b_bp.tsv"
     shell: "touch {{output}}"
 rule collect:
     input: [f"{{OUT}}/{{s}}_model-{{m}}_bp.tsv" for s in SCANS for m in ("a", "b")]
     output: OUT + "/group/bp_nd.tsv"
     shell: "touch {{output}}"
-rule mask:
-    input: BIDS + "/{{scan}}_pet.nii.gz"
-    output: OUT + "/{{scan}}_mask.nii.gz"
-    shell: "touch {{output}}"
-rule parametric_map:
-    input: BIDS + "/{{scan}}_pet.nii.gz", OUT + "/{{scan}}_tacs.tsv", OUT + "/{{scan}}_mask.nii.gz"
-    output: OUT + "/{{scan}}_cond-{{cond}}_bpnd.nii.gz"
+rule parametric_maps:
+    input: BIDS + "/{{scan}}_pet.nii.gz", OUT + "/{{scan}}_tacs.tsv"
+    output:
+        OUT + "/{{scan}}_mask.nii.gz",
+        OUT + "/{{scan}}_cond-base_bpnd.nii.gz",
+        OUT + "/{{scan}}_cond-late_bpnd.nii.gz",
     shell: "touch {{output}}"
 rule qc:
     input: lambda w: BIDS + "/" + FIRST[w.sub] + "_pet.nii.gz"

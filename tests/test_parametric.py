@@ -267,3 +267,39 @@ def test_condition_maps_from_the_image_cache_equal_a_fresh_read(tmp_path, pet_da
                                  image_cache=tmp_path / "cache", **kwargs)
     np.testing.assert_array_equal(np.asarray(nib.load(cached).dataobj),
                                   np.asarray(nib.load(fresh).dataobj))
+
+
+def test_scan_maps_write_the_mask_then_every_window(tmp_path, pet_dataset, frames_90min,
+                                                    monkeypatch):
+    """The workflow's map step (one job per scan): the analysis mask of the image's grid is
+    written first (as write_analysis_mask alone writes it), then every window's map on it
+    from one image read, equal bit for bit to write_condition_maps given that mask."""
+    import pandas as pd
+
+    import pipeline.bids
+    from pipeline.parametric import analysis_mask, write_condition_maps, write_scan_maps
+    from pipeline.tables import TacTable, write_tacs
+
+    paths, ref, _, _, _ = pet_dataset
+    tacs = write_tacs(tmp_path / "tacs.tsv", TacTable(frames_90min, pd.DataFrame({"ref": ref})))
+    loads = []
+    real_load = pipeline.bids.load_pet
+    monkeypatch.setattr(pipeline.bids, "load_pet",
+                        lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    kwargs = {"windows": {"early": (0, 45), "late": (45, 90)}, "reference": "ref",
+              "model": "mrtm2", "options": {"k2prime": K2PRIME}}
+    mask_path = tmp_path / "scan_desc-analysis_mask.nii.gz"
+    out = write_scan_maps(paths["pet"], tacs, mask_path,
+                          {c: tmp_path / f"m_cond-{c}" for c in ("early", "late")},
+                          mask_mode="brain", **kwargs)
+    assert len(loads) == 1 and sorted(out) == ["early", "late"]
+    image = nib.load(paths["pet"])
+    expected = analysis_mask(None, image.shape, image.affine, "brain")
+    assert expected.any() and not expected.all()  # a real mask on this grid, not everything
+    np.testing.assert_array_equal(np.asarray(nib.load(mask_path).dataobj) > 0, expected)
+    again = write_condition_maps(paths["pet"], tacs, mask_path,
+                                 {c: tmp_path / f"n_cond-{c}" for c in ("early", "late")},
+                                 **kwargs)
+    for cond in ("early", "late"):
+        np.testing.assert_array_equal(np.asarray(nib.load(out[cond]).dataobj),
+                                      np.asarray(nib.load(again[cond]).dataobj))

@@ -1,7 +1,8 @@
 """``petbp fit TACS.tsv --reference REGION --model MODEL -o OUT.tsv``: regional BP_ND.
 
-Calls :func:`pipeline.kinetics.write_region_fits`, the step of the workflow's
-``fit_regions`` rule, and prints the fit table.
+Calls :func:`pipeline.kinetics.write_region_fits`, the step the workflow's ``fit_regions``
+rule runs for each configured model (:func:`pipeline.kinetics.write_scan_fits`), and prints
+the fit table.
 """
 
 from __future__ import annotations

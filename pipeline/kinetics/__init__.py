@@ -10,8 +10,9 @@ their options, citation, methods sentence and capabilities; :func:`fit` fits one
 
 Steps of the workflow (each also behind a ``petbp`` command):
 
-- :func:`write_region_fits`: every region and condition window of a scan (``fit_regions``
-  rule, ``petbp fit``), with the fitted curves for the report;
+- :func:`write_region_fits`: every region and condition window of a scan, one model
+  (``petbp fit``), with the fitted curves for the report; :func:`write_scan_fits`: every
+  configured model of a scan, the release model fitted once (``fit_regions`` rule);
 - :func:`write_subject_k2prime`: a subject's shared k2' (``estimate_k2prime`` rule); which
   k2' a fit uses is decided in one place, :func:`~pipeline.kinetics.k2prime.resolve_k2prime`;
 - :func:`write_bp_nd`: every scan's fits in ``group/bp_nd.tsv`` (``collect_bp_nd`` rule).
@@ -50,6 +51,10 @@ def __getattr__(name: str) -> Any:
         import pipeline.kinetics.regionfit as regionfit
 
         return getattr(regionfit, name)
+    if name == "write_scan_fits":
+        from pipeline.kinetics.scanfits import write_scan_fits
+
+        return write_scan_fits
     if name in _BP_TABLE:
         import pipeline.kinetics.bp_table as bp_table
 
@@ -80,5 +85,6 @@ __all__ = [
     "validate_model_options",
     "write_bp_nd",
     "write_region_fits",
+    "write_scan_fits",
     "write_subject_k2prime",
 ]

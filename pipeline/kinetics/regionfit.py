@@ -35,7 +35,7 @@ from pipeline.kinetics.k2prime import (
     resolve_k2prime,
 )
 from pipeline.kinetics.registry import describe_fit, fit, get_model
-from pipeline.kinetics.release import release_columns, release_free_tacs, segment_boundaries
+from pipeline.kinetics.release import release_columns, scan_release_free, segment_boundaries
 from pipeline.kinetics.result import COLUMN_DESCRIPTIONS, ModelFit
 from pipeline.kinetics.weights import frame_weights
 from pipeline.tables import TacTable, provenance, read_json, read_tacs, sidecar_path, write_table
@@ -257,7 +257,8 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
                       k2prime_path: str | os.PathLike | None = None,
                       k2prime_regions: Sequence[str] | None = None,
                       half_life: float | None = None,
-                      release_fit_start: float | None = None) -> pd.DataFrame:
+                      release_fit_start: float | None = None,
+                      release_free: tuple[Any, Any] | None = None) -> pd.DataFrame:
     """Read a scan's TACs, fit every condition window, write the table, sidecar and curves.
 
     Parameters
@@ -295,6 +296,9 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
         window is also fitted on the result (``bp_nd_null``: the model's drift) and the
         release model's % fall of BP_ND is listed (``release_pct``, ``release_flags``).
         None: no release model (``bp_nd_null`` is n/a).
+    release_free : (TacTable or None, DataFrame or None), default=None
+        The scan's release fit (:func:`~pipeline.kinetics.release.scan_release_free`) when
+        already made for another model of the scan; None fits it here.
 
     Returns
     -------
@@ -307,11 +311,8 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
     tacs = read_tacs(tacs_path)
     windows = _conditions(conditions)
     boundaries = segment_boundaries(windows)
-    null_tacs = release = None
-    if release_fit_start is not None and boundaries:
-        null_tacs, release = release_free_tacs(tacs, reference=reference,
-                                               boundaries=boundaries,
-                                               fit_start=float(release_fit_start))
+    null_tacs, release = release_free or scan_release_free(
+        tacs, reference=reference, boundaries=boundaries, fit_start=release_fit_start)
     fits = fit_regions(tacs, reference=reference, model=model, conditions=conditions,
                        options=options, k2prime=read_shared_k2prime(k2prime_path),
                        k2prime_regions=k2prime_regions, half_life=half_life,

@@ -26,7 +26,8 @@ from pipeline.kinetics.srtm_segments import (
 )
 from pipeline.tables import TacTable
 
-__all__ = ["release_columns", "release_free_tacs", "remove_release", "segment_boundaries"]
+__all__ = ["release_columns", "release_free_tacs", "remove_release", "scan_release_free",
+           "segment_boundaries"]
 
 
 def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | None]]
@@ -150,6 +151,32 @@ def release_free_tacs(tacs: TacTable, *, reference: str, boundaries: Sequence[fl
         with np.errstate(divide="ignore", invalid="ignore"):
             summary[f"release_pct_{k}"] = 100.0 * (1.0 - fit.bp_nd[k] / fit.bp_nd[0])
     return TacTable(tacs.frames, table), summary
+
+
+def scan_release_free(tacs: TacTable, *, reference: str, boundaries: Sequence[float],
+                      fit_start: float | None) -> tuple[TacTable | None, pd.DataFrame | None]:
+    """:func:`release_free_tacs` of a scan when it has a release model, else (None, None).
+
+    Parameters
+    ----------
+    tacs : TacTable
+        Minutes, Bq/mL, the reference among the regions.
+    reference : str
+        The reference region's column.
+    boundaries : sequence of float
+        Condition onsets, minutes (:func:`segment_boundaries`); empty: no release model.
+    fit_start : float or None
+        Minutes; the release model's first fitted frame. None: no release model.
+
+    Returns
+    -------
+    (TacTable or None, DataFrame or None)
+        As :func:`release_free_tacs`, or (None, None) without a release model.
+    """
+    if fit_start is None or not boundaries:
+        return None, None
+    return release_free_tacs(tacs, reference=reference, boundaries=boundaries,
+                             fit_start=float(fit_start))
 
 
 def release_columns(table: pd.DataFrame, windows: Sequence[tuple[str, Any]],

@@ -2,16 +2,21 @@
 
 - :func:`fit_voxels` (:mod:`~pipeline.parametric.voxels`): a model on every voxel of a
   (frames last) array, in memory-bounded chunks, with flag codes per voxel;
-- :func:`write_bp_maps` (``petbp map``) and :func:`write_condition_maps` (the workflow's
-  ``parametric_map`` rule: every condition window of a scan from one image read), in
-  :mod:`~pipeline.parametric.maps`;
-- :func:`write_analysis_mask` (the ``analysis_mask`` rule) and the other masks, in
+- :func:`write_bp_maps` (``petbp map``) and :func:`write_scan_maps` (the workflow's
+  ``parametric_maps`` rules: a scan's analysis mask, then every condition window's map from
+  one image read, :func:`write_condition_maps`), in :mod:`~pipeline.parametric.maps`;
+- :func:`write_analysis_mask` (the analysis mask) and the other masks, in
   :mod:`~pipeline.parametric.masks`.
 """
 
 from __future__ import annotations
 
-from pipeline.parametric.maps import write_bp_maps, write_condition_map, write_condition_maps
+from pipeline.parametric.maps import (
+    write_bp_maps,
+    write_condition_map,
+    write_condition_maps,
+    write_scan_maps,
+)
 from pipeline.parametric.masks import (
     analysis_mask,
     default_mask,
@@ -34,4 +39,5 @@ __all__ = [
     "write_bp_maps",
     "write_condition_map",
     "write_condition_maps",
+    "write_scan_maps",
 ]

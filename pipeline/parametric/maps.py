@@ -1,5 +1,6 @@
 """BP_ND (and R1) maps of a 4D PET image: the step behind ``petbp map`` and the workflow's
-``parametric_map`` rule.
+``parametric_maps`` rules (:func:`write_scan_maps`: a scan's analysis mask and the maps of
+every condition window it holds, from one read of the image).
 
 The image is read once; the reference TAC is the reference mask's mean (``petbp map``) or
 the region TAC of the scan's TAC table (workflow, as for the region fits); each window is
@@ -30,7 +31,8 @@ from pipeline.parametric.voxels import (
     gather_voxels,
 )
 
-__all__ = ["write_bp_maps", "write_condition_map", "write_condition_maps"]
+__all__ = ["write_bp_maps", "write_condition_map", "write_condition_maps",
+           "write_scan_maps"]
 
 Window = Sequence[float | None] | None
 
@@ -291,3 +293,57 @@ def write_condition_map(pet_path: str | os.PathLike, tacs_path: str | os.PathLik
                                 windows={"window": window}, reference=reference, model=model,
                                 options=options, k2prime_path=k2prime_path,
                                 image_cache=image_cache)["window"]
+
+
+def write_scan_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLike,
+                    mask_path: str | os.PathLike, out_prefixes: Mapping[str, Any], *,
+                    windows: Mapping[str, Window], reference: str, model: str,
+                    region_config: str | os.PathLike | None = None,
+                    mask_mode: str = "regions",
+                    options: Mapping[str, Any] | None = None,
+                    k2prime_path: str | os.PathLike | None = None,
+                    image_cache: str | os.PathLike | None = None) -> dict[str, Path]:
+    """A scan's analysis mask, then the BP_ND map of each of its condition windows.
+
+    The workflow's ``parametric_maps`` step: one job per scan (the mask needs only the
+    image's header; the image is read once for every window).
+
+    Parameters
+    ----------
+    pet_path : path-like or Scan
+        The scan's 4D image (a :class:`pipeline.bids.Scan` carries its sidecar's facts).
+    tacs_path : path-like
+        The scan's TAC table (its ``reference`` column is the reference TAC).
+    mask_path : path-like
+        The analysis mask to write (:func:`pipeline.parametric.masks.write_analysis_mask`).
+    out_prefixes : mapping of str to path
+        Condition -> output prefix (``<prefix>_bpnd.nii.gz`` and friends).
+    windows : mapping of str to (start, end) or None
+        Condition -> window, minutes after injection; None = the whole scan.
+    reference : str
+        Reference region (column of the TAC table).
+    model : str
+        A model fit for maps (:data:`pipeline.kinetics.MODELS`).
+    region_config : path-like, default=None
+        The region config (None: the shipped one), for the mask.
+    mask_mode : {"regions", "brain"}, default="regions"
+        ``voxelwise.mask``.
+    options : mapping, default=None
+        Model options as under ``voxelwise.options``.
+    k2prime_path : path-like, default=None
+        The subject's shared k2' (JSON), for ``k2prime: shared``.
+    image_cache : path-like, default=None
+        Folder of loaded images (:mod:`pipeline.bids.image_cache`).
+
+    Returns
+    -------
+    dict of str to Path
+        Condition -> its ``_bpnd.nii.gz``.
+    """
+    from pipeline.parametric.masks import write_analysis_mask
+
+    write_analysis_mask(os.fspath(pet_path), mask_path, region_config=region_config,
+                        mode=mask_mode)
+    return write_condition_maps(pet_path, tacs_path, mask_path, out_prefixes, windows=windows,
+                                reference=reference, model=model, options=options,
+                                k2prime_path=k2prime_path, image_cache=image_cache)

@@ -154,7 +154,8 @@ def write_analysis_mask(pet_path: str | os.PathLike, out_path: str | os.PathLike
                         mode: str = "regions") -> Path:
     """Write the analysis mask of a PET image's grid (uint8 NIfTI, 1 = analysed).
 
-    The workflow's ``analysis_mask`` step; the sidecar records the mode and voxel count.
+    Part of the workflow's ``parametric_maps`` step; the sidecar records the mode and voxel
+    count.
 
     Parameters
     ----------

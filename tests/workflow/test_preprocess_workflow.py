@@ -133,7 +133,9 @@ def test_scan_over_the_motion_limit_drops_out_of_the_analyses(moved_study, tmp_p
     assert excluded.returncode == 0, excluded.stderr[-3000:]
     jobs = _jobs(excluded.stdout)
     assert "native_tacs" not in jobs and "frames_to_mni" not in jobs
-    assert jobs["fit_regions"] == 2 * 3 and jobs["parametric_map"] == 2 * 3  # 3 scans left
+    # 3 scans left: one fit job (every model) and one map job (every window) per scan
+    assert jobs["fit_regions"] == 3 and jobs["parametric_maps_rejbase_rejection"] == 1
+    assert jobs["parametric_maps_accbase_acceptance"] == 2
     assert jobs["preprocess_qc"] == 1 and jobs["coregister"] == 1  # its QC is still drawn
     assert "sub-02_task-rejection is excluded for head motion" in excluded.stderr
     assert "displaced 12.0 mm from the reference (> 10 mm)" in excluded.stderr
@@ -148,7 +150,7 @@ def test_scan_over_the_motion_limit_drops_out_of_the_analyses(moved_study, tmp_p
     assert kept.returncode == 0, kept.stderr[-3000:]
     jobs = _jobs(kept.stdout)
     assert jobs["native_tacs"] == 1 and jobs["frames_to_mni"] == 1
-    assert jobs["fit_regions"] == 2 * 4
+    assert jobs["fit_regions"] == 4
     assert "excluded for head motion" not in kept.stderr
 
 
@@ -172,7 +174,7 @@ def test_subject_with_every_scan_excluded_leaves_the_group_steps(moved_study, tm
     plan = _snakemake("-n", config=windows, bids_dir=study, output_dir=out)
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = _jobs(plan.stdout)
-    assert jobs["native_tacs"] == 2 and jobs["fit_regions"] == 2 * 2
+    assert jobs["native_tacs"] == 2 and jobs["fit_regions"] == 2
     assert jobs["estimate_k2prime"] == 1 and jobs["region_qc"] == 1  # sub-01 only
     assert jobs["preprocess_qc"] == 4 and jobs["normalize_t1"] == 2  # QC of every scan
     assert plan.stderr.count("excluded for head motion") == 2

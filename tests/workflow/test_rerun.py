@@ -48,24 +48,41 @@ _DOWNSTREAM = "Input files updated by another job"
 # Scans of the study: 4 task-rejection scans, 3 task-acceptance scans (sub-03 has none).
 REJ, ACC, SCANS, SUBJECTS = 4, 3, 7, 4
 
+
+def maps(*conditions: str) -> str:
+    """The map rule of the scans that hold exactly ``conditions`` (parametric.smk): one job
+    per scan writes its mask and the maps of all its windows."""
+    return "parametric_maps_" + "_".join(conditions)
+
+
+#: The map rules of this design: rejection scans (rejbase, rejection) and acceptance scans.
+MAPS_REJ, MAPS_ACC = maps("rejbase", "rejection"), maps("accbase", "acceptance")
+#: Both map rules, one job per scan: what an edit read by every map job reruns.
+EVERY_MAP = {MAPS_REJ: REJ, MAPS_ACC: ACC}
+
 #: key -> (new value, expected root jobs {rule: count}). A value of ... means a special
 #: edit made by the fixture (a path to a copy). Every leaf of the schema is listed (the test
 #: below checks that), with the dynamic keys (conditions, contrasts, models) of windows.yaml.
+#: fit_regions is one job per scan (every model, the release model shared), and the maps
+#: one job per scan (mask and every window): an edit that reaches one model or one window
+#: of a scan reruns that scan's job, which remakes the scan's other models or windows too
+#: (coarser than one job per model or window, never stale). An edit that moves a condition
+#: to other scans changes the set of maps those scans hold: their jobs are then those of
+#: another map rule (maps(...)), and a scan that loses a condition remakes its remaining
+#: maps (its job's params changed), where one job per window would have left them.
 EDITS: dict[str, tuple] = {
     # ---- where the data are -------------------------------------------------------------
     # a copy of the same dataset elsewhere: the first steps that read an image (set of input
     # files changed; the others are downstream of them, region_qc too: it runs after its
     # scan's extract_tacs, whose loaded image it reuses) and the description's sources
-    "bids_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS,
-                       "dataset_description": 1}),
+    "bids_dir": (..., {"extract_tacs": SCANS, "dataset_description": 1}),
     # the same images as PETPrep-style derivatives: every step that reads an image first
-    "preproc_dir": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS,
-                          "dataset_description": 1}),
+    "preproc_dir": (..., {"extract_tacs": SCANS, "dataset_description": 1}),
     # a new output folder: every output is missing (checked against the first plan)
     "output_dir": (..., None),
     # a copy of the region config: the first steps that read it (region_qc is downstream
-    # of extract_tacs)
-    "regions": (..., {"extract_tacs": SCANS, "analysis_mask": SCANS}),
+    # of extract_tacs; the map jobs read it for their masks, and list it in their params)
+    "regions": (..., {"extract_tacs": SCANS, **EVERY_MAP}),
     # ---- preprocessing (this study is in MNI space: no scan is preprocessed) ------------
     # on: every scan would be preprocessed, which needs a T1w: refused at parse time
     "preprocessing": ("on", "needs the subject's T1w"),
@@ -104,39 +121,45 @@ EDITS: dict[str, tuple] = {
     # rejbase is a window of the rejection scans: their fits (2 models) and rejbase maps,
     # the drift (rejection is within-scan), the contrasts, the rejection and rejvsacc maps
     "design.conditions.rejbase.window": ([10, 45], {
-        "fit_regions": 2 * REJ, "parametric_map": REJ, "contrasts": 1,
+        "fit_regions": REJ, MAPS_REJ: REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
-    # rejbase moves to the acceptance scans: every fit, new rejbase maps on those scans
+    # rejbase moves to the acceptance scans: every fit, new rejbase maps on those scans (and
+    # the rejection scans' remaining maps: their job no longer writes rejbase)
     "design.conditions.rejbase.task": ("acceptance", {
-        "fit_regions": 2 * SCANS, "parametric_map": ACC, "contrasts": 1,
+        "fit_regions": SCANS, maps("rejbase", "accbase", "acceptance"): ACC,
+        maps("rejection"): REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     # no scan has session 1: the rejection scans lose rejbase
     "design.conditions.rejbase.session": ("1", {
-        "fit_regions": 2 * REJ, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": REJ, maps("rejection"): REJ, "contrasts": 1,
+        "voxelwise_contrast": 2}),
     "design.conditions.rejection.window": ([50, 90], {
-        "fit_regions": 2 * REJ, "parametric_map": REJ, "contrasts": 1,
+        "fit_regions": REJ, MAPS_REJ: REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.rejection.task": ("acceptance", {
-        "fit_regions": 2 * SCANS, "parametric_map": ACC, "contrasts": 1,
+        "fit_regions": SCANS, maps("rejection", "accbase", "acceptance"): ACC,
+        maps("rejbase"): REJ, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.rejection.session": ("1", {
-        "fit_regions": 2 * REJ, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": REJ, maps("rejbase"): REJ, "contrasts": 1, "voxelwise_contrast": 2}),
     "design.conditions.accbase.window": ([10, 45], {
-        "fit_regions": 2 * ACC, "parametric_map": ACC, "contrasts": 1,
+        "fit_regions": ACC, MAPS_ACC: ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.accbase.task": ("rejection", {
-        "fit_regions": 2 * SCANS, "parametric_map": REJ, "contrasts": 1,
+        "fit_regions": SCANS, maps("rejbase", "rejection", "accbase"): REJ,
+        maps("acceptance"): ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.accbase.session": ("1", {
-        "fit_regions": 2 * ACC, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": ACC, maps("acceptance"): ACC, "contrasts": 1, "voxelwise_contrast": 2}),
     "design.conditions.acceptance.window": ([50, 90], {
-        "fit_regions": 2 * ACC, "parametric_map": ACC, "contrasts": 1,
+        "fit_regions": ACC, MAPS_ACC: ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.acceptance.task": ("rejection", {
-        "fit_regions": 2 * SCANS, "parametric_map": REJ, "contrasts": 1,
+        "fit_regions": SCANS, maps("rejbase", "rejection", "acceptance"): REJ,
+        maps("accbase"): ACC, "contrasts": 1,
         "voxelwise_contrast": 2}),
     "design.conditions.acceptance.session": ("1", {
-        "fit_regions": 2 * ACC, "contrasts": 1, "voxelwise_contrast": 2}),
+        "fit_regions": ACC, maps("accbase"): ACC, "contrasts": 1, "voxelwise_contrast": 2}),
     # a contrast's definition: the contrasts table and that contrast's maps (and those of a
     # contrast it controls)
     "design.contrasts.rejection.baseline": ("accbase", {
@@ -186,10 +209,10 @@ EDITS: dict[str, tuple] = {
     "statistics.test": ("wilcoxon", {"contrasts": 1}),
     "statistics.alpha": (0.01, {"contrasts": 1}),
     # the drift method: every within-scan fit (release-free fits), the contrasts, the maps
-    "statistics.null_drift.method": ("none", {"fit_regions": 2 * SCANS, "contrasts": 1,
+    "statistics.null_drift.method": ("none", {"fit_regions": SCANS, "contrasts": 1,
                                               "voxelwise_contrast": 3}),
     # the release model's start: every within-scan fit (its bp_nd_null)
-    "statistics.null_drift.fit_start": (15, {"fit_regions": 2 * SCANS}),
+    "statistics.null_drift.fit_start": (15, {"fit_regions": SCANS}),
     # the systematic SD enters the tests only
     "statistics.null_drift.sys_sd": (0.5, {"contrasts": 1}),
     # pooling the drift over scans: the contrasts (their per-participant values feed the
@@ -211,13 +234,13 @@ EDITS: dict[str, tuple] = {
     "voxelwise.enabled": (False, {"report": 1}),
     # srtm does not take the default voxelwise options (t_star, k2prime): refused at parse time
     "voxelwise.model": ("srtm", "'srtm' does not take option(s) t_star"),
-    "voxelwise.options.t_star": (15, {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.weights": ("duration", {"parametric_map": 2 * SCANS}),
-    "voxelwise.options.k2prime": (0.1, {"parametric_map": 2 * SCANS}),
+    "voxelwise.options.t_star": (15, dict(EVERY_MAP)),
+    "voxelwise.options.weights": ("duration", dict(EVERY_MAP)),
+    "voxelwise.options.k2prime": (0.1, dict(EVERY_MAP)),
     "voxelwise.options.n_basis": (50, "'logan_ref' does not take option(s) n_basis"),
     "voxelwise.options.theta_range": ([0.01, 1.0],
                                       "'logan_ref' does not take option(s) theta_range"),
-    "voxelwise.mask": ("brain", {"analysis_mask": SCANS, "voxelwise_contrast": 3}),
+    "voxelwise.mask": ("brain", {**EVERY_MAP, "voxelwise_contrast": 3}),
     "voxelwise.n_perm": (30, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
     "voxelwise.height_threshold": (2.5, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
     "voxelwise.cluster_threshold": (3, {"voxelwise_contrast": 3, "voxelwise_correlation": 1}),
@@ -425,22 +448,52 @@ def test_no_run_block_reads_config():
     exception, the dataset description's config checksum, is provenance and by design not a
     rerun trigger."""
     from_config = {"config", "DESIGN", "MODELS", "PRIMARY", "VOXELWISE", "VOX_MODEL",
-                   "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO"}
+                   "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO",
+                   # the loop variables of the map rules (parametric.smk), which a run block
+                   # would also see late-bound (the last rule's values)
+                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS", "FIT_MODELS"}
     allowed_exception = {("dataset_description", "config")}
-    found = []
+    found, names_seen = [], []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
-        text = smk.read_text()
-        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text,
-                                 re.S | re.M):
-            name, body = match[1], match[2]
-            run = re.search(r"^    run:\n(.*)", body, re.S | re.M)
-            if not run:
-                continue
-            code = "\n".join(line[8:] for line in run[1].splitlines())
+        for name, code in _run_blocks(smk.read_text()):
+            names_seen.append(name)
             names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
             found += [(name, n) for n in sorted(names & from_config)
                       if (name, n) not in allowed_exception]
+    # every rule's run block was read, also those of the rules made in a loop
+    assert len(names_seen) >= 23 and "fit_regions" in names_seen, names_seen
+    assert any("parametric_maps_" in name for name in names_seen), names_seen
     assert not found, f"run blocks reading the config: {found}"
+
+
+def _run_blocks(text: str) -> list[tuple[str, str]]:
+    """(rule name, dedented code) of every run block of a .smk file, with the rules defined
+    in a loop (``rule:`` indented, named by a ``name:`` directive)."""
+    lines = text.splitlines()
+    blocks = []
+    for i, line in enumerate(lines):
+        head = re.match(r"^( *)(?:rule|checkpoint)(?: (\w+))?:$", line)
+        if not head:
+            continue
+        indent, name = len(head[1]), head[2]
+        body = []
+        for later in lines[i + 1:]:
+            if later.strip() and len(later) - len(later.lstrip()) <= indent:
+                break
+            body.append(later)
+        if name is None:  # name:\n    "literal" + ..., the literal part is enough here
+            directive = "\n".join(body)
+            named = re.search(r"^ *name:\n *(.+)$", directive, re.M)
+            name = named[1].strip() if named else "?"
+        for j, item in enumerate(body):
+            if item == " " * (indent + 4) + "run:":
+                code = []
+                for rest in body[j + 1:]:
+                    if rest.strip() and len(rest) - len(rest.lstrip()) <= indent + 4:
+                        break
+                    code.append(rest[indent + 8:])
+                blocks.append((name, "\n".join(code)))
+    return blocks
 
 
 @pytest.mark.slow

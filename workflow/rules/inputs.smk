@@ -29,6 +29,7 @@ from pipeline.design import scan_conditions
 from pipeline.preprocess.confounds import scan_exclusion, thresholds_from_config
 from pipeline.preprocess.plan import cached_image_spaces, plan_scan
 from pipeline.regions import load_region_config
+from pipeline.scan_keys import condition_sets
 
 OUT = Path(config["output_dir"])
 DEMO = config["bids_dir"] == "demo"
@@ -430,21 +431,13 @@ def k2prime_path(sub):
     return out(paths.K2PRIME.format(sub=sub))
 
 
-def k2prime_of_scan(options_of):
-    """Input function: the subject's k2' JSON when the job's model uses the shared k2'."""
-    def inner(wildcards):
-        return [k2prime_path(scan_of(wildcards).sub)] if needs_k2prime(options_of(wildcards)) \
-            else []
-    return inner
+#: Whether a region model uses the subject's shared k2' (then fit_regions reads it).
+FITS_NEED_K2PRIME = any(needs_k2prime(model_options(config, m)) for m in MODELS)
 
 
-#: model name -> its options (models.<name>, or voxelwise.options for the voxelwise model).
-OPTIONS_OF_MODEL = {m: model_options(config, m) for m in MODEL_OF_LABEL.values()}
-
-
-def fit_options(wildcards):
-    """The options of the job's model (read-only: shared by every job)."""
-    return OPTIONS_OF_MODEL[model_of(wildcards)]
+def fit_k2prime(wildcards):
+    """Input function: the subject's k2' JSON when a region model uses the shared k2'."""
+    return [k2prime_path(scan_of(wildcards).sub)] if FITS_NEED_K2PRIME else []
 
 
 def map_inputs(wildcards):

@@ -1,4 +1,4 @@
-# Region fits per scan, model and condition window, with a subject's shared k2'.
+# Region fits per scan (every model and condition window), with a subject's shared k2'.
 
 rule estimate_k2prime:
     input:
@@ -26,39 +26,61 @@ rule estimate_k2prime:
             record_config_used(output, params.used)
 
 
+#: fit_regions' outputs: each region model's table and curves (one job per scan, every
+#: model: the release model is fitted once per scan and shared; an edit of one model's
+#: options refits the scan's other models too, config/README.md "What an edit reruns").
+#: The region models in name order: which one is primary (MODELS lists it first) is no
+#: business of the fits, so choosing another reruns none.
+FIT_MODELS = sorted(MODELS)
+FIT_OUTPUTS = {f"{kind}_{label(m)}": scan_template(template, scan="{scan}", model=label(m))
+               for m in FIT_MODELS for kind, template in (("table", paths.FIT),
+                                                          ("curves", paths.FIT_CURVES))}
+#: The config keys of the region models (every job reads all of them).
+MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS)
+_FIT_USED = {}  # a scan's conditions -> its fit job's used() values (read-only, shared)
+
+
+def fit_used(wildcards):
+    """params.used of a scan's fit job: every model's options, the scan's conditions and,
+    for a within-scan design, the release model's keys; made once per set of conditions."""
+    conditions = tuple(scan_table().conditions[wildcards.scan])
+    if conditions not in _FIT_USED:
+        key = wildcards.scan
+        _FIT_USED[conditions] = used(*MODEL_KEYS, *condition_keys(key), *release_keys(key))
+    return _FIT_USED[conditions]
+
+
 rule fit_regions:
     input:
         tacs=tacs_of,
-        k2prime=k2prime_of_scan(fit_options),
+        k2prime=fit_k2prime,
     output:
-        table=scan_template(paths.FIT, scan="{scan}", model="{model}"),
-        curves=scan_template(paths.FIT_CURVES, scan="{scan}", model="{model}"),
+        **FIT_OUTPUTS,
     params:
-        used=lambda w: used(f"models.{model_of(w)}", *condition_keys(w.scan),
-                            *release_keys(w.scan)),
-        model=model_of,
+        used=fit_used,
         conditions=lambda w: conditions_of_scan(w.scan),
         entities=entities_of,
         half_life=lambda w: scan_of(w).half_life,
         reference=REFERENCE,
+        models=FIT_MODELS,
     log:
-        log_path("{scan}_model-{model}_fit_regions.log"),
+        log_path("{scan}_fit_regions.log"),
     threads: res("fit_regions")["threads"]
     resources:
         mem_mb=res("fit_regions")["mem_mb"],
         runtime=res("fit_regions")["runtime"],
     run:
-        from pipeline.kinetics import write_region_fits
+        from pipeline.kinetics import write_scan_fits
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
-            write_region_fits(input.tacs, output.table, reference=params.reference,
-                              model=params.model, conditions=params.conditions,
-                              entities=params.entities,
-                              options=params.used[f"models.{params.model}"] or {},
-                              k2prime_path=input.k2prime[0] if input.k2prime else None,
-                              half_life=params.half_life,
-                              release_fit_start=release_fit_start(params.used))
+            write_scan_fits(input.tacs, {m: output[f"table_{label(m)}"] for m in params.models},
+                            reference=params.reference, conditions=params.conditions,
+                            options={m: params.used[f"models.{m}"] for m in params.models},
+                            entities=params.entities,
+                            k2prime_path=input.k2prime[0] if input.k2prime else None,
+                            half_life=params.half_life,
+                            release_fit_start=release_fit_start(params.used))
             record_config_used(output, params.used)
 
 

@@ -1,67 +1,55 @@
-# Parametric BP_ND maps per scan and condition window (pipeline.parametric), on the
-# analysis mask.
+# Parametric BP_ND maps (pipeline.parametric): one job per scan writes its analysis mask and
+# the map of every condition window it holds, from one read of the image. Snakemake outputs
+# are fixed per rule, so there is one rule per set of conditions a scan can hold under the
+# design (pipeline.scan_keys.condition_sets), named parametric_maps_<conditions>, matching
+# only the scans of that set (by task and session).
 
-rule analysis_mask:
-    input:
-        pet=pet_of,
-        regions=config["regions"],
-    output:
-        mask=scan_template(paths.MASK, scan="{scan}"),
-    params:
-        used=used("regions", "voxelwise.mask"),
-    log:
-        log_path("{scan}_analysis_mask.log"),
-    threads: res("analysis_mask")["threads"]
-    resources:
-        mem_mb=res("analysis_mask")["mem_mb"],
-        runtime=res("analysis_mask")["runtime"],
-    run:
-        from pipeline.parametric import write_analysis_mask
-        from pipeline.tables import record_config_used
+#: The config values every map job reads (its windows' are added per rule).
+MAP_KEYS = ("regions", "voxelwise.mask", "voxelwise.model", "voxelwise.options")
 
-        with log_to(log[0]):
-            write_analysis_mask(input.pet, output.mask, region_config=input.regions,
-                                mode=params.used["voxelwise.mask"])
-            record_config_used(output, params.used)
+for _conds, _scans in condition_sets(DESIGN):
 
+    rule:
+        name:
+            "parametric_maps_" + "_".join(_conds)
+        input:
+            unpack(map_inputs),  # pet, sidecar, k2prime (one input function: one call per job)
+            tacs=scan_template(paths.TACS, scan="{scan}"),
+            regions=config["regions"],
+        output:
+            mask=scan_template(paths.MASK, scan="{scan}"),
+            **{f"bpnd_{c}": scan_template(paths.MAP, scan="{scan}", model=label(VOX_MODEL), cond=c)
+               for c in _conds},
+        params:
+            used=used(*MAP_KEYS, *(f"design.conditions.{c}.window" for c in _conds)),
+            conditions=_conds,
+            reference=REFERENCE,
+            scan=scan_of,
+            image_cache=out(paths.PET_CACHE),  # where extract_tacs left the loaded image
+        wildcard_constraints:
+            scan=_scans,
+        log:
+            log_path("{scan}_parametric_maps.log"),
+        threads: res("parametric_maps")["threads"]
+        resources:
+            mem_mb=res("parametric_maps")["mem_mb"],
+            runtime=res("parametric_maps")["runtime"],
+        run:
+            from pipeline.bids.scan import scan_with_image
+            from pipeline.parametric import write_scan_maps
+            from pipeline.tables import record_config_used
 
-#: The config values of each condition's maps.
-MAP_USED = {cond: used("voxelwise.model", "voxelwise.options", f"design.conditions.{cond}.window")
-            for cond in DESIGN.conditions}
-
-
-rule parametric_map:
-    input:
-        unpack(map_inputs),  # pet, sidecar, k2prime (one input function: one call per job)
-        tacs=scan_template(paths.TACS, scan="{scan}"),
-        mask=scan_template(paths.MASK, scan="{scan}"),
-    output:
-        bpnd=scan_template(paths.MAP, scan="{scan}", model="{model}", cond="{cond}"),
-    params:
-        used=lambda w: MAP_USED[w.cond],
-        reference=REFERENCE,
-        scan=scan_of,
-        image_cache=out(paths.PET_CACHE),  # where extract_tacs left the loaded image
-    log:
-        log_path("{scan}_model-{model}_cond-{cond}_parametric_map.log"),
-    threads: res("parametric_map")["threads"]
-    resources:
-        mem_mb=res("parametric_map")["mem_mb"],
-        runtime=res("parametric_map")["runtime"],
-    run:
-        from pipeline.bids.scan import scan_with_image
-        from pipeline.parametric import write_condition_map
-        from pipeline.tables import record_config_used
-
-        with log_to(log[0]):
-            # a preprocessed scan is mapped from its frames on the MNI grid (preprocess.smk)
-            scan = scan_with_image(params.scan, input.pet, input.sidecar)
-            write_condition_map(scan, input.tacs, input.mask,
-                                output.bpnd.removesuffix("_bpnd.nii.gz"),
-                                window=params.used[f"design.conditions.{wildcards.cond}.window"],
-                                reference=params.reference,
-                                model=params.used["voxelwise.model"],
-                                options=params.used["voxelwise.options"] or {},
-                                k2prime_path=input.k2prime[0] if input.k2prime else None,
-                                image_cache=params.image_cache)
-            record_config_used(output, params.used)
+            with log_to(log[0]):
+                # a preprocessed scan is mapped from its frames on the MNI grid (preprocess.smk)
+                scan = scan_with_image(params.scan, input.pet, input.sidecar)
+                conds = params.conditions
+                write_scan_maps(
+                    scan, input.tacs, output.mask,
+                    {c: output[f"bpnd_{c}"].removesuffix("_bpnd.nii.gz") for c in conds},
+                    windows={c: params.used[f"design.conditions.{c}.window"] for c in conds},
+                    reference=params.reference, model=params.used["voxelwise.model"],
+                    region_config=input.regions, mask_mode=params.used["voxelwise.mask"],
+                    options=params.used["voxelwise.options"] or {},
+                    k2prime_path=input.k2prime[0] if input.k2prime else None,
+                    image_cache=params.image_cache)
+                record_config_used(output, params.used)
