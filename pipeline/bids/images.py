@@ -26,7 +26,7 @@ from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, decay_correction_factors
 
 __all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem",
-           "read_nifti"]
+           "pet_from_decoded", "read_nifti"]
 
 #: Bytes per voxel that loading needs: the float32 result plus one decoding buffer.
 _BYTES_PER_VOXEL = 8
@@ -284,10 +284,49 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
     """
 
     scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
-    path = scan.image_path
-    check_memory(scan.shape, path)
+    check_memory(scan.shape, scan.image_path)
     try:
-        img, raw = _read_nifti_raw(path, mmap)
+        img, raw = _read_nifti_raw(scan.image_path, mmap)
+    except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
+        raise _unreadable(scan.image_path, err) from err
+    return pet_from_decoded(scan, img, raw, check_values=check_values)
+
+
+def _unreadable(path: str | PathLike, err: BaseException) -> InputError:
+    return InputError(format_problem(
+        path, f"the image data cannot be read; the file is truncated or corrupt "
+        f"({type(err).__name__}: {err})",
+        "Copy or export the image again and check its size (gzip -t tests .nii.gz files)."))
+
+
+def pet_from_decoded(scan: Scan, img, raw: np.ndarray | None, *,
+                     check_values: bool = True) -> PetImage:
+    """:func:`load_pet` of a scan whose file is already decoded (the same values, notes and
+    checks): for a step that read the file for another purpose (the first parse's space
+    detection, :mod:`pipeline.preprocess.plan`), so the file is not decompressed again.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan (its sidecar facts: frames, units, decay correction).
+    img : nibabel image
+        Its image file as :func:`_read_nifti_raw` returned it.
+    raw : ndarray or None
+        The stored values :func:`_read_nifti_raw` returned with it (never modified).
+    check_values : bool, default=True
+        As :func:`load_pet`.
+
+    Returns
+    -------
+    PetImage
+
+    Raises
+    ------
+    InputError
+        As :func:`load_pet`.
+    """
+    path = scan.image_path
+    try:
         proxy = img.dataobj
         data = _scaled_float32(proxy, raw) if hasattr(proxy, "get_unscaled") \
             else np.asarray(proxy, dtype=np.float32)
@@ -299,11 +338,7 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         if not (private and data.flags.writeable) or isinstance(data, np.memmap):
             data = data.copy(order="K")  # keep NIfTI's (Fortran) order: no transposition
     except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
-        raise InputError(format_problem(
-            path, f"the image data cannot be read; the file is truncated or corrupt "
-            f"({type(err).__name__}: {err})",
-            "Copy or export the image again and check its size (gzip -t tests .nii.gz files)."
-        )) from err
+        raise _unreadable(path, err) from err
     if data.ndim != 4 or data.shape[3] != scan.frames.n_frames:
         raise InputError(format_problem(
             path, f"image shape {data.shape} does not match {scan.frames.n_frames} frames",
