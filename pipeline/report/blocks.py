@@ -13,9 +13,12 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipeline.report.drawing import FigurePool
 
 __all__ = ["BuildContext", "details", "error_block", "kv_block", "table_block", "text_block"]
 
@@ -174,12 +177,17 @@ class BuildContext:
         Figure files written.
     detailed : int
         Scans drawn with the detailed per-region figure so far (capped by the spec).
+    pool : FigurePool or None
+        Worker processes that draw the figures (:mod:`pipeline.report.drawing`); None draws
+        each in this process when asked for.
     """
 
     figure_dir: Path | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     detailed: int = 0
+    pool: FigurePool | None = None
+    _pending: list[tuple[Any, dict[str, Any], tuple]] = field(default_factory=list, repr=False)
 
     def fail(self, what: str, err: BaseException) -> dict[str, Any]:
         """Log a failure with its traceback and return the error block to show instead."""
@@ -194,14 +202,54 @@ class BuildContext:
                **kwargs: Any) -> dict[str, Any]:
         """Draw ``plot(*args, **kwargs)``, write ``<figure_dir>/<name>.<fmt>``, embed it.
 
-        Any exception becomes an error block (and a log entry), never a failed report.
+        Any exception becomes an error block (and a log entry), never a failed report. With
+        a :attr:`pool`, the figure is drawn there and the returned block is filled by
+        :meth:`finish` (the same block, file and error as drawn here).
         """
-        from pipeline.report.figures import render
+        from pipeline.report.drawing import draw
 
+        if self.pool is not None:
+            future = self.pool.submit(plot, args, kwargs, fmt, dpi)
+            if future is not None:
+                block = {"kind": "figure", "title": title, "caption": caption, "src": "",
+                         "alt": title or name, "file": None}
+                self._pending.append((future, block, (name, plot, args, kwargs, fmt, title,
+                                                      caption, dpi)))
+                return block
         try:
-            data = render(plot(*args, **kwargs), fmt=fmt, dpi=dpi)
+            data, embedded, _ = draw(plot, args, kwargs, fmt, dpi)
         except Exception as err:  # one bad figure must not sink the report
             return self.fail(title or name, err)
+        return self._stored(name, fmt, data, embedded, title, caption)
+
+    def finish(self) -> None:
+        """Fill the blocks of the figures drawn in :attr:`pool`, in the order they were asked
+        for: write their files, show their warnings, or put their error blocks in place. A
+        figure whose worker process died is drawn here."""
+        from concurrent.futures import CancelledError
+        from concurrent.futures.process import BrokenProcessPool
+
+        from pipeline.report.drawing import draw, show_warnings
+
+        pending, self._pending = self._pending, []
+        for future, block, (name, plot, args, kwargs, fmt, title, caption, dpi) in pending:
+            try:
+                try:
+                    data, embedded, shown = future.result()
+                except (BrokenProcessPool, CancelledError) as err:
+                    log.warning("report: %s: the drawing process stopped (%s); drawn here",
+                                name, type(err).__name__)
+                    data, embedded, shown = draw(plot, args, kwargs, fmt, dpi)
+            except Exception as err:  # one bad figure must not sink the report
+                block.clear()
+                block.update(self.fail(title or name, err))
+                continue
+            show_warnings(shown)
+            block.update(self._stored(name, fmt, data, embedded, title, caption))
+
+    def _stored(self, name: str, fmt: str, data: bytes, embedded: bytes, title: str,
+                caption: str) -> dict[str, Any]:
+        """Write a drawn figure's file and return its block."""
         file = None
         if self.figure_dir is not None:
             from pipeline.tables import atomic_path
@@ -214,7 +262,6 @@ class BuildContext:
                 file = target.name
             except OSError as err:
                 log.warning("report: could not write %s: %s", target, err)
-        embedded = _compact_png(data) if fmt == "png" else data  # the file keeps full colour
         uri = f"data:{_MIME[fmt]};base64," + base64.b64encode(embedded).decode("ascii")
         return {"kind": "figure", "title": title, "caption": caption, "src": uri,
                 "alt": title or name, "file": file}
