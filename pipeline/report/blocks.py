@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from pipeline.report.drawing import FigurePool
+    from pipeline.report.drawing import FigurePool, Pending
 
 __all__ = ["BuildContext", "details", "error_block", "kv_block", "table_block", "text_block"]
 
@@ -187,7 +187,7 @@ class BuildContext:
     files: list[Path] = field(default_factory=list)
     detailed: int = 0
     pool: FigurePool | None = None
-    _pending: list[tuple[Any, dict[str, Any], tuple]] = field(default_factory=list, repr=False)
+    _pending: list[Pending] = field(default_factory=list, repr=False)
 
     def fail(self, what: str, err: BaseException) -> dict[str, Any]:
         """Log a failure with its traceback and return the error block to show instead."""
@@ -203,49 +203,43 @@ class BuildContext:
         """Draw ``plot(*args, **kwargs)``, write ``<figure_dir>/<name>.<fmt>``, embed it.
 
         Any exception becomes an error block (and a log entry), never a failed report. With
-        a :attr:`pool`, the figure is drawn there and the returned block is filled by
+        a :attr:`pool`, the figure is drawn in parallel and the returned block is filled by
         :meth:`finish` (the same block, file and error as drawn here).
         """
-        from pipeline.report.drawing import draw
+        from pipeline.report.drawing import draw, show_warnings
 
         if self.pool is not None:
-            future = self.pool.submit(plot, args, kwargs, fmt, dpi)
-            if future is not None:
-                block = {"kind": "figure", "title": title, "caption": caption, "src": "",
-                         "alt": title or name, "file": None}
-                self._pending.append((future, block, (name, plot, args, kwargs, fmt, title,
-                                                      caption, dpi)))
+            block = {"kind": "figure", "title": title, "caption": caption, "src": "",
+                     "alt": title or name, "file": None}
+            pending = self.pool.submit(block, name, plot, args, kwargs, fmt=fmt, dpi=dpi,
+                                       title=title, caption=caption)
+            if pending is not None:
+                self._pending.append(pending)
                 return block
         try:
-            data, embedded, _ = draw(plot, args, kwargs, fmt, dpi)
+            data, embedded, shown = draw(plot, args, kwargs, fmt, dpi)
         except Exception as err:  # one bad figure must not sink the report
             return self.fail(title or name, err)
+        show_warnings(shown)
         return self._stored(name, fmt, data, embedded, title, caption)
 
     def finish(self) -> None:
-        """Fill the blocks of the figures drawn in :attr:`pool`, in the order they were asked
-        for: write their files, show their warnings, or put their error blocks in place. A
-        figure whose worker process died is drawn here."""
-        from concurrent.futures import CancelledError
-        from concurrent.futures.process import BrokenProcessPool
-
-        from pipeline.report.drawing import draw, show_warnings
+        """Draw the figures handed to :attr:`pool` that no worker has started, collect the
+        others, and fill their blocks in the order they were asked for: write their files,
+        show their warnings, or put their error blocks in place
+        (:func:`pipeline.report.drawing.drawings_in_order`)."""
+        from pipeline.report.drawing import drawings_in_order, show_warnings
 
         pending, self._pending = self._pending, []
-        for future, block, (name, plot, args, kwargs, fmt, title, caption, dpi) in pending:
-            try:
-                try:
-                    data, embedded, shown = future.result()
-                except (BrokenProcessPool, CancelledError) as err:
-                    log.warning("report: %s: the drawing process stopped (%s); drawn here",
-                                name, type(err).__name__)
-                    data, embedded, shown = draw(plot, args, kwargs, fmt, dpi)
-            except Exception as err:  # one bad figure must not sink the report
-                block.clear()
-                block.update(self.fail(title or name, err))
+        for item, outcome in drawings_in_order(pending):
+            if isinstance(outcome, Exception):
+                item.block.clear()
+                item.block.update(self.fail(item.title or item.name, outcome))
                 continue
+            data, embedded, shown = outcome
             show_warnings(shown)
-            block.update(self._stored(name, fmt, data, embedded, title, caption))
+            item.block.update(self._stored(item.name, item.fmt, data, embedded, item.title,
+                                           item.caption))
 
     def _stored(self, name: str, fmt: str, data: bytes, embedded: bytes, title: str,
                 caption: str) -> dict[str, Any]:

@@ -166,9 +166,9 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
     figure_dir : str or Path, default=None
         Where figure files go; default ``<output_dir>/group/figures``.
     workers : int, default=1
-        Processes that draw the figures while the report is built
-        (:mod:`pipeline.report.drawing`: the workflow gives the job's threads); 1 draws them
-        in this process. The report is the same either way.
+        Processes that draw the figures, this one included (:mod:`pipeline.report.drawing`:
+        the workflow gives the job's threads); 1 draws each in this process when asked for.
+        The report is the same either way.
 
     Returns
     -------
@@ -187,7 +187,7 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
     if workers > 1:  # started first: the workers' imports overlap reading the results
         from pipeline.report.drawing import FigurePool
 
-        pool = FigurePool(workers)
+        pool = FigurePool(workers - 1)  # this process draws too
     try:
         results = collect_results(output_dir, config)
         figure_dir = Path(figure_dir) if figure_dir else Path(output_dir) / "group" / "figures"

@@ -1,13 +1,14 @@
-"""The report's figures drawn in worker processes while the rest of the report is built.
+"""The report's figures drawn by worker processes and the report's own, in parallel.
 
 Drawing and saving matplotlib figures is most of a report's time (an 18-subject study: 36
 scan overviews and a dozen group figures, 10-26 s alone at the end of a run). It holds the
 GIL, and in the workflow's default profile jobs are threads of one Snakemake process, so
-threads would not draw in parallel. :class:`FigurePool` draws them in ``workers`` spawned
-processes (spawn: safe in a multi-threaded parent, unlike fork) while the report's own
-thread reads tables and lays out the sections; :meth:`pipeline.report.blocks.BuildContext.figure`
-hands each figure to it and fills the figure's block when :meth:`BuildContext.finish` collects
-the results, in the order the figures were asked for.
+threads would not draw in parallel. :class:`FigurePool` draws them in spawned processes
+(spawn: safe in a multi-threaded parent, unlike fork) while the report's own thread reads
+tables and lays out the sections; :meth:`pipeline.report.blocks.BuildContext.figure` hands
+each figure to it, and :meth:`BuildContext.finish` draws the figures no worker has started
+yet itself, from the last one back while the workers go on from the first
+(:func:`drawings_in_order`), then fills the figures' blocks in the order they were asked for.
 
 What a worker returns is what drawing in the report's own process gives: the same function
 on the same (pickled) arguments, the same bytes (PNG, and SVG up to matplotlib's random
@@ -15,7 +16,8 @@ element ids, as before), warnings filtered as at the call site and shown by the 
 process. Workers write no files: the report writes each figure atomically. A figure that
 raises becomes the same error block as before; a figure whose arguments cannot be pickled,
 or any figure left when a worker process dies (e.g. killed for memory), is drawn in the
-report's process instead.
+report's process instead. As with any spawned process, the worker imports the parent's main
+script: a script that builds a report with workers needs ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from __future__ import annotations
 import logging
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FigurePool", "draw"]
+__all__ = ["FigurePool", "Pending", "draw", "drawings_in_order", "show_warnings"]
 
 log = logging.getLogger("pipeline.report")
 
@@ -88,13 +91,65 @@ def _warm() -> None:
     import pipeline.report.scanplots  # noqa: F401
 
 
+@dataclass
+class Pending:
+    """A figure handed to a :class:`FigurePool`: what to draw and where it goes."""
+
+    future: Future
+    block: dict[str, Any]
+    name: str
+    plot: Callable[..., Any]
+    args: tuple
+    kwargs: dict[str, Any]
+    fmt: str
+    dpi: int
+    title: str
+    caption: str
+    filters: list
+
+    def draw_here(self) -> Drawn | Exception:
+        """Draw it in this process: the drawing, or the exception drawing raised."""
+        try:
+            return draw(self.plot, self.args, self.kwargs, self.fmt, self.dpi, self.filters)
+        except Exception as err:  # the caller turns it into the figure's error block
+            return err
+
+
+def drawings_in_order(pending: list[Pending]) -> Iterator[tuple[Pending, Drawn | Exception]]:
+    """Each pending figure with its drawing (or the exception it raised), in order.
+
+    Figures no worker has started are drawn here first, from the last one back, while the
+    workers go on from the first; a figure whose worker process died is drawn here too.
+    """
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    here: dict[int, Drawn | Exception] = {}
+    for index in reversed(range(len(pending))):
+        if pending[index].future.cancel():  # not started by a worker: ours
+            here[index] = pending[index].draw_here()
+    for index, item in enumerate(pending):
+        if index in here:
+            yield item, here[index]
+            continue
+        try:
+            yield item, item.future.result()
+        except (BrokenProcessPool, CancelledError) as err:
+            log.warning("report: %s: the drawing process stopped (%s); drawn here",
+                        item.name, type(err).__name__)
+            yield item, item.draw_here()
+        except Exception as err:  # raised by the figure in the worker
+            yield item, err
+
+
 class FigurePool:
     """Worker processes that draw figures (module docstring).
 
     Parameters
     ----------
     workers : int
-        Processes (at least 1); the workflow gives the report job's thread count.
+        Processes besides the report's own (at least 1): the workflow's report job draws
+        with its ``threads`` processes, this one included.
     """
 
     def __init__(self, workers: int) -> None:
@@ -108,17 +163,20 @@ class FigurePool:
         for _ in range(self.workers):  # start them now: their imports overlap the reading
             self._pool.submit(int)
 
-    def submit(self, plot: Callable[..., Any], args: tuple, kwargs: dict[str, Any], fmt: str,
-               dpi: int) -> Future | None:
-        """Start drawing a figure; None if its arguments cannot be sent to a process (the
-        caller then draws it itself)."""
-        task = (plot, args, kwargs, fmt, dpi, list(warnings.filters))
-        try:
-            pickle.dumps(task)  # fails here, not later in the pool's feeder thread
+    def submit(self, block: dict[str, Any], name: str, plot: Callable[..., Any], args: tuple,
+               kwargs: dict[str, Any], *, fmt: str, dpi: int, title: str,
+               caption: str) -> Pending | None:
+        """Start drawing a figure whose block is ``block``; None if its arguments cannot be
+        sent to a process (the caller then draws it itself)."""
+        filters = list(warnings.filters)
+        try:  # fails here, not later in the pool's feeder thread
+            pickle.dumps((plot, args, kwargs, filters))
         except Exception as err:  # any object pickle refuses: drawn in this process
-            log.debug("report: %s drawn in the report's process (%s)", plot, err)
+            log.debug("report: %s drawn in the report's process (%s)", name, err)
             return None
-        return self._pool.submit(draw, *task)
+        future = self._pool.submit(draw, plot, args, kwargs, fmt, dpi, filters)
+        return Pending(future, block, name, plot, args, kwargs, fmt, dpi, title, caption,
+                       filters)
 
     def close(self) -> None:
         """Stop the workers (figures not yet drawn are cancelled)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import warnings
+from concurrent.futures import wait
 from pathlib import Path
 
 import figure_helpers as helpers
@@ -61,7 +62,7 @@ def test_report_drawn_by_workers_equals_the_one_drawn_in_process(synthetic_resul
 
 @pytest.fixture(scope="module")
 def pool():
-    with FigurePool(2) as workers:
+    with FigurePool(1) as workers:
         yield workers
 
 
@@ -93,6 +94,7 @@ def test_a_dead_worker_or_unpicklable_arguments_are_drawn_here(tmp_path, caplog)
     with FigurePool(1) as pool:
         ctx = BuildContext(figure_dir=tmp_path, pool=pool)
         dead = ctx.figure("dead", helpers.dies_in_a_worker, [1, 2], fmt="png")
+        wait([ctx._pending[-1].future])  # the idle worker takes it (and dies) first
         local = ctx.figure("local", helpers.line, [1, 2], colour=lambda: "C1", fmt="png")
         # a lambda cannot be pickled: drawn here, before finish()
         assert local["src"].startswith("data:image/png;base64,")
