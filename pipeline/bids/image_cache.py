@@ -144,7 +144,7 @@ def store_decoded(scan: Scan, cache_dir: str | os.PathLike, img, raw: np.ndarray
     cache_dir : str or path-like
         Folder of loaded images (module docstring).
     img, raw
-        The decoded file (:func:`pipeline.bids.images._read_nifti_raw`), not modified.
+        The decoded file (:func:`pipeline.bids.images.decode_nifti`), not modified.
 
     Returns
     -------

@@ -83,7 +83,7 @@ def _image_space(path: Path, mean: np.ndarray | None = None,
                  decoded: Callable[[SpaceEvidence, Any, np.ndarray | None], None] | None = None
                  ) -> SpaceEvidence:
     """:func:`image_space`; ``decoded(evidence, image, stored values)`` is called after
-    detection with the decoded file (:func:`pipeline.bids.images._read_nifti_raw`'s
+    detection with the decoded file (:func:`pipeline.bids.images.decode_nifti`'s
     image and values, not to be modified) when the data were read here."""
     import zlib
 
@@ -119,11 +119,11 @@ def _time_mean(path: Path):
 
     Integer data are summed as integers (float64 accumulator) and scaled once: the same
     numbers as scaling every voxel first, without the float32 copy of the whole scan. The
-    stored values are those :func:`pipeline.bids.images._read_nifti_raw` decoded (a
+    stored values are those :func:`pipeline.bids.images.decode_nifti` decoded (a
     ``.nii.gz``; None for a ``.nii``), so the file can be loaded without decoding again."""
-    from pipeline.bids.images import _read_nifti_raw
+    from pipeline.bids.images import decode_nifti
 
-    img, stored = _read_nifti_raw(path, mmap=False)
+    img, stored = decode_nifti(path, mmap=False)
     proxy = img.dataobj
     raw = np.asanyarray(proxy.get_unscaled()) if stored is None else stored
     slope, inter = np.asarray(proxy.slope, float), np.asarray(proxy.inter, float)

@@ -137,32 +137,6 @@ def details(summary: str, blocks: list[dict[str, Any]], badges: Iterable[str] = 
             "open": open_, "id": anchor}
 
 
-def _compact_png(data: bytes, colors: int = 256) -> bytes:
-    """The PNG with a palette of ``colors`` when that is smaller (else unchanged).
-
-    Plots and region overlays use few colours, so a palette keeps them visually intact at
-    about half the bytes; this keeps a report of 18+ subjects to a few MB.
-    """
-    import io
-
-    from PIL import Image
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
-            image = image.convert("RGB")
-        # fast octree, default compression: a fifth of the time of median cut with
-        # optimize=True on the report's figures, and 30 % smaller (bench_workflow.py)
-        buffer = io.BytesIO()
-        image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG")
-    except Exception as err:  # an odd PNG is embedded as it is
-        log.debug("report: PNG kept as is (%s)", err)
-        return data
-    small = buffer.getvalue()
-    return small if len(small) < len(data) else data
-
-
 @dataclass
 class BuildContext:
     """State shared by the section builders while one report is built.
@@ -262,10 +236,12 @@ class BuildContext:
 
     def image_file(self, path: Path, title: str = "", caption: str = "") -> dict[str, Any]:
         """Embed an existing PNG/SVG file (e.g. a region-overlay image)."""
+        from pipeline.report.drawing import compact_png
+
         try:
             fmt = path.suffix.lstrip(".").lower()
             data = path.read_bytes()
-            data = _compact_png(data) if fmt == "png" else data
+            data = compact_png(data) if fmt == "png" else data
             uri = f"data:{_MIME[fmt]};base64," + base64.b64encode(data).decode()
         except (OSError, KeyError) as err:
             return self.fail(title or path.name, err)

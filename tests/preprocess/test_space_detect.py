@@ -336,7 +336,7 @@ def test_parse_leaves_an_image_load_pet_refuses_to_its_step(tmp_path, brain4):
         load_pet(scans[0])
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    from pipeline.bids.images import _read_nifti_raw
+    from pipeline.bids.images import decode_nifti
 
-    img, raw = _read_nifti_raw(scans[1].image_path, mmap=False)
+    img, raw = decode_nifti(scans[1].image_path, mmap=False)
     assert store_decoded(scans[1], blocked, img, raw) is False
