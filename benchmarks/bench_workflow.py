@@ -44,7 +44,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["end_to_end", "job_peaks", "main", "read_floor", "rule_times", "simulate_study"]
+__all__ = ["end_to_end", "first_job_start", "job_peaks", "main", "read_floor", "rule_times",
+           "simulate_study"]
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "workflow"
@@ -121,6 +122,18 @@ def _snakemake(repo: Path, workdir: Path, bids: Path, *args: str) -> list[str]:
 _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
+def first_job_start(log_text: str) -> datetime | None:
+    """The time stamp of the first job's start in a Snakemake log (None: no job ran)."""
+    stamp = None
+    for line in log_text.splitlines():
+        found = _STAMP.match(line.strip())
+        if found:
+            stamp = datetime.strptime(found[1], "%a %b %d %H:%M:%S %Y")
+        elif re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line) and stamp is not None:
+            return stamp
+    return None
+
+
 def rule_times(log_text: str) -> dict[str, list[float]]:
     """Wall time (s) of every job, by rule, from a Snakemake log's time stamps."""
     stamp = None
@@ -154,12 +167,18 @@ def end_to_end(repo: Path, workdir: Path, bids: Path) -> dict:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     load_before = _load()
+    launched = datetime.now()
     elapsed, peak, _ = _measured(_snakemake(repo, workdir, bids, "--cores", "2"), workdir,
                                  _env(repo))
     logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    times = rule_times(logs[-1].read_text())
+    text = logs[-1].read_text()
+    times = rule_times(text)
+    first = first_job_start(text)
+    # launch to the first job's start: Python and Snakemake start-up plus the parse (to the
+    # log's second: about +-1 s)
+    parse = (first - launched.replace(microsecond=0)).total_seconds() if first else None
     return {"wall_s": elapsed, "process_peak_mb": peak, "jobs": sum(map(len, times.values())),
-            "rules": times, "load": f"{load_before} -> {_load()}"}
+            "rules": times, "load": f"{load_before} -> {_load()}", "to_first_job_s": parse}
 
 
 def job_peaks(repo: Path, workdir: Path, bids: Path, per_rule: int) -> list[dict]:
@@ -241,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i in range(args.runs):
         runs.append(end_to_end(repo, args.workdir.resolve() / f"run{i}", bids))
+        rules = runs[-1]["rules"]
         print(f"end to end {i + 1}: {runs[-1]['wall_s']:.1f} s, {runs[-1]['jobs']} jobs, "
-              f"load {runs[-1]['load']}", flush=True)
+              f"load {runs[-1]['load']}; to the first job {runs[-1]['to_first_job_s']} s, "
+              f"extract_tacs summed {sum(rules.get('extract_tacs', [])):.0f} s, report "
+              f"{sum(rules.get('report', [])):.0f} s", flush=True)
     print(f"\n{repo} on {n_images} scans")
     if runs:
         wall = statistics.median(r["wall_s"] for r in runs)

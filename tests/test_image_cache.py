@@ -82,7 +82,7 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
     a time) equal nibabel's ``np.asarray(dataobj, float32)`` bit for bit, .nii and .nii.gz."""
     import nibabel as nib
 
-    from pipeline.bids.images import _read_nifti_raw, _scaled_float32, read_nifti
+    from pipeline.bids.images import _scaled_float32, decode_nifti, read_nifti
 
     rng = np.random.default_rng(0)
     raw = rng.integers(-32768, 32767, size=(7, 5, 4, 3), dtype=np.int16)
@@ -94,20 +94,20 @@ def test_load_pet_scales_integer_images_as_nibabel(tmp_path):
         got = _scaled_float32(read_nifti(tmp_path / name, mmap=False).dataobj)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
-        img, stored = _read_nifti_raw(tmp_path / name, mmap=False)
+        img, stored = decode_nifti(tmp_path / name, mmap=False)
         if name.endswith(".gz"):  # the stored values viewed in the decompressed bytes
             np.testing.assert_array_equal(stored, raw)
         np.testing.assert_array_equal(_scaled_float32(img.dataobj, stored), expected)
 
 
 @pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<i2"])
-def test_read_nifti_raw_gives_nibabels_values(tmp_path, dtype):
+def testdecode_nifti_gives_nibabels_values(tmp_path, dtype):
     """The stored values of a .nii.gz viewed in its decompressed bytes, then scaled (none,
     or a slope for the float32 case), equal nibabel's float32 values bit for bit, for both
     byte orders; the view is read-only, so load_pet copies it."""
     import nibabel as nib
 
-    from pipeline.bids.images import _read_nifti_raw, _scaled_float32
+    from pipeline.bids.images import _scaled_float32, decode_nifti
 
     rng = np.random.default_rng(1)
     values = (rng.normal(size=(6, 5, 4, 3)) * 1000).astype(dtype)
@@ -118,7 +118,7 @@ def test_read_nifti_raw_gives_nibabels_values(tmp_path, dtype):
             img.header.set_slope_inter(slope, 1.0)
         img.to_filename(tmp_path / "a.nii.gz")
         expected = np.asarray(nib.load(tmp_path / "a.nii.gz").dataobj, dtype=np.float32)
-        loaded, stored = _read_nifti_raw(tmp_path / "a.nii.gz", mmap=False)
+        loaded, stored = decode_nifti(tmp_path / "a.nii.gz", mmap=False)
         assert stored is not None and not stored.flags.writeable
         got = _scaled_float32(loaded.dataobj, stored)
         assert got.dtype == np.float32

@@ -12,7 +12,10 @@ The key is a hash of everything the loaded values depend on: the image file (res
 size, modification time), the sidecar facts :func:`load_pet` uses (frames, units scale,
 decay correction, half-life) and petbp's version. A changed image or sidecar gets a new
 key, so a stale copy is never read; an absent or unreadable copy only means the image is
-read again. The copy is a cache, not a result: deleting the folder is always safe (the
+read again. A new study's first workflow parse decodes every image to detect its space
+(:mod:`pipeline.preprocess.plan`); it stores each scan analysed as is here
+(:func:`store_decoded`), so the TAC step reads the copy and the file is decompressed once
+per run. The copy is a cache, not a result: deleting the folder is always safe (the
 workflow deletes it when a run succeeds, bounding its disk use to one run's scans: 101 MB
 per 2 mm, 28-frame scan).
 """
@@ -27,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.bids.images import PetImage, load_pet
+from pipeline.bids.images import PetImage, check_memory, load_pet, pet_from_decoded
 from pipeline.bids.scan import Scan
+from pipeline.errors import InputError
 
-__all__ = ["cache_key", "load_cached_pet"]
+__all__ = ["cache_key", "load_cached_pet", "store_decoded"]
 
 #: Bumped when the stored layout changes.
 _FORMAT = 1
@@ -125,3 +129,36 @@ def load_cached_pet(scan: Scan, cache_dir: str | os.PathLike | None) -> PetImage
     except OSError:
         pass  # a full disk only costs the next step a second read
     return image
+
+
+def store_decoded(scan: Scan, cache_dir: str | os.PathLike, img, raw: np.ndarray | None) -> bool:
+    """Store a scan in the cache from its file already decoded for another purpose.
+
+    The stored values, notes and checks are :func:`load_cached_pet`'s
+    (:func:`pipeline.bids.images.pet_from_decoded`); a copy already in the cache is kept.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan.
+    cache_dir : str or path-like
+        Folder of loaded images (module docstring).
+    img, raw
+        The decoded file (:func:`pipeline.bids.images.decode_nifti`), not modified.
+
+    Returns
+    -------
+    bool
+        Whether the cache now holds the scan. False when ``load_pet`` would refuse the image
+        (its step then reads it and reports why) or the copy cannot be written (a full disk:
+        that step reads the image itself).
+    """
+    folder, key = Path(cache_dir), cache_key(scan)
+    if (folder / f"{key}.npy").is_file():
+        return True
+    try:
+        check_memory(scan.shape, scan.image_path)
+        _write(folder, key, pet_from_decoded(scan, img, raw))
+    except (InputError, OSError, MemoryError):
+        return False
+    return True

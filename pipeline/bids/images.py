@@ -25,8 +25,8 @@ from pipeline.bids.scan import Scan, read_scan
 from pipeline.errors import InputError, format_problem
 from pipeline.frames import Frames, decay_correction_factors
 
-__all__ = ["PetImage", "available_memory_bytes", "check_memory", "load_pet", "nonfinite_problem",
-           "read_nifti"]
+__all__ = ["PetImage", "available_memory_bytes", "check_memory", "decode_nifti", "load_pet",
+           "nonfinite_problem", "pet_from_decoded", "read_nifti"]
 
 #: Bytes per voxel that loading needs: the float32 result plus one decoding buffer.
 _BYTES_PER_VOXEL = 8
@@ -170,7 +170,7 @@ def _scaled_float32(proxy, raw: np.ndarray | None = None) -> np.ndarray:
     ``get_scaled(np.float32)`` gives them for integer data (computed in float64, rounded once:
     the same numbers), a frame at a time: nibabel's own path makes two float64 copies of the
     whole image (0.2-0.7 s for a 2 mm scan). ``raw``: the stored values, when already at hand
-    (:func:`_read_nifti_raw`); unscaled native float32 values are then returned as they are
+    (:func:`decode_nifti`); unscaled native float32 values are then returned as they are
     (a read-only view: the caller copies it)."""
     slope, inter = np.asarray(proxy.slope), np.asarray(proxy.inter)
     if raw is not None and raw.dtype == np.float32 and slope.size == 1 and inter.size == 1 \
@@ -191,7 +191,7 @@ def _scaled_float32(proxy, raw: np.ndarray | None = None) -> np.ndarray:
 
 
 def read_nifti(path: str | PathLike, mmap: bool):
-    """The NIfTI image at ``path`` (:func:`_read_nifti_raw` without the stored values).
+    """The NIfTI image at ``path`` (:func:`decode_nifti` without the stored values).
 
     Parameters
     ----------
@@ -206,10 +206,10 @@ def read_nifti(path: str | PathLike, mmap: bool):
     nibabel.Nifti1Image
         The image, its data not yet scaled.
     """
-    return _read_nifti_raw(path, mmap)[0]
+    return decode_nifti(path, mmap)[0]
 
 
-def _read_nifti_raw(path: str | PathLike, mmap: bool):
+def decode_nifti(path: str | PathLike, mmap: bool):
     """The NIfTI image at ``path`` and, for a single-file ``.nii.gz``, its stored values as
     a read-only array viewing the decompressed bytes (else None); a ``.nii.gz`` is
     decompressed by one zlib call per gzip member. The view saves the copy nibabel makes
@@ -284,10 +284,49 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
     """
 
     scan = scan_or_path if isinstance(scan_or_path, Scan) else read_scan(scan_or_path)
-    path = scan.image_path
-    check_memory(scan.shape, path)
+    check_memory(scan.shape, scan.image_path)
     try:
-        img, raw = _read_nifti_raw(path, mmap)
+        img, raw = decode_nifti(scan.image_path, mmap)
+    except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
+        raise _unreadable(scan.image_path, err) from err
+    return pet_from_decoded(scan, img, raw, check_values=check_values)
+
+
+def _unreadable(path: str | PathLike, err: BaseException) -> InputError:
+    return InputError(format_problem(
+        path, f"the image data cannot be read; the file is truncated or corrupt "
+        f"({type(err).__name__}: {err})",
+        "Copy or export the image again and check its size (gzip -t tests .nii.gz files)."))
+
+
+def pet_from_decoded(scan: Scan, img, raw: np.ndarray | None, *,
+                     check_values: bool = True) -> PetImage:
+    """:func:`load_pet` of a scan whose file is already decoded (the same values, notes and
+    checks): for a step that read the file for another purpose (the first parse's space
+    detection, :mod:`pipeline.preprocess.plan`), so the file is not decompressed again.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan (its sidecar facts: frames, units, decay correction).
+    img : nibabel image
+        Its image file as :func:`decode_nifti` returned it.
+    raw : ndarray or None
+        The stored values :func:`decode_nifti` returned with it (never modified).
+    check_values : bool, default=True
+        As :func:`load_pet`.
+
+    Returns
+    -------
+    PetImage
+
+    Raises
+    ------
+    InputError
+        As :func:`load_pet`.
+    """
+    path = scan.image_path
+    try:
         proxy = img.dataobj
         data = _scaled_float32(proxy, raw) if hasattr(proxy, "get_unscaled") \
             else np.asarray(proxy, dtype=np.float32)
@@ -299,11 +338,7 @@ def load_pet(scan_or_path: Scan | str | PathLike, *, mmap: bool = True,
         if not (private and data.flags.writeable) or isinstance(data, np.memmap):
             data = data.copy(order="K")  # keep NIfTI's (Fortran) order: no transposition
     except (EOFError, zlib.error, OSError, ValueError, TypeError) as err:
-        raise InputError(format_problem(
-            path, f"the image data cannot be read; the file is truncated or corrupt "
-            f"({type(err).__name__}: {err})",
-            "Copy or export the image again and check its size (gzip -t tests .nii.gz files)."
-        )) from err
+        raise _unreadable(path, err) from err
     if data.ndim != 4 or data.shape[3] != scan.frames.n_frames:
         raise InputError(format_problem(
             path, f"image shape {data.shape} does not match {scan.frames.n_frames} frames",

@@ -11,14 +11,19 @@ the plan of every scan without the preprocessing extra installed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import ConfigError, InputError, format_problem
 from pipeline.space_detection import SpaceEvidence, detect_space
+
+if TYPE_CHECKING:
+    from pipeline.bids.scan import Scan
 
 __all__ = ["MODES", "ScanPlan", "cached_image_space", "cached_image_spaces", "find_t1w",
            "image_space", "plan_scan", "space_cache_path", "write_scan_plan"]
@@ -71,13 +76,22 @@ def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> S
     InputError
         If the image cannot be read, or holds infinite values.
     """
+    return _image_space(Path(image_path), mean)
+
+
+def _image_space(path: Path, mean: np.ndarray | None = None,
+                 decoded: Callable[[SpaceEvidence, Any, np.ndarray | None], None] | None = None
+                 ) -> SpaceEvidence:
+    """:func:`image_space`; ``decoded(evidence, image, stored values)`` is called after
+    detection with the decoded file (:func:`pipeline.bids.images.decode_nifti`'s
+    image and values, not to be modified) when the data were read here."""
     import zlib
 
-    path = Path(image_path)
     n_inf = 0
+    raw = None
     try:
         if mean is None:
-            img, mean, n_inf = _time_mean(path)
+            img, raw, mean, n_inf = _time_mean(path)
         else:
             import nibabel as nib
 
@@ -90,33 +104,39 @@ def image_space(image_path: str | PathLike, mean: np.ndarray | None = None) -> S
             path, f"the image holds {n_inf} infinite values",
             "Export the image again without infinities (check its scaling and units)."))
     match = re.search(r"_space-([A-Za-z0-9]+)", path.name)
-    return detect_space(mean, img.affine, shape=img.shape,
-                        sform_code=int(img.header["sform_code"]),
-                        qform_code=int(img.header["qform_code"]),
-                        bids_space=match.group(1) if match else None)
+    evidence = detect_space(mean, img.affine, shape=img.shape,
+                            sform_code=int(img.header["sform_code"]),
+                            qform_code=int(img.header["qform_code"]),
+                            bids_space=match.group(1) if match else None)
+    if decoded is not None and raw is not None:
+        decoded(evidence, img, raw)
+    return evidence
 
 
 def _time_mean(path: Path):
-    """(image, mean over frames as float32 with NaN read as 0, number of infinite values).
+    """(image, its stored values or None, mean over frames as float32 with NaN read as 0,
+    number of infinite values).
 
     Integer data are summed as integers (float64 accumulator) and scaled once: the same
-    numbers as scaling every voxel first, without the float32 copy of the whole scan."""
-    from pipeline.bids.images import read_nifti
+    numbers as scaling every voxel first, without the float32 copy of the whole scan. The
+    stored values are those :func:`pipeline.bids.images.decode_nifti` decoded (a
+    ``.nii.gz``; None for a ``.nii``), so the file can be loaded without decoding again."""
+    from pipeline.bids.images import decode_nifti
 
-    img = read_nifti(path, mmap=False)
+    img, stored = decode_nifti(path, mmap=False)
     proxy = img.dataobj
-    raw = np.asanyarray(proxy.get_unscaled())
+    raw = np.asanyarray(proxy.get_unscaled()) if stored is None else stored
     slope, inter = np.asarray(proxy.slope, float), np.asarray(proxy.inter, float)
     frames = raw.shape[3] if raw.ndim == 4 else 1
     if raw.dtype.kind in "iu" and slope.size == 1 and inter.size == 1:
         total = raw.sum(axis=3, dtype=np.float64) if raw.ndim == 4 else raw.astype(np.float64)
         mean = (total / frames) * float(slope) + float(inter)
-        return img, mean.astype(np.float32), 0
+        return img, stored, mean.astype(np.float32), 0
     data = np.asarray(proxy, np.float32)
     n_inf = int(np.isinf(data).sum())
     total = np.nansum(data, axis=3, dtype=np.float64) if data.ndim == 4 else \
         np.nan_to_num(data).astype(np.float64)
-    return img, (total / frames).astype(np.float32), n_inf
+    return img, stored, (total / frames).astype(np.float32), n_inf
 
 
 def find_t1w(image_path: str | PathLike) -> Path | None:
@@ -220,8 +240,8 @@ def write_scan_plan(image_path: str | PathLike, mode: str, out_json: str | PathL
     return plan
 
 
-def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | None
-                       ) -> SpaceEvidence:
+def cached_image_space(image: str | PathLike | Scan, cache_json: str | PathLike | None, *,
+                       loaded_cache: str | PathLike | None = None) -> SpaceEvidence:
     """:func:`image_space`, remembered in ``cache_json`` while the image file is unchanged.
 
     Detection decodes the whole image (about 0.1-0.3 s for a 2 mm dynamic scan); the workflow
@@ -231,11 +251,18 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
 
     Parameters
     ----------
-    image_path : path-like
-        The PET image.
+    image : path-like or Scan
+        The PET image, or its scan (:class:`pipeline.bids.Scan`).
     cache_json : path-like or None
         Where the evidence is kept (a working file, written atomically); None detects
         without keeping it.
+    loaded_cache : path-like, default=None
+        For a Scan detected in MNI space (analysed as is, unless ``preprocessing: on``)
+        whose file had to be decoded here: the folder of loaded images
+        (:mod:`pipeline.bids.image_cache`) where the scan is stored as its TAC step would
+        store it, so that step reads the copy instead of decompressing the file again. An
+        image that cannot be stored (one :func:`pipeline.bids.load_pet` refuses, a full
+        disk) is left to that step, which reads it and reports.
 
     Returns
     -------
@@ -246,9 +273,17 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
 
     from pipeline.tables import write_json
 
-    path = Path(image_path)
+    scan = image if hasattr(image, "image_path") else None
+    path = Path(scan.image_path if scan is not None else image)
+    keep = None
+    if loaded_cache is not None and scan is not None:
+        def keep(evidence, img, raw):
+            if evidence.space == "mni":
+                from pipeline.bids.image_cache import store_decoded
+
+                store_decoded(scan, loaded_cache, img, raw)
     if cache_json is None:
-        return image_space(path)
+        return image_space(path) if keep is None else _image_space(path, decoded=keep)
     stat = path.stat()
     stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
              "version": _CACHE_VERSION}
@@ -263,7 +298,7 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
                 return SpaceEvidence(**evidence)
         except (ValueError, TypeError, KeyError):
             pass  # an unreadable or old cache: detect again
-    evidence = image_space(path)
+    evidence = image_space(path) if keep is None else _image_space(path, decoded=keep)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_json(cache, {"stamp": stamp, "evidence": dataclasses.asdict(evidence)})
@@ -276,8 +311,10 @@ def cached_image_space(image_path: str | PathLike, cache_json: str | PathLike | 
 _CACHE_VERSION = 2
 
 
-def cached_image_spaces(image_paths: list[str | PathLike], cache_folder: str | PathLike,
-                        workers: int | None = None) -> list[SpaceEvidence | InputError]:
+def cached_image_spaces(images: list[str | PathLike | Scan], cache_folder: str | PathLike,
+                        workers: int | None = None, *,
+                        loaded_cache: str | PathLike | None = None
+                        ) -> list[SpaceEvidence | InputError]:
     """:func:`cached_image_space` of many images, ``workers`` at a time in threads.
 
     Detection spends its time in zlib, numpy and scipy.ndimage calls that release the GIL,
@@ -286,13 +323,15 @@ def cached_image_spaces(image_paths: list[str | PathLike], cache_folder: str | P
 
     Parameters
     ----------
-    image_paths : list of path-like
-        The PET images.
+    images : list of path-like or Scan
+        The PET images (or their scans).
     cache_folder : path-like
         Where the evidence is kept (:func:`space_cache_path`).
     workers : int, default=None
         Threads; None: as many as the CPUs this process may use, at most 2 (each holds a
         decoded image: about 2 x its float32 size at the peak).
+    loaded_cache : path-like, default=None
+        Where the scans analysed as is are stored once decoded (:func:`cached_image_space`).
 
     Returns
     -------
@@ -303,18 +342,20 @@ def cached_image_spaces(image_paths: list[str | PathLike], cache_folder: str | P
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(path):
+    def one(image):
+        path = getattr(image, "image_path", image)
         try:
-            return cached_image_space(path, space_cache_path(path, cache_folder))
+            return cached_image_space(image, space_cache_path(path, cache_folder),
+                                      loaded_cache=loaded_cache)
         except InputError as err:
             return err
 
     if workers is None:
         workers = min(2, len(os.sched_getaffinity(0)))
-    if workers <= 1 or len(image_paths) <= 1:
-        return [one(path) for path in image_paths]
+    if workers <= 1 or len(images) <= 1:
+        return [one(image) for image in images]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, image_paths))
+        return list(pool.map(one, images))
 
 
 def space_cache_path(image_path: str | PathLike, folder: str | PathLike) -> Path:

@@ -13,9 +13,12 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipeline.report.drawing import FigurePool, Pending
 
 __all__ = ["BuildContext", "details", "error_block", "kv_block", "table_block", "text_block"]
 
@@ -134,32 +137,6 @@ def details(summary: str, blocks: list[dict[str, Any]], badges: Iterable[str] = 
             "open": open_, "id": anchor}
 
 
-def _compact_png(data: bytes, colors: int = 256) -> bytes:
-    """The PNG with a palette of ``colors`` when that is smaller (else unchanged).
-
-    Plots and region overlays use few colours, so a palette keeps them visually intact at
-    about half the bytes; this keeps a report of 18+ subjects to a few MB.
-    """
-    import io
-
-    from PIL import Image
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-        if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
-            image = image.convert("RGB")
-        # fast octree, default compression: a fifth of the time of median cut with
-        # optimize=True on the report's figures, and 30 % smaller (bench_workflow.py)
-        buffer = io.BytesIO()
-        image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buffer, "PNG")
-    except Exception as err:  # an odd PNG is embedded as it is
-        log.debug("report: PNG kept as is (%s)", err)
-        return data
-    small = buffer.getvalue()
-    return small if len(small) < len(data) else data
-
-
 @dataclass
 class BuildContext:
     """State shared by the section builders while one report is built.
@@ -174,12 +151,17 @@ class BuildContext:
         Figure files written.
     detailed : int
         Scans drawn with the detailed per-region figure so far (capped by the spec).
+    pool : FigurePool or None
+        Worker processes that draw the figures (:mod:`pipeline.report.drawing`); None draws
+        each in this process when asked for.
     """
 
     figure_dir: Path | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     detailed: int = 0
+    pool: FigurePool | None = None
+    _pending: list[Pending] = field(default_factory=list, repr=False)
 
     def fail(self, what: str, err: BaseException) -> dict[str, Any]:
         """Log a failure with its traceback and return the error block to show instead."""
@@ -194,14 +176,48 @@ class BuildContext:
                **kwargs: Any) -> dict[str, Any]:
         """Draw ``plot(*args, **kwargs)``, write ``<figure_dir>/<name>.<fmt>``, embed it.
 
-        Any exception becomes an error block (and a log entry), never a failed report.
+        Any exception becomes an error block (and a log entry), never a failed report. With
+        a :attr:`pool`, the figure is drawn in parallel and the returned block is filled by
+        :meth:`finish` (the same block, file and error as drawn here).
         """
-        from pipeline.report.figures import render
+        from pipeline.report.drawing import draw, show_warnings
 
+        if self.pool is not None:
+            block = {"kind": "figure", "title": title, "caption": caption, "src": "",
+                     "alt": title or name, "file": None}
+            pending = self.pool.submit(block, name, plot, args, kwargs, fmt=fmt, dpi=dpi,
+                                       title=title, caption=caption)
+            if pending is not None:
+                self._pending.append(pending)
+                return block
         try:
-            data = render(plot(*args, **kwargs), fmt=fmt, dpi=dpi)
+            data, embedded, shown = draw(plot, args, kwargs, fmt, dpi)
         except Exception as err:  # one bad figure must not sink the report
             return self.fail(title or name, err)
+        show_warnings(shown)
+        return self._stored(name, fmt, data, embedded, title, caption)
+
+    def finish(self) -> None:
+        """Draw the figures handed to :attr:`pool` that no worker has started, collect the
+        others, and fill their blocks in the order they were asked for: write their files,
+        show their warnings, or put their error blocks in place
+        (:func:`pipeline.report.drawing.drawings_in_order`)."""
+        from pipeline.report.drawing import drawings_in_order, show_warnings
+
+        pending, self._pending = self._pending, []
+        for item, outcome in drawings_in_order(pending):
+            if isinstance(outcome, Exception):
+                item.block.clear()
+                item.block.update(self.fail(item.title or item.name, outcome))
+                continue
+            data, embedded, shown = outcome
+            show_warnings(shown)
+            item.block.update(self._stored(item.name, item.fmt, data, embedded, item.title,
+                                           item.caption))
+
+    def _stored(self, name: str, fmt: str, data: bytes, embedded: bytes, title: str,
+                caption: str) -> dict[str, Any]:
+        """Write a drawn figure's file and return its block."""
         file = None
         if self.figure_dir is not None:
             from pipeline.tables import atomic_path
@@ -214,17 +230,18 @@ class BuildContext:
                 file = target.name
             except OSError as err:
                 log.warning("report: could not write %s: %s", target, err)
-        embedded = _compact_png(data) if fmt == "png" else data  # the file keeps full colour
         uri = f"data:{_MIME[fmt]};base64," + base64.b64encode(embedded).decode("ascii")
         return {"kind": "figure", "title": title, "caption": caption, "src": uri,
                 "alt": title or name, "file": file}
 
     def image_file(self, path: Path, title: str = "", caption: str = "") -> dict[str, Any]:
         """Embed an existing PNG/SVG file (e.g. a region-overlay image)."""
+        from pipeline.report.drawing import compact_png
+
         try:
             fmt = path.suffix.lstrip(".").lower()
             data = path.read_bytes()
-            data = _compact_png(data) if fmt == "png" else data
+            data = compact_png(data) if fmt == "png" else data
             uri = f"data:{_MIME[fmt]};base64," + base64.b64encode(data).decode()
         except (OSError, KeyError) as err:
             return self.fail(title or path.name, err)

@@ -115,6 +115,7 @@ def render_report(results: StudyResults, spec: Mapping[str, Any], ctx: BuildCont
         except Exception as err:  # a failed section shows an error box, the rest goes on
             blocks = [ctx.fail(f"section {section.get('title', section['kind'])}", err)]
         sections.append({**section, "blocks": blocks, "toc": _toc(blocks)})
+    ctx.finish()  # the figures drawn in worker processes, before the errors are listed
     for section in sections:
         if section["kind"] == "errors":
             section["blocks"] = BUILDERS["errors"](results, ctx, section)
@@ -146,7 +147,7 @@ def _fallback_page(err: BaseException, results: StudyResults) -> str:
 def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
                  out_html: str | Path, *, methods_md: str | Path | None = None,
                  spec: str | Path | None = None,
-                 figure_dir: str | Path | None = None) -> Path:
+                 figure_dir: str | Path | None = None, workers: int = 1) -> Path:
     """Write the study's HTML report (and optionally ``methods.md``).
 
     Parameters
@@ -164,6 +165,10 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
         A report layout file; None uses the shipped ``spec.yaml``.
     figure_dir : str or Path, default=None
         Where figure files go; default ``<output_dir>/group/figures``.
+    workers : int, default=1
+        Processes that draw the figures, this one included (:mod:`pipeline.report.drawing`:
+        the workflow gives the job's threads); 1 draws each in this process when asked for.
+        The report is the same either way.
 
     Returns
     -------
@@ -178,15 +183,24 @@ def write_report(output_dir: str | Path, config: Mapping[str, Any] | None,
         If ``spec`` is invalid.
     """
     layout = load_spec(spec)
-    results = collect_results(output_dir, config)
-    figure_dir = Path(figure_dir) if figure_dir else Path(output_dir) / "group" / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    ctx = BuildContext(figure_dir=figure_dir)
+    pool = None
+    if workers > 1:  # started first: the workers' imports overlap reading the results
+        from pipeline.report.drawing import FigurePool
+
+        pool = FigurePool(workers - 1)  # this process draws too
     try:
-        html = render_report(results, layout, ctx)
-    except Exception as err:  # a broken report must not sink the run: say what broke
-        log.exception("report: the page could not be rendered")
-        html = _fallback_page(err, results)
+        results = collect_results(output_dir, config)
+        figure_dir = Path(figure_dir) if figure_dir else Path(output_dir) / "group" / "figures"
+        figure_dir.mkdir(parents=True, exist_ok=True)
+        ctx = BuildContext(figure_dir=figure_dir, pool=pool)
+        try:
+            html = render_report(results, layout, ctx)
+        except Exception as err:  # a broken report must not sink the run: say what broke
+            log.exception("report: the page could not be rendered")
+            html = _fallback_page(err, results)
+    finally:
+        if pool is not None:
+            pool.close()
     out_html = Path(out_html)
     with atomic_path(out_html) as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -207,7 +207,7 @@ def test_integer_time_mean_equals_the_float_mean(tmp_path, brain4):
 
     volume, affine = brain4
     path = _write_int16(tmp_path / "a_pet.nii.gz", volume, affine, code=1)
-    img, mean, n_inf = _time_mean(path)
+    img, _, mean, n_inf = _time_mean(path)
     expected = np.asarray(nib.load(str(path)).dataobj, np.float64).mean(axis=3)
     assert n_inf == 0 and mean.dtype == np.float32
     # float32 rounding of values up to ~3x the volume's maximum
@@ -255,3 +255,88 @@ def test_space_cache_is_per_image_and_optional(tmp_path, brain4):
     blocked.write_text("not a folder")
     evidence = cached_image_space(a, space_cache_path(a, blocked))
     assert evidence.space == "mni"
+
+
+def _study_for_parse(root: Path, brain4, dtype: str) -> list:
+    """sub-01: the brain on its MNI place; sub-02: moved 25 mm (scanner space); both in
+    kBq/mL without decay correction (loading converts and corrects), 5 frames, stored as
+    ``dtype`` (int16: with a slope and an intercept)."""
+    from factories import make_bids
+
+    from pipeline.bids import read_scan
+
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    tac = np.array([1.0, 2.0, 3.0, 2.5, 2.0], np.float32)
+    make_bids(root, subjects=["01", "02"], tasks=["x"], shape=volume.shape, affine=affine,
+              units="kBq/mL", decay_corrected=False,
+              data=lambda stem, shape: (volume if "sub-01" in stem else moved)[..., None] * tac)
+    paths = sorted(root.glob("sub-*/pet/*_pet.nii.gz"))
+    if dtype == "int16":
+        for path, image in zip(paths, (volume, moved), strict=True):
+            img = nib.Nifti1Image(image[..., None] * tac, affine)
+            img.set_data_dtype(np.int16)
+            img.header.set_slope_inter(float(image.max()) * 3.0 / 30000.0, 0.25)
+            nib.save(img, str(path))
+    return [read_scan(path) for path in paths]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int16"])
+def test_parse_stores_scans_analysed_as_is_for_their_tac_step(tmp_path, brain4, dtype,
+                                                               monkeypatch):
+    """The workflow's first parse decodes each image to detect its space; with a loaded-image
+    cache it stores the scans found in MNI space there, as load_pet gives them (bit for bit,
+    the same notes), so the TAC step reads the copy without decoding; a scanner-space scan
+    (preprocessed, never read as is) is not stored. The evidence is the one image_space
+    gives, and a second parse (evidence kept) neither decodes nor rewrites."""
+    import pipeline.bids.image_cache as image_cache
+    from pipeline.bids import load_pet
+    from pipeline.bids.image_cache import cache_key, load_cached_pet
+    from pipeline.preprocess import plan
+
+    scans = _study_for_parse(tmp_path / "bids", brain4, dtype)
+    loaded = tmp_path / "pet_cache"
+    found = plan.cached_image_spaces(scans, tmp_path / "space", workers=2, loaded_cache=loaded)
+    assert [f.space for f in found] == ["mni", "scanner"]
+    for scan, evidence in zip(scans, found, strict=True):
+        assert repr(evidence) == repr(plan.image_space(scan.image_path))
+    copy = loaded / f"{cache_key(scans[0])}.npy"
+    assert copy.is_file()
+    assert sorted(p.name for p in loaded.iterdir()) == sorted(
+        [copy.name, copy.with_suffix(".json").name])  # the scanner-space scan: not stored
+    reads = []
+    monkeypatch.setattr(image_cache, "load_pet", lambda s: reads.append(s) or load_pet(s))
+    cached, direct = load_cached_pet(scans[0], loaded), load_pet(scans[0])
+    assert reads == []  # the TAC step maps the parse's copy
+    np.testing.assert_array_equal(cached.data, direct.data)
+    assert cached.data.dtype == np.float32 and cached.notes == direct.notes
+    assert any("decay-corrected on load" in note for note in direct.notes)
+    np.testing.assert_array_equal(cached.affine, direct.affine)
+    stamp = copy.stat().st_mtime_ns
+    monkeypatch.setattr(plan, "_time_mean", lambda path: pytest.fail("decoded again"))
+    again = plan.cached_image_spaces(scans, tmp_path / "space", loaded_cache=loaded)
+    assert repr(again) == repr(found) and copy.stat().st_mtime_ns == stamp
+
+
+def test_parse_leaves_an_image_load_pet_refuses_to_its_step(tmp_path, brain4):
+    """A scan whose image load_pet refuses (here: 5 frames in the sidecar, 3 in the image) is
+    detected as before but not stored: its TAC step reads it and reports the problem; a
+    cache folder that cannot be written costs nothing but the copy."""
+    from pipeline.bids import load_pet
+    from pipeline.bids.image_cache import store_decoded
+    from pipeline.preprocess import plan
+
+    scans = _study_for_parse(tmp_path / "bids", brain4, "float32")
+    volume, affine = brain4
+    nib.save(nib.Nifti1Image(np.stack([volume] * 3, -1), affine), str(scans[0].image_path))
+    loaded = tmp_path / "pet_cache"
+    evidence = plan.cached_image_space(scans[0], None, loaded_cache=loaded)
+    assert evidence.space == "mni" and not loaded.exists()
+    with pytest.raises(InputError, match="does not match 5 frames"):
+        load_pet(scans[0])
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    from pipeline.bids.images import decode_nifti
+
+    img, raw = decode_nifti(scans[1].image_path, mmap=False)
+    assert store_decoded(scans[1], blocked, img, raw) is False

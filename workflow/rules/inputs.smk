@@ -176,9 +176,10 @@ class ScanTable:
             self.images[key] = self.raw[key]
             self.by_subject.setdefault(scan.sub, []).append(key)
         if plans:  # every image's space detected first, two at a time (a new study's first
-            # parse decodes each image), then the plans applied in scan order
+            # parse decodes each image and leaves those analysed as is in the loaded-image
+            # cache for extract_tacs), then the plans applied in scan order
             found_evidence = cached_image_spaces(
-                [self.scan[key].image_path for key in self.scan], SPACE_CACHE)
+                list(self.scan.values()), SPACE_CACHE, loaded_cache=_parse_keeps_images())
             for key, evidence in zip(list(self.scan), found_evidence):
                 try:
                     if isinstance(evidence, InputError):
@@ -209,6 +210,15 @@ class ScanTable:
 
     def keys(self):
         return list(self.scan)
+
+
+def _parse_keeps_images():
+    """Where the parse stores the scans it decodes (pipeline.bids.image_cache), or None:
+    with 'preprocessing: on' (no scan is analysed as is) and in a dry run (-n), which must
+    not leave 101 MB per 2 mm scan behind; the workflow deletes the folder on success."""
+    dry_run = any(arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
+                  for arg in sys.argv[1:])
+    return None if dry_run or config["preprocessing"] == "on" else OUT / paths.PET_CACHE
 
 
 _TABLE = []

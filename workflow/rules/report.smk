@@ -68,5 +68,7 @@ rule report:
 
         with log_to(log[0]):
             # report.html lies at the top of output_dir (pipeline.paths.REPORT)
+            # figures drawn by `threads` worker processes (pipeline.report.drawing)
             write_report(Path(output.html).parent, params.config, output.html,
-                         methods_md=output.methods, figure_dir=output.figures)
+                         methods_md=output.methods, figure_dir=output.figures,
+                         workers=threads)
