@@ -437,33 +437,34 @@ def entities_of(wildcards):
     return {"participant_id": s.participant_id, "session": s.ses, "task": s.task, "run": s.run}
 
 
-def k2prime_path(sub):
-    return out(paths.K2PRIME.format(sub=sub))
+def k2prime_path(key):
+    """The subject's shared k2' as the fit job of scan ``key`` wrote it (kinetics.smk)."""
+    return scan_template(paths.K2PRIME, scan=key)
 
 
-#: Whether a region model uses the subject's shared k2' (then fit_regions reads it).
+#: Whether a region model or the voxelwise model uses the subject's shared k2' (then each
+#: fit job estimates it, kinetics.smk).
 FITS_NEED_K2PRIME = any(needs_k2prime(model_options(config, m)) for m in MODELS)
-
-
-def fit_k2prime(wildcards):
-    """Input function: the subject's k2' JSON when a region model uses the shared k2'."""
-    return [k2prime_path(scan_of(wildcards).sub)] if FITS_NEED_K2PRIME else []
+MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
+K2PRIME_NEEDED = FITS_NEED_K2PRIME or MAPS_NEED_K2PRIME
 
 
 def map_inputs(wildcards):
     """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime (the
-    subject's k2' JSON when the voxelwise model uses the shared k2', else none)."""
+    subject's k2' JSON its fit job wrote when the voxelwise model uses the shared k2', else
+    none)."""
     files = dict(scan_table().images[wildcards.scan])
-    files["k2prime"] = [k2prime_path(scan_of(wildcards).sub)] if MAPS_NEED_K2PRIME else []
+    files["k2prime"] = [k2prime_path(wildcards.scan)] if MAPS_NEED_K2PRIME else []
     return files
 
 
-MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
-
-
-def subject_tacs(wildcards):
-    """TACs of the subject's analysed scans (shared k2')."""
-    return [tacs_path(k) for k in analysed_keys(scan_table().by_subject.get(wildcards.sub, []))]
+def fit_subject_tacs(wildcards):
+    """TACs of the analysed scans of the scan's subject, in scan order (its shared k2'), or
+    none when no model uses the shared k2'."""
+    if not K2PRIME_NEEDED:
+        return []
+    keys = scan_table().by_subject.get(scan_of(wildcards).sub, [])
+    return [tacs_path(k) for k in analysed_keys(keys)]
 
 
 def remember_signatures(rules):
