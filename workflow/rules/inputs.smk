@@ -322,8 +322,12 @@ def preprocess_qc_images(wildcards=None):
 
 
 #: {scan} constraints: scans analysed as is (their TACs from the image) and preprocessed
-#: scans (TACs from regions brought into each frame); the demo has only the former.
-AS_IS_SCANS = SCAN_KEY if DEMO else scan_keys_pattern(
+#: scans (TACs from regions brought into each frame). When no scan is preprocessed (the
+#: demo, MNI-space and PETPrep-style studies) the first is any scan key: a list of every
+#: key would be part of each TAC file's pattern, which Snakemake matches and fills in for
+#: every job that names a TAC file (about 1 s of a 1,000-scan dry run, benchmarks/README.md
+#: session 6); the second then matches nothing, so no TAC file has two producers.
+AS_IS_SCANS = SCAN_KEY if not preprocessed_keys() else scan_keys_pattern(
     k for k in scan_table().scan if k not in scan_table().t1w)
 PREPROCESSED_SCANS = scan_keys_pattern(preprocessed_keys())
 
