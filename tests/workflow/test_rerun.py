@@ -98,16 +98,16 @@ EDITS: dict[str, tuple] = {
     "selection.subjects": (["01", "02", "04"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
     "selection.sessions": (["1"], "match no PET scan"),
     # the acceptance scans go: the shared k2' of the 3 subjects that had one, i.e. the fit
-    # job of each one's rejection scan (it estimates k2' from all the subject's TACs, and
-    # has one input fewer), and a new region overlay for them (the overlay is drawn on each
-    # subject's first scan)
-    "selection.tasks": (["rejection"], {"fit_regions": 3, "region_qc": 3,
+    # and map jobs of each one's rejection scan (each estimates k2' from all the subject's
+    # TACs, and has one input fewer), and a new region overlay for them (the overlay is
+    # drawn on each subject's first scan)
+    "selection.tasks": (["rejection"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                         "voxelwise_contrast": 2}),
     "selection.runs": (["1"], "match no PET scan"),
     "selection.exclude_subjects": (["03"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
     # no scan has a session label: only the printed config (the report) changes
     "selection.exclude_sessions": (["1"], {"report": 1}),
-    "selection.exclude_tasks": (["acceptance"], {"fit_regions": 3, "region_qc": 3,
+    "selection.exclude_tasks": (["acceptance"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                                  "voxelwise_contrast": 2}),
     # ---- demo (bids_dir is a real dataset: nothing) -------------------------------------
     "demo.subjects": (3, {}),
@@ -203,11 +203,12 @@ EDITS: dict[str, tuple] = {
        for m in ("srtm", "srtm_bf", "srtm2", "mrtm", "ratio")},
     # the primary model: correlations (and the report)
     "primary_model": ("mrtm2", {"correlations": 1}),
-    # ---- shared k2' (estimated by each fit job from all the subject's TACs) --------------
-    # every fit job (a job per subject until session 6: the same jobs reran downstream of it)
-    "k2prime.model": ("mrtm", {"fit_regions": SCANS}),
-    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"fit_regions": SCANS}),
-    "k2prime.window": ([0, 40], {"fit_regions": SCANS}),
+    # ---- shared k2' (estimated by each fit and map job from all the subject's TACs) ------
+    # every fit and map job (a job per subject until session 6: the same jobs reran
+    # downstream of it)
+    "k2prime.model": ("mrtm", {"fit_regions": SCANS, **EVERY_MAP}),
+    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"fit_regions": SCANS, **EVERY_MAP}),
+    "k2prime.window": ([0, 40], {"fit_regions": SCANS, **EVERY_MAP}),
     # ---- statistics ---------------------------------------------------------------------
     "statistics.test": ("wilcoxon", {"contrasts": 1}),
     "statistics.alpha": (0.01, {"contrasts": 1}),
@@ -455,7 +456,7 @@ def test_no_run_block_reads_config():
                    # the loop variables of the map rules (parametric.smk), which a run block
                    # would also see late-bound (the last rule's values)
                    "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS", "FIT_MODELS",
-                   "K2PRIME_NEEDED", "FITS_NEED_K2PRIME", "MAPS_NEED_K2PRIME"}
+                   "FITS_NEED_K2PRIME", "MAPS_NEED_K2PRIME"}
     allowed_exception = {("dataset_description", "config")}
     found, names_seen = [], []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):

@@ -446,29 +446,32 @@ def k2prime_path(key):
     return scan_template(paths.K2PRIME, scan=key)
 
 
-#: Whether a region model or the voxelwise model uses the subject's shared k2' (then each
-#: fit job estimates it, kinetics.smk).
+#: Whether a region model (then each fit job estimates the subject's shared k2' and writes
+#: it, kinetics.smk) or the voxelwise model (then each map job estimates it too) uses it.
 FITS_NEED_K2PRIME = any(needs_k2prime(model_options(config, m)) for m in MODELS)
 MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
-K2PRIME_NEEDED = FITS_NEED_K2PRIME or MAPS_NEED_K2PRIME
+
+
+def subject_tacs_of(wildcards):
+    """TACs of the analysed scans of the scan's subject, in scan order: what its shared k2'
+    is estimated from."""
+    keys = scan_table().by_subject.get(scan_of(wildcards).sub, [])
+    return [tacs_path(k) for k in analysed_keys(keys)]
 
 
 def map_inputs(wildcards):
-    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime (the
-    subject's k2' JSON its fit job wrote when the voxelwise model uses the shared k2', else
-    none)."""
+    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime_tacs (the
+    subject's TACs when the voxelwise model uses the shared k2': the map job estimates it
+    itself, as the fit jobs do, so that it neither waits for nor reruns after the fits)."""
     files = dict(scan_table().images[wildcards.scan])
-    files["k2prime"] = [k2prime_path(wildcards.scan)] if MAPS_NEED_K2PRIME else []
+    files["k2prime_tacs"] = subject_tacs_of(wildcards) if MAPS_NEED_K2PRIME else []
     return files
 
 
 def fit_subject_tacs(wildcards):
-    """TACs of the analysed scans of the scan's subject, in scan order (its shared k2'), or
-    none when no model uses the shared k2'."""
-    if not K2PRIME_NEEDED:
-        return []
-    keys = scan_table().by_subject.get(scan_of(wildcards).sub, [])
-    return [tacs_path(k) for k in analysed_keys(keys)]
+    """The subject's TACs (subject_tacs_of) when a region model uses the shared k2', else
+    none."""
+    return subject_tacs_of(wildcards) if FITS_NEED_K2PRIME else []
 
 
 def remember_signatures(rules):

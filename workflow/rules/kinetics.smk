@@ -1,10 +1,11 @@
 # Region fits per scan (every model and condition window), with the subject's shared k2'.
 #
-# The shared k2' (when a region model or the voxelwise model uses it) is estimated by each of
-# the subject's fit jobs from all the subject's TACs and written beside the scan's fits
-# (paths.K2PRIME): the same value for every scan of the subject, at the cost of a few
-# first-pass fits per scan, instead of one more job per subject (the 1,000-scan DAG,
-# benchmarks/README.md, session 6). An edit of the k2prime section refits every scan.
+# The shared k2' (when a region model uses it) is estimated by each of the subject's fit jobs
+# from all the subject's TACs and written beside the scan's fits (paths.K2PRIME): the same
+# value for every scan of the subject, at the cost of a few first-pass fits per scan,
+# instead of one more job per subject (the 1,000-scan DAG, benchmarks/README.md, session 6).
+# The map jobs estimate it the same way from the same TACs (parametric.smk), so a refit does
+# not remake the maps. An edit of the k2prime section reruns every fit and map job.
 
 #: fit_regions' outputs: each region model's table and curves (one job per scan, every
 #: model: the release model is fitted once per scan and shared; an edit of one model's
@@ -15,11 +16,12 @@ FIT_MODELS = sorted(MODELS)
 FIT_OUTPUTS = {f"{kind}_{label(m)}": scan_template(template, scan="{scan}", model=label(m))
                for m in FIT_MODELS for kind, template in (("table", paths.FIT),
                                                           ("curves", paths.FIT_CURVES))}
-if K2PRIME_NEEDED:
+if FITS_NEED_K2PRIME:
     FIT_OUTPUTS["k2prime"] = k2prime_path("{scan}")
 #: The config keys of the region models (every job reads all of them), and the k2prime
 #: section when the job estimates the shared k2'.
-MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS) + (("k2prime",) if K2PRIME_NEEDED else ())
+MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS) + (("k2prime",) if FITS_NEED_K2PRIME
+                                                          else ())
 _FIT_USED = {}  # a scan's conditions -> its fit job's used() values (read-only, shared)
 
 
