@@ -10,7 +10,8 @@ sidecar and participant row, so the workflow's parse-time checks do their full w
 * ``dag_s``: wall time of ``snakemake -n`` (parse the Snakefile, discover and check every scan,
   build the DAG of the whole study, print every job), median of ``--repeat`` runs, after the
   first parse (space evidence read from its cache);
-  ``dag_quiet_s`` the same with ``--quiet`` (no job list printed);
+  ``dag_quiet_s`` the same with ``--quiet`` (no job list printed); ``*_cpu_s`` the median
+  CPU time (user + system) of the same runs, which a loaded machine changes much less;
 * ``floor_s`` / ``floor_quiet_s``: the same two dry runs of a Snakefile with the same jobs per
   scan and subject whose rules have plain file inputs and no code of petbp's: what Snakemake
   itself needs for that many jobs (the part of ``dag_s`` that petbp cannot cut without fewer
@@ -48,6 +49,10 @@ __all__ = ["dag_seconds", "floor_seconds", "main", "replicate_study", "rule_outp
            "run_scans"]
 
 REPO = Path(__file__).resolve().parents[1]
+#: CPU time (user + system, s) of the last command :func:`_measured` ran, and the median CPU
+#: time of each :func:`dag_seconds` / :func:`floor_seconds` call, in call order.
+_LAST_CPU = [0.0]
+CPU_SECONDS: list[float] = []
 OUT = REPO / "benchmarks" / "out" / "dag"
 #: A small simulated study to replicate (3 subjects, 4 mm voxels; two tasks each).
 SOURCE_DEMO = {"subjects": 3, "voxel_size": 4}
@@ -110,20 +115,25 @@ def _n_jobs(log: str) -> int:
 def dag_seconds(workdir: Path, overlay: Path, *targets: str, repeat: int = 3,
                 quiet: bool = False) -> tuple[float, float, int]:
     """Median wall time (s) and peak RSS (MB) of ``snakemake -n`` over ``repeat`` runs; jobs
-    (``quiet``: with ``--quiet``, which prints no job list and no job count)."""
-    times, peak, n_jobs = [], 0.0, 0
+    (``quiet``: with ``--quiet``, which prints no job list and no job count). The median CPU
+    time (user + system, s) of the same runs is left in ``CPU_SECONDS[-1]``."""
+    times, cpus, peak, n_jobs = [], [], 0.0, 0
     flags = ("-n", "--cores", "2", *(("--quiet",) if quiet else ()))
     for _ in range(repeat):
         elapsed, rss, log = _measured(_smk(workdir, overlay, *targets, *flags), workdir)
         times.append(elapsed)
+        cpus.append(_LAST_CPU[0])
         peak, n_jobs = max(peak, rss), _n_jobs(log)
+    CPU_SECONDS.append(statistics.median(cpus))
     return statistics.median(times), peak, n_jobs
 
 
 def _floor_workflow(folder: Path, bids: Path) -> Path:
     """A Snakefile with petbp's jobs for the scans of ``bids`` and nothing else: per scan a TAC
-    job, one fit job (two models' tables) and one map job (a mask and two windows' maps); per
-    subject a k2' job and a QC figure (first scan); one group table of all fits. Every rule
+    job, one fit job (all the subject's TACs in; two models' tables and the subject's k2' out)
+    and one map job (the scan's k2' in; a mask and two windows' maps out); per subject a QC
+    figure (first scan); one group table of all fits (the jobs of petbp since session 6; a
+    k2' job per subject before). Every rule
     has plain file inputs (no input functions, params, logs or resources), so a dry run
     measures Snakemake's own cost for that many jobs."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,6 +144,7 @@ OUT = {str(folder / "results")!r}
 SCANS = {scans!r}
 SUBJECTS = sorted({{s.split("/")[0] for s in SCANS}})
 FIRST = {{sub: min(s for s in SCANS if s.startswith(sub + "/")) for sub in SUBJECTS}}
+BY_SUBJECT = {{sub: [s for s in SCANS if s.startswith(sub + "/")] for sub in SUBJECTS}}
 wildcard_constraints:
     scan=r"sub-[A-Za-z0-9]+/pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     sub=r"sub-[A-Za-z0-9]+",
@@ -142,25 +153,23 @@ rule all:
         OUT + "/group/bp_nd.tsv",
         [f"{{OUT}}/{{s}}_cond-{{c}}_bpnd.nii.gz" for s in SCANS for c in ("base", "late")],
         [f"{{OUT}}/{{sub}}/{{sub}}_qc.png" for sub in SUBJECTS],
-        [f"{{OUT}}/{{sub}}/{{sub}}_k2prime.json" for sub in SUBJECTS],
 rule tacs:
     input: BIDS + "/{{scan}}_pet.nii.gz", BIDS + "/{{scan}}_pet.json"
     output: OUT + "/{{scan}}_tacs.tsv"
     shell: "touch {{output}}"
-rule k2prime:
-    input: lambda w: [f"{{OUT}}/{{s}}_tacs.tsv" for s in SCANS if s.startswith(w.sub + "/")]
-    output: OUT + "/{{sub}}/{{sub}}_k2prime.json"
-    shell: "touch {{output}}"
 rule fit:
-    input: OUT + "/{{scan}}_tacs.tsv"
-    output: OUT + "/{{scan}}_model-a_bp.tsv", OUT + "/{{scan}}_model-b_bp.tsv"
+    input: lambda w: [f"{{OUT}}/{{s}}_tacs.tsv" for s in BY_SUBJECT[w.scan.split("/")[0]]]
+    output:
+        OUT + "/{{scan}}_model-a_bp.tsv",
+        OUT + "/{{scan}}_model-b_bp.tsv",
+        OUT + "/{{scan}}_k2prime.json",
     shell: "touch {{output}}"
 rule collect:
     input: [f"{{OUT}}/{{s}}_model-{{m}}_bp.tsv" for s in SCANS for m in ("a", "b")]
     output: OUT + "/group/bp_nd.tsv"
     shell: "touch {{output}}"
 rule parametric_maps:
-    input: BIDS + "/{{scan}}_pet.nii.gz", OUT + "/{{scan}}_tacs.tsv"
+    input: BIDS + "/{{scan}}_pet.nii.gz", OUT + "/{{scan}}_tacs.tsv", OUT + "/{{scan}}_k2prime.json"
     output:
         OUT + "/{{scan}}_mask.nii.gz",
         OUT + "/{{scan}}_cond-base_bpnd.nii.gz",
@@ -178,15 +187,18 @@ rule qc:
 
 def floor_seconds(folder: Path, bids: Path, repeat: int = 3,
                   quiet: bool = False) -> tuple[float, int]:
-    """Median wall time (s) of ``snakemake -n`` of :func:`_floor_workflow`, and its jobs."""
+    """Median wall time (s) of ``snakemake -n`` of :func:`_floor_workflow`, and its jobs (the
+    median CPU time in ``CPU_SECONDS[-1]``)."""
     snakefile = _floor_workflow(folder, bids)
-    times, n_jobs = [], 0
+    times, cpus, n_jobs = [], [], 0
     for _ in range(repeat):
         cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--snakefile",
                str(snakefile), "--directory", str(folder), *(("--quiet",) if quiet else ())]
         elapsed, _, log = _measured(cmd, folder)
         times.append(elapsed)
+        cpus.append(_LAST_CPU[0])
         n_jobs = _n_jobs(log)
+    CPU_SECONDS.append(statistics.median(cpus))
     return statistics.median(times), n_jobs
 
 
@@ -209,7 +221,9 @@ def _measured(cmd: list[str], cwd: Path, timeout: float = 3600) -> tuple[float, 
     """Run ``cmd``; return wall time (s), peak RSS (MB) of it and its descendants, and output.
 
     The peak is ``ru_maxrss`` from ``wait4`` on the child: the largest resident set of the
-    process or any descendant it waited for (not their sum).
+    process or any descendant it waited for (not their sum). Its CPU time (user + system, s,
+    with the descendants it waited for) is left in ``_LAST_CPU[0]``: on a shared machine
+    wall time depends on the other users' load, CPU time much less.
     """
     log = cwd / ".bench_cmd.log"
     start = time.perf_counter()
@@ -218,6 +232,7 @@ def _measured(cmd: list[str], cwd: Path, timeout: float = 3600) -> tuple[float, 
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
+    _LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     text = log.read_text()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{text[-3000:]}")
@@ -307,14 +322,20 @@ def dag_main(args: argparse.Namespace) -> pd.DataFrame:
         (root / "results").mkdir(parents=True, exist_ok=True)
         first_s, _, _ = dag_seconds(root, overlay, repeat=1, quiet=True)
         dag_s, dag_mb, n_jobs = dag_seconds(root, overlay, repeat=args.repeat)
+        dag_cpu = CPU_SECONDS[-1]
         quiet_s, _, _ = dag_seconds(root, overlay, repeat=args.repeat, quiet=True)
+        quiet_cpu = CPU_SECONDS[-1]
         floor_s, floor_jobs = floor_seconds(root / "floor", root / "bids", args.repeat)
+        floor_cpu = CPU_SECONDS[-1]
         floor_quiet_s, _ = floor_seconds(root / "floor", root / "bids", args.repeat, quiet=True)
+        floor_quiet_cpu = CPU_SECONDS[-1]
         row = {"scans": n_scans, "load": f"{load:.1f}-{os.getloadavg()[0]:.1f}",
                "jobs": n_jobs, "first_parse_quiet_s": round(first_s, 2),
-               "dag_s": round(dag_s, 2), "dag_quiet_s": round(quiet_s, 2),
+               "dag_s": round(dag_s, 2), "dag_cpu_s": round(dag_cpu, 2),
+               "dag_quiet_s": round(quiet_s, 2), "dag_quiet_cpu_s": round(quiet_cpu, 2),
                "floor_jobs": floor_jobs, "floor_s": round(floor_s, 2),
-               "floor_quiet_s": round(floor_quiet_s, 2), "dag_peak_mb": round(dag_mb)}
+               "floor_cpu_s": round(floor_cpu, 2), "floor_quiet_s": round(floor_quiet_s, 2),
+               "floor_quiet_cpu_s": round(floor_quiet_cpu, 2), "dag_peak_mb": round(dag_mb)}
         if run_subjects:
             targets = scan_targets(overlay, root, run_subjects)
             one_s, _, _ = dag_seconds(root, overlay, targets[0], repeat=1)

@@ -27,7 +27,7 @@ BIDS_VERSION = "1.9.0"
 
 
 #: Outputs that are not BIDS files, for ``.bidsignore`` (validators skip them).
-BIDS_IGNORE = (".petbp/", "group/", "report.html", "methods.md", "sub-*/sub-*_k2prime.json",
+BIDS_IGNORE = (".petbp/", "group/", "report.html", "methods.md", "*_k2prime.json",
                "*_regions.png")
 
 

@@ -84,8 +84,9 @@ MASK = "{scan}_desc-analysis_mask.nii.gz"
 MAP = "{scan}_model-{model}_cond-{cond}_bpnd.nii.gz"
 #: Region overlay on one scan (QC figure).
 REGION_QC = "{scan}_desc-{regionset}_regions.png"
-#: A subject's shared k2' (reference efflux, 1/min).
-K2PRIME = "sub-{sub}/sub-{sub}_k2prime.json"
+#: The subject's shared k2' (reference efflux, 1/min), beside each of its scans: every scan's
+#: fit job estimates it from all the subject's TACs (the same value for each scan).
+K2PRIME = "{scan}_k2prime.json"
 
 # ---- preprocessing of scanner-space scans (pipeline.preprocess) --------------------------
 #: Head-motion confounds (one row per frame; the JSON holds the per-frame transforms).

@@ -217,6 +217,49 @@ def test_write_condition_maps_reads_the_image_once(tmp_path, pet_dataset, frames
         assert side["inputs"]["reference_tac"] == "given"
 
 
+def test_maps_estimate_shared_k2prime_from_the_subjects_tacs(tmp_path, pet_dataset,
+                                                              frames_90min):
+    """The workflow's map jobs estimate the subject's k2' from its TAC tables themselves
+    (k2prime_tacs): the same maps, voxel for voxel, as from the k2' file that
+    write_subject_k2prime writes from those tables (the fit jobs' file), and k2' within 1 %
+    of the 0.12 /min of the noiseless SRTM-consistent TACs (so BP_ND within 0.5 %)."""
+    import pandas as pd
+
+    from pipeline.design import K2primeSettings
+    from pipeline.kinetics import write_subject_k2prime
+    from pipeline.parametric import write_condition_maps
+    from pipeline.simulate.compartments import srtm_consistent_tacs
+    from pipeline.tables import TacTable, read_json, write_tacs
+
+    paths, ref, bp, _, brain = pet_dataset
+    tacs = write_tacs(tmp_path / "tacs.tsv", TacTable(frames_90min, pd.DataFrame({"ref": ref})))
+    subject = []
+    for n, bps in enumerate(([2.0, 2.5], [1.5, 3.0])):
+        sim_ref, high = srtm_consistent_tacs(frames_90min, bps, k2prime=K2PRIME)
+        subject.append(write_tacs(tmp_path / f"scan{n}_tacs.tsv", TacTable(
+            frames_90min, pd.DataFrame({"ref": sim_ref, "a": high[:, 0], "b": high[:, 1]}))))
+    settings = K2primeSettings("srtm", ("a", "b"), None)
+    k2p = write_subject_k2prime(subject, tmp_path / "k2prime.json", settings=settings,
+                                reference="ref")
+    common = dict(windows={"late": (45, 90)}, reference="ref", model="mrtm2",
+                  options={"k2prime": "shared", "weights": "duration"})
+    from_file = write_condition_maps(paths["pet"], tacs, paths["brain"],
+                                     {"late": tmp_path / "file_cond-late"}, k2prime_path=k2p,
+                                     **common)["late"]
+    estimated = write_condition_maps(paths["pet"], tacs, paths["brain"],
+                                     {"late": tmp_path / "est_cond-late"},
+                                     k2prime_tacs=subject, k2prime_settings=settings,
+                                     **common)["late"]
+    a, b = (np.asarray(nib.load(f).dataobj) for f in (from_file, estimated))
+    np.testing.assert_array_equal(a, b)
+    side = json.loads((tmp_path / "est_cond-late_bpnd.json").read_text())
+    assert side["options"]["k2prime"] == read_json(k2p)["k2prime"]
+    assert side["options"]["k2prime"] == pytest.approx(K2PRIME, rel=0.01)
+    assert side["inputs"]["k2prime_tacs"] == [str(p) for p in subject]
+    target = brain & (bp > 0)
+    np.testing.assert_allclose(b[target], bp[target], rtol=5e-3)
+
+
 def test_default_mask_keeps_finite_active_voxels(frames_90min):
     """Without a brain mask: voxels with any NaN frame or a mean below 5 % of the 98th
     percentile are left out, the rest kept."""

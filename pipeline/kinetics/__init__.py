@@ -13,8 +13,9 @@ Steps of the workflow (each also behind a ``petbp`` command):
 - :func:`write_region_fits`: every region and condition window of a scan, one model
   (``petbp fit``), with the fitted curves for the report; :func:`write_scan_fits`: every
   configured model of a scan, the release model fitted once (``fit_regions`` rule);
-- :func:`write_subject_k2prime`: a subject's shared k2' (``estimate_k2prime`` rule); which
-  k2' a fit uses is decided in one place, :func:`~pipeline.kinetics.k2prime.resolve_k2prime`;
+- :func:`write_subject_k2prime`: a subject's shared k2' (in the ``fit_regions`` rule,
+  beside each scan); which k2' a fit uses is decided in one place,
+  :func:`~pipeline.kinetics.k2prime.resolve_k2prime`;
 - :func:`write_bp_nd`: every scan's fits in ``group/bp_nd.tsv`` (``collect_bp_nd`` rule).
 """
 

@@ -222,7 +222,8 @@ def resolve_k2prime(model: str, options: Mapping[str, Any] | None, *,
         if shared is None or not np.isfinite(shared):
             raise InputError(format_problem(
                 None, f"model {model} asks for the subject's shared k2' but none was given",
-                "Run the estimate_k2prime step first (workflow) or give k2prime as a value."))
+                "Estimate it first (write_subject_k2prime; the workflow's fit jobs do) or "
+                "give k2prime as a value."))
         out["k2prime"] = float(shared)
         return out, "the subject's shared k2' (median over its scans)"
     if value is not None:
@@ -288,7 +289,8 @@ def write_subject_k2prime(tac_paths: Sequence[str | PathLike], out_path: str | P
                           settings: Any, reference: str) -> Path:
     """Estimate a subject's shared k2' from all its scans and write it as JSON.
 
-    The workflow's ``estimate_k2prime`` step: ``{"k2prime": value, "per_scan": ...}``.
+    What the workflow's ``fit_regions`` step writes beside each scan
+    (``{scan}_k2prime.json``): ``{"k2prime": value, "per_scan": ...}``.
 
     Parameters
     ----------

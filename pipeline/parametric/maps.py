@@ -202,7 +202,9 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
                          options: Mapping[str, Any] | None = None,
                          k2prime_path: str | os.PathLike | None = None,
                          chunk_voxels: int = DEFAULT_CHUNK_VOXELS,
-                         image_cache: str | os.PathLike | None = None) -> dict[str, Path]:
+                         image_cache: str | os.PathLike | None = None,
+                         k2prime_tacs: Sequence[str | os.PathLike] | None = None,
+                         k2prime_settings: Any = None) -> dict[str, Path]:
     """BP_ND maps of every condition window of a scan, from one read of the image.
 
     Parameters
@@ -232,6 +234,14 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
     image_cache : str or path-like, default=None
         Folder of loaded images (:mod:`pipeline.bids.image_cache`), where the workflow's
         TAC step left the scan: memory-mapped instead of read again.
+    k2prime_tacs : sequence of path-like, default=None
+        Instead of ``k2prime_path``: the TAC tables of all the subject's scans, from which
+        the shared k2' (1/min) is estimated here with ``k2prime_settings``
+        (:func:`pipeline.design.k2prime_settings`), exactly as
+        :func:`pipeline.kinetics.write_subject_k2prime` does (the workflow's map jobs, so
+        that they do not wait for, nor rerun after, the scan's region fits).
+    k2prime_settings : K2primeSettings, default=None
+        First-pass model, regions and window, with ``k2prime_tacs``.
 
     Returns
     -------
@@ -247,11 +257,19 @@ def write_condition_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLi
                                         "Give a window for every output."))
     options = dict(options or {})
     weights = options.pop("weights", "uniform") or "uniform"
-    shared = read_shared_k2prime(k2prime_path)
+    if k2prime_tacs:
+        from pipeline.kinetics.k2prime import estimate_k2prime
+
+        shared, _ = estimate_k2prime([read_tacs(p) for p in k2prime_tacs], k2prime_settings,
+                                     reference=reference)
+    else:
+        shared = read_shared_k2prime(k2prime_path)
     inputs = _load(pet_path, None, None, mask_path, read_tacs(tacs_path).column(reference),
                    image_cache)
     extra = {"tacs": str(tacs_path), "reference_region": reference,
              "k2prime_file": None if k2prime_path is None else str(k2prime_path)}
+    if k2prime_tacs:
+        extra["k2prime_tacs"] = [str(p) for p in k2prime_tacs]
     return {cond: _fit_and_write(inputs, prefix, model=model, window=windows[cond],
                                  weights=weights, options=options, shared=shared,
                                  chunk_voxels=chunk_voxels, extra_inputs=extra)["bpnd"]
@@ -302,7 +320,9 @@ def write_scan_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLike,
                     mask_mode: str = "regions",
                     options: Mapping[str, Any] | None = None,
                     k2prime_path: str | os.PathLike | None = None,
-                    image_cache: str | os.PathLike | None = None) -> dict[str, Path]:
+                    image_cache: str | os.PathLike | None = None,
+                    k2prime_tacs: Sequence[str | os.PathLike] | None = None,
+                    k2prime_settings: Any = None) -> dict[str, Path]:
     """A scan's analysis mask, then the BP_ND map of each of its condition windows.
 
     The workflow's ``parametric_maps`` step: one job per scan (the mask needs only the
@@ -334,6 +354,8 @@ def write_scan_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLike,
         The subject's shared k2' (JSON), for ``k2prime: shared``.
     image_cache : path-like, default=None
         Folder of loaded images (:mod:`pipeline.bids.image_cache`).
+    k2prime_tacs, k2prime_settings
+        As :func:`write_condition_maps` (the shared k2' estimated from the subject's TACs).
 
     Returns
     -------
@@ -346,4 +368,5 @@ def write_scan_maps(pet_path: str | os.PathLike, tacs_path: str | os.PathLike,
                         mode=mask_mode)
     return write_condition_maps(pet_path, tacs_path, mask_path, out_prefixes, windows=windows,
                                 reference=reference, model=model, options=options,
-                                k2prime_path=k2prime_path, image_cache=image_cache)
+                                k2prime_path=k2prime_path, image_cache=image_cache,
+                                k2prime_tacs=k2prime_tacs, k2prime_settings=k2prime_settings)

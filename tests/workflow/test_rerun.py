@@ -46,7 +46,7 @@ _TARGET = {"all"}
 _DOWNSTREAM = "Input files updated by another job"
 
 # Scans of the study: 4 task-rejection scans, 3 task-acceptance scans (sub-03 has none).
-REJ, ACC, SCANS, SUBJECTS = 4, 3, 7, 4
+REJ, ACC, SCANS = 4, 3, 7
 
 
 def maps(*conditions: str) -> str:
@@ -97,15 +97,17 @@ EDITS: dict[str, tuple] = {
     # sub-03 goes: the group table and the maps of the 2 contrasts it is in lose inputs
     "selection.subjects": (["01", "02", "04"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
     "selection.sessions": (["1"], "match no PET scan"),
-    # the acceptance scans go: k2' of the 3 subjects that had one, and a new region overlay
-    # for them (the overlay is drawn on each subject's first scan)
-    "selection.tasks": (["rejection"], {"estimate_k2prime": 3, "region_qc": 3,
+    # the acceptance scans go: the shared k2' of the 3 subjects that had one, i.e. the fit
+    # and map jobs of each one's rejection scan (each estimates k2' from all the subject's
+    # TACs, and has one input fewer), and a new region overlay for them (the overlay is
+    # drawn on each subject's first scan)
+    "selection.tasks": (["rejection"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                         "voxelwise_contrast": 2}),
     "selection.runs": (["1"], "match no PET scan"),
     "selection.exclude_subjects": (["03"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
     # no scan has a session label: only the printed config (the report) changes
     "selection.exclude_sessions": (["1"], {"report": 1}),
-    "selection.exclude_tasks": (["acceptance"], {"estimate_k2prime": 3, "region_qc": 3,
+    "selection.exclude_tasks": (["acceptance"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                                  "voxelwise_contrast": 2}),
     # ---- demo (bids_dir is a real dataset: nothing) -------------------------------------
     "demo.subjects": (3, {}),
@@ -201,10 +203,12 @@ EDITS: dict[str, tuple] = {
        for m in ("srtm", "srtm_bf", "srtm2", "mrtm", "ratio")},
     # the primary model: correlations (and the report)
     "primary_model": ("mrtm2", {"correlations": 1}),
-    # ---- shared k2' (estimated per subject) ----------------------------------------------
-    "k2prime.model": ("mrtm", {"estimate_k2prime": SUBJECTS}),
-    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"estimate_k2prime": SUBJECTS}),
-    "k2prime.window": ([0, 40], {"estimate_k2prime": SUBJECTS}),
+    # ---- shared k2' (estimated by each fit and map job from all the subject's TACs) ------
+    # every fit and map job (a job per subject until session 6: the same jobs reran
+    # downstream of it)
+    "k2prime.model": ("mrtm", {"fit_regions": SCANS, **EVERY_MAP}),
+    "k2prime.regions": (["thalamus_l", "thalamus_r"], {"fit_regions": SCANS, **EVERY_MAP}),
+    "k2prime.window": ([0, 40], {"fit_regions": SCANS, **EVERY_MAP}),
     # ---- statistics ---------------------------------------------------------------------
     "statistics.test": ("wilcoxon", {"contrasts": 1}),
     "statistics.alpha": (0.01, {"contrasts": 1}),
@@ -451,7 +455,8 @@ def test_no_run_block_reads_config():
                    "REGION_SET", "REFERENCE", "BIDS_DIR", "PREPROC_DIR", "DEMO",
                    # the loop variables of the map rules (parametric.smk), which a run block
                    # would also see late-bound (the last rule's values)
-                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS", "FIT_MODELS"}
+                   "_conds", "_scans", "MAP_KEYS", "MODEL_KEYS", "FIT_OUTPUTS", "FIT_MODELS",
+                   "FITS_NEED_K2PRIME", "MAPS_NEED_K2PRIME"}
     allowed_exception = {("dataset_description", "config")}
     found, names_seen = [], []
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
@@ -460,8 +465,9 @@ def test_no_run_block_reads_config():
             names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
             found += [(name, n) for n in sorted(names & from_config)
                       if (name, n) not in allowed_exception]
-    # every rule's run block was read, also those of the rules made in a loop
-    assert len(names_seen) >= 23 and "fit_regions" in names_seen, names_seen
+    # every rule's run block was read, also those of the rules made in a loop (22 since the
+    # subject's k2' is estimated in fit_regions)
+    assert len(names_seen) >= 22 and "fit_regions" in names_seen, names_seen
     assert any("parametric_maps_" in name for name in names_seen), names_seen
     assert not found, f"run blocks reading the config: {found}"
 

@@ -38,17 +38,19 @@ def windows_study(tmp_path_factory) -> Path:
 
 def test_dry_run_lists_every_stage(windows_study, tmp_path):
     """-n plans TACs, fits, k2', maps and group steps for each analysed scan: one fit job per
-    scan (every model) and one map job per scan (its mask and every window it holds), in
-    the map rule of its set of conditions."""
+    scan (every model, and the subject's k2' beside the scan) and one map job per scan (its
+    mask and every window it holds), in the map rule of its set of conditions."""
     result = _snakemake("-n", config=ROOT / "tests/workflow/windows.yaml",
                         bids_dir=windows_study, output_dir=tmp_path / "out")
     assert result.returncode == 0, result.stderr + result.stdout
     text = result.stdout
-    for rule, count in (("extract_tacs", 7), ("fit_regions", 7), ("estimate_k2prime", 4),
+    for rule, count in (("extract_tacs", 7), ("fit_regions", 7), ("region_qc", 4),
                         ("parametric_maps_rejbase_rejection", 4),
                         ("parametric_maps_accbase_acceptance", 3), ("contrasts", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), \
             (rule, text[-2000:])
+    assert text.count("_k2prime.json") >= 7  # each fit job writes its subject's k2'
+    assert "estimate_k2prime" not in text
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
@@ -123,8 +125,9 @@ def test_full_run_then_nothing_to_do_then_partial_rerun(windows_study, tmp_path)
     planned = {j[0] for j in jobs if len(j) == 2 and j[1].isdigit()}
     counts = {j[0]: int(j[1]) for j in jobs if len(j) == 2 and j[1].isdigit()}
     assert counts.get("fit_regions") == 1 and counts.get("collect_bp_nd") == 1, counts
+    # the maps estimate k2' themselves: a refit does not remake them
     assert not planned & {"extract_tacs", "parametric_maps_rejbase_rejection",
-                          "parametric_maps_accbase_acceptance", "estimate_k2prime"}, counts
+                          "parametric_maps_accbase_acceptance", "region_qc"}, counts
 
 
 @pytest.mark.slow

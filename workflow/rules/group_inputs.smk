@@ -19,10 +19,6 @@ def all_fits(wildcards):
     return [fit_path(k, m) for k in analysed_keys() for m in MODELS]
 
 
-def all_tacs(wildcards):
-    return [tacs_path(k) for k in analysed_keys()]
-
-
 def participants_tsv(wildcards=None):
     if DEMO:
         checkpoints.simulate_demo.get()
@@ -196,7 +192,13 @@ def region_qc_images(wildcards):
 
 
 def report_inputs(wildcards):
-    """Everything the report reads: group tables and maps, TACs, region fits, overlays and
-    the motion confounds (the preprocessing QC figures are a separate input, report.smk)."""
-    return group_outputs() + all_tacs(wildcards) + all_fits(wildcards) \
-        + region_qc_images(wildcards) + motion_confounds()
+    """What the report waits for: group tables and maps, overlays and the motion confounds
+    (the preprocessing QC figures are a separate input, report.smk).
+
+    The report also reads every scan's TACs and region fits (tables and curves), found in
+    output_dir, but does not name them: the group table of BP_ND (collect_bp_nd) names every
+    fit table, and each fit job reads its scan's TACs and writes its tables and curves
+    together, so a changed, missing or new TAC or fit file reruns the fit and the group table
+    and, downstream of them, the report, as naming them would. Naming them here cost
+    Snakemake about 3,000 file look-ups per 1,000 scans (benchmarks/README.md, session 6)."""
+    return group_outputs() + region_qc_images(wildcards) + motion_confounds()

@@ -322,8 +322,12 @@ def preprocess_qc_images(wildcards=None):
 
 
 #: {scan} constraints: scans analysed as is (their TACs from the image) and preprocessed
-#: scans (TACs from regions brought into each frame); the demo has only the former.
-AS_IS_SCANS = SCAN_KEY if DEMO else scan_keys_pattern(
+#: scans (TACs from regions brought into each frame). When no scan is preprocessed (the
+#: demo, MNI-space and PETPrep-style studies) the first is any scan key: a list of every
+#: key would be part of each TAC file's pattern, which Snakemake matches and fills in for
+#: every job that names a TAC file (about 1 s of a 1,000-scan dry run, benchmarks/README.md
+#: session 6); the second then matches nothing, so no TAC file has two producers.
+AS_IS_SCANS = SCAN_KEY if not preprocessed_keys() else scan_keys_pattern(
     k for k in scan_table().scan if k not in scan_table().t1w)
 PREPROCESSED_SCANS = scan_keys_pattern(preprocessed_keys())
 
@@ -437,33 +441,37 @@ def entities_of(wildcards):
     return {"participant_id": s.participant_id, "session": s.ses, "task": s.task, "run": s.run}
 
 
-def k2prime_path(sub):
-    return out(paths.K2PRIME.format(sub=sub))
+def k2prime_path(key):
+    """The subject's shared k2' as the fit job of scan ``key`` wrote it (kinetics.smk)."""
+    return scan_template(paths.K2PRIME, scan=key)
 
 
-#: Whether a region model uses the subject's shared k2' (then fit_regions reads it).
+#: Whether a region model (then each fit job estimates the subject's shared k2' and writes
+#: it, kinetics.smk) or the voxelwise model (then each map job estimates it too) uses it.
 FITS_NEED_K2PRIME = any(needs_k2prime(model_options(config, m)) for m in MODELS)
-
-
-def fit_k2prime(wildcards):
-    """Input function: the subject's k2' JSON when a region model uses the shared k2'."""
-    return [k2prime_path(scan_of(wildcards).sub)] if FITS_NEED_K2PRIME else []
-
-
-def map_inputs(wildcards):
-    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime (the
-    subject's k2' JSON when the voxelwise model uses the shared k2', else none)."""
-    files = dict(scan_table().images[wildcards.scan])
-    files["k2prime"] = [k2prime_path(scan_of(wildcards).sub)] if MAPS_NEED_K2PRIME else []
-    return files
-
-
 MAPS_NEED_K2PRIME = needs_k2prime(VOXELWISE["options"] or {})
 
 
-def subject_tacs(wildcards):
-    """TACs of the subject's analysed scans (shared k2')."""
-    return [tacs_path(k) for k in analysed_keys(scan_table().by_subject.get(wildcards.sub, []))]
+def subject_tacs_of(wildcards):
+    """TACs of the analysed scans of the scan's subject, in scan order: what its shared k2'
+    is estimated from."""
+    keys = scan_table().by_subject.get(scan_of(wildcards).sub, [])
+    return [tacs_path(k) for k in analysed_keys(keys)]
+
+
+def map_inputs(wildcards):
+    """``unpack()`` for parametric maps: the scan's pet and sidecar, and k2prime_tacs (the
+    subject's TACs when the voxelwise model uses the shared k2': the map job estimates it
+    itself, as the fit jobs do, so that it neither waits for nor reruns after the fits)."""
+    files = dict(scan_table().images[wildcards.scan])
+    files["k2prime_tacs"] = subject_tacs_of(wildcards) if MAPS_NEED_K2PRIME else []
+    return files
+
+
+def fit_subject_tacs(wildcards):
+    """The subject's TACs (subject_tacs_of) when a region model uses the shared k2', else
+    none."""
+    return subject_tacs_of(wildcards) if FITS_NEED_K2PRIME else []
 
 
 def remember_signatures(rules):

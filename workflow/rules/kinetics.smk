@@ -1,30 +1,11 @@
-# Region fits per scan (every model and condition window), with a subject's shared k2'.
-
-rule estimate_k2prime:
-    input:
-        tacs=subject_tacs,
-    output:
-        k2prime=out(paths.K2PRIME),
-    params:
-        used=used("k2prime"),
-        reference=REFERENCE,
-    log:
-        log_path("sub-{sub}/estimate_k2prime.log"),
-    threads: res("estimate_k2prime")["threads"]
-    resources:
-        mem_mb=res("estimate_k2prime")["mem_mb"],
-        runtime=res("estimate_k2prime")["runtime"],
-    run:
-        from pipeline.design import k2prime_settings
-        from pipeline.kinetics import write_subject_k2prime
-        from pipeline.tables import record_config_used
-
-        with log_to(log[0]):
-            write_subject_k2prime(input.tacs, output.k2prime,
-                                  settings=k2prime_settings(params.used),
-                                  reference=params.reference)
-            record_config_used(output, params.used)
-
+# Region fits per scan (every model and condition window), with the subject's shared k2'.
+#
+# The shared k2' (when a region model uses it) is estimated by each of the subject's fit jobs
+# from all the subject's TACs and written beside the scan's fits (paths.K2PRIME): the same
+# value for every scan of the subject, at the cost of a few first-pass fits per scan,
+# instead of one more job per subject (the 1,000-scan DAG, benchmarks/README.md, session 6).
+# The map jobs estimate it the same way from the same TACs (parametric.smk), so a refit does
+# not remake the maps. An edit of the k2prime section reruns every fit and map job.
 
 #: fit_regions' outputs: each region model's table and curves (one job per scan, every
 #: model: the release model is fitted once per scan and shared; an edit of one model's
@@ -35,8 +16,12 @@ FIT_MODELS = sorted(MODELS)
 FIT_OUTPUTS = {f"{kind}_{label(m)}": scan_template(template, scan="{scan}", model=label(m))
                for m in FIT_MODELS for kind, template in (("table", paths.FIT),
                                                           ("curves", paths.FIT_CURVES))}
-#: The config keys of the region models (every job reads all of them).
-MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS)
+if FITS_NEED_K2PRIME:
+    FIT_OUTPUTS["k2prime"] = k2prime_path("{scan}")
+#: The config keys of the region models (every job reads all of them), and the k2prime
+#: section when the job estimates the shared k2'.
+MODEL_KEYS = tuple(f"models.{m}" for m in FIT_MODELS) + (("k2prime",) if FITS_NEED_K2PRIME
+                                                          else ())
 _FIT_USED = {}  # a scan's conditions -> its fit job's used() values (read-only, shared)
 
 
@@ -53,7 +38,7 @@ def fit_used(wildcards):
 rule fit_regions:
     input:
         tacs=tacs_of,
-        k2prime=fit_k2prime,
+        subject_tacs=fit_subject_tacs,  # the subject's shared k2' (none when unused)
     output:
         **FIT_OUTPUTS,
     params:
@@ -70,15 +55,20 @@ rule fit_regions:
         mem_mb=res("fit_regions")["mem_mb"],
         runtime=res("fit_regions")["runtime"],
     run:
-        from pipeline.kinetics import write_scan_fits
+        from pipeline.design import k2prime_settings
+        from pipeline.kinetics import write_scan_fits, write_subject_k2prime
         from pipeline.tables import record_config_used
 
         with log_to(log[0]):
+            k2prime = output.get("k2prime")
+            if k2prime is not None:
+                write_subject_k2prime(input.subject_tacs, k2prime,
+                                      settings=k2prime_settings(params.used),
+                                      reference=params.reference)
             write_scan_fits(input.tacs, {m: output[f"table_{label(m)}"] for m in params.models},
                             reference=params.reference, conditions=params.conditions,
                             options={m: params.used[f"models.{m}"] for m in params.models},
-                            entities=params.entities,
-                            k2prime_path=input.k2prime[0] if input.k2prime else None,
+                            entities=params.entities, k2prime_path=k2prime,
                             half_life=params.half_life,
                             release_fit_start=release_fit_start(params.used))
             record_config_used(output, params.used)

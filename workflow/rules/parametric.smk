@@ -4,8 +4,10 @@
 # design (pipeline.scan_keys.condition_sets), named parametric_maps_<conditions>, matching
 # only the scans of that set (by task and session).
 
-#: The config values every map job reads (its windows' are added per rule).
-MAP_KEYS = ("regions", "voxelwise.mask", "voxelwise.model", "voxelwise.options")
+#: The config values every map job reads (its windows' are added per rule; the k2prime
+#: section when the voxelwise model uses the shared k2', which the job estimates).
+MAP_KEYS = ("regions", "voxelwise.mask", "voxelwise.model", "voxelwise.options") \
+    + (("k2prime",) if MAPS_NEED_K2PRIME else ())
 
 for _conds, _scans in condition_sets(DESIGN):
 
@@ -13,7 +15,7 @@ for _conds, _scans in condition_sets(DESIGN):
         name:
             "parametric_maps_" + "_".join(_conds)
         input:
-            unpack(map_inputs),  # pet, sidecar, k2prime (one input function: one call per job)
+            unpack(map_inputs),  # pet, sidecar, k2prime_tacs (one input function: one call per job)
             tacs=scan_template(paths.TACS, scan="{scan}"),
             regions=config["regions"],
         output:
@@ -36,6 +38,7 @@ for _conds, _scans in condition_sets(DESIGN):
             runtime=res("parametric_maps")["runtime"],
         run:
             from pipeline.bids.scan import scan_with_image
+            from pipeline.design import k2prime_settings
             from pipeline.parametric import write_scan_maps
             from pipeline.tables import record_config_used
 
@@ -50,6 +53,8 @@ for _conds, _scans in condition_sets(DESIGN):
                     reference=params.reference, model=params.used["voxelwise.model"],
                     region_config=input.regions, mask_mode=params.used["voxelwise.mask"],
                     options=params.used["voxelwise.options"] or {},
-                    k2prime_path=input.k2prime[0] if input.k2prime else None,
+                    k2prime_tacs=list(input.k2prime_tacs) or None,
+                    k2prime_settings=k2prime_settings(params.used)
+                    if input.k2prime_tacs else None,
                     image_cache=params.image_cache)
                 record_config_used(output, params.used)
