@@ -80,7 +80,7 @@ rule fit_regions:
                             entities=params.entities,
                             k2prime_path=input.k2prime[0] if input.k2prime else None,
                             half_life=params.half_life,
-                            release_fit_start=release_fit_start(params.used))
+                            **release_settings(params.used))
             record_config_used(output, params.used)
 
 
