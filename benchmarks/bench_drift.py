@@ -154,7 +154,7 @@ def study_fits(variation, args, design, models, k2p, k: int, null: bool):
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
                          release_fit_start=args.fit_start, release_model=args.release_model,
                          baseline_start=args.baseline_start
-                         if args.release_model == "early_step" else None)
+                         if args.release_model.startswith("early_step") else None)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         pd.to_pickle((bp, clean, truth_table), cached)

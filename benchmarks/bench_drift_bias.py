@@ -223,8 +223,8 @@ def main() -> None:
     args = parser.parse_args()
     chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
                                       else range(len(VARIATIONS)))]
-    settings = tuple((m, b if m == "early_step" else None) for m in args.release_models
-                     for b in (args.baseline_starts if m == "early_step" else [None]))
+    settings = tuple((m, b if m.startswith("early_step") else None) for m in args.release_models
+                     for b in (args.baseline_starts if m.startswith("early_step") else [None]))
     rows = []
     for variation in chosen:
         start = time.time()

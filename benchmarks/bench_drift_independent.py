@@ -108,7 +108,7 @@ def main() -> None:
     for release_model in args.release_models:
         for fit_start in args.fit_starts:
             start = time.time()
-            base = args.baseline_start if release_model == "early_step" else None
+            base = args.baseline_start if release_model.startswith("early_step") else None
             rows += score(release_model, fit_start, args.sys_sd, base)
             print(f"# {release_model} from {fit_start:g} min: {time.time() - start:.0f} s",
                   flush=True)

@@ -73,13 +73,24 @@ def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | 
 #:   ``baseline_start``: the frames before it inform R1 and k2 but have a BP_ND of their own
 #:   (a nuisance for the bolus transient, which a blurred mixture of kinetics describes
 #:   least well), and the release is measured against the BP_ND from ``baseline_start`` to
-#:   the onset;
+#:   the onset; a TAC whose stepped fit fails (a flag, a non-positive baseline BP_ND or a
+#:   change beyond :data:`MAX_CHANGE`) keeps the ``srtm`` fit;
+#: * ``early_step_aic`` - ``early_step`` only where the nuisance step earns its parameter
+#:   (lower small-sample Akaike criterion, AICc, than the ``srtm`` fit), else ``srtm``;
 #: * ``srtm2`` - k2 tied to R1 through the subject's shared k2' (k2 = R1 k2'), R1 and the
 #:   steps free;
 #: * ``two_stage`` - R1 and k2 from a plain SRTM over the whole first segment (injection to
 #:   the first onset), only the BP_ND steps fitted from ``fit_start`` on.
-RELEASE_MODELS = ("srtm", "early_step", "srtm2", "two_stage")
-FALLBACK = True
+RELEASE_MODELS = ("srtm", "early_step", "early_step_aic", "srtm2", "two_stage")
+
+
+def _aicc(fit: SegmentFit) -> np.ndarray:
+    """Small-sample Akaike criterion of each TAC's fit (weighted RSS, 2 + n_segments
+    parameters)."""
+    n = int(fit.used.sum())
+    k = 2 + fit.bp_nd.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return n * np.log(fit.rss / n) + 2 * k + 2 * k * (k + 1) / max(n - k - 1, 1)
 
 
 def _segment_fit(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
@@ -105,7 +116,7 @@ def _segment_fit(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return fit_srtm_segments(frames, ref_tac, tacs, boundaries=boundaries, window=window,
                                  shared="k2prime", k2prime=float(k2prime),
                                  weights=weights), ok
-    if release_model == "early_step":
+    if release_model in ("early_step", "early_step_aic"):
         first = min(float(b) for b in boundaries)
         if baseline_start is None or not fit_start < baseline_start < first:
             raise ConfigError(format_problem(
@@ -115,13 +126,13 @@ def _segment_fit(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         stepped = fit_srtm_segments(frames, ref_tac, tacs,
                                     boundaries=[float(baseline_start), *boundaries],
                                     window=window, weights=weights)
-        if not FALLBACK:
-            return stepped, ok
         plain = fit_srtm_segments(frames, ref_tac, tacs, boundaries=boundaries,
                                   window=window, weights=weights)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = np.abs(stepped.bp_nd[-1] / stepped.bp_nd[1] - 1.0)
         good = (stepped.flags == "") & (stepped.bp_nd[1] > 0) & (change <= MAX_CHANGE)
+        if release_model == "early_step_aic":
+            good &= _aicc(stepped) < _aicc(plain)
         # a TAC the stepped fit cannot describe keeps the plain fit (its nuisance BP_ND set
         # to the baseline's, i.e. no nuisance step)
         bp = np.where(good[None, :], stepped.bp_nd, np.vstack([plain.bp_nd[:1], plain.bp_nd]))
@@ -360,9 +371,9 @@ def release_record(boundaries: Sequence[float], fit_start: float, release_model:
     record: dict[str, Any] = {
         "model": "segmented SRTM (R1 and k2 shared, BP_ND stepping at the onsets"
         + (f"; a nuisance BP_ND from {fit_start:g} to {baseline_start:g} min)"
-           if release_model == "early_step" else ")"),
+           if release_model.startswith("early_step") else ")"),
         "release_model": release_model, "boundaries_min": [float(b) for b in boundaries],
         "fit_start_min": float(fit_start)}
-    if release_model == "early_step":
+    if release_model in ("early_step", "early_step_aic"):
         record["baseline_start_min"] = float(baseline_start)
     return record
