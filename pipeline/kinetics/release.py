@@ -77,11 +77,15 @@ def segment_boundaries(conditions: Sequence[tuple[str, Sequence[float | None] | 
 #:   change beyond :data:`MAX_CHANGE`) keeps the ``srtm`` fit;
 #: * ``early_step_aic`` - ``early_step`` only where the nuisance step earns its parameter
 #:   (lower small-sample Akaike criterion, AICc, than the ``srtm`` fit), else ``srtm``;
+#: * ``early_step_r1`` - ``early_step`` with R1 held at the ``srtm`` fit's value (k2 and the
+#:   steps free): as many free parameters as ``srtm``, so less noise than ``early_step``,
+#:   at the price of the bias a transient puts into that R1;
 #: * ``srtm2`` - k2 tied to R1 through the subject's shared k2' (k2 = R1 k2'), R1 and the
 #:   steps free;
 #: * ``two_stage`` - R1 and k2 from a plain SRTM over the whole first segment (injection to
 #:   the first onset), only the BP_ND steps fitted from ``fit_start`` on.
-RELEASE_MODELS = ("srtm", "early_step", "early_step_aic", "srtm2", "two_stage")
+RELEASE_MODELS = ("srtm", "early_step", "early_step_aic", "early_step_r1", "srtm2",
+                  "two_stage")
 
 
 def _aicc(fit: SegmentFit) -> np.ndarray:
@@ -116,18 +120,20 @@ def _segment_fit(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         return fit_srtm_segments(frames, ref_tac, tacs, boundaries=boundaries, window=window,
                                  shared="k2prime", k2prime=float(k2prime),
                                  weights=weights), ok
-    if release_model in ("early_step", "early_step_aic"):
+    if release_model.startswith("early_step"):
         first = min(float(b) for b in boundaries)
         if baseline_start is None or not fit_start < baseline_start < first:
             raise ConfigError(format_problem(
                 None, f"the early_step release model needs fit_start < baseline_start < "
                 f"the first onset ({fit_start:g}, {baseline_start}, {first:g} min)",
                 "Set statistics.null_drift.baseline_start between fit_start and the onset."))
-        stepped = fit_srtm_segments(frames, ref_tac, tacs,
-                                    boundaries=[float(baseline_start), *boundaries],
-                                    window=window, weights=weights)
         plain = fit_srtm_segments(frames, ref_tac, tacs, boundaries=boundaries,
                                   window=window, weights=weights)
+        given = dict(shared="r1", r1=np.where(plain.r1 > 0, plain.r1, 1.0)) \
+            if release_model == "early_step_r1" else {}
+        stepped = fit_srtm_segments(frames, ref_tac, tacs,
+                                    boundaries=[float(baseline_start), *boundaries],
+                                    window=window, weights=weights, **given)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = np.abs(stepped.bp_nd[-1] / stepped.bp_nd[1] - 1.0)
         good = (stepped.flags == "") & (stepped.bp_nd[1] > 0) & (change <= MAX_CHANGE)
@@ -374,6 +380,6 @@ def release_record(boundaries: Sequence[float], fit_start: float, release_model:
            if release_model.startswith("early_step") else ")"),
         "release_model": release_model, "boundaries_min": [float(b) for b in boundaries],
         "fit_start_min": float(fit_start)}
-    if release_model in ("early_step", "early_step_aic"):
+    if release_model.startswith("early_step"):
         record["baseline_start_min"] = float(baseline_start)
     return record
