@@ -135,8 +135,9 @@ def _segment_fit(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
                                     boundaries=[float(baseline_start), *boundaries],
                                     window=window, weights=weights, **given)
         with np.errstate(divide="ignore", invalid="ignore"):
-            change = np.abs(stepped.bp_nd[-1] / stepped.bp_nd[1] - 1.0)
-        good = (stepped.flags == "") & (stepped.bp_nd[1] > 0) & (change <= MAX_CHANGE)
+            change = np.abs(stepped.bp_nd[2:] / stepped.bp_nd[1] - 1.0)
+        good = (stepped.flags == "") & (stepped.bp_nd[1] > 0) \
+            & np.all(change <= MAX_CHANGE, axis=0)
         if release_model == "early_step_aic":
             good &= _aicc(stepped) < _aicc(plain)
         # a TAC the stepped fit cannot describe keeps the plain fit (its nuisance BP_ND set
