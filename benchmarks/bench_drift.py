@@ -28,8 +28,10 @@ Printed per method and variation:
 * ``coverage``: share of null-study rows whose 95 % drift interval contains the true null
   change (the model's change on the noiseless curves).
 
-Run: ``python benchmarks/bench_drift.py [--studies 40] [--planted 5] [--subjects 12]``
-(a full run takes about an hour on 2 cores; ``--variations 0 1`` picks some).
+Run: ``python benchmarks/bench_drift.py [--studies 40] [--planted 5] [--subjects 12]
+[--release-model srtm|early_step|early_step_aic|early_step_r1|srtm2|two_stage]
+[--baseline-start 20]`` (a full run takes about an hour on 2 cores; ``--variations 0 1``
+picks some; the release model's options as ``statistics.null_drift.release_model``).
 """
 
 from __future__ import annotations
