@@ -185,7 +185,7 @@ def remove_release(frames: Frames, ref_tac: np.ndarray, tacs: np.ndarray, *,
         transient, where reference-tissue models describe the data least well).
     weights : ndarray of shape (n_frames,), default=None
         Relative frame weights (None = frame durations).
-    release_model : {"srtm", "early_step", "srtm2", "two_stage"}, default="srtm"
+    release_model : str, default="srtm"
         How the segmented SRTM's R1 and k2 are obtained (:data:`RELEASE_MODELS`).
     k2prime : float, default=None
         The subject's reference efflux k2', 1/min (``release_model="srtm2"``).
@@ -245,7 +245,7 @@ def release_free_tacs(tacs: TacTable, *, reference: str, boundaries: Sequence[fl
         Condition onsets, minutes (:func:`segment_boundaries`).
     fit_start : float
         Minutes; the release model's first fitted frame (after the bolus transient).
-    release_model : {"srtm", "early_step", "srtm2", "two_stage"}, default="srtm"
+    release_model : str, default="srtm"
         How R1 and k2 are obtained (:data:`RELEASE_MODELS`).
     k2prime : float, default=None
         The subject's shared k2', 1/min (``release_model="srtm2"``).

@@ -70,7 +70,7 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
         Minutes; the release model's first fitted frame (None: no ``bp_nd_null``).
     half_life : float, default=20.364
         Minutes (counts weights).
-    release_model : {"srtm", "early_step", "srtm2", "two_stage"}, default="srtm"
+    release_model : str, default="srtm"
         How the release model gets R1 and k2
         (:data:`pipeline.kinetics.release.RELEASE_MODELS`); ``srtm2`` uses the subject's
         shared k2' (estimated here even if no model needs it).
