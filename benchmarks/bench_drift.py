@@ -28,8 +28,10 @@ Printed per method and variation:
 * ``coverage``: share of null-study rows whose 95 % drift interval contains the true null
   change (the model's change on the noiseless curves).
 
-Run: ``python benchmarks/bench_drift.py [--studies 40] [--planted 5] [--subjects 12]``
-(a full run takes about an hour on 2 cores; ``--variations 0 1`` picks some).
+Run: ``python benchmarks/bench_drift.py [--studies 40] [--planted 5] [--subjects 12]
+[--release-model srtm|early_step|early_step_aic|early_step_r1|srtm2|two_stage]
+[--baseline-start 20]`` (a full run takes about an hour on 2 cores; ``--variations 0 1``
+picks some; the release model's options as ``statistics.null_drift.release_model``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.design import k2prime_settings, load_design  # noqa: E402
+from pipeline.kinetics.release import RELEASE_MODELS  # noqa: E402
 from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
 from pipeline.stats.contrast_tests import SYSTEMATIC_SD, summarize_contrasts  # noqa: E402
@@ -128,7 +131,9 @@ def study_fits(variation, args, design, models, k2p, k: int, null: bool):
     if args.cache:
         name = (f"{VARIATIONS.index(variation)}_{k}_{int(null)}_{args.subjects}_{args.noise}"
                 f"_{int(args.all_models)}")
-        cached = Path(args.cache) / f"{name}_{args.fit_start}.pkl"
+        model = "" if args.release_model == "srtm" else \
+            f"_{args.release_model}{args.baseline_start:g}"
+        cached = Path(args.cache) / f"{name}_{args.fit_start}{model}.pkl"
         if cached.is_file():
             return pd.read_pickle(cached)
     scans, truth = simulate_variation(variation, subjects=args.subjects, seed=1000 + k,
@@ -149,7 +154,9 @@ def study_fits(variation, args, design, models, k2p, k: int, null: bool):
                                  k2prime=k2p, release_fit_start=None, guard=False)[1] \
         if null else None
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
-                         release_fit_start=args.fit_start)
+                         release_fit_start=args.fit_start, release_model=args.release_model,
+                         baseline_start=args.baseline_start
+                         if args.release_model.startswith("early_step") else None)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         pd.to_pickle((bp, clean, truth_table), cached)
@@ -210,6 +217,10 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=12)
     parser.add_argument("--variations", type=int, nargs="*", default=None)
     parser.add_argument("--fit-start", type=float, default=10.0, help="minutes")
+    parser.add_argument("--release-model", default="srtm", choices=RELEASE_MODELS,
+                        help="how the release model gets R1 and k2")
+    parser.add_argument("--baseline-start", type=float, default=20.0,
+                        help="minutes: where early_step's baseline BP_ND begins")
     parser.add_argument("--sys-sd", type=float, default=SYSTEMATIC_SD, help="%% points")
     parser.add_argument("--noise", type=float, default=0.5,
                         help="base noise level of the region simulator (the variations "
@@ -243,7 +254,8 @@ def main() -> None:
     print(f"# {args.studies} null and {args.planted} planted studies of {args.subjects} "
           f"subjects per variation; a true 5 % FWER exceeds {bound:.3f} with probability "
           "< 5 %; " + json.dumps({"fit_start": args.fit_start, "sys_sd": args.sys_sd,
-                                   "noise": args.noise}))
+                                   "noise": args.noise, "release_model": args.release_model,
+                                   "baseline_start": args.baseline_start}))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ studies (``../shared/validation/independent_sim``, its truth as in
 largest error of a planted study's row; ``null_rms`` the RMS effect of the null studies' rows).
 
 Run: ``python benchmarks/bench_drift_bias.py [--variations 0 1] [--fit-starts 10 20]
-[--independent]`` (about 30 s per variation on one core).
+[--release-models srtm early_step srtm2 two_stage] [--baseline-starts 20] [--independent]``
+(about 30 s per variation and release model on one core).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_drift import default_analysis, measured_release  # noqa: E402
 from bench_drift_noise import NAMES  # noqa: E402
 
-from pipeline.kinetics.srtm_segments import fit_srtm_segments  # noqa: E402
+from pipeline.kinetics import estimate_k2prime  # noqa: E402
+from pipeline.kinetics.release import RELEASE_MODELS, remove_release  # noqa: E402
 from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
 from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
 from pipeline.stats.region_study import ScanTacs, region_bp_table  # noqa: E402
@@ -77,31 +79,44 @@ def truth_table(truth: pd.DataFrame, scans: list[ScanTacs], reference: str) -> p
             .rename(columns={"level_1": "region"}))
 
 
-def spurious_release(truth: pd.DataFrame, reference: str, fit_start: float) -> float:
+def spurious_release(truth: pd.DataFrame, scans: list[ScanTacs], reference: str,
+                     fit_start: float, release_model: str = "srtm", k2prime=None,
+                     baseline_start: float | None = None) -> float:
     """Median % fall of BP_ND the release model reads into the noiseless null curves."""
     falls = []
-    for table in truth.attrs["noiseless_null"]:
+    subjects = [s.participant_id for s in scans]
+    k2p = {}
+    if release_model == "srtm2":
+        for pid in set(subjects):
+            k2p[pid] = estimate_k2prime([t for t, p in zip(truth.attrs["noiseless_null"],
+                                                           subjects, strict=True) if p == pid],
+                                        k2prime, reference=reference)[0]
+    for table, pid in zip(truth.attrs["noiseless_null"], subjects, strict=True):
         regions = [r for r in table.regions if r != reference]
-        fit = fit_srtm_segments(table.frames, table.column(reference),
+        _, fit = remove_release(table.frames, table.column(reference),
                                 table.tacs[regions].to_numpy(float), boundaries=[ONSET],
-                                window=(fit_start, float(table.frames.end[-1]) + 1e-9),
-                                weights=table.frames.duration)
+                                fit_start=fit_start, release_model=release_model,
+                                k2prime=k2p.get(pid), baseline_start=baseline_start)
         falls.append(-fit.change_pct())
     return float(np.nanmedian(np.concatenate(falls)))
 
 
 def headline(scans: list[ScanTacs], design, models, k2p, reference: str, primary: str,
-             fit_start: float | None) -> pd.DataFrame:
+             fit_start: float | None, release_model: str = "srtm",
+             baseline_start: float | None = None) -> pd.DataFrame:
     """Primary-model within-scan contrast rows of a study (release model if fit_start)."""
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2p,
-                         release_fit_start=fit_start)
+                         release_fit_start=fit_start, release_model=release_model,
+                         baseline_start=baseline_start)
     values, _ = contrast_values(bp, design, drift_correct=fit_start is not None,
                                 drift_pool="scans")
     table = summarize_contrasts(values, design=design)  # the effect, not its test, is scored
     return table[(table["model"] == primary) & table["contrast"].isin(WITHIN)]
 
 
-def bias_rows(variation, fit_starts: list[float], subjects: int, seed: int) -> list[dict]:
+def bias_rows(variation, fit_starts: list[float], subjects: int, seed: int,
+              settings: tuple[tuple[str, float | None], ...] = (("srtm", None),)
+              ) -> list[dict]:
     """One noiseless planted study of ``variation`` scored at each fit start."""
     design, models, k2p = default_analysis()
     primary = next(iter(models))
@@ -123,16 +138,19 @@ def bias_rows(variation, fit_starts: list[float], subjects: int, seed: int) -> l
     oracle_err = -(oracle["change_pct_mean"] - oracle["null_change"]) - oracle["truth_pct"]
     oracle_planted = oracle["truth_pct"].abs() > 1.0
     rows = []
-    for fit_start in fit_starts:
-        scored = headline(clean, design, models, k2p, reference, primary, fit_start).merge(
-            expected, on=["contrast", "region"])
-        err = -scored["effect_pct_mean"] - scored["truth_pct"]
-        planted = scored["truth_pct"].abs() > 1.0
-        rows.append({"variation": variation.name, "fit_start": fit_start,
-                     "rmse_planted": _rmse(err[planted]),
-                     "rmse_unplanted": _rmse(err[~planted]),
-                     "rmse_oracle": _rmse(oracle_err[oracle_planted]),
-                     "spurious_null": spurious_release(truth, reference, fit_start)})
+    for release_model, base in settings:
+        for fit_start in fit_starts:
+            scored = headline(clean, design, models, k2p, reference, primary, fit_start,
+                              release_model, base).merge(expected, on=["contrast", "region"])
+            err = -scored["effect_pct_mean"] - scored["truth_pct"]
+            planted = scored["truth_pct"].abs() > 1.0
+            rows.append({"variation": variation.name, "release_model": release_model,
+                         "fit_start": fit_start, "baseline_start": base,
+                         "rmse_planted": _rmse(err[planted]),
+                         "rmse_unplanted": _rmse(err[~planted]),
+                         "rmse_oracle": _rmse(oracle_err[oracle_planted]),
+                         "spurious_null": spurious_release(truth, noisy, reference, fit_start,
+                                                           release_model, k2p, base)})
     return rows
 
 
@@ -157,19 +175,21 @@ def independent_truth(study: str) -> pd.Series:
         ["contrast", "region"])["meas_srtm_pct"].mean()
 
 
-def independent_rows(fit_starts: list[float]) -> list[dict]:
+def independent_rows(fit_starts: list[float],
+                     settings: tuple[tuple[str, float | None], ...] = (("srtm", None),)
+                     ) -> list[dict]:
     """The release model's error on the independent studies' noiseless curves."""
     design, models, k2p = default_analysis()
     primary = next(iter(models))
     models = {primary: models[primary]}
     rows = []
-    for fit_start in fit_starts:
+    for (release_model, base), fit_start in ((m, f) for m in settings for f in fit_starts):
         planted_err, null_err = [], []
         for planted, null in INDEPENDENT_STUDIES:
             truth = independent_truth(planted) - independent_truth(null)
             for study, errors in ((planted, planted_err), (null, null_err)):
                 table = headline(independent_noiseless(study), design, models, k2p,
-                                 "occipital", primary, fit_start)
+                                 "occipital", primary, fit_start, release_model, base)
                 expected = np.array([0.0 if study == null else truth.get((c, r), 0.0)
                                      for c, r in zip(table["contrast"], table["region"],
                                                      strict=True)])
@@ -177,7 +197,9 @@ def independent_rows(fit_starts: list[float]) -> list[dict]:
                                             - expected, "truth": expected}))
         err = pd.concat(planted_err)
         planted_rows = err["truth"].abs() > 2.0
-        rows.append({"variation": "independent_sim (noiseless)", "fit_start": fit_start,
+        rows.append({"variation": "independent_sim (noiseless)",
+                     "release_model": release_model, "fit_start": fit_start,
+                     "baseline_start": base,
                      "rmse_planted": _rmse(err.loc[planted_rows, "err"]),
                      "rmse_unplanted": _rmse(err.loc[~planted_rows, "err"]),
                      "largest": float(err["err"].abs().max()),
@@ -192,27 +214,37 @@ def main() -> None:
                         help="minutes: the release model's first fitted frame")
     parser.add_argument("--subjects", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--release-models", nargs="+", default=["srtm"],
+                        choices=RELEASE_MODELS, help="how the release model gets R1 and k2")
+    parser.add_argument("--baseline-starts", type=float, nargs="+", default=[20.0],
+                        help="minutes: where early_step's baseline BP_ND begins")
     parser.add_argument("--independent", action="store_true",
                         help="also the independent simulator's noiseless curves")
     args = parser.parse_args()
     chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
                                       else range(len(VARIATIONS)))]
+    settings = tuple((m, b if m.startswith("early_step") else None) for m in args.release_models
+                     for b in (args.baseline_starts if m.startswith("early_step") else [None]))
     rows = []
     for variation in chosen:
         start = time.time()
         rows += [dict(row, same_curves=variation.noise != 1.0)
-                 for row in bias_rows(variation, args.fit_starts, args.subjects, args.seed)]
+                 for row in bias_rows(variation, args.fit_starts, args.subjects, args.seed,
+                                      settings)]
         print(f"# {variation.name}: {time.time() - start:.0f} s", flush=True)
     if args.independent:
-        rows += independent_rows(args.fit_starts)
+        rows += independent_rows(args.fit_starts, settings)
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(table.drop(columns="same_curves", errors="ignore").round(2).to_string(index=False))
     if "same_curves" in table:
         own = table[table["same_curves"] == False]  # noqa: E712 (NaN rows: independent)
-        for fit_start, cell in own.groupby("fit_start"):
-            print(f"# fit start {fit_start:g} min: systematic SD (RMS of rmse_unplanted over "
-                  f"{len(cell)} variations) {np.sqrt(np.mean(cell['rmse_unplanted'] ** 2)):.3f}")
+        for (release_model, fit_start, base), cell in own.fillna({"baseline_start": 0}).groupby(
+                ["release_model", "fit_start", "baseline_start"]):
+            print(f"# {release_model}, fit start {fit_start:g}, baseline from {base:g} min: "
+                  f"systematic SD (RMS of "
+                  f"rmse_unplanted over {len(cell)} variations) "
+                  f"{np.sqrt(np.mean(cell['rmse_unplanted'] ** 2)):.3f}")
 
 
 if __name__ == "__main__":

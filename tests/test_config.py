@@ -159,3 +159,12 @@ def test_validate_config_correlation_group_must_be_a_design_level():
     config["statistics"]["correlations"][0]["group"] = "XX"
     with pytest.raises(ConfigError, match=r"'XX' is not a level of design.groups \(HC, MDD\)"):
         cfg.validate_config(config)
+
+
+def test_load_config_refuses_an_unknown_release_model(tmp_path):
+    """statistics.null_drift.release_model outside the schema's list is one clear error
+    naming the key (srtm2 and two_stage are library options: the fit step has no k2')."""
+    for bad in ("lssrm", "srtm2"):
+        path = _write(tmp_path, f"statistics:\n  null_drift:\n    release_model: {bad}\n")
+        with pytest.raises(ConfigError, match="release_model"):
+            cfg.load_config(path)

@@ -252,12 +252,11 @@ def curves_path(out_tsv: str | os.PathLike) -> Path:
 
 def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike, *,
                       reference: str, model: str, conditions: Conditions | None = None,
-                      options: Mapping[str, Any] | None = None,
-                      entities: Mapping[str, Any] | None = None,
+                      options: Mapping[str, Any] | None = None, entities: Mapping | None = None,
                       k2prime_path: str | os.PathLike | None = None,
-                      k2prime_regions: Sequence[str] | None = None,
-                      half_life: float | None = None,
-                      release_fit_start: float | None = None,
+                      k2prime_regions: Sequence[str] | None = None, half_life: float | None = None,
+                      release_fit_start: float | None = None, release_model: str = "srtm",
+                      baseline_start: float | None = None,
                       release_free: tuple[Any, Any] | None = None) -> pd.DataFrame:
     """Read a scan's TACs, fit every condition window, write the table, sidecar and curves.
 
@@ -296,6 +295,8 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
         window is also fitted on the result (``bp_nd_null``: the model's drift) and the
         release model's % fall of BP_ND is listed (``release_pct``, ``release_flags``).
         None: no release model (``bp_nd_null`` is n/a).
+    release_model, baseline_start : str, float
+        As :func:`~pipeline.kinetics.release.remove_release` (baseline start in minutes).
     release_free : (TacTable or None, DataFrame or None), default=None
         The scan's release fit (:func:`~pipeline.kinetics.release.scan_release_free`) when
         already made for another model of the scan; None fits it here.
@@ -312,7 +313,8 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
     windows = _conditions(conditions)
     boundaries = segment_boundaries(windows)
     null_tacs, release = release_free or scan_release_free(
-        tacs, reference=reference, boundaries=boundaries, fit_start=release_fit_start)
+        tacs, reference=reference, boundaries=boundaries, fit_start=release_fit_start,
+        release_model=release_model, baseline_start=baseline_start)
     fits = fit_regions(tacs, reference=reference, model=model, conditions=conditions,
                        options=options, k2prime=read_shared_k2prime(k2prime_path),
                        k2prime_regions=k2prime_regions, half_life=half_life,
@@ -335,9 +337,7 @@ def write_region_fits(tacs_path: str | os.PathLike, out_path: str | os.PathLike,
         k2prime_source=fits.k2prime_source,
         methods=describe_fit(model, {**first.options, "reference": reference,
                                      "k2prime_source": fits.k2prime_source}),
-        release_model=None if release is None else {
-            "model": "segmented SRTM (R1 and k2 shared, BP_ND stepping at the onsets)",
-            "boundaries_min": boundaries, "fit_start_min": float(release_fit_start)},
+        release_model=None if release is None else release.attrs.get("record"),
         columns={**_ROW_COLUMNS, **COLUMN_DESCRIPTIONS}, inputs=sources))
     write_table(curves_path(out_path), fits.curves, provenance(
         Description=f"Measured and fitted TACs of model {model} per condition window; "

@@ -29,7 +29,8 @@ def write_scan_fits(tacs_path: str | os.PathLike, outputs: Mapping[str, str | os
                     entities: Mapping[str, Any] | None = None,
                     k2prime_path: str | os.PathLike | None = None,
                     half_life: float | None = None,
-                    release_fit_start: float | None = None) -> dict[str, pd.DataFrame]:
+                    release_fit_start: float | None = None, release_model: str = "srtm",
+                    baseline_start: float | None = None) -> dict[str, pd.DataFrame]:
     """Fit every model of ``outputs`` on one scan; write each model's table, sidecar, curves.
 
     Parameters
@@ -43,9 +44,9 @@ def write_scan_fits(tacs_path: str | os.PathLike, outputs: Mapping[str, str | os
     options : mapping
         Model name -> its options (``models.<model>`` in the config; None = defaults).
         Every model of ``outputs`` must be listed.
-    conditions, entities, half_life, release_fit_start
+    conditions, entities, half_life, release_fit_start, release_model, baseline_start
         As :func:`~pipeline.kinetics.regionfit.write_region_fits` (windows in minutes,
-        half-life and release start in minutes).
+        half-life, release start and baseline start in minutes).
     k2prime_path : path, default=None
         The subject's shared k2' JSON, given to the models whose options say
         ``k2prime: shared``.
@@ -69,14 +70,17 @@ def write_scan_fits(tacs_path: str | os.PathLike, outputs: Mapping[str, str | os
     if release_fit_start is not None:
         boundaries = segment_boundaries([(name, window) for name, window in conditions or ()])
         release = scan_release_free(read_tacs(Path(tacs_path)), reference=reference,
-                                    boundaries=boundaries, fit_start=release_fit_start)
+                                    boundaries=boundaries, fit_start=release_fit_start,
+                                    release_model=release_model,
+                                    baseline_start=baseline_start)
     return {model: write_region_fits(tacs_path, out_path, reference=reference, model=model,
                                      conditions=conditions, options=options[model] or {},
                                      entities=entities,
                                      k2prime_path=k2prime_path if _uses_shared(
                                          options[model]) else None,
                                      half_life=half_life, release_fit_start=release_fit_start,
-                                     release_free=release)
+                                     release_model=release_model,
+                                     baseline_start=baseline_start, release_free=release)
             for model, out_path in outputs.items()}
 
 

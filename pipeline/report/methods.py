@@ -246,7 +246,11 @@ def _stats_sentences(results: StudyResults) -> list[str]:
             "release (null drift). For every scan, a release model - the simplified "
             "reference tissue model with R1 and k2 shared over the scan and BP_ND stepping "
             f"at the condition onset, fitted from {start:g} min after injection to leave out "
-            "the bolus transient (after Alpert et al. 2003) - estimated the release, which "
+            "the bolus transient (after Alpert et al. 2003)"
+            + (f", with a nuisance BP_ND of its own up to {drift.get('baseline_start', 20):g} "
+               "min so that only later frames define the baseline binding"
+               if str(drift.get("release_model", "srtm")).startswith("early_step") else "")
+            + " - estimated the release, which "
             "was taken out of the regional curves; each model was fitted again to the "
             "release-free curves, and the change it showed there was subtracted from the "
             "participant's observed change"

@@ -46,7 +46,8 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
                     models: Mapping[str, Mapping[str, Any] | None], reference: str,
                     k2prime: K2primeSettings | None = None,
                     release_fit_start: float | None = 10.0,
-                    half_life: float = 20.364) -> pd.DataFrame:
+                    half_life: float = 20.364, release_model: str = "srtm",
+                    baseline_start: float | None = None) -> pd.DataFrame:
     """The ``group/bp_nd.tsv`` rows of a study: every scan's condition-window fits.
 
     Each subject's shared k2' comes from all its scans (a subject without a usable one has
@@ -69,6 +70,12 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
         Minutes; the release model's first fitted frame (None: no ``bp_nd_null``).
     half_life : float, default=20.364
         Minutes (counts weights).
+    release_model : str, default="srtm"
+        How the release model gets R1 and k2
+        (:data:`pipeline.kinetics.release.RELEASE_MODELS`); ``srtm2`` uses the subject's
+        shared k2' (estimated here even if no model needs it).
+    baseline_start : float, default=None
+        Minutes; start of the baseline BP_ND of the ``early_step`` release model.
 
     Returns
     -------
@@ -78,7 +85,8 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
     by_subject: dict[str, list[ScanTacs]] = {}
     for scan in scans:
         by_subject.setdefault(scan.participant_id, []).append(scan)
-    shared = any(needs_k2prime(dict(options or {})) for options in models.values())
+    shared = any(needs_k2prime(dict(options or {})) for options in models.values()) \
+        or (release_model == "srtm2" and release_fit_start is not None)
     rows = []
     for pid, subject in by_subject.items():
         k2p = None
@@ -94,10 +102,13 @@ def region_bp_table(scans: Iterable[ScanTacs], design: Design, *,
                 continue
             boundaries = segment_boundaries(conditions)
             null = None
-            if release_fit_start is not None and boundaries:
+            if release_fit_start is not None and boundaries and (
+                    release_model != "srtm2" or np.isfinite(k2p)):
                 null, _ = release_free_tacs(scan.tacs, reference=reference,
                                             boundaries=boundaries,
-                                            fit_start=float(release_fit_start))
+                                            fit_start=float(release_fit_start),
+                                            release_model=release_model, k2prime=k2p,
+                                            baseline_start=baseline_start)
             for model, options in models.items():
                 options = dict(options or {})
                 if needs_k2prime(options) and not np.isfinite(k2p):
@@ -121,6 +132,7 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
                          release_fit_start: float | None = 10.0, sys_sd: float = SYSTEMATIC_SD,
                          test: str = "ttest", alpha: float = 0.05, half_life: float = 20.364,
                          guard: bool = True, drift_pool: str = "scans",
+                         release_model: str = "srtm", baseline_start: float | None = None,
                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Region-wise BP_ND and contrasts of a study, as the workflow computes them.
 
@@ -146,6 +158,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
         Minutes (counts weights).
     drift_pool : {"scans", "none"}, default="scans"
         As for :func:`pipeline.stats.regional.contrast_values`.
+    release_model, baseline_start
+        As for :func:`region_bp_table`.
 
     Returns
     -------
@@ -155,7 +169,8 @@ def analyse_region_study(scans: Iterable[ScanTacs], design: Design, *,
         The ``group/contrasts.tsv`` rows.
     """
     bp = region_bp_table(scans, design, models=models, reference=reference, k2prime=k2prime,
-                         release_fit_start=release_fit_start, half_life=half_life)
+                         release_fit_start=release_fit_start, half_life=half_life,
+                         release_model=release_model, baseline_start=baseline_start)
     values, _ = contrast_values(bp, design, drift_correct=release_fit_start is not None,
                                 drift_pool=drift_pool)
     contrasts = summarize_contrasts(values, test=test, sys_sd=sys_sd, alpha=alpha,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,6 +80,25 @@ def test_scan_fits_are_the_one_model_fits_with_one_release_fit(tmp_path, tacs_ts
     assert set(written["logan_ref"]["k2prime"]) == {0.1}
     assert set(written["mrtm2"]["k2prime"]) == {0.12}
     assert str(k2p) not in read_json(outputs["mrtm2"].with_suffix(".json"))["inputs"]
+
+
+def test_scan_fits_pass_the_release_model_on(tmp_path, tacs_tsv):
+    """release_model and baseline_start reach the release fit: the sidecar records them and
+    the release-free fits differ from the plain release model's."""
+    tables = {}
+    for release_model in ("srtm", "early_step"):
+        out = tmp_path / f"{release_model}_model-mrtm2_bp.tsv"
+        tables[release_model] = write_scan_fits(
+            tacs_tsv, {"mrtm2": out}, reference="occipital",
+            options={"mrtm2": {"k2prime": 0.1}}, conditions=CONDITIONS,
+            release_fit_start=10.0, release_model=release_model, baseline_start=20.0)["mrtm2"]
+        record = read_json(out.with_suffix(".json"))["release_model"]
+        assert record["release_model"] == release_model
+        assert record.get("baseline_start_min") == (20.0 if release_model == "early_step"
+                                                    else None)
+    null = {m: t["bp_nd_null"].to_numpy(float) for m, t in tables.items()}
+    assert np.isfinite(null["early_step"]).any()
+    assert not np.allclose(null["srtm"], null["early_step"], equal_nan=True)
 
 
 def test_scan_fits_without_release_model_fit_none(tmp_path, tacs_tsv, monkeypatch):

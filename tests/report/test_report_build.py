@@ -302,3 +302,19 @@ def test_methods_say_whether_the_drift_is_pooled_over_scans(tmp_path, pool, says
     text = methods_markdown(StudyResults(output_dir=tmp_path, config=config, null_drift=drift))
     assert "release model" in text
     assert ("mean over its scans with the same windows" in text) is says
+
+
+@pytest.mark.parametrize("release_model, says", [("srtm", False), ("early_step", True)])
+def test_methods_name_the_early_step_release_model(tmp_path, release_model, says):
+    """statistics.null_drift.release_model: early_step adds its nuisance BP_ND (with
+    baseline_start in minutes) to the drift sentence; srtm leaves it out."""
+    from pipeline.config import load_config
+    from pipeline.report.collect import StudyResults
+    from pipeline.report.methods import methods_markdown
+
+    config = load_config("config/config.yaml")
+    config["statistics"]["null_drift"].update(release_model=release_model, baseline_start=25)
+    drift = pd.DataFrame({"contrast": ["rejection"], "region": ["pag"], "model": ["logan_ref"],
+                          "drift_method": ["release_model"], "drift_pct": [1.0]})
+    text = methods_markdown(StudyResults(output_dir=tmp_path, config=config, null_drift=drift))
+    assert ("nuisance BP_ND of its own up to 25 min" in text) is says

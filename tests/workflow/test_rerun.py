@@ -217,6 +217,9 @@ EDITS: dict[str, tuple] = {
                                               "voxelwise_contrast": 3}),
     # the release model's start: every within-scan fit (its bp_nd_null)
     "statistics.null_drift.fit_start": (15, {"fit_regions": SCANS}),
+    # how the release model gets R1 and k2, and early_step's baseline start: the same
+    "statistics.null_drift.release_model": ("early_step", {"fit_regions": SCANS}),
+    "statistics.null_drift.baseline_start": (25, {"fit_regions": SCANS}),
     # the systematic SD enters the tests only
     "statistics.null_drift.sys_sd": (0.5, {"contrasts": 1}),
     # pooling the drift over scans: the contrasts (their per-participant values feed the

@@ -426,14 +426,18 @@ def release_keys(key):
 
     if not segment_boundaries(conditions_of_scan(key)):
         return []
-    return ["statistics.null_drift.method", "statistics.null_drift.fit_start"]
+    return ["statistics.null_drift.method", "statistics.null_drift.fit_start",
+            "statistics.null_drift.release_model", "statistics.null_drift.baseline_start"]
 
 
-def release_fit_start(values):
-    """Minutes of the release model's first frame, or None without a release model."""
+def release_settings(values):
+    """The release model's keyword arguments of write_scan_fits (fit start None without a
+    release model; minutes)."""
     if values.get("statistics.null_drift.method") != "release_model":
-        return None
-    return values["statistics.null_drift.fit_start"]
+        return {"release_fit_start": None}
+    return {"release_fit_start": values["statistics.null_drift.fit_start"],
+            "release_model": values["statistics.null_drift.release_model"],
+            "baseline_start": values["statistics.null_drift.baseline_start"]}
 
 
 def entities_of(wildcards):

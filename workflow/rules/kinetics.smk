@@ -70,7 +70,7 @@ rule fit_regions:
                             options={m: params.used[f"models.{m}"] for m in params.models},
                             entities=params.entities, k2prime_path=k2prime,
                             half_life=params.half_life,
-                            release_fit_start=release_fit_start(params.used))
+                            **release_settings(params.used))
             record_config_used(output, params.used)
 
 
