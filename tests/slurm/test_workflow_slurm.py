@@ -78,8 +78,8 @@ def _assert_same_table(local: Path, slurm: Path) -> None:
     assert list(a.columns) == list(b.columns), local.name
     assert a.shape == b.shape, local.name
     for col in a.columns:
-        x = pd.to_numeric(a[col].replace("n/a", np.nan), errors="coerce")
-        y = pd.to_numeric(b[col].replace("n/a", np.nan), errors="coerce")
+        x = pd.to_numeric(a[col].where(a[col] != "n/a"), errors="coerce")
+        y = pd.to_numeric(b[col].where(b[col] != "n/a"), errors="coerce")
         if x.notna().any() and x.isna().eq(a[col].eq("n/a") | a[col].eq("")).all():
             np.testing.assert_allclose(y.to_numpy(), x.to_numpy(), rtol=RTOL, atol=0,
                                        equal_nan=True, err_msg=f"{local.name}: {col}")
