@@ -10,52 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Frames
 from pipeline.kinetics.release import RELEASE_MODELS, remove_release
+from tests.kinetics.ode_truth import K2_REF, independent_schedule, ode_tacs
 
-K1_REF, K2_REF = 0.3, 0.12  # reference K1' (mL/cm3/min) and k2' (1/min)
 ONSET = 45.0
-
-
-def _plasma(t: float) -> float:
-    """A bolus (gamma-variate) plus a constant infusion from 0 to 90 min, Bq/mL."""
-    return 5e4 * (t / 0.5) ** 2 * np.exp(-t / 0.5) * np.exp(2) / 4 + 300.0 * (t < 90.0)
-
-
-def _ode_tacs(frames: Frames, r1: np.ndarray, steps: list[tuple[float, np.ndarray]]):
-    """Frame-averaged reference and targets; ``steps`` = [(from minute, BP_ND), ...]."""
-    r1 = np.asarray(r1, float)
-    k2 = r1 * K2_REF
-    starts = np.array([s for s, _ in steps])
-    values = np.array([np.asarray(b, float) for _, b in steps])
-
-    def rhs(t, y):
-        bp = values[np.searchsorted(starts, t, side="right") - 1]
-        cp = _plasma(t)
-        return np.concatenate([[K1_REF * cp - K2_REF * y[0]],
-                               r1 * K1_REF * cp - k2 / (1.0 + bp) * y[1:]])
-
-    grid = np.linspace(0.0, frames.end[-1], 18001)
-    sol = solve_ivp(rhs, (0.0, frames.end[-1]), np.zeros(1 + r1.size), t_eval=grid,
-                    rtol=1e-10, atol=1e-8, max_step=0.02)
-    cum = np.concatenate([np.zeros((sol.y.shape[0], 1)),
-                          np.cumsum(0.5 * np.diff(grid) * (sol.y[:, 1:] + sol.y[:, :-1]),
-                                    axis=1)], axis=1)
-    avg = (np.array([np.interp(frames.end, grid, c) for c in cum])
-           - np.array([np.interp(frames.start, grid, c) for c in cum])) / frames.duration
-    return avg[0], avg[1:].T
 
 
 @pytest.fixture(scope="module")
 def frames() -> Frames:
     """30 frames, 0-90 min (the independent simulator's schedule)."""
-    durations = np.array([15] * 4 + [30] * 4 + [60] * 3 + [120] * 2 + [240] * 5 + [300] * 12,
-                         float) / 60.0
-    ends = np.cumsum(durations)
-    return Frames(ends - durations, ends, "release-models")
+    return independent_schedule("release-models")
 
 
 R1 = np.array([0.8, 1.0, 1.2, 1.1])
@@ -66,8 +33,8 @@ AFTER = BEFORE * np.array([1.0, 0.93, 0.9, 0.95])  # 0, 7, 10, 5 % fall
 @pytest.fixture(scope="module")
 def one_tissue(frames):
     """Exact SRTM physics: BP_ND steps at the onset only; and the no-release twin."""
-    ref, tacs = _ode_tacs(frames, R1, [(0.0, BEFORE), (ONSET, AFTER)])
-    _, null = _ode_tacs(frames, R1, [(0.0, BEFORE)])
+    ref, tacs = ode_tacs(frames, R1, [(0.0, BEFORE), (ONSET, AFTER)])
+    _, null = ode_tacs(frames, R1, [(0.0, BEFORE)])
     return ref, tacs, null
 
 
@@ -76,8 +43,8 @@ def transient(frames):
     """BP_ND 30 % higher up to 20 min (an early transient no single SRTM describes), then
     the onset step; and the no-release twin."""
     early = (0.0, BEFORE * 1.3)
-    ref, tacs = _ode_tacs(frames, R1, [early, (20.0, BEFORE), (ONSET, AFTER)])
-    _, null = _ode_tacs(frames, R1, [early, (20.0, BEFORE)])
+    ref, tacs = ode_tacs(frames, R1, [early, (20.0, BEFORE), (ONSET, AFTER)])
+    _, null = ode_tacs(frames, R1, [early, (20.0, BEFORE)])
     return ref, tacs, null
 
 

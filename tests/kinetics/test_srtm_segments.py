@@ -9,54 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Frames
 from pipeline.kinetics.release import remove_release
 from pipeline.kinetics.srtm import predict_srtm
 from pipeline.kinetics.srtm_segments import fit_srtm_segments, predict_srtm_segments
+from tests.kinetics.ode_truth import K2_REF, independent_schedule, ode_tacs
 
-K1_REF, K2_REF = 0.3, 0.12  # reference K1' (mL/cm3/min) and k2' (1/min)
 ONSET = 45.0
 
 
-def _plasma(t: np.ndarray) -> np.ndarray:
-    """A bolus (gamma-variate) plus a constant infusion from 0 to 90 min, Bq/mL."""
-    return 5e4 * (t / 0.5) ** 2 * np.exp(-t / 0.5) * np.exp(2) / 4 + 300.0 * (t < 90.0)
-
-
-def _ode_tacs(frames: Frames, r1: np.ndarray, bp_before: np.ndarray, bp_after: np.ndarray):
-    """Frame-averaged reference and targets: C' = K1 Cp - k2a(t) C, k2a stepping at ONSET."""
-    r1, bp_before, bp_after = (np.atleast_1d(np.asarray(x, float))
-                               for x in (r1, bp_before, bp_after))
-    k2 = r1 * K2_REF
-
-    def rhs(t, y):
-        cp = _plasma(np.array([t]))[0]
-        bp = np.where(t >= ONSET, bp_after, bp_before)
-        ref = K1_REF * cp - K2_REF * y[0]
-        tgt = r1 * K1_REF * cp - k2 / (1.0 + bp) * y[1:]
-        return np.concatenate([[ref], tgt])
-
-    grid = np.linspace(0.0, frames.end[-1], 18001)
-    sol = solve_ivp(rhs, (0.0, frames.end[-1]), np.zeros(1 + r1.size), t_eval=grid,
-                    rtol=1e-10, atol=1e-8, max_step=0.02)
-    cum = np.concatenate([np.zeros((sol.y.shape[0], 1)),
-                          np.cumsum(0.5 * np.diff(grid) * (sol.y[:, 1:] + sol.y[:, :-1]),
-                                    axis=1)], axis=1)
-    avg = (np.array([np.interp(frames.end, grid, c) for c in cum])
-           - np.array([np.interp(frames.start, grid, c) for c in cum])) / frames.duration
-    return avg[0], avg[1:].T
+def _ode_tacs(frames: Frames, r1, bp_before, bp_after):
+    """Frame-averaged reference and targets, BP_ND stepping from ``bp_before`` to
+    ``bp_after`` at ONSET (:func:`tests.kinetics.ode_truth.ode_tacs`)."""
+    return ode_tacs(frames, r1, [(0.0, bp_before), (ONSET, bp_after)])
 
 
 @pytest.fixture(scope="module")
 def frames_bi() -> Frames:
     """30 frames, 0-90 min, a boundary at 45 min (the independent simulator's schedule)."""
-    durations = np.array([15] * 4 + [30] * 4 + [60] * 3 + [120] * 2 + [240] * 5 + [300] * 12,
-                         float) / 60.0
-    ends = np.cumsum(durations)
-    return Frames(ends - durations, ends, "bi-windows")
+    return independent_schedule("bi-windows")
 
 
 @pytest.fixture(scope="module")
