@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_drift import default_analysis  # noqa: E402
+from bench_drift import default_analysis, independent_scans  # noqa: E402
 from bench_drift_bias import INDEPENDENT, WITHIN, independent_truth  # noqa: E402
 from bench_drift_noise import NAMES  # noqa: E402
 
@@ -36,20 +36,16 @@ from pipeline.kinetics.release import RELEASE_MODELS  # noqa: E402
 from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
 from pipeline.stats.region_study import ScanTacs, region_bp_table  # noqa: E402
 from pipeline.stats.regional import contrast_values  # noqa: E402
-from pipeline.tables import TacTable, read_tacs  # noqa: E402
+from pipeline.tables import TacTable  # noqa: E402
 
 STUDIES = ("kbol90", "kbol90-null", "kbol60", "kbol60-null")
 
 
 def noisy_scans(study: str) -> list[ScanTacs]:
     """The noisy regional TACs of one independent study, regions renamed as petbp's."""
-    scans = []
-    for path in sorted((INDEPENDENT / study / "tacs").glob("*_desc-phantom_tacs.tsv")):
-        sub, task = path.name.split("_")[0], path.name.split("_")[1].split("-")[1]
-        table = read_tacs(path)
-        scans.append(ScanTacs(sub, task, TacTable(table.frames,
-                                                  table.tacs[list(NAMES)].rename(columns=NAMES))))
-    return scans
+    return [ScanTacs(s.participant_id, s.task,
+                     TacTable(s.tacs.frames, s.tacs.tacs[list(NAMES)].rename(columns=NAMES)))
+            for s in independent_scans(INDEPENDENT / study)]
 
 
 def score(release_model: str, fit_start: float, sys_sds: list[float],
