@@ -14,6 +14,8 @@ Modules (each imports only the ones above it in this list):
 - :mod:`~pipeline.bids.headers`: NIfTI shape and affine without the data;
 - :mod:`~pipeline.bids.preprocessed`: pairing scans with preprocessed images (``preproc_dir``);
 - :mod:`~pipeline.bids.scan`: :class:`Scan` and :func:`read_scan`;
+- :mod:`~pipeline.bids.scan_cache`: scans read at an earlier parse, while their files are
+  unchanged;
 - :mod:`~pipeline.bids.discovery`: :func:`discover_scans`, :func:`inspect_scans`;
 - :mod:`~pipeline.bids.images`: :func:`load_pet` and :class:`PetImage`;
 - :mod:`~pipeline.bids.image_cache`: a loaded scan kept for a run's later steps;

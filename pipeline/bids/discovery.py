@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.bids.entities import IMAGE_SUFFIXES, normalize_labels, parse_name
 from pipeline.bids.scan import Scan, read_scan
+from pipeline.bids.scan_cache import ScanCache
 from pipeline.errors import InputError, format_problem
 
 if TYPE_CHECKING:  # pandas only where the table is built (keeps image reading fast)
@@ -32,6 +33,7 @@ def inspect_scans(
     exclude_sessions: Sequence[str] | None = None,
     exclude_tasks: Sequence[str] | None = None,
     preproc_dir: str | PathLike | None = None,
+    cache_dir: str | PathLike | None = None,
 ) -> tuple[list[Scan], list[InputError]]:
     """Like :func:`discover_scans`, but returns the readable scans and every problem found.
 
@@ -51,6 +53,10 @@ def inspect_scans(
         Labels to leave out.
     preproc_dir : path-like, default=None
         A BIDS-derivatives folder whose MNI152 images replace the raw ones.
+    cache_dir : path-like, default=None
+        Keep the scans read there and reuse each one while its image and every sidecar it
+        came from are unchanged (:class:`pipeline.bids.scan_cache.ScanCache`); None reads
+        every scan.
 
     Returns
     -------
@@ -97,6 +103,8 @@ def inspect_scans(
     seen_labels: dict[str, set[str]] = {k: set() for k in select}
     by_stem: dict[str, Path] = {}
     listings: dict = {}  # sidecar folders read once per discovery (pipeline.bids.sidecars)
+    cache = None if cache_dir is None else ScanCache(cache_dir, bids_dir, preproc_dir)
+    read = read_scan if cache is None else cache.read
     for image in images:
         try:
             entities = parse_name(image)
@@ -122,8 +130,7 @@ def inspect_scans(
                 problems.append(missing_preprocessed(image, Path(preproc_dir)))
             continue
         try:
-            scan = read_scan(image, bids_dir, listings=listings,
-                             preproc=preprocessed.get(image))
+            scan = read(image, bids_dir, listings=listings, preproc=preprocessed.get(image))
         except InputError as err:
             problems.append(err)
             continue
@@ -144,6 +151,8 @@ def inspect_scans(
         raise InputError(format_problem(bids_dir, "the selection leaves no PET scans",
                                         "Loosen the subjects/sessions/tasks selection."))
     scans.sort(key=lambda s: s.stem)
+    if cache is not None:
+        cache.save()
     return scans, problems
 
 
@@ -157,7 +166,8 @@ def discover_scans(bids_dir: str | PathLike, **selection: Any) -> list[Scan]:
     **selection
         ``subjects``, ``sessions``, ``tasks``, ``runs`` (labels to keep; None keeps all) and
         ``exclude_subjects``, ``exclude_sessions``, ``exclude_tasks`` (labels with or without
-        their prefix, ``[A-Za-z0-9]+``); ``preproc_dir`` (see :func:`inspect_scans`).
+        their prefix, ``[A-Za-z0-9]+``); ``preproc_dir`` and ``cache_dir`` (see
+        :func:`inspect_scans`).
 
     Raises
     ------

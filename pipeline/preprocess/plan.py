@@ -269,7 +269,6 @@ def cached_image_space(image: str | PathLike | Scan, cache_json: str | PathLike 
     SpaceEvidence
     """
     import dataclasses
-    import json
 
     from pipeline.tables import write_json
 
@@ -284,20 +283,10 @@ def cached_image_space(image: str | PathLike | Scan, cache_json: str | PathLike 
                 store_decoded(scan, loaded_cache, img, raw)
     if cache_json is None:
         return image_space(path) if keep is None else _image_space(path, decoded=keep)
-    stat = path.stat()
-    stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-             "version": _CACHE_VERSION}
+    stamp, evidence = _stored_space(path, cache_json)
+    if evidence is not None:
+        return evidence
     cache = Path(cache_json)
-    if cache.is_file():
-        try:
-            stored = json.loads(cache.read_text())
-            if stored.get("stamp") == stamp:
-                evidence = dict(stored["evidence"])
-                if evidence.get("best_rotation_deg") is None:  # NaN is written as null
-                    evidence["best_rotation_deg"] = float("nan")
-                return SpaceEvidence(**evidence)
-        except (ValueError, TypeError, KeyError):
-            pass  # an unreadable or old cache: detect again
     evidence = image_space(path) if keep is None else _image_space(path, decoded=keep)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +300,26 @@ def cached_image_space(image: str | PathLike | Scan, cache_json: str | PathLike 
 _CACHE_VERSION = 2
 
 
+def _stored_space(path: Path, cache_json: str | PathLike) -> tuple[dict, SpaceEvidence | None]:
+    """The image's stamp (resolved path, size, modification time) and the evidence kept in
+    ``cache_json`` for exactly that stamp, or None."""
+    import json
+
+    stat = path.stat()
+    stamp = {"image": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+             "version": _CACHE_VERSION}
+    try:
+        stored = json.loads(Path(cache_json).read_text())
+        if stored.get("stamp") == stamp:
+            evidence = dict(stored["evidence"])
+            if evidence.get("best_rotation_deg") is None:  # NaN is written as null
+                evidence["best_rotation_deg"] = float("nan")
+            return stamp, SpaceEvidence(**evidence)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass  # none yet, unreadable or old: detect again
+    return stamp, None
+
+
 def cached_image_spaces(images: list[str | PathLike | Scan], cache_folder: str | PathLike,
                         workers: int | None = None, *,
                         loaded_cache: str | PathLike | None = None
@@ -319,7 +328,10 @@ def cached_image_spaces(images: list[str | PathLike | Scan], cache_folder: str |
 
     Detection spends its time in zlib, numpy and scipy.ndimage calls that release the GIL,
     so two threads detect two images at once on two cores (a new study's first parse
-    decodes every image: 36 2 mm scans took about 0.35 s each on one core).
+    decodes every image: 36 2 mm scans took about 0.35 s each on one core). Evidence kept
+    from an earlier parse is looked up first, in this thread: pure Python, which two
+    threads only slow down (1,000 kept images: 0.10-0.14 s in one thread, 0.26-0.41 s in
+    two).
 
     Parameters
     ----------
@@ -350,12 +362,24 @@ def cached_image_spaces(images: list[str | PathLike | Scan], cache_folder: str |
         except InputError as err:
             return err
 
+    found: list[SpaceEvidence | InputError | None] = []
+    for image in images:
+        path = Path(getattr(image, "image_path", image))
+        try:
+            found.append(_stored_space(path, space_cache_path(path, cache_folder))[1])
+        except OSError:  # missing or unreadable: detection says why
+            found.append(None)
+    todo = [i for i, evidence in enumerate(found) if evidence is None]
     if workers is None:
         workers = min(2, len(os.sched_getaffinity(0)))
-    if workers <= 1 or len(images) <= 1:
-        return [one(image) for image in images]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, images))
+    if workers <= 1 or len(todo) <= 1:
+        detected = [one(images[i]) for i in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            detected = list(pool.map(one, [images[i] for i in todo]))
+    for i, evidence in zip(todo, detected, strict=True):
+        found[i] = evidence
+    return found
 
 
 def space_cache_path(image_path: str | PathLike, folder: str | PathLike) -> Path:

@@ -141,6 +141,30 @@ def test_spaces_of_many_images_in_threads_are_those_of_one_at_a_time(tmp_path, b
         repr([found[0], found[2]])
 
 
+def test_many_images_detect_only_those_not_kept(tmp_path, brain4, monkeypatch):
+    """Evidence kept for unchanged images is looked up before any thread starts; only a
+    rewritten image is detected again, and every result stays in the images' order."""
+    import os
+
+    from pipeline.preprocess import plan
+
+    volume, affine = brain4
+    moved = move(volume, affine, matrix_from_params([25.0, 0, 10.0, 0.2, 0, 0]))
+    images = [_write_scan(tmp_path / name, volume, affine, t1=False) for name in "abc"]
+    first = plan.cached_image_spaces(images, tmp_path / "cache", workers=2)
+    calls = []
+    real = plan._image_space
+    monkeypatch.setattr(plan, "_image_space",  # every detection (image_space calls it)
+                        lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    assert repr(plan.cached_image_spaces(images, tmp_path / "cache", workers=2)) == repr(first)
+    assert calls == []
+    nib.save(nib.Nifti1Image(np.stack([moved, moved], -1), affine), str(images[1]))
+    os.utime(images[1], ns=(1, 1))  # a different modification time whatever the clock
+    again = plan.cached_image_spaces(images, tmp_path / "cache", workers=2)
+    assert [e.space for e in again] == ["mni", "scanner", "mni"]
+    assert [Path(c) for c in calls] == [images[1]]
+
+
 def test_yaml_on_off_mean_the_words():
     """YAML 1.1 reads unquoted on/off as booleans: preprocessing: off means 'off'."""
     from pipeline.config import validate_config

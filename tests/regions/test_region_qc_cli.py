@@ -81,3 +81,44 @@ def test_write_region_qc_from_pet_image(tmp_path, block_masks, grid8):
                           frames=Frames.from_bids([0, 60], [60, 60]), scan=None, notes=[])
     out = write_region_qc(pet, config, tmp_path / "qc" / "sub-01_regions.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def _pet_image(shape, affine, frames_start=(0, 60)):
+    from types import SimpleNamespace
+
+    from pipeline.frames import Frames
+
+    data = np.stack([np.full(shape, 1.0 + f, np.float32) for f in range(2)], axis=-1)
+    return SimpleNamespace(data=data, affine=affine, scan=None, notes=[],
+                           frames=Frames.from_bids(list(frames_start), [60, 60]))
+
+
+def test_write_region_tacs_with_qc_same_table_and_a_figure(tmp_path, block_masks, grid8):
+    """The workflow's TAC step: the same table as write_region_tacs, and the region figure
+    drawn from the image and masks it used."""
+    import pandas as pd
+
+    from pipeline.regions import write_region_tacs, write_region_tacs_with_qc
+
+    config, _ = block_masks
+    pet = _pet_image(*grid8)
+    tsv, png = write_region_tacs_with_qc(pet, config, tmp_path / "a_tacs.tsv",
+                                         tmp_path / "a_regions.png")
+    alone = write_region_tacs(pet, config, tmp_path / "b_tacs.tsv")
+    pd.testing.assert_frame_equal(pd.read_csv(tsv, sep="\t"), pd.read_csv(alone, sep="\t"))
+    np.testing.assert_allclose(pd.read_csv(tsv, sep="\t")[["a", "b"]], [[1, 1], [2, 2]])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_region_tacs_with_qc_writes_nothing_for_a_bad_image(tmp_path, block_masks,
+                                                                    grid8):
+    """Timing with fewer frames than the image: refused before either file is written."""
+    from pipeline.frames import Frames
+    from pipeline.regions import write_region_tacs_with_qc
+
+    config, _ = block_masks
+    pet = _pet_image(*grid8)
+    pet.frames = Frames.from_bids([0], [60])
+    with pytest.raises(InputError, match="frames"):
+        write_region_tacs_with_qc(pet, config, tmp_path / "t.tsv", tmp_path / "r.png")
+    assert not (tmp_path / "t.tsv").exists() and not (tmp_path / "r.png").exists()

@@ -48,6 +48,9 @@ VOX_MODEL = VOXELWISE["model"]
 os.environ.setdefault("PETBP_REGION_CACHE", str(OUT / paths.MASK_CACHE))
 #: Space-detection evidence per raw image (ScanTable._plan), in the working directory.
 SPACE_CACHE = Path(".snakemake", "petbp", "space")
+#: Scans read at an earlier parse, reused while their image and sidecars are unchanged
+#: (pipeline.bids.scan_cache: sidecars compared by content), in the working directory.
+SCAN_CACHE = Path(".snakemake", "petbp", "scans")
 RESOURCES = yaml.safe_load(Path(workflow.basedir, "workflow", "resources.yaml").read_text())
 
 
@@ -227,7 +230,8 @@ _TABLE = []
 def _discover():
     # the demo is simulated in MNI space: no space detection
     return ScanTable(bids.discover_scans(BIDS_DIR, preproc_dir=PREPROC_DIR,
-                                         **config["selection"]), plans=not DEMO)
+                                         cache_dir=SCAN_CACHE, **config["selection"]),
+                     plans=not DEMO)
 
 
 if not DEMO:

@@ -2,18 +2,23 @@
 # under group/figures/ (pipeline.report; layout in pipeline/report/spec.yaml).
 
 
+# The region figure of a preprocessed scan, over its frames resampled to MNI (frames_to_mni):
+# native_tacs works in scanner space and never holds that image. A scan analysed as is gets
+# its figure from extract_tacs (regions.smk).
 rule region_qc:
     input:
         pet=pet_of,
         sidecar=sidecar_of,
         regions=config["regions"],
-        tacs=tacs_of,  # after extract_tacs: it leaves the loaded image in image_cache
+        tacs=tacs_of,  # after native_tacs (the loaded frames in image_cache serve the maps too)
     output:
         png=scan_template(paths.REGION_QC, scan="{scan}"),
     params:
         cache=out(paths.MASK_CACHE),
         image_cache=out(paths.PET_CACHE),
         scan=scan_of,
+    wildcard_constraints:
+        scan=PREPROCESSED_SCANS,
     log:
         log_path("{scan}_region_qc.log"),
     threads: res("region_qc")["threads"]
