@@ -10,8 +10,14 @@ primary model's headline effect in planted and unplanted rows of the planted stu
 largest error there, planted rows found (FDR-significant, BP falling) per planted study,
 and false findings (unplanted rows of planted studies and every row of the null studies).
 
+With ``--oracle`` it also prints, per planted row, the raw change's error and the error of
+the *oracle*: each participant's noisy raw change minus its true null change (the same
+windowed analysis of its noiseless null-twin curves), the best that subtracting a drift
+known from outside the scan can do (benchmarks/README.md, run 11).
+
 Run: ``python benchmarks/bench_drift_independent.py [--release-models srtm early_step]
-[--fit-starts 10 20] [--baseline-start 20] [--sys-sd 1.12]`` (about 40 s per setting on one core).
+[--fit-starts 10 20] [--baseline-start 20] [--sys-sd 1.12] [--oracle]`` (about 40 s per
+setting on one core).
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_drift import default_analysis, independent_scans  # noqa: E402
-from bench_drift_bias import INDEPENDENT, WITHIN, independent_truth  # noqa: E402
+from bench_drift_bias import (  # noqa: E402
+    INDEPENDENT,
+    WITHIN,
+    independent_noiseless,
+    independent_truth,
+)
 from bench_drift_noise import NAMES  # noqa: E402
 
 from pipeline.kinetics.release import RELEASE_MODELS  # noqa: E402
@@ -91,6 +102,49 @@ def score(release_model: str, fit_start: float, sys_sds: list[float],
     return rows
 
 
+def _raw_changes(scans: list[ScanTacs]) -> pd.Series:
+    """Primary model's raw within-scan change (%) per (contrast, participant, region)."""
+    design, models, k2p = default_analysis()
+    primary = next(iter(models))
+    bp = region_bp_table(scans, design, models={primary: models[primary]},
+                         reference="occipital", k2prime=k2p, release_fit_start=None)
+    values, _ = contrast_values(bp, design, drift_correct=False)
+    values = values[values["contrast"].isin(WITHIN)]
+    return values.set_index(["contrast", "participant_id", "region"])["change_pct"]
+
+
+def oracle_rows() -> pd.DataFrame:
+    """Per planted-study row: truth, the raw change's error and the oracle's error (% points,
+    positive = BP_ND read as falling more than the truth) and the raw change's SE."""
+    rows = []
+    for planted in ("kbol90", "kbol60"):
+        truth = independent_truth(planted) - independent_truth(planted + "-null")
+        noisy = _raw_changes(noisy_scans(planted))
+        null = _raw_changes(independent_noiseless(planted + "-null"))
+        both = pd.DataFrame({"noisy": noisy, "null": null}).dropna()
+        for (contrast, region), group in both.groupby(level=["contrast", "region"]):
+            expected = truth.get((contrast, region), 0.0)
+            rows.append({"study": planted, "contrast": contrast, "region": region,
+                         "truth": expected,
+                         "raw_error": -group["noisy"].mean() - expected,
+                         "oracle_error": -(group["noisy"] - group["null"]).mean() - expected,
+                         "se_change": group["noisy"].sem()})
+    return pd.DataFrame(rows)
+
+
+def print_oracle() -> None:
+    """The oracle's and the raw change's RMSE and largest error on the planted studies."""
+    table = oracle_rows()
+    planted = table["truth"].abs() > 2.0
+    for column in ("raw_error", "oracle_error"):
+        err = table[column]
+        worst = table.loc[err.abs().idxmax()]
+        print(f"{column}: RMSE planted {np.sqrt((err[planted] ** 2).mean()):.2f}, "
+              f"unplanted {np.sqrt((err[~planted] ** 2).mean()):.2f}, largest "
+              f"{err.abs().max():.2f} ({worst['study']} {worst['contrast']} {worst['region']}, "
+              f"SE of its change {worst['se_change']:.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release-models", nargs="+", default=["srtm"], choices=RELEASE_MODELS)
@@ -99,7 +153,11 @@ def main() -> None:
                         help="minutes: where early_step's baseline BP_ND begins")
     parser.add_argument("--sys-sd", type=float, nargs="+", default=[1.12],
                         help="% points added to each within-scan test")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also the raw change and the true-drift oracle")
     args = parser.parse_args()
+    if args.oracle:
+        print_oracle()
     rows = []
     for release_model in args.release_models:
         for fit_start in args.fit_starts:
