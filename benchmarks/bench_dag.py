@@ -130,10 +130,10 @@ def dag_seconds(workdir: Path, overlay: Path, *targets: str, repeat: int = 3,
 
 def _floor_workflow(folder: Path, bids: Path) -> Path:
     """A Snakefile with petbp's jobs for the scans of ``bids`` and nothing else: per scan a TAC
-    job (the TAC table and the region figure out), one fit job (all the subject's TACs in; two
-    models' tables and the subject's k2' out) and one map job (the scan's k2' in; a mask and
-    two windows' maps out); one group table of all fits (the jobs of petbp since session 7; a
-    QC job per subject before, and a k2' job per subject before session 6). Every rule
+    job, one fit job (all the subject's TACs in; two models' tables and the subject's k2' out)
+    and one map job (the scan's k2' in; a mask and two windows' maps out); per subject a QC
+    figure (first scan); one group table of all fits (the jobs of petbp since session 6; a
+    k2' job per subject before). Every rule
     has plain file inputs (no input functions, params, logs or resources), so a dry run
     measures Snakemake's own cost for that many jobs."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,6 +143,7 @@ def _floor_workflow(folder: Path, bids: Path) -> Path:
 OUT = {str(folder / "results")!r}
 SCANS = {scans!r}
 SUBJECTS = sorted({{s.split("/")[0] for s in SCANS}})
+FIRST = {{sub: min(s for s in SCANS if s.startswith(sub + "/")) for sub in SUBJECTS}}
 BY_SUBJECT = {{sub: [s for s in SCANS if s.startswith(sub + "/")] for sub in SUBJECTS}}
 wildcard_constraints:
     scan=r"sub-[A-Za-z0-9]+/pet/sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
@@ -151,10 +152,10 @@ rule all:
     input:
         OUT + "/group/bp_nd.tsv",
         [f"{{OUT}}/{{s}}_cond-{{c}}_bpnd.nii.gz" for s in SCANS for c in ("base", "late")],
-        [f"{{OUT}}/{{s}}_regions.png" for s in SCANS],
+        [f"{{OUT}}/{{sub}}/{{sub}}_qc.png" for sub in SUBJECTS],
 rule tacs:
     input: BIDS + "/{{scan}}_pet.nii.gz", BIDS + "/{{scan}}_pet.json"
-    output: OUT + "/{{scan}}_tacs.tsv", OUT + "/{{scan}}_regions.png"
+    output: OUT + "/{{scan}}_tacs.tsv"
     shell: "touch {{output}}"
 rule fit:
     input: lambda w: [f"{{OUT}}/{{s}}_tacs.tsv" for s in BY_SUBJECT[w.scan.split("/")[0]]]
@@ -173,6 +174,10 @@ rule parametric_maps:
         OUT + "/{{scan}}_mask.nii.gz",
         OUT + "/{{scan}}_cond-base_bpnd.nii.gz",
         OUT + "/{{scan}}_cond-late_bpnd.nii.gz",
+    shell: "touch {{output}}"
+rule qc:
+    input: lambda w: BIDS + "/" + FIRST[w.sub] + "_pet.nii.gz"
+    output: OUT + "/{{sub}}/{{sub}}_qc.png"
     shell: "touch {{output}}"
 """
     path = folder / "Snakefile"

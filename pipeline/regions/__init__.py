@@ -6,7 +6,6 @@ Public API::
     masks = build_masks(region_set, shape, affine)      # weights (n_regions, *shape)
     tacs = extract_tacs(data, masks)                     # (n_frames, n_regions), Bq/mL
     write_region_tacs(pet_path, "config/regions.yaml", out_tsv)
-    write_region_tacs_with_qc(scan, "config/regions.yaml", out_tsv, out_png)  # one load
     plot_region_qc(masks, pet_image, "regions_qc.png")  # over MNI template and scan mean
 """
 
@@ -19,7 +18,7 @@ from pipeline.regions.config import (
 )
 from pipeline.regions.extract import RegionTacs, extract_tacs, region_tacs, write_region_tacs
 from pipeline.regions.masks import RegionMasks, build_masks, label_image
-from pipeline.regions.qc import plot_region_qc, write_region_qc, write_region_tacs_with_qc
+from pipeline.regions.qc import plot_region_qc, write_region_qc
 
 __all__ = [
     "BUILTIN_ATLASES",
@@ -38,5 +37,4 @@ __all__ = [
     "region_tacs",
     "write_region_qc",
     "write_region_tacs",
-    "write_region_tacs_with_qc",
 ]

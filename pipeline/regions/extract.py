@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +119,7 @@ def region_tacs(pet: Any, region_config_path: str | os.PathLike | None = None, *
 def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
                       out_tsv: str | os.PathLike, *,
                       cache_dir: str | os.PathLike | None = None,
-                      image_cache: str | os.PathLike | None = None,
-                      then: Callable[[Any, RegionMasks], object] | None = None) -> Path:
+                      image_cache: str | os.PathLike | None = None) -> Path:
     """Write a scan's regional TACs (``..._desc-<regionset>_tacs.tsv``) and JSON sidecar.
 
     Parameters
@@ -138,11 +136,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
         Mask cache folder (see :func:`pipeline.regions.build_masks`).
     image_cache : str or path-like, default=None
         Folder of loaded images (:mod:`pipeline.bids.image_cache`): the workflow's TAC step
-        stores each scan there for its maps.
-    then : callable, default=None
-        Called with the loaded image and its region masks once the table is written (the
-        workflow's TAC step draws the scan's region figure with them:
-        :func:`pipeline.regions.write_region_tacs_with_qc`).
+        stores each scan there for its maps and region figure.
 
     Returns
     -------
@@ -162,10 +156,7 @@ def write_region_tacs(pet: Any, region_config_path: str | os.PathLike | None,
         ReferenceRegion=masks.reference, VoxelVolumeML=masks.voxel_volume_ml,
         Regions=regions, RegionConfig=masks.provenance,
         Notes=list(getattr(pet, "notes", []) or []))
-    written = write_tacs(out_tsv, TacTable(pet.frames, table), sidecar)
-    if then is not None:
-        then(pet, masks)
-    return written
+    return write_tacs(out_tsv, TacTable(pet.frames, table), sidecar)
 
 
 def load_pet_image(pet: Any, image_cache: str | os.PathLike | None = None) -> Any:

@@ -11,8 +11,7 @@ import numpy as np
 from pipeline.errors import InputError, format_problem
 from pipeline.regions.masks import RegionMasks, label_image
 
-__all__ = ["AXIAL_CUTS_MM", "mean_image", "plot_region_qc", "write_region_qc",
-           "write_region_tacs_with_qc"]
+__all__ = ["AXIAL_CUTS_MM", "mean_image", "plot_region_qc", "write_region_qc"]
 
 #: Axial levels (MNI z, mm) shown: amygdala/PAG, accumbens, striatum/thalamus/insula, ACC,
 #: occipital cortex.
@@ -252,45 +251,3 @@ def write_region_qc(pet: Any, region_config_path: str | os.PathLike | None,
     masks = build_masks(region_set, pet.data.shape, pet.affine, source=image_source(pet),
                         cache_dir=cache_dir)
     return plot_region_qc(masks, pet, out_png)
-
-
-def write_region_tacs_with_qc(pet: Any, region_config_path: str | os.PathLike | None,
-                              out_tsv: str | os.PathLike, out_png: str | os.PathLike, *,
-                              cache_dir: str | os.PathLike | None = None,
-                              image_cache: str | os.PathLike | None = None
-                              ) -> tuple[Path, Path]:
-    """A scan's regional TACs and its region figure, from one load of the image.
-
-    :func:`pipeline.regions.write_region_tacs`, then :func:`plot_region_qc` with the image
-    and masks it used: the figure costs no second read of the image, no second mask build
-    and no job of its own (the workflow's ``extract_tacs``).
-
-    Parameters
-    ----------
-    pet : str, path-like, Scan or PetImage
-        The scan (loaded with :func:`pipeline.bids.load_pet` if a path or Scan).
-    region_config_path : str or path-like or None
-        Region config; None uses ``config/regions.yaml``.
-    out_tsv : str or path-like
-        TAC table: ``frame_start``, ``frame_end`` (seconds), one column per region (Bq/mL).
-    out_png : str or path-like
-        Region figure: the regions over the MNI template and over the scan's mean image.
-    cache_dir : str or path-like, default=None
-        Mask cache folder (see :func:`pipeline.regions.build_masks`).
-    image_cache : str or path-like, default=None
-        Folder of loaded images (:mod:`pipeline.bids.image_cache`): the scan is read from
-        there, or read and stored there for its maps.
-
-    Returns
-    -------
-    tuple of Path
-        ``out_tsv`` and ``out_png``. Neither is written if a check of the image fails.
-    """
-    from pipeline.regions.extract import write_region_tacs
-
-    def draw(image: Any, masks: RegionMasks) -> None:
-        plot_region_qc(masks, image, out_png)
-
-    tsv = write_region_tacs(pet, region_config_path, out_tsv, cache_dir=cache_dir,
-                            image_cache=image_cache, then=draw)
-    return tsv, Path(out_png)

@@ -100,7 +100,8 @@ def _scan(out: Path, sub: str, task: str, rng: np.random.Generator,
                             "k2prime": 0.1, "n_voxels": 250.0, "se_bp_nd": 0.05,
                             "n_frames": int(used.sum()), "flags": flags})
     columns["occipital"] = ref
-    _overlay(pet / f"{stem}_desc-default_regions.png")  # every scan's, as the workflow draws
+    if sub == "01" and task == "rejection":  # a region-overlay image, as the workflow draws
+        _overlay(pet / f"{stem}_desc-default_regions.png")
     write_table(pet / f"{stem}_desc-default_tacs.tsv", pd.DataFrame(columns),
                 {"TracerName": "carfentanil", "TracerRadionuclide": "C11",
                  "regions": {r: {"n_voxels": 250} for r in [*REGIONS, "occipital"]}})

@@ -175,9 +175,7 @@ def test_subject_with_every_scan_excluded_leaves_the_group_steps(moved_study, tm
     assert plan.returncode == 0, plan.stderr[-3000:]
     jobs = _jobs(plan.stdout)
     assert jobs["native_tacs"] == 2 and jobs["fit_regions"] == 2
-    # the region figure of each analysed preprocessed scan, on its frames in MNI space
-    # (native_tacs works in scanner space): sub-01's 2 scans
-    assert jobs["region_qc"] == 2 and "extract_tacs" not in jobs
+    assert jobs["region_qc"] == 1  # sub-01 only (its shared k2' comes with its 2 fit jobs)
     assert "estimate_k2prime" not in jobs
     assert jobs["preprocess_qc"] == 4 and jobs["normalize_t1"] == 2  # QC of every scan
     assert plan.stderr.count("excluded for head motion") == 2

@@ -73,16 +73,15 @@ EVERY_MAP = {MAPS_REJ: REJ, MAPS_ACC: ACC}
 EDITS: dict[str, tuple] = {
     # ---- where the data are -------------------------------------------------------------
     # a copy of the same dataset elsewhere: the first steps that read an image (set of input
-    # files changed; the others are downstream of them; extract_tacs also redraws the
-    # scan's region figure) and the description's sources
+    # files changed; the others are downstream of them, region_qc too: it runs after its
+    # scan's extract_tacs, whose loaded image it reuses) and the description's sources
     "bids_dir": (..., {"extract_tacs": SCANS, "dataset_description": 1}),
     # the same images as PETPrep-style derivatives: every step that reads an image first
     "preproc_dir": (..., {"extract_tacs": SCANS, "dataset_description": 1}),
     # a new output folder: every output is missing (checked against the first plan)
     "output_dir": (..., None),
-    # a copy of the region config: the first steps that read it (extract_tacs, which also
-    # draws the region figure; the map jobs read it for their masks, and list it in their
-    # params)
+    # a copy of the region config: the first steps that read it (region_qc is downstream
+    # of extract_tacs; the map jobs read it for their masks, and list it in their params)
     "regions": (..., {"extract_tacs": SCANS, **EVERY_MAP}),
     # ---- preprocessing (this study is in MNI space: no scan is preprocessed) ------------
     # on: every scan would be preprocessed, which needs a T1w: refused at parse time
@@ -100,15 +99,15 @@ EDITS: dict[str, tuple] = {
     "selection.sessions": (["1"], "match no PET scan"),
     # the acceptance scans go: the shared k2' of the 3 subjects that had one, i.e. the fit
     # and map jobs of each one's rejection scan (each estimates k2' from all the subject's
-    # TACs, and has one input fewer); their region figures exist already (one per scan,
-    # drawn by its TAC job)
-    "selection.tasks": (["rejection"], {"fit_regions": 3, MAPS_REJ: 3,
+    # TACs, and has one input fewer), and a new region overlay for them (the overlay is
+    # drawn on each subject's first scan)
+    "selection.tasks": (["rejection"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                         "voxelwise_contrast": 2}),
     "selection.runs": (["1"], "match no PET scan"),
     "selection.exclude_subjects": (["03"], {"collect_bp_nd": 1, "voxelwise_contrast": 2}),
     # no scan has a session label: only the printed config (the report) changes
     "selection.exclude_sessions": (["1"], {"report": 1}),
-    "selection.exclude_tasks": (["acceptance"], {"fit_regions": 3, MAPS_REJ: 3,
+    "selection.exclude_tasks": (["acceptance"], {"fit_regions": 3, MAPS_REJ: 3, "region_qc": 3,
                                                  "voxelwise_contrast": 2}),
     # ---- demo (bids_dir is a real dataset: nothing) -------------------------------------
     "demo.subjects": (3, {}),

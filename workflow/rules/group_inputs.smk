@@ -184,12 +184,11 @@ def region_qc_path(key):
 
 
 def region_qc_images(wildcards):
-    """The region-overlay image of every analysed scan: registration and field of view.
-
-    Named so that a lost figure is drawn again (Snakemake reruns a job for a missing output
-    only when a job asks for it); extract_tacs draws it for a scan analysed as is, region_qc
-    for a preprocessed scan."""
-    return [region_qc_path(key) for key in sorted(analysed_keys())]
+    """One region-overlay image per subject (its first scan): registration and field of view."""
+    first = {}
+    for key in sorted(analysed_keys()):
+        first.setdefault(scans()[key].sub, key)
+    return [region_qc_path(key) for key in first.values()]
 
 
 def report_inputs(wildcards):

@@ -2,9 +2,6 @@
 # under group/figures/ (pipeline.report; layout in pipeline/report/spec.yaml).
 
 
-# The region figure of a preprocessed scan, over its frames resampled to MNI (frames_to_mni):
-# native_tacs works in scanner space and never holds that image. A scan analysed as is gets
-# its figure from extract_tacs (regions.smk).
 rule region_qc:
     input:
         pet=pet_of,
@@ -17,8 +14,6 @@ rule region_qc:
         cache=out(paths.MASK_CACHE),
         image_cache=out(paths.PET_CACHE),
         scan=scan_of,
-    wildcard_constraints:
-        scan=PREPROCESSED_SCANS,
     log:
         log_path("{scan}_region_qc.log"),
     threads: res("region_qc")["threads"]
