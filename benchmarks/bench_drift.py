@@ -78,6 +78,11 @@ def default_analysis():
     return design, models, k2prime_settings(config)
 
 
+def chosen_variations(indices: list[int] | None) -> list:
+    """The variations of ``--variations`` (indices into VARIATIONS; None: all fourteen)."""
+    return [VARIATIONS[i] for i in (indices if indices is not None else range(len(VARIATIONS)))]
+
+
 def measured_release(tables: list[TacTable], twins: list[TacTable], reference: str,
                      onset: float = 45.0) -> np.ndarray:
     """Per scan and region: % fall of BP_ND after onset, planted minus null twin, from an
@@ -238,8 +243,7 @@ def main() -> None:
     primary = next(iter(models))
     if not args.all_models:  # scores use the primary model only; FDR runs per model
         models = {primary: models[primary]}
-    chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
-                                      else range(len(VARIATIONS)))]
+    chosen = chosen_variations(args.variations)
     rows = []
     for variation in chosen:
         start = time.time()

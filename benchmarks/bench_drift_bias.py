@@ -45,12 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_drift import default_analysis, measured_release  # noqa: E402
+from bench_drift import chosen_variations, default_analysis, measured_release  # noqa: E402
 from bench_drift_noise import NAMES  # noqa: E402
 
 from pipeline.kinetics import estimate_k2prime  # noqa: E402
 from pipeline.kinetics.release import RELEASE_MODELS, remove_release  # noqa: E402
-from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
+from pipeline.simulate.variations import simulate_variation  # noqa: E402
 from pipeline.stats.contrast_tests import summarize_contrasts  # noqa: E402
 from pipeline.stats.region_study import ScanTacs, region_bp_table  # noqa: E402
 from pipeline.stats.regional import contrast_values  # noqa: E402
@@ -221,8 +221,7 @@ def main() -> None:
     parser.add_argument("--independent", action="store_true",
                         help="also the independent simulator's noiseless curves")
     args = parser.parse_args()
-    chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
-                                      else range(len(VARIATIONS)))]
+    chosen = chosen_variations(args.variations)
     settings = tuple((m, b if m.startswith("early_step") else None) for m in args.release_models
                      for b in (args.baseline_starts if m.startswith("early_step") else [None]))
     rows = []

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_drift import default_analysis, study_fits  # noqa: E402
+from bench_drift import chosen_variations, default_analysis, study_fits  # noqa: E402
 
-from pipeline.simulate.variations import VARIATIONS, simulate_variation  # noqa: E402
+from pipeline.simulate.variations import simulate_variation  # noqa: E402
 from pipeline.stats.region_study import ScanTacs, region_bp_table  # noqa: E402
 from pipeline.stats.regional import contrast_values  # noqa: E402
 
@@ -84,8 +84,7 @@ def main() -> None:
     design, models, k2p = default_analysis()
     primary = next(iter(models))
     models = {primary: models[primary]}
-    chosen = [VARIATIONS[i] for i in (args.variations if args.variations is not None
-                                      else range(len(VARIATIONS)))]
+    chosen = chosen_variations(args.variations)
     rows = []
     for variation in chosen:
         start = time.time()

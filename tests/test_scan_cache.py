@@ -107,9 +107,11 @@ def test_replaced_image_is_read_again(tmp_path, cached):
     assert hits == 3
 
 
-def test_recently_changed_image_is_not_stored(tmp_path):
+def test_recently_changed_image_is_not_stored(tmp_path, monkeypatch):
     """An image changed within RACY_SECONDS is read but not kept (a later write in the same
-    clock tick could leave its times as they were)."""
+    clock tick could leave its times as they were). The window is widened to an hour so a
+    slow machine cannot age the test's images out of it between writing and reading."""
+    monkeypatch.setattr(scan_cache, "RACY_SECONDS", 3600.0)
     root = make_bids(tmp_path / "bids")
     _discover(root, tmp_path / "cache")
     _, hits = _discover(root, tmp_path / "cache")

@@ -7,7 +7,7 @@ rule region_qc:
         pet=pet_of,
         sidecar=sidecar_of,
         regions=config["regions"],
-        tacs=tacs_of,  # after native_tacs (the loaded frames in image_cache serve the maps too)
+        tacs=tacs_of,  # after extract_tacs (or native_tacs): it leaves the loaded image in image_cache
     output:
         png=scan_template(paths.REGION_QC, scan="{scan}"),
     params:
